@@ -1,0 +1,31 @@
+# make demo  -- set up .venv and run jacprop on the shipped sample model
+# make test  -- set up .venv and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/jacprop inspect sample_models/bishop_tanh.npz
+	$(BIN)/jacprop jacobian sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv --format table
+	$(BIN)/jacprop jacobian sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv --format csv
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check jacprop tests
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

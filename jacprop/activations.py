@@ -1,0 +1,239 @@
+"""Activation functions h(a) and their derivatives, as one table.
+
+Elementwise activations are rows of ``ELEMENTWISE``: ``name -> (h, dh)`` with
+``h(a, p)`` the function and ``dh(a, y, p)`` its derivative h'(a), which may use
+the saved output y = h(a) where that is cheaper (tanh: 1 - y^2).  ``p`` is the
+activation's single parameter (leaky_relu's slope, elu's alpha), unused elsewhere.
+
+Kinks follow TensorFlow's gradient kernels, so our Jacobians equal
+``GradientTape`` ones exactly at the kink too:
+
+- relu'(0) = 0 (ReluGrad passes gradient where a > 0);
+- relu6'(0) = relu6'(6) = 0 (Relu6Grad: 0 < a < 6);
+- leaky_relu'(0) = slope (LeakyReluGrad: a > 0 ? 1 : slope);
+- elu'(0) = alpha (Keras: where(a > 0, elu(a), alpha * elu(a)); alpha = 1 gives 1, as EluGrad);
+- selu'(0) = scale (SeluGrad tests y < 0);
+- hard_sigmoid_k2 = clip(0.2 a + 0.5, 0, 1): clip passes gradient at both ends (a = +-2.5);
+- hard_sigmoid (Keras 3) = relu6(a + 3) / 6: derivative 0 at a = -3 and a = 3;
+- relu_max = clip(a, 0, p) (Keras ReLU(max_value=p)): relu then clip_by_value, so 0 at 0, 1 at p;
+- hard_tanh = clip(a, -1, 1): clip passes gradient at both ends;
+- soft_shrink, hard_shrink (threshold 0.5), sparse_sigmoid, sparse_plus: tf.where with the
+  comparisons of Keras 3's TensorFlow backend (strict where it uses strict).
+- celu'(0) = 1 (TF would give 2 there, the sum of both tf.maximum/tf.minimum branches;
+  celu is C^1, so 1 is the true derivative).
+
+The Keras 3-only activations (hard_silu, celu, log_sigmoid, sparse_plus, squareplus,
+soft_shrink, hard_shrink, tanh_shrink, hard_tanh, sparse_sigmoid) follow
+keras/src/backend/tensorflow/nn.py (3.15); their extra arguments take Keras' defaults
+(celu alpha = 1, squareplus b = 4, shrink threshold 0.5), the only values an activation
+string can give.
+
+softmax and log_softmax act along an axis and have non-diagonal Jacobians; they
+are written out in ``Activation.vjp``/``jvp``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function, vectorised, to about 1e-15 absolute (numpy has none).
+
+    For |x| <= 3 the series erf(x) = 2/sqrt(pi) e^{-x^2} sum_n 2^n x^{2n+1} / (2n+1)!!
+    (all terms positive, no cancellation); beyond, 1 - erfc(x) with erfc from its
+    continued fraction erfc(x) = e^{-x^2}/sqrt(pi) * 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))),
+    evaluated bottom-up.  Tested against ``math.erf``.
+    """
+    x = np.asarray(x)
+    ax = np.abs(x)
+    small = np.minimum(ax, 3.0)
+    x2 = small * small
+    term = small.copy()
+    total = small.copy()
+    for n in range(1, 90):
+        term = term * (2.0 * x2 / (2 * n + 1))
+        total = total + term
+    series = 2.0 * _INV_SQRT_PI * np.exp(-x2) * total
+    big = np.maximum(ax, 3.0)
+    frac = big
+    for n in range(60, 0, -1):
+        frac = big + (n / 2.0) / frac
+    erfc_big = np.exp(-big * big) * _INV_SQRT_PI / frac
+    out = np.where(ax <= 3.0, series, 1.0 - erfc_big)
+    return np.copysign(out, x).astype(x.dtype, copy=False)
+
+
+def _sigmoid(a):
+    """1 / (1 + e^-a) without overflow for large |a|."""
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _softplus(a):
+    """log(1 + e^a) = max(a, 0) + log1p(e^-|a|)."""
+    return np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a)))
+
+
+def _gelu_tanh_inner(a):
+    return _SQRT_2_OVER_PI * (a + 0.044715 * a**3)
+
+
+def _mish_dh(a, y, p):
+    sp_t = np.tanh(_softplus(a))
+    return sp_t + a * (1 - sp_t**2) * _sigmoid(a)
+
+
+def _gelu_tanh_dh(a, y, p):
+    t = np.tanh(_gelu_tanh_inner(a))
+    return 0.5 * (1 + t) + 0.5 * a * (1 - t**2) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a**2)
+
+
+# name -> (h(a, p), dh(a, y, p)).  Written to be correct for float32 and float64 arrays.
+ELEMENTWISE = {
+    "linear": (lambda a, p: a, lambda a, y, p: np.ones_like(a)),
+    "relu": (lambda a, p: np.maximum(a, 0), lambda a, y, p: (a > 0).astype(a.dtype)),
+    "relu6": (lambda a, p: np.clip(a, 0, 6), lambda a, y, p: ((a > 0) & (a < 6)).astype(a.dtype)),
+    "leaky_relu": (
+        lambda a, p: np.where(a > 0, a, p * a),
+        lambda a, y, p: np.where(a > 0, 1.0, p).astype(a.dtype),
+    ),
+    "elu": (
+        lambda a, p: np.where(a > 0, a, p * np.expm1(np.minimum(a, 0))),
+        lambda a, y, p: np.where(a > 0, 1.0, p * np.exp(np.minimum(a, 0))).astype(a.dtype),
+    ),
+    "selu": (
+        lambda a, p: SELU_SCALE * np.where(a < 0, SELU_ALPHA * np.expm1(np.minimum(a, 0)), a),
+        lambda a, y, p: SELU_SCALE * np.where(a < 0, SELU_ALPHA * np.exp(np.minimum(a, 0)), 1.0).astype(a.dtype),
+    ),
+    "gelu": (
+        lambda a, p: 0.5 * a * (1 + erf(a * _INV_SQRT_2)),
+        lambda a, y, p: 0.5 * (1 + erf(a * _INV_SQRT_2)) + a * np.exp(-0.5 * a * a) * (_INV_SQRT_2 * _INV_SQRT_PI),
+    ),
+    "gelu_tanh": (lambda a, p: 0.5 * a * (1 + np.tanh(_gelu_tanh_inner(a))), _gelu_tanh_dh),
+    "sigmoid": (lambda a, p: _sigmoid(a), lambda a, y, p: y * (1 - y)),
+    "hard_sigmoid_k2": (
+        lambda a, p: np.clip(0.2 * a + 0.5, 0, 1),
+        lambda a, y, p: np.where((a >= -2.5) & (a <= 2.5), 0.2, 0.0).astype(a.dtype),
+    ),
+    "hard_sigmoid": (
+        lambda a, p: np.clip(a + 3, 0, 6) / 6,
+        lambda a, y, p: np.where((a > -3) & (a < 3), 1 / 6, 0.0).astype(a.dtype),
+    ),
+    "tanh": (lambda a, p: np.tanh(a), lambda a, y, p: 1 - y * y),
+    "softplus": (lambda a, p: _softplus(a), lambda a, y, p: _sigmoid(a)),
+    "softsign": (lambda a, p: a / (1 + np.abs(a)), lambda a, y, p: 1 / (1 + np.abs(a)) ** 2),
+    "swish": (
+        lambda a, p: a * _sigmoid(a),
+        lambda a, y, p: _sigmoid(a) * (1 + a * (1 - _sigmoid(a))),
+    ),
+    "mish": (lambda a, p: a * np.tanh(_softplus(a)), _mish_dh),
+    "exponential": (lambda a, p: np.exp(a), lambda a, y, p: y),
+    # ---- Keras 3 only
+    "relu_max": (lambda a, p: np.clip(a, 0, p), lambda a, y, p: ((a > 0) & (a <= p)).astype(a.dtype)),
+    "hard_silu": (
+        lambda a, p: a * (np.clip(a + 3, 0, 6) / 6),
+        lambda a, y, p: np.clip(a + 3, 0, 6) / 6 + a * np.where((a > -3) & (a < 3), 1 / 6, 0.0),
+    ),
+    "celu": (
+        lambda a, p: np.maximum(a, 0) + np.expm1(np.minimum(a, 0)),
+        lambda a, y, p: np.where(a > 0, 1.0, np.exp(np.minimum(a, 0))).astype(a.dtype),
+    ),
+    "log_sigmoid": (lambda a, p: -_softplus(-a), lambda a, y, p: _sigmoid(-a)),
+    "sparse_plus": (
+        lambda a, p: np.where(a <= -1, 0.0, np.where(a < 1, 0.25 * (a + 1) ** 2, a)).astype(a.dtype),
+        lambda a, y, p: np.where(a <= -1, 0.0, np.where(a < 1, 0.5 * (a + 1), 1.0)).astype(a.dtype),
+    ),
+    "squareplus": (
+        lambda a, p: (a + np.sqrt(a * a + 4)) / 2,
+        lambda a, y, p: (1 + a / np.sqrt(a * a + 4)) / 2,
+    ),
+    "soft_shrink": (
+        lambda a, p: np.where(a > 0.5, a - 0.5, np.where(a < -0.5, a + 0.5, 0.0)).astype(a.dtype),
+        lambda a, y, p: (np.abs(a) > 0.5).astype(a.dtype),
+    ),
+    "hard_shrink": (
+        lambda a, p: np.where(np.abs(a) > 0.5, a, 0.0).astype(a.dtype),
+        lambda a, y, p: (np.abs(a) > 0.5).astype(a.dtype),
+    ),
+    "tanh_shrink": (lambda a, p: a - np.tanh(a), lambda a, y, p: np.tanh(a) ** 2),
+    "hard_tanh": (lambda a, p: np.clip(a, -1, 1), lambda a, y, p: ((a >= -1) & (a <= 1)).astype(a.dtype)),
+    "sparse_sigmoid": (
+        lambda a, p: np.where(a <= -1, 0.0, np.where(a >= 1, 1.0, 0.5 * (a + 1))).astype(a.dtype),
+        lambda a, y, p: ((a > -1) & (a < 1)).astype(a.dtype) * 0.5,
+    ),
+}
+ALIASES = {"silu": "swish", "hard_swish": "hard_silu", "identity": "linear", None: "linear"}
+AXIS_ACTIVATIONS = ("softmax", "log_softmax")
+NAMES = tuple(ELEMENTWISE) + AXIS_ACTIVATIONS
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation h with its parameter: ``alpha`` is leaky_relu's slope or elu's
+    alpha; ``axis`` (negative, counted from the last axis) is softmax's axis.
+
+    vjp and jvp take cotangents g of shape (B, K, *shape) and tangents t of shape
+    (B, D, *shape), where the saved a and y have shape (N, *shape) and B is N or 1
+    (a row-independent seed); both broadcast.
+    """
+
+    name: str = "linear"
+    alpha: float = 0.0
+    axis: int = -1
+
+    def __post_init__(self):
+        name = ALIASES.get(self.name, self.name)
+        if name not in NAMES:
+            raise ValueError(f"unknown activation {self.name!r}")
+        object.__setattr__(self, "name", name)
+
+    @property
+    def is_linear(self) -> bool:
+        return self.name == "linear"
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        if self.name == "softmax":
+            e = np.exp(a - a.max(axis=self.axis, keepdims=True))
+            return e / e.sum(axis=self.axis, keepdims=True)
+        if self.name == "log_softmax":
+            s = a - a.max(axis=self.axis, keepdims=True)
+            return s - np.log(np.exp(s).sum(axis=self.axis, keepdims=True))
+        return ELEMENTWISE[self.name][0](a, self.alpha)
+
+    def derivative(self, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """h'(a), elementwise activations only."""
+        return ELEMENTWISE[self.name][1](a, y, self.alpha)
+
+    def vjp(self, a, y, g):
+        """g J_h: softmax s(g - <g, s>); log_softmax g - s <g, 1>; else g h'(a)."""
+        if self.name == "linear":
+            return g
+        ax = self.axis
+        if self.name == "softmax":
+            s = y[:, None]
+            return s * (g - (g * s).sum(axis=ax, keepdims=True))
+        if self.name == "log_softmax":
+            return g - np.exp(y[:, None]) * g.sum(axis=ax, keepdims=True)
+        return g * self.derivative(a, y)[:, None]
+
+    def jvp(self, a, y, t):
+        """J_h t: softmax s(t - <t, s>) (J is symmetric); log_softmax t - <t, s>; else h'(a) t."""
+        if self.name == "linear":
+            return t
+        ax = self.axis
+        if self.name == "softmax":
+            s = y[:, None]
+            return s * (t - (t * s).sum(axis=ax, keepdims=True))
+        if self.name == "log_softmax":
+            return t - (t * np.exp(y[:, None])).sum(axis=ax, keepdims=True)
+        return t * self.derivative(a, y)[:, None]

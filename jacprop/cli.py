@@ -1,0 +1,206 @@
+"""The command line: thin click commands over the library.
+
+Errors become one line on stderr, ``jacprop: error: ...``, and an exit code:
+0 success, 1 a check or threshold failed, 2 bad usage or input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from . import __version__
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def fail(message: str, code: int = 2):
+    click.echo(f"jacprop: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn):
+    """Turn library errors into messages and exit codes; never a traceback unless --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, debug=False, **kwargs):
+        from .errors import JacpropError
+
+        try:
+            return fn(*args, **kwargs)
+        except JacpropError as e:
+            if debug:
+                raise
+            fail(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("jacprop: interrupted", err=True)
+            sys.exit(130)
+        except BrokenPipeError:
+            _silence_stdout()
+            sys.exit(0)
+        except click.exceptions.Exit:
+            raise
+        except Exception as e:  # a bug: say so in one line
+            if debug:
+                raise
+            fail(f"internal error: {type(e).__name__}: {e} (a bug in jacprop; rerun with --debug for details)")
+
+    return click.option("--debug", is_flag=True, help="Show tracebacks.")(wrapper)
+
+
+def _silence_stdout():
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError:
+        pass
+
+
+def split_list(values) -> list[str] | None:
+    """--columns a,b --columns c -> ['a', 'b', 'c']."""
+    out = [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+    return out or None
+
+
+def model_and_input_options(fn):
+    """Options shared by the commands that read models and an input CSV."""
+    decorators = [
+        click.option("--columns", multiple=True, help="Input columns by name, in order (comma-separated or repeated). Default: all but the id column."),
+        click.option("--id-column", help="A column carried through to the output to identify rows."),
+        click.option("--delimiter", default=",", show_default=True, help="CSV field delimiter."),
+        click.option("--no-header", is_flag=True, help="The CSV has no header line (columns are c0, c1, ...)."),
+        click.option("--on-invalid", type=click.Choice(["error", "skip", "keep"]), default="error", show_default=True, help="What to do with NaN/inf input cells."),
+        click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True),
+        click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say."),
+        click.option("--output-activation", default="linear", show_default=True, help="NPZ weight lists: the last layer's activation."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr."),
+    ]
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+def output_options(fn):
+    fn = click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Output file (format from the extension); default stdout.")(fn)
+    fn = click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl", "npy", "npz"]), help="Output format. Default: from -o's extension; on stdout a table on a terminal, csv otherwise.")(fn)
+    return fn
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="jacprop")
+def main():
+    """Jacobians dy/dx of saved neural networks at every input row, and how input
+    uncertainty becomes output uncertainty (Delta y ~= J Delta x).
+
+    Models: Keras .h5 (Keras 2 and 3), Keras 3 .keras, NPZ.  Inputs: CSV, '-' for stdin.
+    """
+
+
+def _resolve(names_or_indices, names, what) -> list[int] | None:
+    """--outputs/--wrt: names or integer indices -> indices."""
+    if not names_or_indices:
+        return None
+    from .errors import UsageError
+
+    index = {n: i for i, n in enumerate(names)}
+    out = []
+    for item in names_or_indices:
+        if item in index:
+            out.append(index[item])
+        elif item.lstrip("-").isdigit() and -len(names) <= int(item) < len(names):
+            out.append(int(item) % len(names))
+        else:
+            raise UsageError(f"--{what}: {item!r} is neither a name nor an index; the names are {names}")
+    return out
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True, metavar="MODEL... INPUTS")
+@model_and_input_options
+@output_options
+@click.option("--mode", type=click.Choice(["auto", "reverse", "forward"]), default="auto", show_default=True, help="reverse: cost ~ outputs; forward: cost ~ inputs; auto: the cheaper.")
+@click.option("--outputs", multiple=True, help="Only these outputs (names or indices).")
+@click.option("--wrt", multiple=True, help="Only derivatives with respect to these inputs (names or indices).")
+@click.option("--output-names", multiple=True, help="Names for the K outputs (comma-separated), instead of the model's.")
+@click.option("--logits", is_flag=True, help="Jacobian of the output layers' pre-activations (e.g. before a softmax).")
+@click.option("--max-rows", default=10, show_default=True, help="Rows shown in the table format.")
+@handle_errors
+def jacobian(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, activation, output_activation,
+             quiet, output, fmt, mode, outputs, wrt, output_names, logits, max_rows):
+    """J[k, i] = dy_k/dx_i (and y) at every row of INPUTS.
+
+    Several MODEL files are applied in order (the output of one feeds the next).
+
+    \b
+    Example:
+      jacprop jacobian sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv
+      jacprop jacobian model.h5 data.csv --id-column id -o jac.npz
+    """
+    from .pipeline import run_jacobian
+
+    if len(paths) < 2:
+        from .errors import UsageError
+
+        raise UsageError("give one or more MODEL files and then the INPUTS csv ('-' for stdin)")
+    run_jacobian(
+        models=paths[:-1], inputs=paths[-1], columns=split_list(columns), id_column=id_column, delimiter=delimiter,
+        header=not no_header, on_invalid=on_invalid, dtype=dtype, load_options=dict(activation=activation, output_activation=output_activation),
+        quiet=quiet, output=output, fmt=fmt, mode=mode, outputs=split_list(outputs), wrt=split_list(wrt),
+        output_names=split_list(output_names), logits=logits, max_rows=max_rows,
+    )
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("models", nargs=-1, required=True, metavar="MODEL...")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say.")
+@click.option("--output-activation", default="linear", show_default=True, help="NPZ weight lists: the last layer's activation.")
+@handle_errors
+def inspect(models, fmt, activation, output_activation):
+    """The layer graph of MODEL(s): layers, types, activations, shapes, parameters, D and K.
+
+    \b
+    Example:
+      jacprop inspect sample_models/bishop_tanh.npz
+      jacprop inspect model.keras --format json | jq .D
+    """
+    from .inspect import describe, render
+    from .pipeline import load_model
+
+    info = describe(load_model(models, activation=activation, output_activation=output_activation))
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(info, indent=2))
+    else:
+        render(info)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("models", nargs=-1, required=True, metavar="MODEL...")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
+@click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say.")
+@click.option("--output-activation", default="linear", show_default=True, help="NPZ weight lists: the last layer's activation.")
+@handle_errors
+def convert(models, output, activation, output_activation):
+    """Write MODEL(s) (a chain, if several) as one NPZ file in jacprop's schema.
+
+    \b
+    Example:
+      jacprop convert model.h5 -o model.npz
+    """
+    from .loaders import npz
+    from .pipeline import load_model
+    from .report import AtomicOutput
+
+    model = load_model(models, activation=activation, output_activation=output_activation)
+    out = AtomicOutput(output)
+    try:
+        npz.save(model, out.file)
+    except BaseException:
+        out.abort()
+        raise
+    out.commit()

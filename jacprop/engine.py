@@ -1,0 +1,163 @@
+"""Batched Jacobians J[n, k, i] = dy_k/dx_i of a Model at every row x_n.
+
+Reverse mode is Bishop's backward recursion (Deep Learning, 8.1.5) for all rows of a
+chunk and all requested outputs at once: seed the output node with the identity
+(dy_k/dy_l = delta_kl), then walk the nodes backwards, each op's vjp turning the
+cotangent dy/d(out) into dy/d(in), accumulating (+=) where a node feeds several
+others.  Forward mode pushes the identity tangent dx/dx forward instead.  Reverse
+costs ~K passes' worth of products, forward ~D; ``mode="auto"`` takes the cheaper.
+
+Seeds carry a leading batch axis of 1 (they are the same for every row), so the
+first products after a seed are done once per chunk, not per row.  Rows go through
+in chunks sized from a memory budget; there is no Python loop over rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from .errors import UsageError
+from .graph import Model
+
+DEFAULT_MEMORY = 256 * 2**20
+MODES = ("auto", "reverse", "forward")
+
+
+def _select(index, n, what) -> np.ndarray:
+    if index is None:
+        return np.arange(n)
+    index = np.asarray(index, dtype=np.int64).reshape(-1)
+    if index.size == 0 or index.min() < -n or index.max() >= n:
+        raise UsageError(f"{what} indices must lie in [0, {n}), got {index.tolist()}")
+    return index % n
+
+
+def run_forward(model: Model, X: np.ndarray):
+    """Values and saved state of every node for a chunk X (N, D)."""
+    values, saved = [X], [None]
+    for node in model.nodes[1:]:
+        y, s = node.op.forward(*[values[j] for j in node.inputs])
+        values.append(y)
+        saved.append(s)
+    return values, saved
+
+
+def reverse(model: Model, saved, outputs: np.ndarray) -> np.ndarray:
+    """dy_k/dx for the selected outputs: (B, len(outputs), D) with B in {1, N}."""
+    nodes = model.nodes
+    seed = np.zeros((1, len(outputs), model.K), _dtype(model))
+    seed[0, np.arange(len(outputs)), outputs] = 1
+    cot = [None] * len(nodes)
+    cot[-1] = seed
+    for i in range(len(nodes) - 1, 0, -1):
+        if cot[i] is None:
+            continue
+        grads = nodes[i].op.vjp(saved[i], cot[i])
+        cot[i] = None  # free as we go
+        for j, g in zip(nodes[i].inputs, grads):
+            cot[j] = g if cot[j] is None else cot[j] + g
+    return cot[0]
+
+
+def forward_mode(model: Model, saved, wrt: np.ndarray) -> np.ndarray:
+    """dy/dx_i for the selected inputs: (B, len(wrt), K) with B in {1, N}."""
+    nodes = model.nodes
+    seed = np.zeros((1, len(wrt), model.D), _dtype(model))
+    seed[0, np.arange(len(wrt)), wrt] = 1
+    tan = [seed]
+    for i in range(1, len(nodes)):
+        tan.append(nodes[i].op.jvp(saved[i], tuple(tan[j] for j in nodes[i].inputs)))
+    return tan[-1]
+
+
+def _dtype(model: Model):
+    for n in model.nodes[1:]:
+        for a in n.op.arrays().values():
+            if a.dtype.kind == "f":
+                return a.dtype
+    return np.dtype(np.float64)
+
+
+def cost(model: Model) -> float:
+    """Multiply-adds per row for one seed vector through the whole graph."""
+    return sum(n.op.flops([model.nodes[j].shape for j in n.inputs]) for n in model.nodes[1:])
+
+
+def choose_mode(model: Model, n_outputs: int, n_wrt: int, mode: str = "auto") -> str:
+    """reverse when it pushes fewer seed vectors (n_outputs <= n_wrt), else forward."""
+    if mode not in MODES:
+        raise UsageError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    return "reverse" if n_outputs <= n_wrt else "forward"
+
+
+def chunk_rows(model: Model, n_seeds: int, itemsize: int, memory: int = DEFAULT_MEMORY) -> int:
+    """Rows per chunk so that forward state plus live seed tensors fit in ``memory`` bytes."""
+    sizes = [math.prod(n.shape) for n in model.nodes]
+    per_row = itemsize * (3 * sum(sizes) + 4 * n_seeds * max(sizes))
+    return max(1, int(memory // per_row))
+
+
+def _check_X(model: Model, X, dtype) -> np.ndarray:
+    X = np.asarray(X, dtype=dtype)
+    if X.ndim == 1:
+        X = X[None]
+    if X.ndim != 2 or X.shape[1] != model.D:
+        raise UsageError(f"inputs must have shape (N, {model.D}), got {X.shape}")
+    return X
+
+
+def iter_jacobian(
+    model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY, rows=None
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield (start_row, Y_chunk, J_chunk) over X in chunks; see ``jacobian``."""
+    m = model.astype(dtype)
+    X = _check_X(m, X, dtype)
+    outputs, wrt = _select(outputs, m.K, "output"), _select(wrt, m.D, "wrt")
+    mode = choose_mode(m, len(outputs), len(wrt), mode)
+    n_seeds = len(outputs) if mode == "reverse" else len(wrt)
+    step = rows or chunk_rows(m, n_seeds, np.dtype(dtype).itemsize, memory)
+    for start in range(0, len(X), step):
+        Xc = X[start : start + step]
+        n = len(Xc)
+        values, saved = run_forward(m, Xc)
+        if mode == "reverse":
+            J = reverse(m, saved, outputs)[:, :, wrt]
+        else:
+            J = forward_mode(m, saved, wrt)[:, :, outputs].transpose(0, 2, 1)
+        J = np.ascontiguousarray(np.broadcast_to(J, (n, *J.shape[1:])))
+        yield start, values[-1][:, outputs], J
+
+
+def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY):
+    """Evaluate y = f(x) and J = dy/dx at every row of X.
+
+    X: (N, D) array.  Returns Y (N, K') and J (N, K', D') with J[n, k, i] = dy_k/dx_i at
+    x_n, where K' and D' are the selected ``outputs`` (indices into the K outputs) and
+    ``wrt`` (indices into the D inputs), all of them by default.  ``mode`` is
+    "reverse" (cost ~ K' seeds), "forward" (~ D' seeds) or "auto" (the cheaper).
+    ``dtype`` float64 (default) or float32.  Memory stays within about ``memory`` bytes
+    beyond X, Y and J themselves.
+    """
+    X = _check_X(model, X, dtype)
+    k = len(_select(outputs, model.K, "output"))
+    d = len(_select(wrt, model.D, "wrt"))
+    Y, J = np.empty((len(X), k), dtype), np.empty((len(X), k, d), dtype)
+    for start, Yc, Jc in iter_jacobian(model, X, mode, outputs, wrt, dtype, memory):
+        Y[start : start + len(Yc)], J[start : start + len(Jc)] = Yc, Jc
+    return Y, J
+
+
+def forward(model: Model, X, dtype=np.float64, memory=DEFAULT_MEMORY) -> np.ndarray:
+    """y = f(x) at every row of X (N, D), in chunks; returns (N, K)."""
+    m = model.astype(dtype)
+    X = _check_X(m, X, dtype)
+    step = chunk_rows(m, 0, np.dtype(dtype).itemsize, memory)
+    out = np.empty((len(X), m.K), dtype)
+    for start in range(0, len(X), step):
+        out[start : start + step] = run_forward(m, X[start : start + step])[0][-1]
+    return out

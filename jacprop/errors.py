@@ -1,0 +1,20 @@
+"""Domain errors.  The library raises these; only the CLI turns them into
+``jacprop: error: ...`` lines and exit codes (2 for all of them)."""
+
+
+class JacpropError(Exception):
+    """Bad usage or bad input; the message names the file and the place."""
+
+    exit_code = 2
+
+
+class ModelError(JacpropError):
+    """An unreadable, malformed or unsupported model file."""
+
+
+class InputError(JacpropError):
+    """Malformed input rows (CSV, stdin)."""
+
+
+class UsageError(JacpropError):
+    """Options that contradict each other or the model."""

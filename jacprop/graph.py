@@ -1,0 +1,163 @@
+"""The layer graph: nodes in topological order, each an op reading earlier nodes.
+
+Node 0 is the flat input row x (D values): the model's inputs, flattened and
+concatenated in order.  Each model input is a ``Slice`` of it.  The last node is
+the flat output row y (K values): the model's outputs, flattened and concatenated
+in order (a ``FlatConcat`` node where needed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from . import ops
+from .activations import Activation
+from .errors import ModelError
+
+
+@dataclass
+class Node:
+    """One op application: ``inputs`` are indices of earlier nodes; ``shape`` is per row;
+    ``kind`` is the layer class in the source file (e.g. "BatchNormalization")."""
+
+    name: str
+    op: ops.Op | None
+    inputs: tuple[int, ...] = ()
+    shape: tuple[int, ...] = ()
+    kind: str = ""
+
+
+@dataclass
+class Model:
+    """A network y = f(x) from R^D to R^K, ready for ``jacprop.jacobian``."""
+
+    nodes: list[Node]
+    input_names: list[str]
+    output_names: list[str]
+    source: dict = field(default_factory=dict)
+    _cast: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def D(self) -> int:
+        return self.nodes[0].shape[0]
+
+    @property
+    def K(self) -> int:
+        return self.nodes[-1].shape[0]
+
+    def astype(self, dtype) -> Model:
+        """The same model with float parameters cast to ``dtype`` (cached)."""
+        dtype = np.dtype(dtype)
+        if dtype not in self._cast:
+            nodes = [replace(n, op=n.op.astype(dtype) if n.op else None) for n in self.nodes]
+            self._cast[dtype] = replace(self, nodes=nodes, _cast={})
+        return self._cast[dtype]
+
+    def forward(self, X, dtype=np.float64) -> np.ndarray:
+        """y = f(x) for every row of X (N, D); returns (N, K)."""
+        from .engine import forward
+
+        return forward(self, X, dtype=dtype)
+
+    def n_params(self) -> int:
+        seen, total = set(), 0
+        for n in self.nodes:
+            if n.op is not None and id(n.op) not in seen:
+                seen.add(id(n.op))
+                total += n.op.n_params()
+        return total
+
+    def logits(self) -> Model:
+        """The model with the output layers' final activations removed (y = their pre-activations)."""
+        nodes = list(self.nodes)
+        out = nodes[-1]
+        heads = out.inputs if isinstance(out.op, ops.FlatConcat) else (len(nodes) - 1,)
+        for i in heads:
+            node = nodes[i]
+            if isinstance(node.op, ops.Act):
+                nodes[i] = replace(node, op=ops.Identity(), kind=node.kind + " (removed)")
+            elif isinstance(node.op, (ops.Dense, ops.Conv)):
+                nodes[i] = replace(node, op=replace(node.op, activation=Activation()))
+                nodes[i].op.out_shape(*[nodes[j].shape for j in node.inputs])
+            else:
+                raise ModelError(f"--logits: output layer {node.name!r} ({node.kind}) has no activation to remove")
+        return replace(self, nodes=nodes, _cast={})
+
+
+class GraphBuilder:
+    """Builds a Model node by node, inferring and checking shapes as it goes.
+
+    >>> b = GraphBuilder([("x", (4,))])
+    >>> h = b.add("hidden", ops.Dense(kernel=np.ones((4, 3))), b.inputs, "Dense")
+    """
+
+    def __init__(self, inputs: list[tuple[str, tuple]], d: int | None = None):
+        """One ``Slice`` node per (name, shape) input; or, with ``d`` and no inputs, only
+        the flat input node (for graphs whose slices are stored explicitly)."""
+        d = sum(math.prod(shape) for _, shape in inputs) if d is None else d
+        self.nodes = [Node("x", None, (), (d,), "Input")]
+        self.inputs, start = [], 0
+        for name, shape in inputs:
+            size = math.prod(shape)
+            self.inputs.append(self.add(name, ops.Slice(start, start + size, tuple(shape)), [0], "InputLayer"))
+            start += size
+        self.input_names = [
+            f"{name}_{i}" if len(inputs) > 1 else f"x{i}"
+            for name, shape in inputs
+            for i in range(math.prod(shape))
+        ] or [f"x{i}" for i in range(d)]
+
+    def add(self, name: str, op: ops.Op, inputs, kind: str) -> int:
+        shapes = [self.nodes[i].shape for i in inputs]
+        if op.n_inputs is not None and len(shapes) != op.n_inputs:
+            raise ModelError(f"layer {name!r} ({kind}): expects {op.n_inputs} input(s), got {len(shapes)}")
+        if op.n_inputs is None and len(shapes) < 1:
+            raise ModelError(f"layer {name!r} ({kind}): has no inputs")
+        try:
+            shape = tuple(int(d) for d in op.out_shape(*shapes))
+        except ValueError as e:
+            raise ModelError(f"layer {name!r} ({kind}): {e}") from None
+        self.nodes.append(Node(name, op, tuple(inputs), shape, kind))
+        return len(self.nodes) - 1
+
+    def finish(self, outputs: list[int], source=None) -> Model:
+        """Close the graph on ``outputs`` (flattened, concatenated) and drop unused nodes."""
+        names = []
+        for i in outputs:
+            node = self.nodes[i]
+            size = math.prod(node.shape)
+            names += [node.name] if size == 1 else [f"{node.name}[{j}]" for j in range(size)]
+        if len(outputs) == 1 and len(self.nodes[outputs[0]].shape) == 1:
+            last = outputs[0]
+        else:
+            last = self.add("output", ops.FlatConcat(), outputs, "Output")
+        return Model(prune(self.nodes, last), self.input_names, names, dict(source or {}))
+
+
+def prune(nodes: list[Node], last: int) -> list[Node]:
+    """Keep node 0 and the nodes ``last`` depends on, ``last`` becoming the final node."""
+    keep = {0, last}
+    for i in range(last, 0, -1):
+        if i in keep:
+            keep.update(nodes[i].inputs)
+    new_index = {old: new for new, old in enumerate(sorted(keep))}
+    return [replace(nodes[i], inputs=tuple(new_index[j] for j in nodes[i].inputs)) for i in sorted(keep)]
+
+
+def chain(models: list[Model]) -> Model:
+    """Compose models in order: the output row of each is the input row of the next,
+    so J = J_last ... J_first (the chain rule; Bishop Fig. 8.3)."""
+    nodes = list(models[0].nodes)
+    for prev, m in zip(models, models[1:]):
+        if m.D != prev.K:
+            raise ModelError(
+                f"cannot chain: {prev.source.get('path', 'model')} has {prev.K} outputs "
+                f"but {m.source.get('path', 'the next model')} takes {m.D} inputs"
+            )
+        offset = len(nodes) - 1  # node 0 of m is the last node so far
+        nodes += [replace(n, inputs=tuple(j + offset for j in n.inputs)) for n in m.nodes[1:]]
+    sources = [m.source for m in models]
+    return Model(nodes, models[0].input_names, models[-1].output_names, {"chain": sources} if len(models) > 1 else sources[0])

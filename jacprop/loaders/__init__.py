@@ -1,0 +1,63 @@
+"""Model files -> Model.  The container is recognised by its first bytes, not its name:
+HDF5 (``\\x89HDF``) is a Keras legacy .h5 file; a zip (``PK``) holding ``config.json``
+is a Keras 3 .keras archive, one holding ``.npy`` members an NPZ file."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+from ..errors import ModelError
+from ..graph import Model, chain
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def detect(path) -> str:
+    """'keras_h5', 'keras_zip' or 'npz', from the file's content."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read model file: {e.strerror or e}") from None
+    if head == HDF5_MAGIC:
+        return "keras_h5"
+    if head.startswith(ZIP_MAGIC) or head.startswith(b"PK\x05\x06"):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError) as e:
+            raise ModelError(f"{path}: not a readable zip file ({e})") from None
+        if "config.json" in names:
+            return "keras_zip"
+        if names and all(n.endswith(".npy") for n in names):
+            return "npz"
+        raise ModelError(f"{path}: a zip file that is neither a Keras .keras archive (no config.json) nor an NPZ file")
+    raise ModelError(f"{path}: not a model file (expected HDF5 .h5, Keras .keras or NPZ content)")
+
+
+def load_one(path, **options) -> Model:
+    """Load one model file.  ``options`` go to the NPZ loader (``activation``, ``output_activation``)."""
+    kind = detect(path)
+    if kind == "npz":
+        from . import npz
+
+        model = npz.load(path, **options)
+    elif kind == "keras_h5":
+        from . import keras_h5
+
+        model = keras_h5.load(path)
+    else:
+        from . import keras_zip
+
+        model = keras_zip.load(path)
+    model.source.setdefault("path", os.fspath(path))
+    return model
+
+
+def load(*paths, **options) -> Model:
+    """Load one or more model files; several are applied in order (a chain)."""
+    if not paths:
+        raise ModelError("no model file given")
+    return chain([load_one(p, **options) for p in paths])

@@ -1,0 +1,183 @@
+"""NPZ models: jacprop's own schema, and plain lists of weight matrices.
+
+(a) jacprop schema, written by ``save``: an array ``__jacprop__`` holding JSON
+    {"format": "jacprop", "version": 1, "D": D, "input_names": [...], "output_names": [...],
+     "nodes": [{"name", "kind", "op", "inputs": [node indices], "config": {...}}, ...]}
+    and each node's parameter arrays under "<node index>/<field>" (e.g. "2/kernel").
+    Node 0 is the flat input row; the last node is the flat output row.  Any op of
+    ``jacprop.ops`` can be stored, so every model jacprop reads converts to NPZ.
+
+(b) a list of weight matrices, an MLP y = h_L(W_L ... h_1(W_1 x + b_1) ... + b_L):
+    - ``W0, b0, W1, b1, ...`` (also w/weight/kernel and b/bias with an index), W of shape
+      (in, out); a W given as (out, in) is recognised from its bias and the chain of shapes;
+    - PyTorch ``state_dict`` names ``net.0.weight, net.0.bias, net.2.weight, ...``, weight
+      (out, in), ordered by the numbers in the names.
+    Activations: an array ``activations`` (one name per layer) in the file, else the
+    ``activation`` option for hidden layers and ``output_activation`` (default linear).
+
+Files are read with ``allow_pickle=False``: object arrays are refused, never unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+
+from .. import ops
+from ..activations import Activation
+from ..errors import ModelError
+from ..graph import GraphBuilder, Model
+
+SCHEMA_KEY = "__jacprop__"
+_LAYER_NAME = re.compile(r"^(?:(?P<wp>w|weight|weights|kernel|W)_?(?P<wi>\d+)|(?P<bp>b|bias|B)_?(?P<bi>\d+))$")
+
+
+def _read(path) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as e:
+        if "pickle" in str(e) or "object" in str(e):
+            raise ModelError(f"{path}: NPZ holds object arrays (pickles); refused, jacprop never unpickles") from None
+        raise ModelError(f"{path}: unreadable NPZ file ({e})") from None
+    except (OSError, EOFError, KeyError) as e:
+        raise ModelError(f"{path}: unreadable NPZ file ({e})") from None
+
+
+def load(path, activation: str | None = None, output_activation: str = "linear") -> Model:
+    arrays = _read(path)
+    if SCHEMA_KEY in arrays:
+        model = _load_schema(path, arrays)
+    else:
+        model = _load_weight_list(path, arrays, activation, output_activation)
+    model.source.update(path=str(path))
+    return model
+
+
+def _load_schema(path, arrays) -> Model:
+    try:
+        spec = json.loads(str(arrays[SCHEMA_KEY]))
+        if spec.get("format") != "jacprop" or spec.get("version") != 1:
+            raise ModelError(f"{path}: unsupported schema {spec.get('format')!r} version {spec.get('version')!r}")
+        b = GraphBuilder([], d=int(spec["D"]))
+        for i, node in enumerate(spec["nodes"], start=1):
+            where = f"{path}: node {i} ({node.get('name')!r})"
+            prefix = f"{i}/"
+            mine = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            try:
+                op = ops.make_op(node["op"], node.get("config", {}), mine)
+            except (ValueError, TypeError) as e:
+                raise ModelError(f"{where}: {e}") from None
+            if any(not (0 <= j < i) for j in node["inputs"]):
+                raise ModelError(f"{where}: inputs {node['inputs']} must name earlier nodes")
+            b.add(node["name"], op, node["inputs"], node.get("kind", node["op"]))
+        model = b.finish([len(b.nodes) - 1], source={"format": "jacprop-npz"})
+    except ModelError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ModelError(f"{path}: malformed jacprop schema ({type(e).__name__}: {e})") from None
+    for attr in ("input_names", "output_names"):
+        names = spec.get(attr)
+        if names is not None:
+            if len(names) != (model.D if attr == "input_names" else model.K):
+                raise ModelError(f"{path}: {attr} has {len(names)} entries for a model of D={model.D}, K={model.K}")
+            setattr(model, attr, [str(n) for n in names])
+    return model
+
+
+def save(model: Model, file) -> None:
+    """Write ``model`` in schema (a) to a path or binary file.  Loading it gives the same function."""
+    nodes, arrays = [], {}
+    for i, node in enumerate(model.nodes[1:], start=1):
+        nodes.append({
+            "name": node.name, "kind": node.kind, "op": type(node.op).__name__,
+            "inputs": list(node.inputs), "config": ops.op_config(node.op),
+        })
+        for field, value in node.op.arrays().items():
+            arrays[f"{i}/{field}"] = value
+    spec = {"format": "jacprop", "version": 1, "D": model.D, "input_names": model.input_names,
+            "output_names": model.output_names, "nodes": nodes}
+    arrays[SCHEMA_KEY] = np.array(json.dumps(spec))
+    np.savez(file, **arrays)
+
+
+def _natural_key(name: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _weight_list(path, arrays) -> list[tuple[str, np.ndarray, np.ndarray | None, bool]]:
+    """[(layer name, W, b, W is (out, in)), ...] in layer order."""
+    torch = {k[: -len(".weight")]: k for k in arrays if k.endswith(".weight")}
+    layers = []
+    if torch:
+        for prefix in sorted(torch, key=_natural_key):
+            layers.append((prefix, arrays[torch[prefix]], arrays.get(prefix + ".bias"), True))
+        return layers
+    ws, bs = {}, {}
+    for key in arrays:
+        m = _LAYER_NAME.match(key)
+        if m and m["wi"] is not None:
+            ws[int(m["wi"])] = key
+        elif m:
+            bs[int(m["bi"])] = key
+    if not ws:
+        raise ModelError(
+            f"{path}: no weights found: expected the jacprop schema, W0/b0/W1/b1... or PyTorch "
+            f"'<name>.weight' arrays; found {sorted(arrays)[:8]}"
+        )
+    if sorted(ws) != list(range(min(ws), min(ws) + len(ws))):
+        raise ModelError(f"{path}: weight indices {sorted(ws)} have gaps")
+    for i in sorted(ws):
+        layers.append((ws[i], arrays[ws[i]], arrays[bs[i]] if i in bs else None, None))
+    return layers
+
+
+def _orient(path, layers):
+    """Kernels as (in, out): PyTorch weights are (out, in); W<i> is (in, out) unless its
+    bias length or the chain of shapes says it is (out, in)."""
+    out, prev = [], None
+    for name, w, b, transposed in layers:
+        if w.ndim != 2 or w.dtype.kind not in "fiu":
+            raise ModelError(f"{path}: {name}: expected a 2-D numeric weight matrix, got {w.dtype} {w.shape}")
+        if transposed is None:
+            fits_io = (b is None or b.shape == (w.shape[1],)) and (prev is None or w.shape[0] == prev)
+            fits_oi = (b is None or b.shape == (w.shape[0],)) and (prev is None or w.shape[1] == prev)
+            if not (fits_io or fits_oi):
+                raise ModelError(f"{path}: {name} of shape {w.shape} does not follow the previous layer ({prev} outputs)")
+            transposed = not fits_io
+        kernel = (w.T if transposed else w).astype(np.float64)
+        if b is not None and b.shape != (kernel.shape[1],):
+            raise ModelError(f"{path}: {name}: bias expected shape ({kernel.shape[1]},), got {b.shape}")
+        if prev is not None and kernel.shape[0] != prev:
+            raise ModelError(f"{path}: {name}: expects {kernel.shape[0]} inputs but the previous layer has {prev} outputs")
+        prev = kernel.shape[1]
+        out.append((name, kernel, None if b is None else b.astype(np.float64)))
+    return out
+
+
+def _load_weight_list(path, arrays, activation, output_activation) -> Model:
+    layers = _orient(path, _weight_list(path, arrays))
+    if "activations" in arrays:
+        acts = [str(a) for a in np.atleast_1d(arrays["activations"])]
+        if len(acts) != len(layers):
+            raise ModelError(f"{path}: 'activations' names {len(acts)} activations for {len(layers)} layers")
+    elif activation is None and len(layers) > 1:
+        raise ModelError(
+            f"{path}: the file does not say which activations the hidden layers use; "
+            "add an 'activations' array to it or give --activation (e.g. --activation relu)"
+        )
+    else:
+        acts = [activation] * (len(layers) - 1) + [output_activation]
+    b = GraphBuilder([("x", (layers[0][1].shape[0],))])
+    node = b.inputs[0]
+    for n, ((name, kernel, bias), act) in enumerate(zip(layers, acts), start=1):
+        name = "y" if n == len(layers) else name if name.endswith(".weight") else f"hidden_{n}"
+        name = name.removesuffix(".weight")
+        try:
+            op = ops.Dense(kernel=kernel, bias=bias, activation=Activation(act))
+        except ValueError as e:
+            raise ModelError(f"{path}: layer {name!r}: {e}") from None
+        node = b.add(name, op, [node], "Dense")
+    return b.finish([node], source={"format": "npz-weights"})

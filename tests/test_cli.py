@@ -1,0 +1,120 @@
+"""The jacobian command: every format parsed back and compared with the API; errors are one line."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import jacprop
+from jacprop.cli import main
+
+SAMPLES = Path(__file__).parent.parent / "sample_models"
+MODEL, INPUTS = str(SAMPLES / "bishop_tanh.npz"), str(SAMPLES / "bishop_tanh.csv")
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def reference():
+    X = np.loadtxt(INPUTS, delimiter=",", skiprows=1)
+    return (X, *jacprop.jacobian(jacprop.load(MODEL), X))
+
+
+def test_csv_round_trips_float64_exactly():
+    X, Y, J = reference()
+    r = run("jacobian", MODEL, INPUTS, "--format", "csv")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.reader(io.StringIO(r.stdout)))
+    assert rows[0][:3] == ["y[0]", "y[1]", "d(y[0])/d(temperature)"]
+    data = np.array(rows[1:], dtype=float)
+    assert data[:, :2].tobytes() == Y.tobytes()
+    assert data[:, 2:].reshape(J.shape).tobytes() == J.tobytes()
+
+
+@pytest.mark.parametrize("ext", ["npy", "npz", "jsonl", "csv"])
+def test_output_file_format_from_extension(tmp_path, ext):
+    X, Y, J = reference()
+    out = tmp_path / f"j.{ext}"
+    r = run("jacobian", MODEL, INPUTS, "-o", str(out))
+    assert r.exit_code == 0, r.output
+    assert r.stdout == ""
+    if ext == "npy":
+        assert np.load(out).tobytes() == J.tobytes()
+    elif ext == "npz":
+        with np.load(out, allow_pickle=False) as z:
+            assert z["jacobian"].tobytes() == J.tobytes() and z["y"].tobytes() == Y.tobytes()
+            assert z["x"].tobytes() == X.tobytes()
+            assert list(z["input_names"]) == ["temperature", "pressure", "flow"]
+            assert list(z["output_names"]) == ["y[0]", "y[1]"]
+    elif ext == "jsonl":
+        objs = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [o["row"] for o in objs] == list(range(1, len(X) + 1))
+        assert np.array([o["jacobian"] for o in objs]).tobytes() == J.tobytes()
+    assert not list(tmp_path.glob(".jacprop-*"))  # no temporary left behind
+
+
+def test_id_column_outputs_and_wrt_by_name():
+    r = run("jacobian", str(SAMPLES / "torch_mlp.npz"), str(SAMPLES / "torch_mlp.csv"), "--id-column", "id",
+            "--activation", "relu", "--outputs", "y[2]", "--wrt", "d,a", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0] == "id,y[2],d(y[2])/d(d),d(y[2])/d(a)"
+    assert lines[1].startswith("s0,")
+
+
+def test_table_for_people(tmp_path):
+    r = run("jacobian", MODEL, INPUTS, "--format", "table", "--max-rows", "1")
+    assert r.exit_code == 0, r.output
+    assert "row 1" in r.stdout and "temperature" in r.stdout and "5 more rows not shown" in r.stdout
+
+
+def test_inspect_and_convert(tmp_path):
+    r = run("inspect", MODEL, "--format", "json")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)
+    assert (info["D"], info["K"], info["params"]) == (3, 2, 32)
+    out = tmp_path / "c.npz"
+    assert run("convert", MODEL, "-o", str(out)).exit_code == 0
+    X, Y, J = reference()
+    assert jacprop.jacobian(jacprop.load(out), X)[1].tobytes() == J.tobytes()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["jacobian", MODEL], "give one or more MODEL files and then the INPUTS"),
+        (["jacobian", MODEL, INPUTS, "--columns", "nope"], "no column named 'nope'"),
+        (["jacobian", MODEL, INPUTS, "--columns", "temperature"], "the model takes 3 inputs but 1 columns were selected"),
+        (["jacobian", INPUTS, INPUTS], "not a model file"),
+        (["jacobian", MODEL, "missing.csv"], "missing.csv: cannot open input"),
+        (["jacobian", MODEL, INPUTS, "--outputs", "zz"], "--outputs: 'zz' is neither a name nor an index"),
+    ],
+)
+def test_errors_are_one_line_and_exit_2(args, message):
+    r = run(*args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("jacprop: error: ")
+    assert message in r.stderr
+
+
+def test_bad_cell_names_row_and_column(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("temperature,pressure,flow\n1,2,3\n4,oops,6\n")
+    r = run("jacobian", MODEL, str(bad))
+    assert r.exit_code == 2
+    assert r.stderr == f"jacprop: error: {bad}: row 2 (line 3), column 'pressure': 'oops' is not a number\n"
+
+
+def test_stdin_pipeline_and_python_m():
+    csv_text = Path(INPUTS).read_text()
+    p = subprocess.run([sys.executable, "-m", "jacprop", "jacobian", MODEL, "-", "--format", "jsonl"],
+                       input=csv_text, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert len(p.stdout.splitlines()) == len(csv_text.splitlines()) - 1
