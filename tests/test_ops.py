@@ -44,6 +44,7 @@ CASES = [
     ("reshape", ops.Reshape(shape=(2, -1)), [(3, 4)], (-2, 2)),
     ("flatten", ops.Reshape(shape=(-1,)), [(3, 2, 2)], (-2, 2)),
     ("slice", ops.Slice(2, 6, (2, 2)), [(7,)], (-2, 2)),
+    ("transpose", ops.Transpose(perm=(2, 0, 1)), [(2, 3, 4)], (-2, 2)),
     ("flatconcat", ops.FlatConcat(), [(2, 2), (3,)], (-2, 2)),
     *[(f"merge-{h}", ops.Merge(how=h), [(4,)] * (2 if h == "subtract" else 3), (-2, 2))
       for h in ("add", "subtract", "multiply", "average", "maximum", "minimum")],
