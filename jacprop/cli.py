@@ -99,37 +99,22 @@ def main():
     """
 
 
-def _resolve(names_or_indices, names, what) -> list[int] | None:
-    """--outputs/--wrt: names or integer indices -> indices."""
-    if not names_or_indices:
-        return None
-    from .errors import UsageError
-
-    index = {n: i for i, n in enumerate(names)}
-    out = []
-    for item in names_or_indices:
-        if item in index:
-            out.append(index[item])
-        elif item.lstrip("-").isdigit() and -len(names) <= int(item) < len(names):
-            out.append(int(item) % len(names))
-        else:
-            raise UsageError(f"--{what}: {item!r} is neither a name nor an index; the names are {names}")
-    return out
-
-
 @main.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True, metavar="MODEL... INPUTS")
 @model_and_input_options
 @output_options
-@click.option("--mode", type=click.Choice(["auto", "reverse", "forward"]), default="auto", show_default=True, help="reverse: cost ~ outputs; forward: cost ~ inputs; auto: the cheaper.")
-@click.option("--outputs", multiple=True, help="Only these outputs (names or indices).")
+@click.option("--mode", type=click.Choice(["auto", "reverse", "forward"]), default="auto", show_default=True,
+              help="reverse: cost ~ outputs; forward: cost ~ inputs; auto: the cheaper.")
+@click.option("--outputs", multiple=True, help="Only these outputs (names or indices, comma-separated).")
 @click.option("--wrt", multiple=True, help="Only derivatives with respect to these inputs (names or indices).")
 @click.option("--output-names", multiple=True, help="Names for the K outputs (comma-separated), instead of the model's.")
 @click.option("--logits", is_flag=True, help="Jacobian of the output layers' pre-activations (e.g. before a softmax).")
-@click.option("--max-rows", default=10, show_default=True, help="Rows shown in the table format.")
+@click.option("--rows", "rows", help="Only these data rows (counted from 1), e.g. 1-5,10,20-.")
+@click.option("--summary", is_flag=True, help="Statistics of J over all rows per output and input, inputs ranked by mean |J|.")
+@click.option("--max-rows", default=10, show_default=True, help="Rows shown one by one in the table format.")
 @handle_errors
 def jacobian(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, activation, output_activation,
-             quiet, output, fmt, mode, outputs, wrt, output_names, logits, max_rows):
+             quiet, output, fmt, mode, outputs, wrt, output_names, logits, rows, summary, max_rows):
     """J[k, i] = dy_k/dx_i (and y) at every row of INPUTS.
 
     Several MODEL files are applied in order (the output of one feeds the next).
@@ -138,19 +123,106 @@ def jacobian(paths, columns, id_column, delimiter, no_header, on_invalid, dtype,
     Example:
       jacprop jacobian sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv
       jacprop jacobian model.h5 data.csv --id-column id -o jac.npz
+      jacprop jacobian model.keras data.csv --summary
     """
     from .pipeline import run_jacobian
 
+    models, inputs = _models_and_inputs(paths)
+    run_jacobian(
+        models=models, inputs=inputs, columns=split_list(columns), id_column=id_column, delimiter=delimiter,
+        header=not no_header, on_invalid=on_invalid, dtype=dtype,
+        load_options=dict(activation=activation, output_activation=output_activation),
+        quiet=quiet, output=output, fmt=fmt, mode=mode, outputs=split_list(outputs), wrt=split_list(wrt),
+        output_names=split_list(output_names), logits=logits, max_rows=max_rows, rows=rows, summary=summary,
+    )
+
+
+def _models_and_inputs(paths):
     if len(paths) < 2:
         from .errors import UsageError
 
         raise UsageError("give one or more MODEL files and then the INPUTS csv ('-' for stdin)")
-    run_jacobian(
-        models=paths[:-1], inputs=paths[-1], columns=split_list(columns), id_column=id_column, delimiter=delimiter,
-        header=not no_header, on_invalid=on_invalid, dtype=dtype, load_options=dict(activation=activation, output_activation=output_activation),
-        quiet=quiet, output=output, fmt=fmt, mode=mode, outputs=split_list(outputs), wrt=split_list(wrt),
-        output_names=split_list(output_names), logits=logits, max_rows=max_rows,
+    return paths[:-1], paths[-1]
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, metavar="[MODEL... INPUTS | JACOBIAN]")
+@model_and_input_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Output file (format from the extension); default stdout.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl", "npz"]), help="Output format. Default: from -o; on stdout a table on a terminal, csv otherwise.")
+@click.option("--mode", type=click.Choice(["auto", "reverse", "forward"]), default="auto", show_default=True)
+@click.option("--dx", multiple=True, help="Input uncertainty: 0.01 (every input), NAME=0.5, NAME=2% (of |x| at each row). Repeatable.")
+@click.option("--dx-column", multiple=True, help="Per-row uncertainty from a CSV column: INPUT=COLUMN. Repeatable.")
+@click.option("--cov", "cov_file", type=click.Path(dir_okay=False), help="A D x D input covariance (CSV, header = input names).")
+@click.option("--corr", "corr_file", type=click.Path(dir_okay=False), help="A D x D input correlation matrix (CSV); the sigmas come from --dx.")
+@click.option("--method", "methods", multiple=True, type=click.Choice(["linear", "gum", "worst", "mc", "all"]),
+              help="linear: J dx; gum: sqrt(J Sigma J^T) (default); worst: sum |J| |dx|; mc: Monte Carlo through the network.")
+@click.option("--samples", default=1000, show_default=True, help="Monte Carlo samples per row.")
+@click.option("--seed", default=0, show_default=True, help="Monte Carlo random seed.")
+@click.option("--coverage", type=float, help="Coverage factor k: expanded uncertainty U = k u.")
+@click.option("--level", type=float, help="Coverage probability (e.g. 0.95): k from the normal distribution; also the mc interval.")
+@click.option("--output-cov", is_flag=True, help="Also write the output covariance J Sigma J^T per row.")
+@click.option("--check-linearity", is_flag=True, help="Compare J dx with f(x+dx)-f(x) and f(x)-f(x-dx); flag rows above --tol.")
+@click.option("--tol", default=0.1, show_default=True, help="Relative departure from linearity that --check-linearity flags.")
+@click.option("--budget", is_flag=True, help="Write each input's share of u(y)^2 (the uncertainty budget).")
+@click.option("--max-dy", multiple=True, help="Gate: exit 1 if an estimate exceeds VALUE or OUTPUT=VALUE.")
+@click.option("--max-nonlinearity", type=float, help="Gate: exit 1 if the departure from linearity exceeds this.")
+@click.option("--rows", "rows", help="Only these data rows (counted from 1), e.g. 1-5,10.")
+@click.option("--max-rows", default=10, show_default=True, help="Rows shown in the table format.")
+@handle_errors
+def propagate(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, activation, output_activation, quiet,
+              output, fmt, mode, dx, dx_column, cov_file, corr_file, methods, samples, seed, coverage, level, output_cov,
+              check_linearity, tol, budget, max_dy, max_nonlinearity, rows, max_rows):
+    """Output uncertainty from input uncertainty, Delta y ~= J Delta x, at every row.
+
+    Reads MODEL... INPUTS, or what `jacprop jacobian` wrote (csv, jsonl or npz; a file
+    or stdin).  Exit code 1 when a --max-dy or --max-nonlinearity gate is crossed.
+
+    \b
+    Example:
+      jacprop propagate sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv --dx 0.01
+      jacprop jacobian model.h5 data.csv | jacprop propagate --dx 0.01 --method worst
+      jacprop propagate model.h5 data.csv --dx temp=0.5 --dx pressure=2% --method all --check-linearity
+      jacprop propagate model.h5 data.csv --cov cov.csv --max-dy 0.05   # a CI gate
+    """
+    from .pipeline import run_propagate
+
+    run_propagate(
+        paths=paths, columns=split_list(columns), id_column=id_column, delimiter=delimiter, header=not no_header,
+        on_invalid=on_invalid, dtype=dtype, load_options=dict(activation=activation, output_activation=output_activation),
+        quiet=quiet, output=output, fmt=fmt, mode=mode, dx=list(dx), dx_columns=list(dx_column), cov_file=cov_file,
+        corr_file=corr_file, methods=list(methods), samples=samples, seed=seed, coverage=coverage, level=level,
+        output_cov=output_cov, check_linearity=check_linearity, tol=tol, budget=budget, max_dy=list(max_dy),
+        max_nonlinearity=max_nonlinearity, max_rows=max_rows, rows=rows,
     )
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True, metavar="MODEL... INPUTS")
+@model_and_input_options
+@click.option("--tol", default=1e-6, show_default=True, help="Largest accepted |J - J_fd| / max(1, max|J|) per output.")
+@click.option("--expect-y", type=click.Path(dir_okay=False), help="CSV of expected outputs (e.g. the framework's predict) to compare y with.")
+@click.option("--y-tol", default=1e-5, show_default=True, help="Largest accepted |y - expected| / max(1, |expected|).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@handle_errors
+def check(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, activation, output_activation, quiet,
+          tol, expect_y, y_tol, fmt):
+    """Check backprop J against central finite differences at every row of INPUTS.
+
+    The step for input i is eps^(1/3) * max(1, RMS of column i).  Exit 1 when an
+    error exceeds --tol (or --y-tol with --expect-y): a gate for CI.
+
+    \b
+    Example:
+      jacprop check sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv
+      jacprop check model.h5 data.csv --expect-y predictions.csv --format json
+    """
+    from .pipeline import run_check
+
+    models, inputs = _models_and_inputs(paths)
+    code = run_check(models, inputs, split_list(columns), id_column, delimiter, not no_header, on_invalid,
+                     dict(activation=activation, output_activation=output_activation), tol, expect_y, y_tol, fmt, quiet)
+    sys.exit(code)
 
 
 @main.command(context_settings=CONTEXT)

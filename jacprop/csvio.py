@@ -27,6 +27,7 @@ class Chunk:
     X: np.ndarray
     ids: np.ndarray | None
     rows: np.ndarray
+    extra: dict  # other numeric columns asked for by name (e.g. per-row uncertainties)
 
 
 def open_text(path) -> io.TextIOBase:
@@ -43,12 +44,13 @@ class CsvReader:
     """A CSV of numbers with a header line (or ``header=False``: columns c0, c1, ...).
 
     ``columns`` picks the input columns by name, in order (default: every column but
-    the id column); ``id_column`` is carried through as text.  ``on_invalid`` says what to
+    the id column and the ``exclude`` columns, which are read alongside); ``id_column`` is
+    carried through as text.  ``on_invalid`` says what to
     do with NaN/inf cells: error (default), skip the row, or keep it.
     """
 
     def __init__(self, path, delimiter=",", header=True, columns=None, id_column=None,
-                 on_invalid="error", chunk_rows=CHUNK_ROWS):
+                 on_invalid="error", chunk_rows=CHUNK_ROWS, exclude=()):
         self.path, self.delimiter, self.chunk_rows = str(path), delimiter, chunk_rows
         if on_invalid not in INVALID_POLICIES:
             raise UsageError(f"--on-invalid must be one of {', '.join(INVALID_POLICIES)}")
@@ -73,13 +75,14 @@ class CsvReader:
             self._pending = [first]
             self._line = 0
         index = {n: i for i, n in enumerate(self.names)}
-        for name in [*(columns or []), *([id_column] if id_column else [])]:
+        for name in [*(columns or []), *([id_column] if id_column else []), *exclude]:
             if name not in index:
                 raise UsageError(f"{self.path}: no column named {name!r}; the columns are {self.names}")
         self.id_index = index[id_column] if id_column else None
-        chosen = columns or [n for n in self.names if n != id_column]
+        chosen = columns or [n for n in self.names if n != id_column and n not in exclude]
         self.columns = list(chosen)
-        self.usecols = [index[n] for n in chosen]
+        self.extra = list(dict.fromkeys(exclude))
+        self.usecols = [index[n] for n in chosen + self.extra]
         self._row = 0
 
     def _readline(self):
@@ -113,6 +116,7 @@ class CsvReader:
             if not lines:
                 break
             X = self._parse(lines, first_line)
+            X, extra = X[:, : len(self.columns)], dict(zip(self.extra, X[:, len(self.columns) :].T))
             ids = None
             if self.id_index is not None:
                 ids = np.array([self._split(line)[self.id_index] for line in lines])
@@ -131,7 +135,8 @@ class CsvReader:
                     self.skipped += int((~keep).sum())
                     X, rows = X[keep], rows[keep]
                     ids = ids[keep] if ids is not None else None
-            yield Chunk(X, ids, rows)
+                    extra = {k: v[keep] for k, v in extra.items()}
+            yield Chunk(X, ids, rows, extra)
 
     def _parse(self, lines, first_line) -> np.ndarray:
         try:
@@ -150,7 +155,7 @@ class CsvReader:
                 raise InputError(f"{where}: {len(cells)} fields, but the header has {len(self.names)}")
             for c in self.usecols:
                 try:
-                    float(cells[c])
+                    float(cells[c].strip().strip('"'))
                 except ValueError:
                     raise InputError(f"{where}, column {self.names[c]!r}: {cells[c][:40]!r} is not a number") from None
         raise InputError(f"{self.path}: rows {self._row + 1}-{self._row + len(lines)}: cannot parse as numbers")

@@ -1,10 +1,11 @@
-"""Writers for the jacobian results: csv, jsonl, npy, npz (for programs) and table (for people).
+"""Writers for per-row results: csv, jsonl, npy, npz (for programs) and table (for people).
 
-Every writer takes the rows chunk by chunk (``write``) and finishes with ``close``;
-files are written to a temporary file beside the target and renamed into place only
-when everything succeeded (``AtomicOutput``), so an output file is whole or absent.
-NPY and NPZ need the row count in their headers, so they are written to temporary
-files first and assembled at the end (memory stays flat).
+A result is a set of named per-row arrays (``Field``s): e.g. x (D,), y (K,), jacobian (K, D).
+Writers take them chunk by chunk (``write``) and finish with ``close``.  Files are
+written to a temporary file beside the target and renamed into place only when
+everything succeeded (``AtomicOutput``), so an output file is whole or absent.  NPY and
+NPZ need the row count in their headers, so their arrays are streamed to temporary
+files and assembled at the end: memory stays flat however many rows there are.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import shutil
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass
 
 import numpy as np
+
+from .errors import UsageError
 
 FORMATS = ("table", "csv", "jsonl", "npy", "npz")
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".npz": "npz", ".txt": "table"}
@@ -30,8 +34,6 @@ def format_for(path, fmt=None, stdout_isatty=False) -> str:
         ext = os.path.splitext(str(path))[1].lower()
         if ext in EXTENSIONS:
             return EXTENSIONS[ext]
-        from .errors import UsageError
-
         raise UsageError(f"-o {path}: cannot tell the format from the extension; give --format ({', '.join(FORMATS)})")
     return "table" if stdout_isatty else "csv"
 
@@ -45,8 +47,6 @@ class AtomicOutput:
             self.file = sys.stdout.buffer
             return
         directory = os.path.dirname(os.path.abspath(self.path))
-        from .errors import UsageError
-
         if not os.path.isdir(directory):
             raise UsageError(f"-o {self.path}: directory {directory} does not exist")
         try:
@@ -71,9 +71,14 @@ class AtomicOutput:
                 pass
 
 
-def _fmt(values) -> list[str]:
-    """Shortest strings that round-trip float64 (repr), for a flat array."""
-    return list(map(repr, values.tolist()))
+@dataclass
+class Field:
+    """A per-row array ``name`` of shape ``tail``; ``columns`` names its flattened entries
+    in CSV (None: left out of CSV)."""
+
+    name: str
+    tail: tuple
+    columns: list | None = None
 
 
 def jacobian_columns(input_names, output_names) -> list[str]:
@@ -81,66 +86,74 @@ def jacobian_columns(input_names, output_names) -> list[str]:
     return [f"d({o})/d({i})" for o in output_names for i in input_names]
 
 
-class Writer:
-    def __init__(self, out: AtomicOutput, input_names, output_names, id_name=None):
-        self.out, self.input_names, self.output_names, self.id_name = out, input_names, output_names, id_name
-        self.n = 0
-
-    def close(self):
-        self.out.commit()
-
-
-class CsvWriter(Writer):
-    """Header: [id], outputs, d(out)/d(in) for every J entry; one line per row."""
-
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        import csv
-        import io
-
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(
-            ([self.id_name] if self.id_name else []) + list(self.output_names)
-            + jacobian_columns(self.input_names, self.output_names)
-        )
-        self.out.file.write(buf.getvalue().encode())
-
-    def write(self, rows, ids, X, Y, J):
-        flat = np.concatenate([Y, J.reshape(len(J), -1)], axis=1)
-        lines = [",".join(_fmt(r)) for r in flat]
-        if ids is not None:
-            lines = [f"{_csv_cell(i)},{line}" for i, line in zip(ids.tolist(), lines)]
-        self.out.file.write(("\n".join(lines) + "\n").encode() if lines else b"")
-        self.out.file.flush()
-        self.n += len(Y)
+def jacobian_fields(input_names, output_names) -> list[Field]:
+    """x, y and J: the contract of ``jacprop jacobian`` (CSV: the outputs, then J)."""
+    k, d = len(output_names), len(input_names)
+    return [Field("x", (d,)), Field("y", (k,), list(output_names)),
+            Field("jacobian", (k, d), jacobian_columns(input_names, output_names))]
 
 
 def _csv_cell(text: str) -> str:
     return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
 
 
-class JsonlWriter(Writer):
-    """{"row": n, ["id": ...,] "x": [...], "y": [...], "jacobian": [[...] x K]} per line."""
+class Writer:
+    """Base: ``meta`` holds input_names, output_names and id_name."""
 
-    def write(self, rows, ids, X, Y, J):
+    def __init__(self, out: AtomicOutput, fields: list[Field], meta: dict):
+        self.out, self.fields, self.meta = out, fields, meta
+        self.n = 0
+
+    def write(self, rows, ids, arrays: dict):
+        self._write(rows, ids, arrays)
+        self.n += len(rows)
+
+    def close(self):
+        self.out.commit()
+
+
+class CsvWriter(Writer):
+    """A header ([id], then every field's columns), then one line per row; numbers in
+    ``repr`` form, the shortest text that reads back as the same float64."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.csv_fields = [f for f in self.fields if f.columns is not None]
+        header = ([self.meta["id_name"]] if self.meta.get("id_name") else []) + [c for f in self.csv_fields for c in f.columns]
+        self.out.file.write((",".join(map(_csv_cell, header)) + "\n").encode())
+
+    def _write(self, rows, ids, arrays):
+        flat = np.concatenate([arrays[f.name].reshape(len(rows), -1) for f in self.csv_fields], axis=1)
+        lines = [",".join(map(repr, r)) for r in flat.tolist()]
+        if ids is not None:
+            lines = [f"{_csv_cell(i)},{line}" for i, line in zip(ids.tolist(), lines)]
+        if lines:
+            self.out.file.write(("\n".join(lines) + "\n").encode())
+            self.out.file.flush()
+
+
+class JsonlWriter(Writer):
+    """One object per row: {"row": n, ["id": ...,] <field>: nested lists, ...}."""
+
+    def _write(self, rows, ids, arrays):
+        lists = {f.name: arrays[f.name].tolist() for f in self.fields}
         out = []
-        for n in range(len(Y)):
+        for n in range(len(rows)):
             obj = {"row": int(rows[n])}
             if ids is not None:
                 obj["id"] = str(ids[n])
-            obj.update(x=X[n].tolist(), y=Y[n].tolist(), jacobian=J[n].tolist())
-            out.append(json.dumps(obj, allow_nan=True))
+            obj.update((name, values[n]) for name, values in lists.items())
+            out.append(json.dumps(obj))
         if out:
             self.out.file.write(("\n".join(out) + "\n").encode())
             self.out.file.flush()
-        self.n += len(Y)
 
 
 class NpyStream:
-    """An .npy file of shape (?, *tail) written row block by row block; the header is
-    finalised by ``finish`` once the row count is known."""
+    """An .npy file of shape (?, *tail) written block by block; ``finish`` writes the header
+    once the row count is known and returns the file, rewound."""
 
-    HEADER = 128  # bytes reserved for the header (multiple of 64)
+    HEADER = 128  # bytes reserved for the header (a multiple of 64)
 
     def __init__(self, tail, dtype):
         self.tail, self.dtype, self.n = tuple(tail), np.dtype(dtype), 0
@@ -148,31 +161,29 @@ class NpyStream:
         self.file.write(b"\0" * self.HEADER)
 
     def write(self, a):
-        a = np.ascontiguousarray(a, dtype=self.dtype)
-        self.file.write(a.tobytes())
+        self.file.write(np.ascontiguousarray(a, dtype=self.dtype).tobytes())
         self.n += len(a)
 
     def finish(self):
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                  "shape": (self.n, *self.tail)}
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.n, *self.tail)}
         text = repr(header).encode("latin1")
-        pad = self.HEADER - 10 - len(text) - 1
         self.file.seek(0)
-        self.file.write(b"\x93NUMPY\x01\x00" + (self.HEADER - 10).to_bytes(2, "little") + text + b" " * pad + b"\n")
+        self.file.write(b"\x93NUMPY\x01\x00" + (self.HEADER - 10).to_bytes(2, "little")
+                        + text + b" " * (self.HEADER - 11 - len(text)) + b"\n")
         self.file.seek(0)
         return self.file
 
 
 class NpyWriter(Writer):
-    """One array J of shape (N, K, D)."""
+    """The one array named by meta["npy_field"] (jacobian: (N, K, D))."""
 
     def __init__(self, *args, dtype=np.float64, **kw):
         super().__init__(*args, **kw)
-        self.stream = NpyStream((len(self.output_names), len(self.input_names)), dtype)
+        field = next(f for f in self.fields if f.name == self.meta["npy_field"])
+        self.field, self.stream = field.name, NpyStream(field.tail, dtype)
 
-    def write(self, rows, ids, X, Y, J):
-        self.stream.write(J)
-        self.n += len(J)
+    def _write(self, rows, ids, arrays):
+        self.stream.write(arrays[self.field])
 
     def close(self):
         shutil.copyfileobj(self.stream.finish(), self.out.file)
@@ -180,24 +191,23 @@ class NpyWriter(Writer):
 
 
 class NpzWriter(Writer):
-    """Arrays x (N, D), y (N, K), jacobian (N, K, D), input_names, output_names[, ids]."""
+    """Every field as an array (N, *tail), plus input_names, output_names and ids (with an id column)."""
 
     def __init__(self, *args, dtype=np.float64, **kw):
         super().__init__(*args, **kw)
-        k, d = len(self.output_names), len(self.input_names)
-        self.streams = {"x": NpyStream((d,), dtype), "y": NpyStream((k,), dtype), "jacobian": NpyStream((k, d), dtype)}
+        self.streams = {f.name: NpyStream(f.tail, dtype) for f in self.fields}
         self.ids = []
 
-    def write(self, rows, ids, X, Y, J):
-        for name, a in (("x", X), ("y", Y), ("jacobian", J)):
-            self.streams[name].write(a)
+    def _write(self, rows, ids, arrays):
+        for name, stream in self.streams.items():
+            stream.write(arrays[name])
         if ids is not None:
             self.ids.append(ids)
-        self.n += len(J)
 
     def close(self):
-        extra = {"input_names": np.array(self.input_names, dtype=str), "output_names": np.array(self.output_names, dtype=str)}
-        if self.id_name:
+        extra = {"input_names": np.array(self.meta["input_names"], dtype=str),
+                 "output_names": np.array(self.meta["output_names"], dtype=str)}
+        if self.meta.get("id_name"):
             extra["ids"] = np.concatenate(self.ids) if self.ids else np.array([], dtype=str)
         with zipfile.ZipFile(self.out.file, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
             for name, stream in self.streams.items():
@@ -209,35 +219,7 @@ class NpzWriter(Writer):
         self.out.commit()
 
 
-class TableWriter(Writer):
-    """Each row's K x D Jacobian as a rich table, coloured by sign and magnitude; at most
-    ``max_rows`` rows are shown (the rest are counted)."""
-
-    def __init__(self, *args, max_rows=10, width=None, **kw):
-        super().__init__(*args, **kw)
-        from rich.console import Console
-
-        self.console = Console(file=_TextBridge(self.out.file), width=width, highlight=False)
-        self.max_rows, self.shown = max_rows, 0
-
-    def write(self, rows, ids, X, Y, J):
-        from .tables import jacobian_table
-
-        for n in range(len(Y)):
-            if self.shown >= self.max_rows:
-                break
-            label = f"row {rows[n]}" + (f" (id {ids[n]})" if ids is not None else "")
-            self.console.print(jacobian_table(label, self.input_names, self.output_names, X[n], Y[n], J[n]))
-            self.shown += 1
-        self.n += len(Y)
-
-    def close(self):
-        if self.n > self.shown:
-            self.console.print(f"... {self.n - self.shown} more rows not shown (use --format csv/jsonl/npz for all rows)")
-        self.out.commit()
-
-
-class _TextBridge:
+class TextBridge:
     """A text file on top of a binary one, for rich."""
 
     def __init__(self, binary):
@@ -251,7 +233,41 @@ class _TextBridge:
         self.binary.flush()
 
     def isatty(self):
-        return self.binary.isatty() if hasattr(self.binary, "isatty") else False
+        return getattr(self.binary, "isatty", lambda: False)()
+
+
+class TableWriter(Writer):
+    """Rich tables for people: meta["table"] is a callable (console, rows, ids, arrays, meta,
+    shown) -> rows shown, and meta["table_close"] (console, writer) prints what ends the output."""
+
+    def __init__(self, *args, max_rows=10, width=None, **kw):
+        super().__init__(*args, **kw)
+        from rich.console import Console
+
+        self.console = Console(file=TextBridge(self.out.file), width=width, highlight=False)
+        self.max_rows, self.shown = max_rows, 0
+
+    def _write(self, rows, ids, arrays):
+        room = self.max_rows - self.shown
+        if room > 0:
+            self.shown += self.meta["table"](self.console, rows[:room], None if ids is None else ids[:room],
+                                             {k: v[:room] for k, v in arrays.items()}, self.meta)
+
+    def close(self):
+        if "table_close" in self.meta:
+            self.meta["table_close"](self.console, self)
+        elif self.n > self.shown:
+            self.console.print(f"... {self.n - self.shown} more rows not shown (--max-rows, or --format csv/jsonl/npz for all)")
+        self.out.commit()
 
 
 WRITERS = {"csv": CsvWriter, "jsonl": JsonlWriter, "npy": NpyWriter, "npz": NpzWriter, "table": TableWriter}
+
+
+def open_writer(fmt, output, fields, meta, dtype=np.float64, max_rows=10, allowed=FORMATS):
+    """The writer for ``fmt`` on ``output`` (None or "-" = stdout)."""
+    if fmt not in allowed:
+        raise UsageError(f"--format {fmt} is not available here; choose one of {', '.join(allowed)}")
+    out = AtomicOutput(output)
+    kwargs = {"max_rows": max_rows} if fmt == "table" else {"dtype": dtype} if fmt in ("npy", "npz") else {}
+    return WRITERS[fmt](out, fields, meta, **kwargs)

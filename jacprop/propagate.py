@@ -1,0 +1,193 @@
+"""From (x, y, J) and input uncertainties to output uncertainties, per row and output.
+
+All methods are first order except ``mc``; they hold for small Delta x (Bishop 8.1.5):
+
+- ``linear``: the signed change Delta y_k = sum_i J_ki Delta x_i for the given perturbation.
+- ``gum``: the standard uncertainty u(y_k) = sqrt((J Sigma J^T)_kk) (GUM's law of
+  propagation of uncertainty), Sigma = diag(dx) R diag(dx) with R the correlation matrix
+  (identity unless given); the expanded uncertainty U = k u with ``coverage`` k.
+- ``worst``: the bound sum_i |J_ki| |Delta x_i| (exact for linear f, any signs).
+- ``mc``: Monte Carlo through the real network: x + dx * (R^1/2 z) with z ~ N(0, I),
+  returning the mean shift, the standard deviation and a central interval.
+
+``linearity`` measures how far f(x + Delta x) - f(x) and f(x) - f(x - Delta x) are from
+J Delta x, relative to |J Delta x|: the seed's warning that the relation holds only for
+small Delta x, as a number.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import UsageError
+
+METHODS = ("linear", "gum", "worst", "mc")
+
+
+@dataclass
+class Uncertainty:
+    """Input uncertainty: per-input absolute values ``absolute`` (D,), relative fractions
+    ``relative`` (D,) of |x|, per-row values from columns, and a correlation matrix ``corr``
+    (D, D; None = uncorrelated).  A covariance file becomes absolute = sqrt(diag), corr."""
+
+    absolute: np.ndarray
+    relative: np.ndarray
+    columns: dict  # input index -> name of a CSV column holding per-row values
+    corr: np.ndarray | None = None
+
+    def dx(self, X: np.ndarray, column_values: dict | None = None) -> np.ndarray:
+        """Delta x per row: (N, D)."""
+        dx = self.absolute + self.relative * np.abs(X)
+        for i, values in (column_values or {}).items():
+            dx[:, i] = values
+        if (dx < 0).any() or not np.isfinite(dx).all():
+            r, c = np.argwhere((dx < 0) | ~np.isfinite(dx))[0]
+            raise UsageError(f"row {r + 1}: uncertainty of input {c} is {dx[r, c]}; it must be finite and >= 0")
+        return dx
+
+    @property
+    def needs_x(self) -> bool:
+        return bool(self.relative.any())
+
+
+def parse_dx(specs, input_names, dx_columns=(), corr=None) -> Uncertainty:
+    """--dx 0.01 | NAME=0.5 | NAME=2% (NAME may be an index; repeatable), --dx-column NAME=COLUMN."""
+    d = len(input_names)
+    absolute, relative = np.zeros(d), np.zeros(d)
+    index = {n: i for i, n in enumerate(input_names)}
+    for spec in specs:
+        name, sep, value = spec.rpartition("=")
+        if sep and name not in index and name.isdigit() and int(name) < d:
+            name = input_names[int(name)]  # an input given by its index
+        targets = [index[name]] if sep and name in index else list(range(d)) if not sep else None
+        if targets is None:
+            raise UsageError(f"--dx {spec}: no input named {name!r}; the inputs are {input_names}")
+        m = re.fullmatch(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(%?)\s*", value)
+        if not m:
+            raise UsageError(f"--dx {spec}: expected a number or a percentage (e.g. 0.01, temp=0.5, temp=2%)")
+        v = float(m[1])
+        if v < 0 or not math.isfinite(v):
+            raise UsageError(f"--dx {spec}: an uncertainty must be finite and >= 0")
+        for i in targets:
+            if m[2]:
+                relative[i], absolute[i] = v / 100, 0.0
+            else:
+                absolute[i], relative[i] = v, 0.0
+    columns = {}
+    for spec in dx_columns:
+        name, sep, column = spec.partition("=")
+        if not sep or name not in index:
+            raise UsageError(f"--dx-column {spec}: expected INPUT=COLUMN with INPUT one of {input_names}")
+        columns[index[name]] = column
+    return Uncertainty(absolute, relative, columns, corr)
+
+
+def split_covariance(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cov -> (sigma, R) with cov = diag(sigma) R diag(sigma); R_ii = 1 where sigma_i = 0."""
+    sigma = np.sqrt(np.diag(cov))
+    outer = np.outer(sigma, sigma)
+    corr = np.divide(cov, outer, out=np.zeros_like(cov), where=outer > 0)
+    np.fill_diagonal(corr, 1.0)
+    return sigma, corr
+
+
+def check_covariance(cov: np.ndarray, where: str) -> np.ndarray:
+    """A covariance must be square, finite, symmetric and positive semi-definite."""
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or not np.isfinite(cov).all():
+        raise UsageError(f"{where}: a covariance must be a finite square matrix, got shape {cov.shape}")
+    scale = max(float(np.abs(cov).max()), 1e-300)
+    if np.abs(cov - cov.T).max() > 1e-10 * scale:
+        i, j = np.unravel_index(np.abs(cov - cov.T).argmax(), cov.shape)
+        raise UsageError(f"{where}: not symmetric: entry ({i + 1}, {j + 1}) is {cov[i, j]} but ({j + 1}, {i + 1}) is {cov[j, i]}")
+    lowest = float(np.linalg.eigvalsh((cov + cov.T) / 2).min())
+    if lowest < -1e-10 * scale:
+        raise UsageError(f"{where}: not positive semi-definite (smallest eigenvalue {lowest:.3g})")
+    return (cov + cov.T) / 2
+
+
+def normal_quantile(p: float) -> float:
+    """Phi^-1(p) by bisection on Phi(z) = (1 + erf(z / sqrt 2)) / 2, to full precision."""
+    if not 0 < p < 1:
+        raise UsageError(f"a probability must lie in (0, 1), got {p}")
+    lo, hi = -40.0, 40.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def linear(J, dx):
+    """Delta y = J Delta x: (N, K)."""
+    return np.einsum("nki,ni->nk", J, dx)
+
+
+def gum(J, dx, corr=None):
+    """u(y_k) = sqrt((J Sigma J^T)_kk), Sigma = diag(dx) R diag(dx): sqrt(sum_i J_ki^2 dx_i^2) when R = I."""
+    JD = J * dx[:, None, :]
+    if corr is None:
+        return np.sqrt(np.einsum("nki,nki->nk", JD, JD))
+    return np.sqrt(np.maximum(np.einsum("nki,ij,nkj->nk", JD, corr, JD), 0))
+
+
+def output_covariance(J, dx, corr=None):
+    """J Sigma J^T per row: (N, K, K)."""
+    JD = J * dx[:, None, :]
+    if corr is None:
+        return np.einsum("nki,nli->nkl", JD, JD)
+    return np.einsum("nki,ij,nlj->nkl", JD, corr, JD)
+
+
+def worst(J, dx):
+    """sum_i |J_ki| |dx_i|."""
+    return np.einsum("nki,ni->nk", np.abs(J), np.abs(dx))
+
+
+def budget(J, dx):
+    """Share of u(y_k)^2 from each input: J_ki^2 dx_i^2 / sum_i (...), (N, K, D); 0 where u = 0.
+    With correlated inputs these are the shares of the uncorrelated terms."""
+    parts = J * J * (dx * dx)[:, None, :]
+    total = parts.sum(axis=-1, keepdims=True)
+    return np.divide(parts, total, out=np.zeros_like(parts), where=total > 0)
+
+
+def monte_carlo(forward, X, dx, corr, samples, seed, level):
+    """Sample x + dx * (R^1/2 z) through ``forward``; returns mean shift, std, lo, hi (N, K each).
+
+    forward maps (M, D) -> (M, K).  Rows are processed in blocks so memory stays bounded.
+    """
+    rng = np.random.default_rng(seed)
+    n, d = X.shape
+    if corr is not None:
+        w, v = np.linalg.eigh(corr)
+        root = v * np.sqrt(np.maximum(w, 0))  # root @ root.T == R, also when R is singular
+    y0 = forward(X)
+    shift, std, lo, hi = (np.empty_like(y0) for _ in range(4))
+    q = [(1 - level) / 2, (1 + level) / 2]
+    block = max(1, 200_000 // max(samples, 1))
+    for start in range(0, n, block):
+        sl = slice(start, start + block)
+        z = rng.standard_normal((X[sl].shape[0], samples, d))
+        noise = (z @ root.T if corr is not None else z) * dx[sl, None, :]
+        ys = forward((X[sl, None, :] + noise).reshape(-1, d)).reshape(noise.shape[0], samples, -1)
+        shift[sl] = ys.mean(axis=1) - y0[sl]
+        std[sl] = ys.std(axis=1, ddof=1)
+        lo[sl], hi[sl] = np.quantile(ys, q, axis=1)
+    return shift, std, lo, hi
+
+
+def linearity(forward, X, Y, J, dx):
+    """Relative departure from linearity per row and output:
+    max(|f(x+dx) - f(x) - J dx|, |f(x) - f(x-dx) - J dx|) / max(|J dx|, tiny).
+    Returns (nonlinearity, f(x+dx) - f(x), f(x) - f(x-dx))."""
+    jdx = linear(J, dx)
+    up, down = forward(X + dx) - Y, Y - forward(X - dx)
+    err = np.maximum(np.abs(up - jdx), np.abs(down - jdx))
+    scale = np.abs(jdx) + 1e-12 * (1 + np.abs(Y))  # rounding in f(x +- dx) - f(x) is ~1e-16 |y|
+    return err / scale, up, down

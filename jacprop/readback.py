@@ -1,0 +1,147 @@
+"""Reading back what ``jacprop jacobian`` wrote (CSV, JSON Lines or NPZ; sniffed from the
+first bytes), for ``jacprop propagate`` at the end of a pipe."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+
+_J_COLUMN = re.compile(r"^d\((.*)\)/d\((.*)\)$")
+CHUNK_ROWS = 16384
+
+
+@dataclass
+class JacobianStream:
+    """input_names, output_names, id_name, and chunks of (rows, ids, X or None, Y, J)."""
+
+    input_names: list
+    output_names: list
+    id_name: str | None
+    chunks: object
+    has_x: bool
+
+
+def read_jacobian(path) -> JacobianStream:
+    """Sniff and open ``path`` ("-" = stdin); CSV and JSONL are read in chunks as they come."""
+    stream = sys.stdin.buffer if str(path) == "-" else _open(path)
+    where = "stdin" if str(path) == "-" else str(path)
+    head = stream.peek(4)[:4]
+    if not head:
+        raise InputError(f"{where}: empty input: expected what `jacprop jacobian` writes (csv, jsonl or npz)")
+    if head.startswith(b"PK"):
+        return _npz(io.BytesIO(stream.read()), where)
+    if head.lstrip()[:1] == b"{":
+        return _jsonl(stream, where)
+    return _csv(stream, where)
+
+
+def _open(path):
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise InputError(f"{path}: cannot open: {e.strerror or e}") from None
+
+
+def _npz(stream, where):
+    try:
+        with np.load(stream, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:
+        raise InputError(f"{where}: unreadable NPZ ({e})") from None
+    missing = {"y", "jacobian", "input_names", "output_names"} - set(arrays)
+    if missing:
+        raise InputError(f"{where}: NPZ lacks {sorted(missing)}; expected the output of `jacprop jacobian --format npz`")
+    Y, J = arrays["y"].astype(np.float64), arrays["jacobian"].astype(np.float64)
+    X = arrays["x"].astype(np.float64) if "x" in arrays else None
+    ids = arrays.get("ids")
+    rows = np.arange(1, len(Y) + 1)
+    return JacobianStream(list(arrays["input_names"]), list(arrays["output_names"]), "id" if ids is not None else None,
+                          iter([(rows, ids, X, Y, J)]), X is not None)
+
+
+def _jsonl(stream, where):
+    text = io.TextIOWrapper(stream, encoding="utf-8")
+    first_line = text.readline()
+    try:
+        first = json.loads(first_line)
+        k, d = len(first["jacobian"]), len(first["jacobian"][0])
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        raise InputError(f"{where}: line 1: not a `jacprop jacobian --format jsonl` record ({e})") from None
+    has_id = "id" in first
+
+    def chunks():
+        lines, number = [first_line], 1
+        for line in text:
+            if line.strip():
+                lines.append(line)
+            if len(lines) >= CHUNK_ROWS:
+                yield _jsonl_block(lines, number, where, k, d, has_id)
+                number += len(lines)
+                lines = []
+        if lines:
+            yield _jsonl_block(lines, number, where, k, d, has_id)
+
+    return JacobianStream([f"x{i}" for i in range(d)], [f"y{j}" for j in range(k)], "id" if has_id else None,
+                          chunks(), "x" in first)
+
+
+def _jsonl_block(lines, first_number, where, k, d, has_id):
+    try:
+        objs = [json.loads(line) for line in lines]
+        rows = np.array([o["row"] for o in objs])
+        Y = np.array([o["y"] for o in objs], dtype=np.float64).reshape(len(objs), k)
+        J = np.array([o["jacobian"] for o in objs], dtype=np.float64).reshape(len(objs), k, d)
+        X = np.array([o["x"] for o in objs], dtype=np.float64).reshape(len(objs), d) if "x" in objs[0] else None
+        ids = np.array([str(o["id"]) for o in objs]) if has_id else None
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{where}: lines {first_number}-{first_number + len(lines) - 1}: malformed record ({e})") from None
+    return rows, ids, X, Y, J
+
+
+def _csv(stream, where):
+    import csv
+
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    header = next(csv.reader([text.readline()]))
+    j_cols = [(i, m[1], m[2]) for i, c in enumerate(header) if (m := _J_COLUMN.match(c))]
+    if not j_cols:
+        raise InputError(f"{where}: line 1: no d(<output>)/d(<input>) columns; expected what `jacprop jacobian` writes")
+    outputs = list(dict.fromkeys(o for _, o, _ in j_cols))
+    inputs = list(dict.fromkeys(i for _, _, i in j_cols))
+    k, d = len(outputs), len(inputs)
+    if len(j_cols) != k * d:
+        raise InputError(f"{where}: line 1: the J columns do not form a full {k} x {d} matrix")
+    y_idx = [header.index(o) if o in header else -1 for o in outputs]
+    if -1 in y_idx:
+        raise InputError(f"{where}: line 1: no column for output {outputs[y_idx.index(-1)]!r}")
+    used = set(y_idx) | {i for i, _, _ in j_cols}
+    rest = [i for i in range(len(header)) if i not in used]
+    id_idx = rest[0] if rest else None
+    j_idx = [i for i, _, _ in j_cols]
+
+    def chunks():
+        number = 0
+        while True:
+            lines = [line for line in (text.readline() for _ in range(CHUNK_ROWS)) if line]
+            lines = [line for line in lines if line.strip()]
+            if not lines:
+                return
+            try:
+                table = np.loadtxt(lines, delimiter=",", usecols=y_idx + j_idx, ndmin=2, quotechar='"', comments=None)
+            except ValueError as e:
+                raise InputError(f"{where}: rows {number + 1}-{number + len(lines)}: {e}") from None
+            ids = None
+            if id_idx is not None:
+                ids = np.array([next(csv.reader([line]))[id_idx] for line in lines])
+            rows = np.arange(number + 1, number + 1 + len(lines))
+            number += len(lines)
+            yield rows, ids, None, table[:, :k], table[:, k:].reshape(-1, k, d)
+
+    return JacobianStream(inputs, outputs, header[id_idx] if id_idx is not None else None, chunks(), False)
