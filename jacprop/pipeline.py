@@ -304,7 +304,7 @@ def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtyp
         if "mc" in methods or check_linearity:
             raise UsageError("--method mc and --check-linearity run the network: give MODEL... INPUTS, not a Jacobian stream")
 
-    corr = None
+    corr = sigma = None
     if cov_file or corr_file:
         matrix = P.check_covariance(read_matrix(cov_file or corr_file, in_names, "--cov" if cov_file else "--corr"),
                                     cov_file or corr_file)
@@ -312,14 +312,15 @@ def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtyp
             if dx:
                 raise UsageError("--cov gives the uncertainties; do not also give --dx")
             sigma, corr = P.split_covariance(matrix)
-            dx = [f"{i}={s!r}" for i, s in enumerate(sigma)]
         else:
             corr = matrix
             if not np.allclose(np.diag(corr), 1):
                 raise UsageError(f"--corr {corr_file}: a correlation matrix has ones on its diagonal")
-    if not dx and not dx_columns:
+    if not dx and not dx_columns and sigma is None:
         raise UsageError("say how uncertain the inputs are: --dx 0.01, --dx NAME=0.5, --dx NAME=2%, --dx-column or --cov")
     unc = P.parse_dx(dx, in_names, dx_columns, corr)
+    if sigma is not None:
+        unc.absolute = sigma
     if unc.needs_x and model is None and not getattr(locals().get("stream"), "has_x", False):
         raise UsageError("a relative --dx (%) needs the inputs x: give MODEL... INPUTS, or pipe jsonl/npz from `jacprop jacobian`")
     dx_col_names = {i: c for i, c in unc.columns.items()}
