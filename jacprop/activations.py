@@ -42,7 +42,12 @@ import numpy as np
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+# TensorFlow's tf.nn.gelu (used by Keras 2 and 3) writes math_ops.cast(0.7071067811865476, dtype)
+# and math_ops.cast(0.044715, dtype): a Python float cast that way becomes a float32 tensor first,
+# so even a float64 model uses these float32-rounded constants (1/sqrt(2) off by ~1e-8 relative).
+# We use the same ones, so our gelu matches Keras' to rounding rather than to ~1e-8.
+_INV_SQRT_2 = float(np.float32(1.0 / math.sqrt(2.0)))
+_GELU_TANH_C = float(np.float32(0.044715))
 _INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 
 
@@ -85,7 +90,7 @@ def _softplus(a):
 
 
 def _gelu_tanh_inner(a):
-    return _SQRT_2_OVER_PI * (a + 0.044715 * a**3)
+    return _SQRT_2_OVER_PI * (a + _GELU_TANH_C * a**3)
 
 
 def _mish_dh(a, y, p):
@@ -95,7 +100,7 @@ def _mish_dh(a, y, p):
 
 def _gelu_tanh_dh(a, y, p):
     t = np.tanh(_gelu_tanh_inner(a))
-    return 0.5 * (1 + t) + 0.5 * a * (1 - t**2) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a**2)
+    return 0.5 * (1 + t) + 0.5 * a * (1 - t**2) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * a**2)
 
 
 # name -> (h(a, p), dh(a, y, p)).  Written to be correct for float32 and float64 arrays.
@@ -117,7 +122,7 @@ ELEMENTWISE = {
     ),
     "gelu": (
         lambda a, p: 0.5 * a * (1 + erf(a * _INV_SQRT_2)),
-        lambda a, y, p: 0.5 * (1 + erf(a * _INV_SQRT_2)) + a * np.exp(-0.5 * a * a) * (_INV_SQRT_2 * _INV_SQRT_PI),
+        lambda a, y, p: 0.5 * (1 + erf(a * _INV_SQRT_2)) + a * np.exp(-((a * _INV_SQRT_2) ** 2)) * (_INV_SQRT_2 * _INV_SQRT_PI),
     ),
     "gelu_tanh": (lambda a, p: 0.5 * a * (1 + np.tanh(_gelu_tanh_inner(a))), _gelu_tanh_dh),
     "sigmoid": (lambda a, p: _sigmoid(a), lambda a, y, p: y * (1 - y)),

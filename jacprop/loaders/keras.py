@@ -1,0 +1,680 @@
+"""Keras model configs -> Model: the part the three Keras containers share.
+
+A container module (``keras_h5`` for legacy HDF5 files of Keras 2 and 3, ``keras_zip``
+for Keras 3 ``.keras`` archives) finds the model config (the JSON Keras wrote) and a
+weight store, then calls ``build``.  Here the config becomes a graph:
+
+- every layer class, nested models included, is screened *before* any layer config is
+  read, so Lambda layers (marshalled Python code), custom classes, recurrent layers and
+  integer-input layers are refused by class name alone;
+- Sequential models are chains; Functional models are walked node by node
+  (``inbound_nodes``), which handles skip connections, merges, several inputs and outputs,
+  a layer called twice (its ops are built once and shared) and models nested as layers;
+- each supported layer class has a small builder in ``BUILDERS`` that reads its config and
+  weights (shapes checked against the config) and adds ops to a ``GraphBuilder``.
+
+Keras axes count the batch axis; ops take negative per-row axes (``_axis``).  Where the
+two Keras versions differ, builders look at ``Call.keras3`` (hard_sigmoid) or accept both
+spellings (LeakyReLU ``alpha``/``negative_slope``, InputLayer ``batch_input_shape``/``batch_shape``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from .. import ops
+from ..activations import Activation
+from ..errors import ModelError
+from ..graph import GraphBuilder, Model
+
+MODEL_CLASSES = ("Sequential", "Functional", "Model")
+RECURRENT = {
+    "LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
+    "LSTMCell", "GRUCell", "SimpleRNNCell", "StackedRNNCells", "CuDNNLSTM", "CuDNNGRU",
+}
+INTEGER_INPUT = {"Embedding", "CategoryEncoding", "StringLookup", "IntegerLookup", "Hashing", "TextVectorization"}
+IDENTITY = {
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+    "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+}
+
+
+@dataclass
+class Layer:
+    """One layer entry of a config and where its weights live.
+
+    ``names``: the enclosing model layers' names and its own (legacy HDF5 lookup);
+    ``store_path``: its group in a Keras 3 weights file, e.g. ``layers/sequential/layers/dense_1``.
+    """
+
+    cls: str
+    name: str
+    config: dict
+    entry: dict
+    names: tuple
+    store_path: str
+
+
+class WeightStore(Protocol):
+    def arrays(self, layer: Layer) -> list[tuple[str, np.ndarray]]:
+        """The layer's stored weights in Keras' order, as (name, float64 or integer array)."""
+
+
+def one_line(e) -> str:
+    return " ".join(str(e).split())
+
+
+def to_snake_case(name: str) -> str:
+    """Keras 3's naming.to_snake_case: group names in .keras weight files."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# ---------------------------------------------------------------------------
+# Building
+
+
+class Loader:
+    """Builds one Model from a config; ``fail`` makes the one-line errors."""
+
+    def __init__(self, path, store: WeightStore, keras3: bool):
+        self.path, self.store, self.keras3 = str(path), store, keras3
+        self.shared: dict[str, list] = {}  # store_path -> ops of the layer's first call
+
+    def fail(self, layer: Layer | None, message: str) -> ModelError:
+        where = f"layer '{layer.name}' ({layer.cls}): " if layer is not None else ""
+        return ModelError(f"{self.path}: {where}{message}")
+
+    # ---- screening: refuse by class name before reading anything else
+
+    def screen(self, entries, scope=""):
+        for entry in entries:
+            cls = entry.get("class_name") if isinstance(entry, dict) else None
+            config = entry.get("config") if isinstance(entry, dict) else None
+            name = config.get("name", "?") if isinstance(config, dict) else "?"
+            if not isinstance(cls, str):
+                raise self.fail(None, f"malformed layer entry in {scope or 'the model'} (no class_name)")
+            reg = entry.get("registered_name")
+            module = entry.get("module")
+            custom = (reg not in (None, cls) or (isinstance(module, str) and not module.startswith("keras")))
+            shown = reg if isinstance(reg, str) and reg != cls else cls
+            layer = Layer(shown, str(name), {}, entry, (), "")
+            if cls == "Lambda":
+                raise self.fail(layer, "refused: Lambda layers hold Python code, and jacprop never runs code from a model file")
+            if custom or not (cls in BUILDERS or cls in MODEL_CLASSES or cls == "InputLayer" or cls in RECURRENT
+                              or cls in INTEGER_INPUT):
+                raise self.fail(layer, "unknown layer class; custom layers cannot be loaded")
+            if cls in RECURRENT:
+                raise self.fail(layer, "recurrent layers are not supported yet")
+            if cls in INTEGER_INPUT:
+                raise self.fail(layer, "takes integer indices, so it has no Jacobian")
+            if cls in MODEL_CLASSES:
+                self.screen(_layers_of(config, self, layer), name)
+
+    # ---- models
+
+    def build(self, config: dict, source: dict) -> Model:
+        cls = config.get("class_name")
+        if cls not in MODEL_CLASSES:
+            raise self.fail(None, f"the model config describes a {cls!r}, not a Sequential or Functional model")
+        top = Layer(cls, str(config["config"].get("name", "model")), config["config"], config, (), "")
+        self.screen(_layers_of(config["config"], self, top))
+        inputs = self.model_inputs(top)
+        b = GraphBuilder(inputs)
+        outputs = self.call_model(b, top, list(b.inputs))
+        return b.finish(outputs, source)
+
+    def model_inputs(self, model: Layer) -> list[tuple[str, tuple]]:
+        """[(name, per-row shape)] in ``input_layers`` order (Sequential: one), from the InputLayer's
+        batch_input_shape (Keras 2) or batch_shape (Keras 3), else input_shape, else the first
+        layer's batch_input_shape, else the Sequential's build_input_shape."""
+        layers = _layers_of(model.config, self, model)
+        if model.cls == "Sequential":
+            first = layers[0] if layers else {}
+            cfg = first.get("config", {})
+            for key in ("batch_input_shape", "batch_shape"):
+                if cfg.get(key) is not None:
+                    return [(str(cfg.get("name", "x")), self.shape(cfg[key][1:], model))]
+            if cfg.get("input_shape") is not None:
+                return [(str(cfg.get("name", "x")), self.shape(cfg["input_shape"], model))]
+            if model.config.get("build_input_shape") is not None:
+                return [("x", self.shape(model.config["build_input_shape"][1:], model))]
+            raise self.fail(model, "the model does not record its input shape")
+        by_name = {e.get("config", {}).get("name", e.get("name")): e for e in layers}
+        out = []
+        for ref in _refs(model.config.get("input_layers")):
+            entry = by_name.get(ref[0])
+            if entry is None or entry.get("class_name") != "InputLayer":
+                raise self.fail(model, f"input layer {ref[0]!r} is not in the model")
+            cfg = entry["config"]
+            shape = cfg.get("batch_input_shape", cfg.get("batch_shape"))
+            if shape is not None:
+                shape = shape[1:]
+            else:
+                shape = cfg.get("input_shape", cfg.get("shape"))
+            if shape is None:
+                raise self.fail(model, f"input layer {ref[0]!r} has no shape")
+            out.append((str(ref[0]), self.shape(shape, model)))
+        return out
+
+    def shape(self, dims, layer: Layer) -> tuple:
+        if not isinstance(dims, (list, tuple)) or any(not isinstance(d, int) or d < 1 for d in dims):
+            raise self.fail(layer, f"input shape {list(dims) if isinstance(dims, (list, tuple)) else dims} "
+                                   "has unknown or invalid dimensions; jacprop needs fixed shapes")
+        return tuple(dims)
+
+    def call_model(self, b: GraphBuilder, model: Layer, inputs: list[int]) -> list[int]:
+        """Add the model's layers applied to ``inputs`` (node indices); returns its output nodes.
+
+        Each layer's Keras 3 weights group counts the snake-cased class names in config order
+        (dense, dense_1, ...), InputLayers included for Functional models but not Sequential ones."""
+        entries = _layers_of(model.config, self, model)
+        sequential = model.cls == "Sequential"
+        counts: dict[str, int] = {}
+        prefix = f"{model.store_path}/" if model.store_path else ""
+        layers = []
+        for entry in entries:
+            cls, cfg = entry["class_name"], entry.get("config") or {}
+            name = str(cfg.get("name", entry.get("name", "?")))
+            group = None
+            if not (sequential and cls == "InputLayer"):  # Keras 3 lists a Sequential's layers without it
+                snake = to_snake_case(cls)
+                counts[snake] = counts.get(snake, -1) + 1
+                group = f"{prefix}layers/{snake}" + (f"_{counts[snake]}" if counts[snake] else "")
+            layers.append(Layer(cls, name, cfg, entry, (*model.names, name), group or ""))
+        if sequential:
+            if len(inputs) != 1:
+                raise self.fail(model, f"a Sequential model takes one input, got {len(inputs)}")
+            node = inputs[0]
+            for layer in layers:
+                if layer.cls != "InputLayer":
+                    (node,) = self.call_layer(b, layer, [node])
+            return [node]
+        return self.walk_functional(b, model, layers, inputs)
+
+    def walk_functional(self, b, model: Layer, layers: list[Layer], inputs: list[int]) -> list[int]:
+        refs_in = _refs(model.config.get("input_layers"))
+        if len(refs_in) != len(inputs):
+            raise self.fail(model, f"takes {len(refs_in)} inputs, got {len(inputs)}")
+        done: dict[tuple, list[int]] = {(r[0], r[1]): [i] for r, i in zip(refs_in, inputs)}
+        pending = []
+        for layer in layers:
+            if layer.cls == "InputLayer":
+                continue
+            # Keras 2 numbers a nested model's nodes from 1: node 0 is its own Input -> output node.
+            skip = not self.keras3 and layer.cls in MODEL_CLASSES and _has_own_input(layer)
+            for k, node in enumerate(layer.entry.get("inbound_nodes") or []):
+                pending.append((layer, k + skip, self.inbound(layer, node)))
+        while pending:
+            ready = [p for p in pending if all((r[0], r[1]) in done for r in p[2])]
+            if not ready:
+                layer, _, refs = pending[0]
+                missing = [r[0] for r in refs if (r[0], r[1]) not in done]
+                raise self.fail(layer, f"its inputs {missing} are never computed")
+            for p in ready:
+                layer, k, refs = p
+                xs = [self.pick(layer, done[(r[0], r[1])], r) for r in refs]
+                done[(layer.name, k)] = self.call_layer(b, layer, xs)
+                pending.remove(p)
+        outputs = []
+        for r in _refs(model.config.get("output_layers")):
+            if (r[0], r[1]) not in done:
+                raise self.fail(model, f"output {list(r)} is never computed")
+            outputs.append(self.pick(model, done[(r[0], r[1])], r))
+        return outputs
+
+    def pick(self, layer, produced: list[int], ref) -> int:
+        t = ref[2] if len(ref) > 2 else 0
+        if not 0 <= t < len(produced):
+            raise self.fail(layer, f"refers to output {t} of {ref[0]!r}, which has {len(produced)}")
+        return produced[t]
+
+    def inbound(self, layer: Layer, node) -> list[tuple]:
+        """One inbound node as [(layer_name, node_index, tensor_index)].
+
+        Keras 2: a list of [name, node, tensor, kwargs]; Keras 3: {"args": [...], "kwargs": {...}}
+        with ``__keras_tensor__`` objects (keras_history [name, node, tensor]) anywhere in args.
+        """
+        if isinstance(node, dict):
+            found = []
+
+            def collect(v):
+                if isinstance(v, dict) and v.get("class_name") == "__keras_tensor__":
+                    found.append(tuple(v["config"]["keras_history"]))
+                elif isinstance(v, (list, tuple)):
+                    for item in v:
+                        collect(item)
+
+            collect(node.get("args", []))
+            return found
+        if isinstance(node, list):
+            return [tuple(r[:3]) for r in node]
+        raise self.fail(layer, "malformed inbound_nodes")
+
+    def call_layer(self, b: GraphBuilder, layer: Layer, inputs: list[int]) -> list[int]:
+        if layer.cls in MODEL_CLASSES:
+            return self.call_model(b, layer, inputs)
+        key = layer.store_path or "/".join(layer.names)
+        call = Call(self, b, layer, inputs, self.shared.setdefault(key, []))
+        return [BUILDERS[layer.cls](call)]
+
+
+def _layers_of(config, loader: Loader, model: Layer) -> list[dict]:
+    layers = config.get("layers") if isinstance(config, dict) else None
+    if not isinstance(layers, list):
+        raise loader.fail(model, "malformed model config (no layer list)")
+    return layers
+
+
+def _refs(value) -> list[list]:
+    """input_layers/output_layers: Keras 3 writes a single tensor flat, ["x", 0, 0]."""
+    if not value:
+        return []
+    if isinstance(value[0], str):
+        return [value]
+    return list(value)
+
+
+def _has_own_input(layer: Layer) -> bool:
+    if layer.cls != "Sequential":
+        return True
+    layers = layer.config.get("layers") or []
+    return bool(layers) and layers[0].get("class_name") == "InputLayer"
+
+
+# ---------------------------------------------------------------------------
+# One call of a layer: what builders see
+
+
+@dataclass
+class Call:
+    loader: Loader
+    b: GraphBuilder
+    layer: Layer
+    inputs: list[int]
+    shared: list = field(default_factory=list)
+    n_added: int = 0
+
+    @property
+    def cfg(self) -> dict:
+        return self.layer.config
+
+    @property
+    def keras3(self) -> bool:
+        return self.loader.keras3
+
+    @property
+    def shapes(self) -> list[tuple]:
+        return [self.b.nodes[i].shape for i in self.inputs]
+
+    @property
+    def shape(self) -> tuple:
+        return self.shapes[0]
+
+    def fail(self, message) -> ModelError:
+        return self.loader.fail(self.layer, message)
+
+    def add(self, op: ops.Op, inputs=None, last=True) -> int:
+        """Add ``op`` reading ``inputs`` (default: the call's inputs).  A layer called again
+        reuses the ops of its first call, so shared layers share their weights."""
+        if self.n_added < len(self.shared):
+            op = self.shared[self.n_added]
+        else:
+            self.shared.append(op)
+        self.n_added += 1
+        inputs = self.inputs if inputs is None else inputs
+        try:
+            op.out_shape(*[self.b.nodes[i].shape for i in inputs])
+        except ValueError as e:
+            raise self.fail(one_line(e)) from None
+        except TypeError:
+            raise self.fail(f"takes {op.n_inputs} input(s), got {len(inputs)}") from None
+        name = self.layer.name if last else f"{self.layer.name}/{self.n_added}"
+        try:
+            return self.b.add(name, op, inputs, self.layer.cls)
+        except ModelError as e:
+            raise ModelError(f"{self.loader.path}: {e}") from None
+
+    def weights(self, *specs) -> list[np.ndarray]:
+        """The layer's weights, checked against ``specs`` = (name, expected shape), in Keras' order."""
+        stored = self.loader.store.arrays(self.layer)
+        if len(stored) > len(specs):
+            names = ", ".join(n for n, _ in stored)
+            raise self.fail(f"{len(stored)} weights stored ({names}), expected {len(specs)}")
+        out = []
+        for i, (what, shape) in enumerate(specs):
+            if i >= len(stored):
+                raise self.fail(f"missing weight '{what}'")
+            arr = stored[i][1]
+            if tuple(arr.shape) != tuple(shape):
+                raise self.fail(f"weight '{what}' expected shape {tuple(shape)}, got {tuple(arr.shape)}")
+            out.append(arr)
+        return out
+
+    def axis(self, a, rank=None) -> int:
+        """A Keras axis (counting the batch axis) as a negative per-row axis."""
+        rank = len(self.shape) if rank is None else rank
+        if isinstance(a, (list, tuple)):
+            if len(a) != 1:
+                raise self.fail(f"axis {a}: one axis expected")
+            a = a[0]
+        neg = a - (rank + 1) if a >= 0 else a
+        if not -rank <= neg <= -1:
+            raise self.fail(f"axis {a} is the batch axis or out of range for per-row shape {self.shape}")
+        return neg
+
+    def activation(self, spec) -> Activation:
+        return activation(self, spec)
+
+
+# ---------------------------------------------------------------------------
+# Activations: strings, serialized functions, layer objects
+
+
+def activation(c: Call, spec, **kwargs) -> Activation:
+    """An activation given as a string, a serialized function or an activation layer object.
+
+    Version differences: hard_sigmoid is clip(0.2a + 0.5, 0, 1) in Keras 2 and relu6(a + 3)/6
+    in Keras 3; gelu is exact unless ``approximate``.  leaky_relu's slope goes to TensorFlow as
+    a float32 op attribute (tf.nn.leaky_relu), so the slope Keras really uses is
+    float32(slope), even in a float64 model: we round it the same way.
+    """
+    if spec is None:
+        return Activation()
+    if isinstance(spec, dict):
+        cls, cfg = spec.get("class_name"), spec.get("config")
+        if cls == "function" and isinstance(cfg, str):
+            module = spec.get("module") or ""
+            if not (module == "builtins" or module.startswith(("keras", "tf_keras", "tensorflow"))):
+                raise c.fail(f"activation {spec.get('registered_name') or cfg!r} is a custom function; "
+                             "custom activations cannot be loaded")
+            return activation(c, cfg)
+        if cls in ACTIVATION_LAYERS and isinstance(cfg, dict):
+            return ACTIVATION_LAYERS[cls](c, cfg)
+        raise c.fail(f"activation {spec.get('registered_name') or cls!r} is not supported")
+    if not isinstance(spec, str):
+        raise c.fail(f"activation {spec!r} is not supported")
+    name = {"hard_sigmoid": "hard_sigmoid" if c.keras3 else "hard_sigmoid_k2"}.get(spec, spec)
+    if name == "gelu" and kwargs.get("approximate"):
+        name = "gelu_tanh"
+    param = {"leaky_relu": float(np.float32(kwargs.get("slope", 0.2))), "elu": kwargs.get("alpha", 1.0)}
+    try:
+        return Activation(name, alpha=param.get(name, 0.0), axis=kwargs.get("axis", -1))
+    except ValueError:
+        raise c.fail(f"activation {spec!r} is not supported") from None
+
+
+def _relu_layer(c: Call, cfg) -> Activation:
+    """Keras ReLU(max_value, negative_slope, threshold): relu, relu6, clip(a, 0, max) or leaky."""
+    slope = cfg.get("negative_slope", cfg.get("alpha", 0.0)) or 0.0
+    max_value, threshold = cfg.get("max_value"), cfg.get("threshold", 0.0) or 0.0
+    if threshold != 0 or (slope != 0 and max_value is not None):
+        raise c.fail(f"ReLU with threshold={threshold}, negative_slope={slope}, max_value={max_value} "
+                     "is not supported")
+    if slope != 0:
+        return activation(c, "leaky_relu", slope=slope)
+    if max_value is None:
+        return Activation("relu")
+    # Keras clips at a float32 max_value even in a float64 model (tf.cast of a Python float; observed
+    # in Keras 2 and 3), so we round it the same way.
+    return Activation("relu6") if max_value == 6 else Activation("relu_max", alpha=float(np.float32(max_value)))
+
+
+ACTIVATION_LAYERS: dict[str, Callable] = {
+    "Activation": lambda c, cfg: activation(c, cfg.get("activation")),
+    "ReLU": _relu_layer,
+    "LeakyReLU": lambda c, cfg: activation(c, "leaky_relu", slope=cfg.get("negative_slope", cfg.get("alpha", 0.3))),
+    "ELU": lambda c, cfg: activation(c, "elu", alpha=cfg.get("alpha", 1.0)),
+    "Softmax": lambda c, cfg: Activation("softmax", axis=c.axis(cfg.get("axis", -1))),
+}
+
+
+# ---------------------------------------------------------------------------
+# Layer builders: Call -> output node index
+
+
+def _dense(c: Call) -> int:
+    """y = act(x @ kernel + bias) over the last axis."""
+    units = c.cfg["units"]
+    specs = [("kernel", (c.shape[-1], units))] + ([("bias", (units,))] if c.cfg.get("use_bias", True) else [])
+    kernel, *bias = c.weights(*specs)
+    return c.add(ops.Dense(kernel=kernel, bias=bias[0] if bias else None, activation=c.activation(c.cfg.get("activation"))))
+
+
+def _act_layer(c: Call) -> int:
+    c.weights()
+    return c.add(ops.Act(ACTIVATION_LAYERS[c.layer.cls](c, c.cfg)))
+
+
+def _prelu(c: Call) -> int:
+    """PReLU: y = relu(x) - alpha * relu(-x), alpha per element (1 along ``shared_axes``)."""
+    shape = list(c.shape)
+    for a in c.cfg.get("shared_axes") or []:
+        shape[c.axis(a)] = 1
+    (alpha,) = c.weights(("alpha", tuple(shape)))
+    pos = c.add(ops.Act(Activation("relu")), last=False)
+    neg = c.add(ops.Affine(scale=np.array(-1.0), shift=np.array(0.0)), last=False)
+    neg = c.add(ops.Act(Activation("relu")), [neg], last=False)
+    neg = c.add(ops.Affine(scale=-alpha, shift=np.zeros_like(alpha)), [neg], last=False)
+    return c.add(ops.Merge("add"), [pos, neg])
+
+
+def _identity(c: Call) -> int:
+    c.weights()
+    return c.add(ops.Identity())
+
+
+def _batch_norm(c: Call) -> int:
+    """gamma (x - moving_mean) / sqrt(moving_variance + epsilon) + beta along ``axis``."""
+    ax = c.axis(c.cfg.get("axis", -1))
+    n = c.shape[ax]
+    specs = ([("gamma", (n,))] if c.cfg.get("scale", True) else []) + \
+            ([("beta", (n,))] if c.cfg.get("center", True) else []) + [("moving_mean", (n,)), ("moving_variance", (n,))]
+    w = dict(zip([s[0] for s in specs], c.weights(*specs)))
+    gamma, beta = w.get("gamma", np.ones(n)), w.get("beta", np.zeros(n))
+    eps = c.cfg.get("epsilon", 1e-3)
+    return c.add(ops.batch_norm(gamma, beta, w["moving_mean"], w["moving_variance"], eps, ax, len(c.shape)))
+
+
+def _norm_axes(c: Call, axis) -> tuple[int, ...]:
+    axis = axis if isinstance(axis, (list, tuple)) else [axis]
+    return tuple(sorted({c.axis(a) for a in axis}))
+
+
+def _layer_norm(c: Call) -> int:
+    """Normalise over ``axis``; rms_scaling=True is Keras 3's variant (see ops.LayerNorm)."""
+    axes = _norm_axes(c, c.cfg.get("axis", -1))
+    rms_scaling = bool(c.cfg.get("rms_scaling", False))
+    wshape = tuple(c.shape[a] for a in axes)
+    bshape = tuple(c.shape[a] if a in axes else 1 for a in range(-len(c.shape), 0))
+    scale = c.cfg.get("scale", True) or rms_scaling
+    center = c.cfg.get("center", True) and not rms_scaling
+    specs = ([("gamma", wshape)] if scale else []) + ([("beta", wshape)] if center else [])
+    w = dict(zip([s[0] for s in specs], c.weights(*specs)))
+    gamma, beta = (w[k].reshape(bshape) if k in w else None for k in ("gamma", "beta"))
+    return c.add(ops.LayerNorm(axes=axes, epsilon=c.cfg.get("epsilon", 1e-3), gamma=gamma, beta=beta,
+                               rms_scaling=rms_scaling))
+
+
+def _rms_norm(c: Call) -> int:
+    """Keras 3 RMSNormalization: x / sqrt(mean(x^2) + epsilon) * scale."""
+    axes = _norm_axes(c, c.cfg.get("axis", -1))
+    bshape = tuple(c.shape[a] if a in axes else 1 for a in range(-len(c.shape), 0))
+    (scale,) = c.weights(("scale", tuple(c.shape[a] for a in axes)))
+    return c.add(ops.LayerNorm(axes=axes, epsilon=c.cfg.get("epsilon", 1e-6), gamma=scale.reshape(bshape), rms=True))
+
+
+def _normalization(c: Call) -> int:
+    """(x - mean) / max(sqrt(variance), 1e-7), or its inverse; statistics from the config
+    (``mean``/``variance`` given) or else from the weights [mean, variance, count].
+    Keras 3 turns config values into tensors with convert_to_tensor, i.e. float32, even in a
+    float64 model (observed); Keras 2 keeps them float64.  We do the same."""
+    axis = c.cfg.get("axis", -1)
+    keep = () if axis is None else _norm_axes(c, axis)
+    wshape = tuple(c.shape[a] for a in keep)
+    bshape = tuple(c.shape[a] if a in keep else 1 for a in range(-len(c.shape), 0))
+    if c.cfg.get("mean") is not None:
+        c.weights()
+        try:
+            dtype = np.float32 if c.keras3 else np.float64
+            mean = np.broadcast_to(np.asarray(c.cfg["mean"], dtype=dtype), wshape)
+            var = np.broadcast_to(np.asarray(c.cfg["variance"], dtype=dtype), wshape)
+        except (ValueError, TypeError):
+            raise c.fail(f"mean/variance in the config do not fit shape {wshape}") from None
+    else:
+        mean, var, _ = c.weights(("mean", wshape), ("variance", wshape), ("count", ()))
+    return c.add(ops.normalization(mean.reshape(bshape).astype(np.float64), var.reshape(bshape).astype(np.float64),
+                                   invert=bool(c.cfg.get("invert", False))))
+
+
+def _rescaling(c: Call) -> int:
+    """y = x * scale + offset (scalars or per-channel lists).  Keras casts them with
+    backend.cast, i.e. tf.cast of a Python float, which makes a float32 tensor first: a float64
+    model really uses float32(scale) and float32(offset), and so do we."""
+    c.weights()
+    scale = np.asarray(c.cfg.get("scale", 1.0), dtype=np.float32).astype(np.float64)
+    offset = np.asarray(c.cfg.get("offset", 0.0), dtype=np.float32).astype(np.float64)
+    return c.add(ops.Affine(scale=scale, shift=offset))
+
+
+def _flatten(c: Call) -> int:
+    """Row-major flatten; channels_first moves the channels last first (as Keras does)."""
+    c.weights()
+    if c.cfg.get("data_format") == "channels_first" and len(c.shape) > 1:
+        rank = len(c.shape)
+        moved = c.add(ops.Transpose(perm=(*range(1, rank), 0)), last=False)
+        return c.add(ops.Reshape(shape=(-1,)), [moved])
+    return c.add(ops.Reshape(shape=(-1,)))
+
+
+def _reshape(c: Call) -> int:
+    c.weights()
+    return c.add(ops.Reshape(shape=tuple(c.cfg["target_shape"])))
+
+
+def _permute(c: Call) -> int:
+    """Keras Permute(dims): dims are 1-based per-row axes."""
+    c.weights()
+    return c.add(ops.Transpose(perm=tuple(d - 1 for d in c.cfg["dims"])))
+
+
+def _merge(how):
+    def build(c: Call) -> int:
+        c.weights()
+        return c.add(ops.Merge(how))
+    build.__doc__ = f"Elementwise {how} of the inputs."
+    return build
+
+
+def _concatenate(c: Call) -> int:
+    c.weights()
+    return c.add(ops.Concat(axis=c.axis(c.cfg.get("axis", -1))))
+
+
+def _tuple(v, rank) -> tuple:
+    v = tuple(v) if isinstance(v, (list, tuple)) else (v,)
+    return v * rank if len(v) == 1 else v
+
+
+def _data_format(c: Call) -> bool:
+    fmt = c.cfg.get("data_format") or "channels_last"
+    if fmt not in ("channels_last", "channels_first"):
+        raise c.fail(f"data_format {fmt!r} is not supported")
+    return fmt == "channels_first"
+
+
+def _conv(rank):
+    def build(c: Call) -> int:
+        """Conv{rank}D: kernel (*kernel_size, C_in, filters); groups must be 1."""
+        if c.cfg.get("groups", 1) != 1:
+            raise c.fail(f"groups={c.cfg['groups']} is not supported (only groups=1)")
+        padding = c.cfg.get("padding", "valid")
+        if padding not in ("valid", "same") and not (padding == "causal" and rank == 1):
+            raise c.fail(f"padding {padding!r} is not supported")
+        cf = _data_format(c)
+        if len(c.shape) != rank + 1:
+            raise c.fail(f"expects {rank} spatial axes and channels, got shape {c.shape}")
+        c_in, filters = c.shape[0 if cf else -1], c.cfg["filters"]
+        size = _tuple(c.cfg["kernel_size"], rank)
+        specs = [("kernel", (*size, c_in, filters))] + ([("bias", (filters,))] if c.cfg.get("use_bias", True) else [])
+        kernel, *bias = c.weights(*specs)
+        return c.add(ops.Conv(kernel=kernel, bias=bias[0] if bias else None,
+                              activation=c.activation(c.cfg.get("activation")),
+                              strides=_tuple(c.cfg.get("strides", 1), rank),
+                              dilation=_tuple(c.cfg.get("dilation_rate", 1), rank), padding=padding, channels_first=cf))
+    return build
+
+
+def _pool(how, rank):
+    def build(c: Call) -> int:
+        """{how} pooling over windows of pool_size (strides default to pool_size)."""
+        c.weights()
+        size = _tuple(c.cfg.get("pool_size", 2), rank)
+        strides = c.cfg.get("strides")
+        strides = size if strides is None else _tuple(strides, rank)
+        return c.add(ops.Pool(how, size, strides, c.cfg.get("padding", "valid"), channels_first=_data_format(c)))
+    return build
+
+
+def _global_pool(how, rank):
+    def build(c: Call) -> int:
+        c.weights()
+        return c.add(ops.GlobalPool(how, rank, channels_first=_data_format(c), keepdims=bool(c.cfg.get("keepdims", False))))
+    return build
+
+
+BUILDERS: dict[str, Callable[[Call], int]] = {
+    "Dense": _dense,
+    **{cls: _act_layer for cls in ACTIVATION_LAYERS},
+    "PReLU": _prelu,
+    **{cls: _identity for cls in IDENTITY},
+    "BatchNormalization": _batch_norm,
+    "LayerNormalization": _layer_norm,
+    "RMSNormalization": _rms_norm,
+    "Normalization": _normalization,
+    "Rescaling": _rescaling,
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "Permute": _permute,
+    **{cls: _merge(cls.lower()) for cls in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")},
+    "Concatenate": _concatenate,
+    "Conv1D": _conv(1), "Conv2D": _conv(2), "Convolution1D": _conv(1), "Convolution2D": _conv(2),
+    "MaxPooling1D": _pool("max", 1), "MaxPooling2D": _pool("max", 2),
+    "MaxPool1D": _pool("max", 1), "MaxPool2D": _pool("max", 2),
+    "AveragePooling1D": _pool("average", 1), "AveragePooling2D": _pool("average", 2),
+    "AvgPool1D": _pool("average", 1), "AvgPool2D": _pool("average", 2),
+    "GlobalAveragePooling1D": _global_pool("average", 1), "GlobalAveragePooling2D": _global_pool("average", 2),
+    "GlobalAvgPool1D": _global_pool("average", 1), "GlobalAvgPool2D": _global_pool("average", 2),
+    "GlobalMaxPooling1D": _global_pool("max", 1), "GlobalMaxPooling2D": _global_pool("max", 2),
+    "GlobalMaxPool1D": _global_pool("max", 1), "GlobalMaxPool2D": _global_pool("max", 2),
+}
+
+
+# ---------------------------------------------------------------------------
+# Entry point for the containers
+
+
+def build(model_config: dict, store: WeightStore, path, fmt: str, keras_version: str) -> Model:
+    """The Model of a Keras config; ``fmt`` is keras2-h5, keras3-keras or keras3-h5."""
+    if not isinstance(model_config, dict) or not isinstance(model_config.get("config"), dict):
+        raise ModelError(f"{path}: malformed Keras model config (expected an object with class_name and config)")
+    keras3 = version_major(keras_version, model_config) == 3
+    source = {"path": str(path), "format": fmt, "keras_version": keras_version}
+    return Loader(path, store, keras3).build(model_config, source)
+
+
+def version_major(version: str, config: dict) -> int:
+    """2 or 3, from the file's keras_version, else from the config's shape (Keras 3 layers
+    carry ``module`` or dict-shaped inbound nodes)."""
+    m = re.match(r"\s*(\d+)", version or "")
+    if m:
+        return 3 if int(m.group(1)) >= 3 else 2
+    text_markers = ("batch_shape", "__keras_tensor__", "DTypePolicy")
+    return 3 if any(t in repr(config) for t in text_markers) else 2
+
