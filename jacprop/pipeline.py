@@ -86,12 +86,36 @@ def jacobian_chunks(model, reader, mode, outputs, wrt, dtype, keep=None) -> Iter
             yield (rows[sl], None if ids is None else ids[sl], X[sl], Y, J, {k: v[sl] for k, v in extra.items()})
 
 
-def stream_to(writer, chunks, produce) -> None:
+def progress(show: bool):
+    """A transient rows-done counter on stderr; a no-op unless ``show`` (stderr a terminal, not --quiet)."""
+    from contextlib import nullcontext
+
+    if not show:
+        return nullcontext(lambda n: None)
+    from contextlib import contextmanager
+
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    @contextmanager
+    def bar():
+        with Progress(SpinnerColumn(), TextColumn("{task.completed:,} rows"), TimeElapsedColumn(),
+                      console=Console(stderr=True), transient=True) as p:
+            task = p.add_task("rows", total=None)
+            yield lambda n: p.advance(task, n)
+
+    return bar()
+
+
+def stream_to(writer, chunks, produce, show_progress=False) -> None:
     """Write produce(chunk) -> (rows, ids, arrays) for every chunk, then close the writer;
     on any error remove the partial file and say how many rows had reached stdout."""
     try:
-        for chunk in chunks:
-            writer.write(*produce(chunk))
+        with progress(show_progress) as advance:
+            for chunk in chunks:
+                rows, ids, arrays = produce(chunk)
+                writer.write(rows, ids, arrays)
+                advance(len(rows))
         if writer.n == 0:
             raise InputError("no data rows to process")
         writer.close()
@@ -148,10 +172,15 @@ def run_jacobian(models, inputs, columns, id_column, delimiter, header, on_inval
                 stats.add(r, J)
             return r, ids, {"x": X if wrt_idx is None else X[:, wrt_idx], "y": Y, "jacobian": J}
 
-        stream_to(writer, chunks, produce)
+        stream_to(writer, chunks, produce, _show_progress(quiet, inputs))
     finally:
         reader.close()
     note_skipped(reader, quiet)
+
+
+def _show_progress(quiet, inputs) -> bool:
+    """Progress only for people: stderr a terminal, input a file (not stdin), not --quiet."""
+    return not quiet and str(inputs) != "-" and sys.stderr.isatty()
 
 
 def _close_jacobian_table(console, writer, stats, meta):
@@ -263,10 +292,9 @@ def parse_gate(specs, output_names, what) -> np.ndarray | None:
 
 
 PROPAGATE_COLUMNS = [  # array name, table header
-    ("dy_linear", "Δy linear"), ("dy_gum", "u (gum)"), ("U_gum", "U = k·u"), ("dy_worst", "worst"),
-    ("dy_mc", "σ (mc)"), ("mc_shift", "mc shift"), ("mc_lo", "mc lo"), ("mc_hi", "mc hi"),
-    ("nonlinearity", "nonlinearity"),
-]
+    ("dy_linear", "Δy lin"), ("dy_gum", "u gum"), ("U_gum", "U=k·u"), ("dy_worst", "worst"),
+    ("dy_mc", "σ mc"), ("mc_shift", "mc shift"), ("nonlinearity", "nonlin"),
+]  # the data formats also hold mc_lo, mc_hi, dy_plus, dy_minus, cov_y and budget
 
 
 def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtype, load_options, quiet, output, fmt,
@@ -382,7 +410,7 @@ def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtyp
         return r, ids, a
 
     try:
-        stream_to(writer, chunks, produce)
+        stream_to(writer, chunks, produce, model is not None and _show_progress(quiet, paths[-1]))
     finally:
         if reader is not None:
             reader.close()
@@ -484,16 +512,16 @@ def _print_check(result, fmt):
     from rich.table import Table
 
     console = Console(highlight=False)
-    table = Table(title=f"backprop J vs central differences over {result['rows']} rows (tolerance {result['tolerance']:g})",
+    table = Table(title=f"J vs central differences, {result['rows']} rows, tol {result['tolerance']:g}",
                   title_justify="left", show_edge=False, pad_edge=False)
-    for col in ("output", "max error / max(1, max|J|)", "at row", "input", ""):
+    for col in ("output", "max |J - J_fd| / max(1, max|J|)", "row", "input", ""):
         table.add_column(col)
     for o in result["outputs"]:
         table.add_row(escape(o["output"]), f"{o['max_scaled_error']:.3g}", str(o["row"]), escape(o["input"]),
                       "ok" if o["ok"] else "[bold red]FAIL[/]")
     console.print(table)
     if "y" in result:
-        t = Table(title=f"outputs vs --expect-y (tolerance {result['y_tolerance']:g})", title_justify="left", show_edge=False, pad_edge=False)
+        t = Table(title=f"y vs --expect-y, tol {result['y_tolerance']:g}", title_justify="left", show_edge=False, pad_edge=False)
         for col in ("output", "max |y - expected| / max(1, |expected|)", ""):
             t.add_column(col)
         for o in result["y"]:

@@ -82,7 +82,7 @@ def propagate_rows(console, rows, ids, arrays, meta) -> int:
     for name in shown:
         table.add_column(dict(meta["columns"])[name], justify="right")
     if "budget" in arrays:
-        table.add_column("dominant input (share of u²)")
+        table.add_column("top input", no_wrap=True)
     for n in range(len(rows)):
         for k, out in enumerate(meta["output_names"]):
             cells = [_label(rows[n], None if ids is None else ids[n]).removeprefix("row ") if k == 0 else "",
@@ -90,7 +90,7 @@ def propagate_rows(console, rows, ids, arrays, meta) -> int:
             cells += [number(arrays[name][n, k]) for name in shown]
             if "budget" in arrays:
                 i = int(arrays["budget"][n, k].argmax())
-                cells.append(f"{escape(shorten(meta['input_names'][i]))} ({arrays['budget'][n, k, i]:.0%})")
+                cells.append(f"{escape(shorten(meta['input_names'][i], 12))} {arrays['budget'][n, k, i]:.0%}")
             flag = meta.get("flag")
             style = "bold red" if flag is not None and flag(arrays, n, k) else None
             table.add_row(*cells, style=style)
