@@ -40,6 +40,11 @@ def handle_errors(fn):
         except BrokenPipeError:
             _silence_stdout()
             sys.exit(0)
+        except OSError as e:  # writing: disk full, stdout closed, permissions
+            if debug:
+                raise
+            where = f"{e.filename}: " if e.filename else ""
+            fail(f"{where}cannot write the output: {e.strerror or e}")
         except click.exceptions.Exit:
             raise
         except Exception as e:  # a bug: say so in one line
