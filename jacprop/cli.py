@@ -81,11 +81,18 @@ def model_and_input_options(fn):
         click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True),
         click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say."),
         click.option("--output-activation", default="linear", show_default=True, help="NPZ weight lists: the last layer's activation."),
+        click.option("--refuse-nonfinite-weights", is_flag=True, help="Refuse models with NaN/inf weights (default: warn)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr."),
     ]
+
+    @functools.wraps(fn)
+    def with_load_options(*args, activation, output_activation, refuse_nonfinite_weights, **kwargs):
+        load_options = dict(activation=activation, output_activation=output_activation, refuse_nonfinite=refuse_nonfinite_weights)
+        return fn(*args, load_options=load_options, **kwargs)
+
     for d in reversed(decorators):
-        fn = d(fn)
-    return fn
+        with_load_options = d(with_load_options)
+    return with_load_options
 
 
 def output_options(fn):
@@ -118,7 +125,7 @@ def main():
 @click.option("--summary", is_flag=True, help="Statistics of J over all rows per output and input, inputs ranked by mean |J|.")
 @click.option("--max-rows", default=10, show_default=True, help="Rows shown one by one in the table format.")
 @handle_errors
-def jacobian(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, activation, output_activation,
+def jacobian(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, load_options,
              quiet, output, fmt, mode, outputs, wrt, output_names, logits, rows, summary, max_rows):
     """J[k, i] = dy_k/dx_i (and y) at every row of INPUTS.
 
@@ -135,9 +142,7 @@ def jacobian(paths, columns, id_column, delimiter, no_header, on_invalid, dtype,
     models, inputs = _models_and_inputs(paths)
     run_jacobian(
         models=models, inputs=inputs, columns=split_list(columns), id_column=id_column, delimiter=delimiter,
-        header=not no_header, on_invalid=on_invalid, dtype=dtype,
-        load_options=dict(activation=activation, output_activation=output_activation),
-        quiet=quiet, output=output, fmt=fmt, mode=mode, outputs=split_list(outputs), wrt=split_list(wrt),
+        header=not no_header, on_invalid=on_invalid, dtype=dtype, load_options=load_options, quiet=quiet, output=output, fmt=fmt, mode=mode, outputs=split_list(outputs), wrt=split_list(wrt),
         output_names=split_list(output_names), logits=logits, max_rows=max_rows, rows=rows, summary=summary,
     )
 
@@ -175,7 +180,7 @@ def _models_and_inputs(paths):
 @click.option("--rows", "rows", help="Only these data rows (counted from 1), e.g. 1-5,10.")
 @click.option("--max-rows", default=10, show_default=True, help="Rows shown in the table format.")
 @handle_errors
-def propagate(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, activation, output_activation, quiet,
+def propagate(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, load_options, quiet,
               output, fmt, mode, dx, dx_column, cov_file, corr_file, methods, samples, seed, coverage, level, output_cov,
               check_linearity, tol, budget, max_dy, max_nonlinearity, rows, max_rows):
     """Output uncertainty from input uncertainty, Delta y ~= J Delta x, at every row.
@@ -194,7 +199,7 @@ def propagate(paths, columns, id_column, delimiter, no_header, on_invalid, dtype
 
     run_propagate(
         paths=paths, columns=split_list(columns), id_column=id_column, delimiter=delimiter, header=not no_header,
-        on_invalid=on_invalid, dtype=dtype, load_options=dict(activation=activation, output_activation=output_activation),
+        on_invalid=on_invalid, dtype=dtype, load_options=load_options,
         quiet=quiet, output=output, fmt=fmt, mode=mode, dx=list(dx), dx_columns=list(dx_column), cov_file=cov_file,
         corr_file=corr_file, methods=list(methods), samples=samples, seed=seed, coverage=coverage, level=level,
         output_cov=output_cov, check_linearity=check_linearity, tol=tol, budget=budget, max_dy=list(max_dy),
@@ -210,7 +215,7 @@ def propagate(paths, columns, id_column, delimiter, no_header, on_invalid, dtype
 @click.option("--y-tol", default=1e-5, show_default=True, help="Largest accepted |y - expected| / max(1, |expected|).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @handle_errors
-def check(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, activation, output_activation, quiet,
+def check(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, load_options, quiet,
           tol, expect_y, y_tol, fmt):
     """Check backprop J against central finite differences at every row of INPUTS.
 
@@ -226,7 +231,7 @@ def check(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, ac
 
     models, inputs = _models_and_inputs(paths)
     code = run_check(models, inputs, split_list(columns), id_column, delimiter, not no_header, on_invalid,
-                     dict(activation=activation, output_activation=output_activation), tol, expect_y, y_tol, fmt, quiet)
+                     load_options, tol, expect_y, y_tol, fmt, quiet)
     sys.exit(code)
 
 

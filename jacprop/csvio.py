@@ -89,7 +89,7 @@ class CsvReader:
         try:
             line = self._f.readline()
         except UnicodeDecodeError as e:
-            raise InputError(f"{self.path}: line {self._line + 1}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+            raise InputError(f"{self.path}: {_first_bad_utf8(self.path) or 'not UTF-8 text'} ({e.reason})") from None
         if not line:
             return None
         self._line += 1
@@ -163,6 +163,19 @@ class CsvReader:
     def close(self):
         if self._f is not sys.stdin:
             self._f.close()
+
+
+def _first_bad_utf8(path) -> str | None:
+    """'line L, byte B: not UTF-8 text' for the first undecodable line of a file (None for stdin)."""
+    if str(path) == "-":
+        return None
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return f"line {number}, byte {e.start + 1}: not UTF-8 text"
+    return None
 
 
 def read_all(path, **kwargs) -> tuple[np.ndarray, np.ndarray | None, CsvReader]:

@@ -18,6 +18,8 @@ def load_model(paths, logits=False, **load_options):
     from .loaders import load
 
     model = load(*paths, **{k: v for k, v in load_options.items() if v is not None})
+    for warning in model.source.get("warnings", []):
+        print(f"jacprop: warning: {warning} (--refuse-nonfinite-weights makes this an error)", file=sys.stderr)
     return model.logits() if logits else model
 
 
@@ -107,7 +109,7 @@ def progress(show: bool):
     return bar()
 
 
-def stream_to(writer, chunks, produce, show_progress=False) -> None:
+def stream_to(writer, chunks, produce, show_progress=False, source=None) -> None:
     """Write produce(chunk) -> (rows, ids, arrays) for every chunk, then close the writer;
     on any error remove the partial file and say how many rows had reached stdout."""
     try:
@@ -117,7 +119,9 @@ def stream_to(writer, chunks, produce, show_progress=False) -> None:
                 writer.write(rows, ids, arrays)
                 advance(len(rows))
         if writer.n == 0:
-            raise InputError("no data rows to process")
+            skipped = getattr(source, "skipped", 0)
+            where = f"{source.path}: " if source is not None else ""
+            raise InputError(f"{where}no data rows" + (f" ({skipped} skipped for NaN/inf values)" if skipped else ""))
         writer.close()
     except JacpropError as e:
         writer.out.abort()
@@ -172,7 +176,7 @@ def run_jacobian(models, inputs, columns, id_column, delimiter, header, on_inval
                 stats.add(r, J)
             return r, ids, {"x": X if wrt_idx is None else X[:, wrt_idx], "y": Y, "jacobian": J}
 
-        stream_to(writer, chunks, produce, _show_progress(quiet, inputs))
+        stream_to(writer, chunks, produce, _show_progress(quiet, inputs), reader)
     finally:
         reader.close()
     note_skipped(reader, quiet)
@@ -410,7 +414,7 @@ def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtyp
         return r, ids, a
 
     try:
-        stream_to(writer, chunks, produce, model is not None and _show_progress(quiet, paths[-1]))
+        stream_to(writer, chunks, produce, model is not None and _show_progress(quiet, paths[-1]), reader)
     finally:
         if reader is not None:
             reader.close()

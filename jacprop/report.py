@@ -120,9 +120,12 @@ class CsvWriter(Writer):
         super().__init__(*args, **kw)
         self.csv_fields = [f for f in self.fields if f.columns is not None]
         header = ([self.meta["id_name"]] if self.meta.get("id_name") else []) + [c for f in self.csv_fields for c in f.columns]
-        self.out.file.write((",".join(map(_csv_cell, header)) + "\n").encode())
+        self.header = (",".join(map(_csv_cell, header)) + "\n").encode()  # written with the first rows
 
     def _write(self, rows, ids, arrays):
+        if self.header:
+            self.out.file.write(self.header)
+            self.header = b""
         flat = np.concatenate([arrays[f.name].reshape(len(rows), -1) for f in self.csv_fields], axis=1)
         lines = [",".join(map(repr, r)) for r in flat.tolist()]
         if ids is not None:

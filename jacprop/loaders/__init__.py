@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import zipfile
 
+import numpy as np
+
 from ..errors import ModelError
 from ..graph import Model, chain
 
@@ -37,8 +39,22 @@ def detect(path) -> str:
     raise ModelError(f"{path}: not a model file (expected HDF5 .h5, Keras .keras or NPZ content)")
 
 
-def load_one(path, **options) -> Model:
-    """Load one model file.  ``options`` go to the NPZ loader (``activation``, ``output_activation``)."""
+def check_finite(model: Model, path, refuse: bool) -> None:
+    """NaN/inf weights make every J entry they touch NaN: refuse, or note it in
+    ``model.source["warnings"]`` for the caller to show."""
+    for node in model.nodes[1:]:
+        for field, a in node.op.arrays().items():
+            bad = int(np.count_nonzero(~np.isfinite(a))) if a.dtype.kind == "f" else 0
+            if bad:
+                message = f"{path}: layer {node.name!r} ({node.kind}): weight {field!r} holds {bad} NaN/inf value(s)"
+                if refuse:
+                    raise ModelError(message)
+                model.source.setdefault("warnings", []).append(message)
+
+
+def load_one(path, refuse_nonfinite=False, **options) -> Model:
+    """Load one model file.  ``options`` go to the NPZ loader (``activation``, ``output_activation``);
+    ``refuse_nonfinite`` turns NaN/inf weights from a warning into an error."""
     kind = detect(path)
     if kind == "npz":
         from . import npz
@@ -53,6 +69,7 @@ def load_one(path, **options) -> Model:
 
         model = keras_zip.load(path)
     model.source.setdefault("path", os.fspath(path))
+    check_finite(model, path, refuse_nonfinite)
     return model
 
 
@@ -60,4 +77,8 @@ def load(*paths, **options) -> Model:
     """Load one or more model files; several are applied in order (a chain)."""
     if not paths:
         raise ModelError("no model file given")
-    return chain([load_one(p, **options) for p in paths])
+    models = [load_one(p, **options) for p in paths]
+    model = chain(models)
+    if len(models) > 1:
+        model.source["warnings"] = [w for m in models for w in m.source.get("warnings", [])]
+    return model
