@@ -101,7 +101,21 @@ def output_options(fn):
     return fn
 
 
-@click.group(context_settings=CONTEXT)
+class Main(click.Group):
+    """Click's own usage errors become one ``jacprop: error:`` line too, exit code 2."""
+
+    def main(self, *args, **kwargs):
+        kwargs.pop("standalone_mode", None)
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as e:
+            fail(f"{' '.join(e.format_message().split())} (see jacprop --help)", e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("jacprop: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Main, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="jacprop")
 def main():
     """Jacobians dy/dx of saved neural networks at every input row, and how input

@@ -18,6 +18,7 @@ from .errors import InputError, UsageError
 
 CHUNK_ROWS = 65536
 INVALID_POLICIES = ("error", "skip", "keep")
+csv.field_size_limit(2**31 - 1)  # the default 128 KiB limit would turn a long cell into a csv.Error
 
 
 @dataclass
@@ -96,7 +97,10 @@ class CsvReader:
         return line
 
     def _split(self, line):
-        return next(csv.reader([line], delimiter=self.delimiter))
+        try:
+            return next(csv.reader([line], delimiter=self.delimiter))
+        except csv.Error as e:
+            raise InputError(f"{self.path}: line {self._line}: {e}") from None
 
     def _lines(self) -> list[str]:
         lines, self._pending = self._pending, []

@@ -1,0 +1,296 @@
+"""The bad-input matrix: every case exits 2 with one `jacprop: error:` line naming the place,
+no traceback, and no output file left behind.  tests/BAD_INPUTS.md is this table, rendered
+(regenerate with JACPROP_UPDATE_README=1); a test keeps the two in step."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from jacprop.cli import main
+
+ROOT = Path(__file__).parent.parent
+SAMPLES = ROOT / "sample_models"
+NPZ, CSV = SAMPLES / "bishop_tanh.npz", SAMPLES / "bishop_tanh.csv"
+KERAS = SAMPLES / "keras" / "mlp_tanh.k2.h5"
+KCSV = SAMPLES / "keras" / "mlp_tanh.csv"
+MATRIX = Path(__file__).parent / "BAD_INPUTS.md"
+
+
+def text(name, content):
+    def make(tmp):
+        p = tmp / name
+        p.write_bytes(content if isinstance(content, bytes) else content.encode())
+        return p
+    return make
+
+
+def keras_config(edit):
+    """A copy of the Keras 2 sample with its model_config JSON changed by ``edit``."""
+    def make(tmp):
+        p = tmp / "m.h5"
+        shutil.copy(KERAS, p)
+        with h5py.File(p, "a") as f:
+            f.attrs["model_config"] = edit(json.loads(f.attrs["model_config"]))
+        return p
+    return make
+
+
+def keras_weights(edit):
+    def make(tmp):
+        p = tmp / "m.h5"
+        shutil.copy(KERAS, p)
+        with h5py.File(p, "a") as f:
+            edit(f)
+        return p
+    return make
+
+
+def with_layer(key, value):
+    def edit(c):
+        c["config"]["layers"][1]["config"][key] = value
+        return json.dumps(c)
+    return edit
+
+
+def external_link(f):
+    del f["model_weights/hidden/hidden/kernel:0"]
+    f["model_weights/hidden/hidden/kernel:0"] = h5py.ExternalLink("/etc/passwd", "/x")
+
+
+def zip_of(members):
+    def make(tmp):
+        p = tmp / "m.keras"
+        with zipfile.ZipFile(p, "w") as z:
+            for name, data in members.items():
+                z.writestr(name, data)
+        return p
+    return make
+
+
+def npz_object(tmp):
+    p = tmp / "p.npz"
+    np.savez(p, W0=np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    return p
+
+
+def truncated(src, size):
+    def make(tmp):
+        p = tmp / ("t" + src.suffix)
+        p.write_bytes(src.read_bytes()[:size])
+        return p
+    return make
+
+
+def matrix_file(rows):
+    def make(tmp):
+        p = tmp / "m.csv"
+        p.write_text("temperature,pressure,flow\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+        return p
+    return make
+
+
+# (id, what, model maker or None, inputs maker or None, extra args, expected text in the message)
+M, I = "model", "inputs"
+CASES = [
+    # CSV
+    ("csv-empty", "CSV: empty file", None, text("e.csv", ""), [], "e.csv: empty input"),
+    ("csv-header-only", "CSV: header only", None, text("h.csv", "temperature,pressure,flow\n"), [], "h.csv: no data rows"),
+    ("csv-ragged", "CSV: ragged rows", None, text("r.csv", "temperature,pressure,flow\n1,2,3\n1,2\n"), [],
+     "r.csv: row 2 (line 3): 2 fields, but the header has 3"),
+    ("csv-not-a-number", "CSV: a non-numeric cell", None, text("n.csv", "temperature,pressure,flow\n1,2,3\n4,x7,6\n"), [],
+     "n.csv: row 2 (line 3), column 'pressure': 'x7' is not a number"),
+    ("csv-nan", "CSV: NaN cell (default --on-invalid error)", None, text("nan.csv", "temperature,pressure,flow\n1,nan,3\n"), [],
+     "nan.csv: row 1, column 'pressure': value nan is not finite"),
+    ("csv-inf-all-skipped", "CSV: inf cells, every row skipped", None, text("inf.csv", "temperature,pressure,flow\n1,inf,3\n"),
+     ["--on-invalid", "skip"], "inf.csv: no data rows (1 skipped for NaN/inf values)"),
+    ("csv-duplicate-names", "CSV: duplicate column names", None, text("d.csv", "a,a,b\n1,2,3\n"), [], "d.csv: line 1: duplicate column name(s) ['a']"),
+    ("csv-missing-name", "CSV: a column without a name", None, text("m.csv", "a,,b\n1,2,3\n"), [], "m.csv: line 1: column 2 has no name"),
+    ("csv-absent-column", "--columns names an absent column", None, None, ["--columns", "temperature,nope,flow"], "no column named 'nope'"),
+    ("csv-absent-id", "--id-column names an absent column", None, None, ["--id-column", "id"], "no column named 'id'"),
+    ("csv-wrong-d", "CSV: wrong number of columns for the model's D", None, text("w.csv", "a,b\n1,2\n"), [],
+     "the model takes 3 inputs but 2 columns were selected"),
+    ("csv-other-delimiter", "CSV: ';'-separated without --delimiter", None, text("s.csv", "a;b;c\n1;2;3\n"), [],
+     "the model takes 3 inputs but 1 columns were selected"),
+    ("csv-long-line", "CSV: a 5 MB cell", None, text("l.csv", "a,b,c\n1,2," + "7" * 5_000_000 + "x\n"), [],
+     "l.csv: row 1 (line 2), column 'c': '7777777777777777777777777777777777777777' is not a number"),
+    ("csv-not-utf8", "CSV: non-UTF-8 bytes", None, text("u.csv", b"a,b,c\n1,\xff\xfe,3\n"), [], "u.csv: line 2, byte 3: not UTF-8 text"),
+    ("csv-binary", "CSV: binary garbage", None, text("g.csv", bytes(range(256)) * 8), [], "g.csv: line 2, byte 118: not UTF-8 text"),
+    ("csv-missing-file", "CSV: no such file", None, lambda tmp: tmp / "absent.csv", [], "absent.csv: cannot open input"),
+    # model files
+    ("model-not-a-model", "model: not a model", text("x.h5", "hello"), None, [], "x.h5: not a model file"),
+    ("model-truncated-hdf5", "model: truncated HDF5", truncated(KERAS, 3000), None, [], "t.h5: not a readable HDF5 file"),
+    ("model-truncated-zip", "model: truncated .keras zip", truncated(SAMPLES / "keras" / "mlp_tanh.k3.keras", 3000), None, [],
+     "t.keras: not a readable zip file"),
+    ("model-zip-not-keras", "model: a zip that is not a Keras archive", zip_of({"a.txt": "hi"}), None, [],
+     "neither a Keras .keras archive"),
+    ("model-zip-garbage-weights", "model: .keras whose weights are not HDF5", zip_of({"config.json": "{}", "model.weights.h5": "junk"}), None, [],
+     "m.keras: not a readable HDF5 file"),
+    ("model-absurd-shape", "model: a weight declaring 1e9+ elements",
+     keras_weights(lambda f: (f["model_weights/hidden/hidden"].__delitem__("kernel:0"),
+                              f["model_weights/hidden/hidden"].create_dataset("kernel:0", shape=(40000, 40000), dtype="f4"))),
+     None, [], "m.h5: refused: dataset /model_weights/hidden/hidden/kernel:0 declares 1600000000 elements (limit 1000000000)"),
+    ("model-missing-weight", "model: a missing weight",
+     keras_weights(lambda f: f["model_weights/hidden/hidden"].__delitem__("bias:0")), None, [], "layer 'hidden' (Dense): missing weight"),
+    ("model-shape-mismatch", "model: a weight of the wrong shape", keras_config(with_layer("units", 9)), None, [],
+     "layer 'hidden' (Dense): weight 'kernel' expected shape (4, 9), got (4, 8)"),
+    ("model-nan-weights", "model: NaN weights with --refuse-nonfinite-weights",
+     keras_weights(lambda f: f["model_weights/hidden/hidden/kernel:0"].__setitem__((0, 0), np.nan)), None,
+     ["--refuse-nonfinite-weights"], "layer 'hidden' (Dense): weight 'kernel' holds 1 NaN/inf value(s)"),
+    ("model-deep-json", "model: config JSON nested 100,000 deep", keras_config(lambda c: "[" * 100000 + "]" * 100000), None, [],
+     "m.h5: malformed Keras HDF5 file (RecursionError"),
+    ("model-huge-number", "model: a huge number in the config", keras_config(with_layer("units", 10**30)), None, [],
+     "layer 'hidden' (Dense): weight 'kernel' expected shape (4, 1000000000000000000000000000000), got (4, 8)"),
+    ("model-wrong-type", "model: a wrong type in the config", keras_config(with_layer("units", "abc")), None, [],
+     "layer 'hidden' (Dense): weight 'kernel' expected shape (4, 'abc'), got (4, 8)"),
+    ("model-unknown-layer", "model: an unknown layer class",
+     keras_config(lambda c: json.dumps({**c, "config": {**c["config"], "layers": [c["config"]["layers"][0],
+                                                                                    {**c["config"]["layers"][1], "class_name": "Quux"}]}})),
+     None, [], "layer 'hidden' (Quux): unknown layer class"),
+    ("model-lambda", "model: a Lambda layer", lambda tmp: SAMPLES / "keras" / "lambda.k2.h5", lambda tmp: SAMPLES / "keras" / "lambda.csv", [],
+     "(Lambda): refused: Lambda layers hold Python code"),
+    ("model-custom", "model: a custom layer", lambda tmp: SAMPLES / "keras" / "custom.k3.keras", lambda tmp: SAMPLES / "keras" / "custom.csv", [],
+     "unknown layer class; custom layers cannot be loaded"),
+    ("model-external-link", "model: an HDF5 external link", keras_weights(external_link), None, [],
+     "m.h5: refused: HDF5 external link /model_weights/hidden/hidden/kernel:0 -> /etc/passwd:/x"),
+    ("model-npz-pickle", "model: NPZ holding object arrays", npz_object, None, [], "p.npz: NPZ holds object arrays"),
+    # options
+    ("opt-dx-malformed", "--dx malformed", None, None, ["propagate", "--dx", "temperature=lots"], "--dx temperature=lots: expected a number"),
+    ("opt-dx-negative", "--dx negative", None, None, ["propagate", "--dx", "-0.1"], "must be finite and >= 0"),
+    ("opt-dx-unknown", "--dx names an unknown input", None, None, ["propagate", "--dx", "speed=1"], "no input named 'speed'"),
+    ("opt-cov-asymmetric", "--cov not symmetric", None, None, ["propagate", "--cov", matrix_file([[1, 0.5, 0], [0.4, 1, 0], [0, 0, 1]])],
+     "not symmetric"),
+    ("opt-cov-not-psd", "--cov not positive semi-definite", None, None, ["propagate", "--cov", matrix_file([[1, 2, 0], [2, 1, 0], [0, 0, 1]])],
+     "not positive semi-definite"),
+    ("opt-conflict", "conflicting options (--coverage and --level)", None, None, ["propagate", "--dx", "1", "--coverage", "2", "--level", "0.9"],
+     "give --coverage or --level, not both"),
+    ("opt-unknown-output", "--outputs names an unknown output", None, None, ["--outputs", "zz"], "--outputs: 'zz' is neither a name nor an index"),
+    ("opt-bad-choice", "an invalid choice", None, None, ["--mode", "sideways"], "Invalid value for '--mode'"),
+    # I/O
+    ("io-missing-directory", "-o into a missing directory", None, None, ["-o", "nodir/out.csv"], "does not exist"),
+    ("io-output-is-directory", "-o names a directory", None, None, ["-o", "."], "is a directory"),
+    ("io-unknown-extension", "-o with an unknown extension", None, None, ["-o", "out.xyz"], "cannot tell the format from the extension"),
+]
+
+
+def args_for(case, tmp):
+    _, _, make_model, make_inputs, extra, _ = case
+    extra = [str(a(tmp)) if callable(a) else a for a in extra]
+    command = "jacobian"
+    if extra and extra[0] == "propagate":
+        command, extra = "propagate", extra[1:]
+    model = make_model(tmp) if make_model else NPZ
+    inputs = make_inputs(tmp) if make_inputs else (KCSV if make_model else CSV)
+    return [command, str(model), str(inputs), *extra]
+
+
+def render() -> str:
+    lines = ["# The bad-input matrix", "",
+             "Generated from `tests/test_bad_inputs.py`, where each case is a test: exit code 2, one line on stderr",
+             "starting `jacprop: error:` that names the place, no traceback, no output file left behind.", "",
+             "| case | what | the message contains |", "|---|---|---|"]
+    lines += [f"| `{c[0]}` | {c[1]} | `{c[5]}` |" for c in CASES]
+    lines += ["", "Accepted, not errors: quoted numbers, a UTF-8 BOM, CRLF line ends, other delimiters with `--delimiter`,",
+              "NaN/inf cells with `--on-invalid skip|keep`.  Also tested: Ctrl-C (exit 130, no partial file), a full disk",
+              "(exit 2), a closed stdout pipe (quiet exit), an error in the middle of a stream (the message says how many",
+              "rows were written)."]
+    return "\n".join(lines) + "\n"
+
+
+if os.environ.get("JACPROP_UPDATE_README"):
+    MATRIX.write_text(render())
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(case, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = args_for(case, tmp_path)
+    if "-o" not in args:
+        args += ["-o", "out.csv"]
+    before = set(os.listdir(tmp_path))
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2, (r.exit_code, r.output)
+    assert r.stderr.startswith("jacprop: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "Traceback" not in r.output and "internal error" not in r.stderr, r.stderr
+    assert case[5] in r.stderr, r.stderr
+    assert set(os.listdir(tmp_path)) == before  # no output, no temporary file
+
+
+def test_matrix_document_is_current():
+    assert MATRIX.read_text() == render(), "run JACPROP_UPDATE_README=1 pytest tests/test_bad_inputs.py"
+
+
+@pytest.mark.parametrize("content,extra", [
+    (b'temperature,pressure,flow\n"1","2","3"\n', []),
+    (b"\xef\xbb\xbftemperature,pressure,flow\r\n1,2,3\r\n", []),
+    (b"temperature;pressure;flow\n1;2;3\n", ["--delimiter", ";"]),
+    (b"temperature,pressure,flow\n1,nan,3\n4,5,6\n", ["--on-invalid", "skip"]),
+])
+def test_accepted_variants_give_the_same_numbers(tmp_path, content, extra):
+    p = tmp_path / "in.csv"
+    p.write_bytes(content)
+    r = CliRunner().invoke(main, ["jacobian", str(NPZ), str(p), "--format", "csv", *extra])
+    assert r.exit_code == 0, r.output
+    plain = CliRunner().invoke(main, ["jacobian", str(NPZ), "-", "--format", "csv"], input="temperature,pressure,flow\n" +
+                               ("4,5,6\n" if "skip" in extra else "1,2,3\n"))
+    assert r.stdout == plain.stdout
+
+
+def big_csv(path, rows=400_000):
+    rng = np.random.default_rng(0)
+    np.savetxt(path, rng.normal(size=(rows, 3)), delimiter=",", header="temperature,pressure,flow", comments="", fmt="%.6f")
+
+
+def jacprop_cmd(*args):
+    return [sys.executable, "-m", "jacprop", *map(str, args)]
+
+
+def test_ctrl_c_exits_130_and_leaves_no_file(tmp_path):
+    big_csv(tmp_path / "big.csv")
+    p = subprocess.Popen(jacprop_cmd("jacobian", NPZ, tmp_path / "big.csv", "-o", tmp_path / "out.jsonl"), stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert b"Traceback" not in err
+    assert os.listdir(tmp_path) == ["big.csv"]
+
+
+def test_full_disk_on_stdout():
+    with open("/dev/full", "wb") as full:
+        p = subprocess.run(jacprop_cmd("jacobian", NPZ, CSV, "--format", "csv"), stdout=full, stderr=subprocess.PIPE)
+    assert p.returncode == 2
+    assert p.stderr == b"jacprop: error: cannot write the output: No space left on device\n"
+
+
+def test_closed_pipe_ends_quietly(tmp_path):
+    big_csv(tmp_path / "big.csv", rows=200_000)
+    p = subprocess.Popen(jacprop_cmd("jacobian", NPZ, tmp_path / "big.csv", "--format", "csv"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 0
+    assert err == b""
+
+
+def test_error_mid_stream_says_how_many_rows_were_written(tmp_path):
+    rows = 70_000  # past the first chunk of 65,536 rows
+    lines = ["temperature,pressure,flow"] + ["0.1,0.2,0.3"] * rows + ["1,oops,3"]
+    (tmp_path / "late.csv").write_text("\n".join(lines) + "\n")
+    p = subprocess.run(jacprop_cmd("jacobian", NPZ, tmp_path / "late.csv", "--format", "csv"), capture_output=True)
+    assert p.returncode == 2
+    assert p.stderr.decode() == (f"jacprop: error: {tmp_path / 'late.csv'}: row {rows + 1} (line {rows + 2}), column 'pressure': "
+                                 f"'oops' is not a number (65536 rows were already written to stdout)\n")
+    assert p.stdout.count(b"\n") == 65536 + 1
+    p = subprocess.run(jacprop_cmd("jacobian", NPZ, tmp_path / "late.csv", "-o", tmp_path / "out.csv"), capture_output=True)
+    assert p.returncode == 2 and not (tmp_path / "out.csv").exists()
