@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check jacprop tests
+
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz.py --examples 20000 --save
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py

@@ -87,6 +87,17 @@ class Model:
         return replace(self, nodes=nodes, _cast={})
 
 
+MAX_ROW_SIZE = 2**26  # values per row in any tensor: far beyond real models, and it bounds memory
+
+
+def _check_shape(shape, what):
+    """Refuse shapes that are not positive integers, or absurdly large, before anything is allocated."""
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1 for d in shape):
+        raise ValueError(f"{what} has shape {tuple(shape)}; every dimension must be a positive integer")
+    if math.prod(shape) > MAX_ROW_SIZE:
+        raise ValueError(f"{what} has shape {tuple(shape)}, {math.prod(shape):,} values per row (limit {MAX_ROW_SIZE:,})")
+
+
 class GraphBuilder:
     """Builds a Model node by node, inferring and checking shapes as it goes.
 
@@ -97,7 +108,13 @@ class GraphBuilder:
     def __init__(self, inputs: list[tuple[str, tuple]], d: int | None = None):
         """One ``Slice`` node per (name, shape) input; or, with ``d`` and no inputs, only
         the flat input node (for graphs whose slices are stored explicitly)."""
-        d = sum(math.prod(shape) for _, shape in inputs) if d is None else d
+        try:
+            for name, shape in inputs:
+                _check_shape(tuple(shape), f"input {name!r}")
+            d = sum(math.prod(shape) for _, shape in inputs) if d is None else d
+            _check_shape((d,), "the model input")
+        except ValueError as e:
+            raise ModelError(str(e)) from None
         self.nodes = [Node("x", None, (), (d,), "Input")]
         self.inputs, start = [], 0
         for name, shape in inputs:
@@ -118,6 +135,7 @@ class GraphBuilder:
             raise ModelError(f"layer {name!r} ({kind}): has no inputs")
         try:
             shape = tuple(int(d) for d in op.out_shape(*shapes))
+            _check_shape(shape, "output")
         except ValueError as e:
             raise ModelError(f"layer {name!r} ({kind}): {e}") from None
         self.nodes.append(Node(name, op, tuple(inputs), shape, kind))

@@ -518,6 +518,8 @@ class Window:
     def setup(self, spatial):
         if self.padding not in ("valid", "same", "causal"):
             raise ValueError(f"unknown padding {self.padding!r}")
+        if min(self.size + self.strides + self.dilation) < 1:
+            raise ValueError(f"window {self.size}, strides {self.strides} and dilation {self.dilation} must be >= 1")
         self.spatial, self.out, self.pads = tuple(spatial), [], []
         for n, k, s, d in zip(spatial, self.size, self.strides, self.dilation):
             e = (k - 1) * d + 1

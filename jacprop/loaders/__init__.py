@@ -55,22 +55,29 @@ def check_finite(model: Model, path, refuse: bool) -> None:
 def load_one(path, refuse_nonfinite=False, **options) -> Model:
     """Load one model file.  ``options`` go to the NPZ loader (``activation``, ``output_activation``);
     ``refuse_nonfinite`` turns NaN/inf weights from a warning into an error."""
-    kind = detect(path)
-    if kind == "npz":
-        from . import npz
-
-        model = npz.load(path, **options)
-    elif kind == "keras_h5":
-        from . import keras_h5
-
-        model = keras_h5.load(path)
-    else:
-        from . import keras_zip
-
-        model = keras_zip.load(path)
+    try:
+        model = _load_by_kind(path, detect(path), options)
+    except ModelError as e:
+        if not str(e).startswith(os.fspath(path)):
+            raise ModelError(f"{os.fspath(path)}: {e}") from None
+        raise
     model.source.setdefault("path", os.fspath(path))
     check_finite(model, path, refuse_nonfinite)
     return model
+
+
+def _load_by_kind(path, kind, options) -> Model:
+    if kind == "npz":
+        from . import npz
+
+        return npz.load(path, **options)
+    if kind == "keras_h5":
+        from . import keras_h5
+
+        return keras_h5.load(path)
+    from . import keras_zip
+
+    return keras_zip.load(path)
 
 
 def load(*paths, **options) -> Model:

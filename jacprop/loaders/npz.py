@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -42,7 +44,7 @@ def _read(path) -> dict:
         if "pickle" in str(e) or "object" in str(e):
             raise ModelError(f"{path}: NPZ holds object arrays (pickles); refused, jacprop never unpickles") from None
         raise ModelError(f"{path}: unreadable NPZ file ({e})") from None
-    except (OSError, EOFError, KeyError) as e:
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
         raise ModelError(f"{path}: unreadable NPZ file ({e})") from None
 
 
