@@ -55,17 +55,17 @@ def jacobian_rows(console, rows, ids, arrays, meta) -> int:
 
 
 def summary_table(console, stats: dict, input_names, output_names, n_rows: int, top: int = 10) -> None:
-    """Per output, the inputs ranked by mean |J| with their statistics over rows."""
+    """Per output, the inputs ranked by mean |J| with their statistics over rows (RMS is in the data formats)."""
     for k, out in enumerate(output_names):
         table = Table(title=f"{escape(shorten(out, 40))}: inputs ranked by mean |dy/dx| over {n_rows} rows",
                       title_justify="left", show_edge=False, pad_edge=False)
-        for col in ("#", "input", "mean |J|", "mean J", "rms", "std", "min", "max", "row of max|J|"):
-            table.add_column(col, justify="left" if col == "input" else "right")
+        for col in ("#", "input", "mean|J|", "mean", "std", "min", "max", "row max|J|"):
+            table.add_column(col, justify="left" if col == "input" else "right", no_wrap=True)
         vmax = float(stats["mean_abs"][k].max(initial=0))
         for r, i in enumerate(stats["rank"][k][:top], start=1):
             table.add_row(str(r), escape(shorten(input_names[i], 24)),
                           Text(number(stats["mean_abs"][k, i]), style=shade(stats["mean_abs"][k, i], vmax)),
-                          *[number(stats[s][k, i]) for s in ("mean", "rms", "std", "min", "max")],
+                          *[number(stats[s][k, i]) for s in ("mean", "std", "min", "max")],
                           str(stats["row_of_max_abs"][k, i]))
         if len(input_names) > top:
             table.caption = f"{len(input_names) - top} more inputs not shown"

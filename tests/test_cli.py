@@ -118,3 +118,21 @@ def test_stdin_pipeline_and_python_m():
                        input=csv_text, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert len(p.stdout.splitlines()) == len(csv_text.splitlines()) - 1
+
+
+def test_tables_shorten_long_names_and_respect_no_color(tmp_path, monkeypatch):
+    from jacprop.tables import shorten
+
+    assert shorten("temperature_sensor_number_3", 16) == "temperat…umber_3"
+    assert len(shorten("x" * 100, 16)) == 16 and shorten("short", 16) == "short"
+    long = "inlet_temperature_sensor_number_3"
+    (tmp_path / "in.csv").write_text(f"{long},pressure,flow\n1,2,3\n")
+    args = ["jacobian", MODEL, str(tmp_path / "in.csv"), "--format", "table"]
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    coloured = CliRunner().invoke(main, args).stdout
+    assert "\x1b[" in coloured and "inlet_te…umber_3" in coloured and long not in coloured
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("FORCE_COLOR")
+    assert "\x1b[" not in CliRunner().invoke(main, args).stdout
