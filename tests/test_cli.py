@@ -136,3 +136,22 @@ def test_tables_shorten_long_names_and_respect_no_color(tmp_path, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("FORCE_COLOR")
     assert "\x1b[" not in CliRunner().invoke(main, args).stdout
+
+
+def test_logits_output_names_and_no_header(tmp_path):
+    from models import mlp
+
+    from jacprop.loaders import npz
+
+    soft = mlp([3, 4, 3], ["tanh", "softmax"], seed=5)
+    npz.save(soft, tmp_path / "soft.npz")
+    linear = mlp([3, 4, 3], ["tanh", "linear"], seed=5)
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    (tmp_path / "x.csv").write_text("".join(",".join(map(repr, r)) + "\n" for r in X.tolist()))
+    r = run("jacobian", str(tmp_path / "soft.npz"), str(tmp_path / "x.csv"), "--no-header", "--logits", "-o", str(tmp_path / "j.npz"),
+            "--output-names", "a,b,c")
+    assert r.exit_code == 0, r.output
+    with np.load(tmp_path / "j.npz") as z:
+        np.testing.assert_allclose(z["jacobian"], jacprop.jacobian(linear, X)[1], rtol=1e-14)
+        assert list(z["output_names"]) == ["a", "b", "c"] and list(z["input_names"]) == ["c0", "c1", "c2"]
+        np.testing.assert_array_equal(z["x"], X)
