@@ -96,9 +96,31 @@ def model_and_input_options(fn):
 
 
 def output_options(fn):
-    fn = click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Output file (format from the extension); default stdout.")(fn)
+    fn = click.option("-o", "--output", type=click.Path(allow_dash=True), help="Output file (format from the extension); default stdout. With --engine dask also DIR/ (a part file per partition + manifest.json).")(fn)
     fn = click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl", "npy", "npz"]), help="Output format. Default: from -o's extension; on stdout a table on a terminal, csv otherwise.")(fn)
     return fn
+
+
+def engine_options(fn):
+    """--engine {local,dask}, --scheduler, --workers; a directory -o only with --engine dask."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, engine, scheduler, workers, **kwargs):
+        import os
+
+        if engine == "local" and (scheduler or workers):
+            fail(f"{'--scheduler' if scheduler else '--workers'} needs --engine dask")
+        output = kwargs.get("output")
+        if engine == "local" and output and output != "-" and os.path.isdir(output):
+            fail(f"-o {output}: is a directory (a directory of part files needs --engine dask)")
+        return fn(*args, engine=engine, scheduler=scheduler, workers=workers, **kwargs)
+
+    wrapped = click.option("--workers", type=click.IntRange(1), help="--engine dask without --scheduler: worker processes (1 thread each) of the LocalCluster started on 127.0.0.1. Default: one per CPU.")(wrapper)
+    wrapped = click.option("--scheduler", metavar="ADDRESS", help="--engine dask: a running Dask scheduler, e.g. tcp://host:8786 (default: start a LocalCluster).")(wrapped)
+    return click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+                        help="local: this process; dask: partitions of the INPUTS on a Dask cluster (pip install 'jacprop[dask]'). "
+                             "With dask, the arguments are MODEL files (HDF5 or zip content) up to the first that is not; "
+                             "the rest are INPUTS: CSV files or quoted globs like 'data/part-*.csv'.")(wrapped)
 
 
 class Main(click.Group):
@@ -129,6 +151,7 @@ def main():
 @click.argument("paths", nargs=-1, required=True, metavar="MODEL... INPUTS")
 @model_and_input_options
 @output_options
+@engine_options
 @click.option("--mode", type=click.Choice(["auto", "reverse", "forward"]), default="auto", show_default=True,
               help="reverse: cost ~ outputs; forward: cost ~ inputs; auto: the cheaper.")
 @click.option("--outputs", multiple=True, help="Only these outputs (names or indices, comma-separated).")
@@ -140,7 +163,7 @@ def main():
 @click.option("--max-rows", default=10, show_default=True, help="Rows shown one by one in the table format.")
 @handle_errors
 def jacobian(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, load_options,
-             quiet, output, fmt, mode, outputs, wrt, output_names, logits, rows, summary, max_rows):
+             quiet, output, fmt, mode, outputs, wrt, output_names, logits, rows, summary, max_rows, engine, scheduler, workers):
     """J[k, i] = dy_k/dx_i (and y) at every row of INPUTS.
 
     Several MODEL files are applied in order (the output of one feeds the next).
@@ -150,9 +173,14 @@ def jacobian(paths, columns, id_column, delimiter, no_header, on_invalid, dtype,
       jacprop jacobian sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv
       jacprop jacobian model.h5 data.csv --id-column id -o jac.npz
       jacprop jacobian model.keras data.csv --summary
+      jacprop jacobian model.h5 'data/part-*.csv' --engine dask -o out/   # parts + manifest.json
     """
     from .pipeline import run_jacobian
 
+    if engine == "dask":
+        from .distributed import on_dask
+
+        run_jacobian = on_dask("jacobian", paths, scheduler, workers)
     models, inputs = _models_and_inputs(paths)
     run_jacobian(
         models=models, inputs=inputs, columns=split_list(columns), id_column=id_column, delimiter=delimiter,
@@ -172,7 +200,8 @@ def _models_and_inputs(paths):
 @main.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, metavar="[MODEL... INPUTS | JACOBIAN]")
 @model_and_input_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), help="Output file (format from the extension); default stdout.")
+@engine_options
+@click.option("-o", "--output", type=click.Path(allow_dash=True), help="Output file (format from the extension); default stdout. With --engine dask also DIR/ (a part file per partition + manifest.json).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl", "npz"]), help="Output format. Default: from -o; on stdout a table on a terminal, csv otherwise.")
 @click.option("--mode", type=click.Choice(["auto", "reverse", "forward"]), default="auto", show_default=True)
 @click.option("--dx", multiple=True, help="Input uncertainty: 0.01 (every input), NAME=0.5, NAME=2% (of |x| at each row). Repeatable.")
@@ -196,7 +225,7 @@ def _models_and_inputs(paths):
 @handle_errors
 def propagate(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, load_options, quiet,
               output, fmt, mode, dx, dx_column, cov_file, corr_file, methods, samples, seed, coverage, level, output_cov,
-              check_linearity, tol, budget, max_dy, max_nonlinearity, rows, max_rows):
+              check_linearity, tol, budget, max_dy, max_nonlinearity, rows, max_rows, engine, scheduler, workers):
     """Output uncertainty from input uncertainty, Delta y ~= J Delta x, at every row.
 
     Reads MODEL... INPUTS, or what `jacprop jacobian` wrote (csv, jsonl or npz; a file
@@ -208,9 +237,14 @@ def propagate(paths, columns, id_column, delimiter, no_header, on_invalid, dtype
       jacprop jacobian model.h5 data.csv | jacprop propagate --dx 0.01 --method worst
       jacprop propagate model.h5 data.csv --dx temp=0.5 --dx pressure=2% --method all --check-linearity
       jacprop propagate model.h5 data.csv --cov cov.csv --max-dy 0.05   # a CI gate
+      jacprop propagate model.h5 a.csv b.csv --dx 0.01 --engine dask --scheduler tcp://host:8786 -o u.csv
     """
     from .pipeline import run_propagate
 
+    if engine == "dask":
+        from .distributed import on_dask
+
+        run_propagate = on_dask("propagate", paths, scheduler, workers)
     run_propagate(
         paths=paths, columns=split_list(columns), id_column=id_column, delimiter=delimiter, header=not no_header,
         on_invalid=on_invalid, dtype=dtype, load_options=load_options,

@@ -303,7 +303,9 @@ PROPAGATE_COLUMNS = [  # array name, table header
 
 def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtype, load_options, quiet, output, fmt,
                   mode, dx, dx_columns, cov_file, corr_file, methods, samples, seed, coverage, level, output_cov,
-                  check_linearity, tol, budget, max_dy, max_nonlinearity, max_rows, rows=None):
+                  check_linearity, tol, budget, max_dy, max_nonlinearity, max_rows, rows=None, engine=None):
+    """``engine``: another engine (jacprop.distributed) given the prepared model and settings instead of
+    the local stream: it runs ``propagate_producer(**spec)`` per partition of the inputs."""
     from . import propagate as P
     from . import report
     from .tables import propagate_rows
@@ -374,9 +376,33 @@ def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtyp
     tol_flag = (lambda a, n, k: a["nonlinearity"][n, k] > tol) if check_linearity else None
     meta = {"input_names": in_names, "output_names": out_names, "id_name": id_column, "columns": PROPAGATE_COLUMNS,
             "table": propagate_rows, "flag": tol_flag}
+    spec = dict(in_names=in_names, out_names=out_names, methods=methods, unc=unc, dx_col_names=dx_col_names,
+                k_factor=k_factor, mc_level=mc_level, samples=samples, seed=seed, check_linearity=check_linearity, tol=tol,
+                output_cov=output_cov, budget=budget, fmt=fmt, gate_dy=gate_dy, max_nonlinearity=max_nonlinearity)
+    if engine is not None:
+        if reader is not None:
+            reader.close()
+        return engine(model=model, spec=spec, fields=fields, meta=meta)
     writer = report.open_writer(fmt, output, fields, meta, dtype, max_rows, allowed=("table", "csv", "jsonl", "npz"))
     forward = (lambda X: model.forward(X, dtype=dtype)) if model is not None else None
     violations, flagged = [], []
+    produce = propagate_producer(forward, flagged, violations, **spec)
+
+    try:
+        stream_to(writer, chunks, produce, model is not None and _show_progress(quiet, paths[-1]), reader)
+    finally:
+        if reader is not None:
+            reader.close()
+    if reader is not None:
+        note_skipped(reader, quiet)
+    propagate_findings(flagged, violations, tol, quiet)
+
+
+def propagate_producer(forward, flagged, violations, *, in_names, out_names, methods, unc, dx_col_names, k_factor, mc_level,
+                       samples, seed, check_linearity, tol, output_cov, budget, fmt, gate_dy, max_nonlinearity):
+    """produce(chunk) -> (rows, ids, arrays) for propagate, appending to ``flagged`` and ``violations``;
+    a module-level function so that jacprop.distributed runs the very same code per partition."""
+    from . import propagate as P
 
     def produce(chunk):
         r, ids, X, Y, J, extra = chunk
@@ -413,13 +439,11 @@ def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtyp
                               for n, k in np.argwhere(a["nonlinearity"] > max_nonlinearity))
         return r, ids, a
 
-    try:
-        stream_to(writer, chunks, produce, model is not None and _show_progress(quiet, paths[-1]), reader)
-    finally:
-        if reader is not None:
-            reader.close()
-    if reader is not None:
-        note_skipped(reader, quiet)
+    return produce
+
+
+def propagate_findings(flagged, violations, tol, quiet):
+    """The linearity flags and gate violations on stderr; exit 1 when a gate was crossed."""
     if flagged and not quiet:
         print(f"jacprop: {len(flagged)} (row, output) pairs depart from linearity by more than --tol {tol:g}: "
               + ", ".join(f"row {r} {o}" for r, o in flagged[:10]) + (" ..." if len(flagged) > 10 else ""), file=sys.stderr)

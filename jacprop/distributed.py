@@ -1,0 +1,734 @@
+"""``--engine dask``: ``jacobian`` and ``propagate`` over many CSV files on a Dask cluster.
+
+How a run goes:
+
+1. The client loads the model once and reads every input's header with the same checks as
+   the local path (so bad usage fails before any cluster work).
+2. Each file's data bytes are cut into ranges of ``SPLIT_BYTES``; a task per range counts the
+   rows (non-blank lines) and physical lines that start in it.
+3. Partitions are row ranges [R0, R1) of one file with R0 a multiple of the CSV reader's chunk
+   size (``csvio.CHUNK_ROWS``).  Inside a partition the reader's chunks, and so the engine's
+   blocks, are then exactly those of the single-machine path: the output is byte-identical
+   (numpy's BLAS can round the last bit differently for differently sized blocks, and the
+   Monte Carlo generator restarts per block, so the blocks must agree, not only the rows).
+   A partition starts reading at its range's first line start and skips to R0, so every row
+   and line number it reports is the real one of its file.
+4. A task per partition reads its rows, computes with the model (shipped once to each worker
+   as a Dask future, not inside every task) and writes one part file.
+5. With ``-o DIR/`` the parts move into DIR beside ``manifest.json``; otherwise they are
+   concatenated in input order into one file (atomically) or onto stdout.
+
+Workers must see the inputs and the output directory at the same paths as the client (a
+shared filesystem; always true for the LocalCluster started without ``--scheduler``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import glob
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .csvio import CsvReader
+from .errors import InputError, JacpropError, UsageError
+
+SPLIT_BYTES = 64 * 2**20  # bytes per counting task
+CHUNK_ROWS = None  # None: csvio.CHUNK_ROWS, the local reader's chunk (partitions are multiples of it)
+PARTITION_ROWS = None  # None: from the row count and the cluster's threads (see partition_rows)
+MAX_PARTITION_CHUNKS = 16  # at most this many reader chunks per partition
+PARTS_PER_THREAD = 4  # aim for this many partitions per worker thread (load balance, retries)
+ALLOWED_FAILURES = 5  # a task may be on this many dying workers before the run gives up (LocalCluster)
+EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "npy": ".npy", "npz": ".npz"}
+SLAB_ROWS = 65536  # rows per read when assembling NPY/NPZ parts
+MAX_HEADER = 64 * 2**20
+
+
+class ClusterError(JacpropError):
+    """The cluster could not run the work (unreachable scheduler, workers dying)."""
+
+
+# ---------------------------------------------------------------------------
+# arguments
+
+
+def is_model_file(path) -> bool:
+    """The rule that tells models from inputs: a model file's content is HDF5 or a zip archive
+    (the signatures jacprop.loaders.detect reads); anything else is an input."""
+    from .loaders import HDF5_MAGIC, ZIP_MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return head == HDF5_MAGIC or head.startswith(ZIP_MAGIC) or head.startswith(b"PK\x05\x06")
+
+
+def split_models_inputs(paths) -> tuple[list[str], list[str]]:
+    """MODEL... INPUTS...: the leading arguments that are model files, then the inputs (files or
+    globs, expanded here in sorted order so that a quoted 'data/part-*.csv' works)."""
+    paths = [os.fspath(p) for p in paths]
+    n = 0
+    while n < len(paths) and is_model_file(paths[n]):
+        n += 1
+    models, rest = paths[:n], paths[n:]
+    if not models:
+        if paths:
+            from .loaders import detect
+
+            detect(paths[0])  # raises why the first argument is not a model
+        raise UsageError("give one or more MODEL files and then the INPUTS (CSV files or globs)")
+    if not rest:
+        raise UsageError("give one or more MODEL files and then the INPUTS (CSV files or globs); "
+                         "with --engine dask the inputs are the arguments that are not model files")
+    inputs = []
+    for arg in rest:
+        if arg == "-":
+            raise UsageError("--engine dask reads input files, not stdin ('-')")
+        matches = sorted(p for p in glob.glob(arg) if os.path.isfile(p)) if glob.has_magic(arg) else [arg]
+        if not matches:
+            raise UsageError(f"{arg}: no input files match")
+        for p in matches:
+            if is_model_file(p):
+                raise UsageError(f"{p}: a model file after the inputs: give every MODEL first, then the INPUTS")
+        inputs.extend(matches)
+    return models, inputs
+
+
+@dataclass
+class OutputPlan:
+    """Where the parts go: ``dir`` (part files + manifest.json), ``file`` or ``stdout`` (concatenated)."""
+
+    kind: str
+    path: str | None
+    fmt: str
+    staging: str | None = None
+
+
+def plan_output(output, fmt, allowed, remote: bool) -> OutputPlan:
+    from . import report
+
+    if output and output != "-" and (output.endswith(("/", os.sep)) or os.path.isdir(output)):
+        plan = OutputPlan("dir", output, fmt or "csv")
+    elif output and output != "-":
+        plan = OutputPlan("file", output, report.format_for(output, fmt))
+        directory = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(directory):
+            raise UsageError(f"-o {output}: directory {directory} does not exist")
+    else:
+        plan = OutputPlan("stdout", None, fmt or "csv")
+    if plan.fmt not in allowed:
+        raise UsageError(f"--format {plan.fmt} is not available with --engine dask; choose one of {', '.join(allowed)}")
+    return plan
+
+
+def _make_staging(plan: OutputPlan, remote: bool) -> str:
+    """A fresh directory the workers write parts into (beside the output, so moves are renames)."""
+    if plan.kind == "dir":
+        try:
+            os.makedirs(plan.path, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"-o {plan.path}: cannot create the directory: {e.strerror or e}") from None
+        where = plan.path
+    elif plan.kind == "file":
+        where = os.path.dirname(os.path.abspath(plan.path))
+    else:  # stdout: a local cluster shares this machine's temp dir; a remote one maybe the working dir
+        where = os.getcwd() if remote else None
+    try:
+        return os.path.abspath(tempfile.mkdtemp(prefix=".jacprop-parts-", dir=where))
+    except OSError as e:
+        raise UsageError(f"-o {plan.path or '-'}: cannot write there: {e.strerror or e}") from None
+
+
+# ---------------------------------------------------------------------------
+# partitions
+
+
+def _has_text(line: bytes) -> bool:
+    """Whether a line holds something (CsvReader skips lines whose str.strip() is empty)."""
+    s = line.strip()
+    if not s:
+        return False
+    if s[0] < 0x80 and not 0x1C <= s[0] <= 0x1F:
+        return True
+    return bool(line.decode("utf-8", "replace").strip())
+
+
+def _bare_cr(line: bytes) -> bool:
+    """A carriage return that is not part of the line's final CRLF (the text reader would split there)."""
+    i = line.find(b"\r")
+    return i != -1 and not (i == len(line) - 2 and line.endswith(b"\r\n"))
+
+
+def count_range(path, start, end, data_start) -> tuple[int, int, int, bool]:
+    """For the lines starting in [start, end): (offset of the first, rows, physical lines, bare CR seen)."""
+    rows = lines = 0
+    bare = False
+    with open(path, "rb") as f:
+        if start > data_start:
+            f.seek(start - 1)
+            f.readline()  # to the first line start at or after ``start``
+        else:
+            f.seek(start)
+        first = pos = f.tell()
+        while pos < end:
+            line = f.readline()
+            if not line:
+                break
+            pos += len(line)
+            lines += 1
+            rows += _has_text(line)
+            if b"\r" in line and _bare_cr(line):
+                bare = True
+    return first, rows, lines, bare
+
+
+def _data_start(path, header) -> tuple[int, int] | None:
+    """(byte offset of the first data line, physical lines before it), or None when the file
+    cannot be cut by bytes (bare CR line ends, an endless header line)."""
+    with open(path, "rb") as f:
+        bom = 3 if f.read(3) == b"\xef\xbb\xbf" else 0
+        if not header:
+            return bom, 0
+        f.seek(bom)
+        line = f.readline(MAX_HEADER)
+    if not line.endswith(b"\n") or _bare_cr(line):
+        return None
+    return bom + len(line), 1
+
+
+@dataclass
+class Partition:
+    """Rows [first_row + 1, first_row + n_rows] (1-based data rows) of ``path``.
+
+    Reading starts at byte ``offset`` (a line start, ``lines_before`` physical lines into the
+    file) and skips ``skip`` rows; ``offset`` None reads the whole file as the local path does."""
+
+    index: int
+    path: str  # as given (messages, manifest)
+    open_path: str  # absolute (workers)
+    offset: int | None
+    skip: int
+    lines_before: int
+    first_row: int
+    n_rows: int | None
+    name: str = ""
+
+
+def partition_rows(total_rows, threads, chunk) -> int:
+    """Rows per partition: a multiple of the reader's chunk, about PARTS_PER_THREAD partitions per
+    worker thread, at most MAX_PARTITION_CHUNKS chunks."""
+    per = math.ceil(total_rows / max(1, PARTS_PER_THREAD * threads) / chunk) if total_rows else 1
+    return chunk * min(MAX_PARTITION_CHUNKS, max(1, per))
+
+
+def plan_partitions(client, inputs, header, chunk, rows_per_partition=None, split_bytes=None) -> list[Partition]:
+    """Count every file's rows on the cluster, then cut them into chunk-aligned partitions."""
+    split_bytes = split_bytes or SPLIT_BYTES
+    files, tasks = [], []
+    for path in inputs:
+        open_path = os.path.abspath(path)
+        size = os.path.getsize(open_path)
+        start = _data_start(open_path, header)
+        ranges = [] if start is None else [(a, min(a + split_bytes, size)) for a in range(start[0], size, split_bytes)]
+        files.append((path, open_path, start, len(tasks), len(ranges)))
+        tasks += [(open_path, a, b, start[0]) for a, b in ranges]
+    counts = client.gather(client.map(count_range, *zip(*tasks), pure=False, key=[f"jacprop-count-{uuid.uuid4().hex}" for _ in tasks])) if tasks else []
+
+    layouts, total = [], 0
+    for path, open_path, start, first, n in files:
+        mine = counts[first : first + n]
+        if start is None or any(bare for *_, bare in mine):
+            layouts.append((path, open_path, None))  # read whole, like the local path
+            continue
+        starts, rows_before, lines_before = [], 0, start[1]
+        for offset, rows, lines, _ in mine:
+            if rows:
+                starts.append((rows_before, offset, lines_before))
+            rows_before += rows
+            lines_before += lines
+        layouts.append((path, open_path, (starts, rows_before)))
+        total += rows_before
+    if rows_per_partition is None:
+        threads = sum(client.nthreads().values()) or 1
+        rows_per_partition = partition_rows(total, threads, chunk)
+    rows_per_partition = chunk * max(1, math.ceil(rows_per_partition / chunk))
+
+    parts = []
+    for path, open_path, layout in layouts:
+        if layout is None:
+            parts.append(Partition(len(parts), path, open_path, None, 0, 0, 0, None))
+            continue
+        starts, n_rows = layout
+        keys = [s[0] for s in starts]
+        for r0 in range(0, n_rows, rows_per_partition):
+            rows_before, offset, lines_before = starts[bisect.bisect_right(keys, r0) - 1]
+            last = r0 + rows_per_partition >= n_rows
+            parts.append(Partition(len(parts), path, open_path, offset, r0 - rows_before, lines_before, r0,
+                                   None if last else rows_per_partition))
+    return parts
+
+
+class PartitionReader(CsvReader):
+    """A CsvReader over one partition: the header is read and checked as usual, then reading
+    jumps to the partition's first row, keeping the file's real row and line numbers."""
+
+    def __init__(self, part: Partition, options: dict):
+        self._left = None
+        super().__init__(part.open_path, **options)
+        self.path = part.path
+        if part.offset is None:
+            return
+        self._f.close()
+        raw = open(part.open_path, "rb")
+        raw.seek(part.offset)
+        line_no, skip = part.lines_before, part.skip
+        while skip:
+            line = raw.readline()
+            if not line:
+                raw.close()
+                raise InputError(f"{self.path}: the file changed while it was being read (fewer rows than counted)")
+            line_no += 1
+            skip -= _has_text(line)
+        self._f = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        self._pending, self._line, self._row = [], line_no, part.first_row
+        self._left = part.n_rows
+
+    def _readline(self):
+        if self._left is not None and self._left <= 0:
+            return None
+        line = super()._readline()
+        if self._left is not None and line is not None and line.strip():
+            self._left -= 1
+        return line
+
+
+# ---------------------------------------------------------------------------
+# tasks (run on the workers)
+
+
+@dataclass
+class Job:
+    """Everything a partition task needs besides the model (small: sent with every task)."""
+
+    command: str
+    fmt: str
+    fields: list
+    meta: dict
+    dtype: str
+    mode: str
+    rows: str | None
+    reader: dict
+    staging: str
+    out_idx: list | None = None
+    wrt_idx: list | None = None
+    spec: dict = field(default_factory=dict)  # propagate: propagate_producer's settings
+
+
+def _open_part(job: Job, part: Partition):
+    from . import report
+
+    return report.open_writer(job.fmt, os.path.join(job.staging, part.name), job.fields, job.meta, job.dtype,
+                              allowed=tuple(EXTENSIONS))
+
+
+def _write_part(job: Job, part: Partition, reader, chunks, produce) -> dict:
+    writer = _open_part(job, part)
+    try:
+        for chunk in chunks:
+            writer.write(*produce(chunk))
+        if getattr(writer, "header", b""):  # a CSV part without rows is still a CSV file with its header
+            writer.out.file.write(writer.header)
+        writer.close()
+    except BaseException:
+        writer.out.abort()
+        raise
+    finally:
+        reader.close()
+    return {"rows": writer.n, "skipped": reader.skipped, "last_row": int(reader._row)}
+
+
+def jacobian_part(model, job: Job, part: Partition) -> dict:
+    """One partition of ``jacprop jacobian``: the local path's chunks and writer, on a worker."""
+    from .pipeline import jacobian_chunks, parse_rows
+
+    reader = PartitionReader(part, job.reader)
+    chunks = jacobian_chunks(model, reader, job.mode, job.out_idx, job.wrt_idx, job.dtype, parse_rows(job.rows))
+    wrt = job.wrt_idx
+
+    def produce(chunk):
+        r, ids, X, Y, J, _ = chunk
+        return r, ids, {"x": X if wrt is None else X[:, wrt], "y": Y, "jacobian": J}
+
+    return _write_part(job, part, reader, chunks, produce)
+
+
+def propagate_part(model, job: Job, part: Partition) -> dict:
+    """One partition of ``jacprop propagate``, with pipeline.propagate_producer as the local path."""
+    from .pipeline import jacobian_chunks, parse_rows, propagate_producer
+
+    reader = PartitionReader(part, job.reader)
+    chunks = jacobian_chunks(model, reader, job.mode, None, None, job.dtype, parse_rows(job.rows))
+    flagged, violations = [], []
+    dtype = job.dtype
+    produce = propagate_producer(lambda X: model.forward(X, dtype=dtype), flagged, violations, **job.spec)
+    result = _write_part(job, part, reader, chunks, produce)
+    result.update(flagged=flagged[:20], n_flagged=len(flagged), violations=violations[:20], n_violations=len(violations))
+    return result
+
+
+def _hold(model):
+    return model
+
+
+# ---------------------------------------------------------------------------
+# the cluster
+
+
+@contextlib.contextmanager
+def connect(scheduler=None, workers=None):
+    """A Client on ``scheduler`` (an address), or on a LocalCluster of ``workers`` processes
+    with one thread each on 127.0.0.1, closed afterwards."""
+    import logging
+
+    try:
+        import dask
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError("--engine dask needs Dask: pip install 'jacprop[dask]'") from None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as e:
+            raise ClusterError(f"--scheduler {scheduler}: cannot connect ({e})") from None
+        with client:
+            yield client
+        return
+    n = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def _show_progress(quiet) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def _collect(client, futures, parts, show_progress) -> list:
+    """Results in input order.  On a failure, the error of the earliest failing partition is
+    raised (the first bad row of the inputs, as the local path would report it)."""
+    from dask.distributed import KilledWorker, as_completed, progress, wait
+
+    if show_progress:
+        with contextlib.redirect_stdout(sys.stderr):  # dask's text bar writes to stdout
+            progress(futures)
+    index = {f.key: i for i, f in enumerate(futures)}
+    failed = next((index[f.key] for f in as_completed(futures) if f.status == "error"), None)
+    if failed is not None:
+        client.cancel(futures[failed + 1 :])
+        wait(futures[:failed])
+        for f, part in zip(futures[: failed + 1], parts):
+            if f.status == "error":
+                try:
+                    f.result()
+                except KilledWorker as e:
+                    rows = f"rows {part.first_row + 1}-{part.first_row + part.n_rows}" if part.n_rows else f"rows from {part.first_row + 1}"
+                    raise ClusterError(f"{part.path}: {rows}: the task died with {ALLOWED_FAILURES + 1} workers "
+                                       f"(out of memory?): {e}") from None
+    return client.gather(futures)
+
+
+def _run(command, task, client, model, job: Job, parts, show_progress) -> list:
+    token = uuid.uuid4().hex[:12]
+    model_future = client.submit(_hold, model, key=f"jacprop-model-{token}", pure=False)  # sent once per worker
+    futures = [client.submit(task, model_future, job, part, key=f"jacprop-{command}-part-{part.index}-{token}", pure=False)
+               for part in parts]
+    try:
+        return _collect(client, futures, parts, show_progress)
+    finally:
+        client.cancel([*futures, model_future])
+
+
+# ---------------------------------------------------------------------------
+# output
+
+
+def _part_names(parts, fmt):
+    width = max(5, len(str(len(parts) - 1)))
+    for p in parts:
+        p.name = f"part-{p.index:0{width}d}{EXTENSIONS[fmt]}"
+
+
+def _read_exact(f, n):
+    data = f.read(n)
+    if len(data) != n:
+        raise OSError(f"{getattr(f, 'name', 'part file')}: truncated")
+    return data
+
+
+def _npy_slabs(f):
+    """Slabs (rows, *tail) of an .npy stream, read SLAB_ROWS rows at a time."""
+    version = np.lib.format.read_magic(f)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(f)
+    n, tail = shape[0], shape[1:]
+    row_bytes = math.prod(tail) * dtype.itemsize
+    for start in range(0, n, SLAB_ROWS):
+        k = min(SLAB_ROWS, n - start)
+        yield np.frombuffer(_read_exact(f, k * row_bytes), dtype).reshape(k, *tail)
+
+
+def _npz_slabs(path, names, with_ids):
+    """(n, ids, arrays) slabs of an NPZ part file."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        ids = np.load(z.open("ids.npy"), allow_pickle=False) if with_ids else None
+        members = [z.open(name + ".npy") for name in names]
+        start = 0
+        for slabs in zip(*[_npy_slabs(m) for m in members]):
+            n = len(slabs[0])
+            yield n, None if ids is None else ids[start : start + n], dict(zip(names, slabs))
+            start += n
+
+
+def _concatenate(plan: OutputPlan, job: Job, parts, results):
+    """The parts, in order, as one file (or stdout): the bytes for csv/jsonl (one CSV header), for npy
+    one header then every part's data, for npz the arrays re-streamed through the local path's writer."""
+    from . import report
+
+    out = report.AtomicOutput(plan.path)
+    try:
+        if plan.fmt in ("csv", "jsonl"):
+            header = report.CsvWriter(out, job.fields, job.meta).header if plan.fmt == "csv" else b""
+            out.file.write(header)
+            for part, res in zip(parts, results):
+                with open(os.path.join(job.staging, part.name), "rb") as f:
+                    if header and f.read(len(header)) != header:
+                        if res["rows"]:
+                            raise OSError(f"{part.name}: unexpected CSV header")
+                        f.seek(0)
+                    shutil.copyfileobj(f, out.file, 2**20)
+            out.commit()
+            return
+        if plan.fmt == "npy":  # the local path's header for the total row count, then each part's data bytes
+            field = next(f for f in job.fields if f.name == job.meta["npy_field"])
+            stream = report.NpyStream(field.tail, job.dtype)
+            stream.n = sum(r["rows"] for r in results)
+            out.file.write(stream.finish().read(report.NpyStream.HEADER))
+            stream.file.close()
+            for part in parts:
+                with open(os.path.join(job.staging, part.name), "rb") as f:
+                    version = np.lib.format.read_magic(f)
+                    (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
+                    shutil.copyfileobj(f, out.file, 2**20)
+            out.commit()
+            return
+        writer = report.WRITERS[plan.fmt](out, job.fields, job.meta, dtype=np.dtype(job.dtype))
+        names = [f.name for f in job.fields]
+        for part, res in zip(parts, results):
+            if res["rows"]:
+                for n, ids, arrays in _npz_slabs(os.path.join(job.staging, part.name), names, bool(job.meta.get("id_name"))):
+                    writer.write(np.arange(n), ids, arrays)
+        writer.close()
+    except BaseException:
+        out.abort()
+        raise
+
+
+def _write_directory(plan: OutputPlan, job: Job, parts, results, manifest: dict):
+    """Move the parts into DIR and write manifest.json (atomically, last); drop the parts an
+    earlier run's manifest listed that this run does not."""
+    from . import report
+
+    old = set()
+    try:
+        with open(os.path.join(plan.path, "manifest.json")) as f:
+            old = {p["part"] for p in json.load(f).get("parts", []) if isinstance(p, dict) and "part" in p}
+    except (OSError, ValueError, AttributeError):
+        pass
+    for part in parts:
+        os.replace(os.path.join(job.staging, part.name), os.path.join(plan.path, part.name))
+    out = report.AtomicOutput(os.path.join(plan.path, "manifest.json"))
+    try:
+        out.file.write((json.dumps(manifest, indent=2) + "\n").encode())
+    except BaseException:
+        out.abort()
+        raise
+    out.commit()
+    for name in old - {p.name for p in parts}:
+        if os.path.basename(name) == name and name.startswith("part-"):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(plan.path, name))
+
+
+def _manifest(command, models, inputs, plan, job, parts, results) -> dict:
+    from . import __version__
+
+    return {
+        "jacprop": __version__, "command": command, "format": plan.fmt, "models": list(models), "inputs": list(inputs),
+        "input_names": list(job.meta["input_names"]), "output_names": list(job.meta["output_names"]),
+        "id_column": job.meta.get("id_name"), "rows": sum(r["rows"] for r in results),
+        "parts": [{"part": p.name, "input": p.path, "first_row": p.first_row + 1, "last_row": r["last_row"], "rows": r["rows"]}
+                  for p, r in zip(parts, results)],
+    }
+
+
+# ---------------------------------------------------------------------------
+# the commands
+
+
+def _check_inputs(model, inputs, columns, id_column, delimiter, header, on_invalid, extra=()) -> list[str]:
+    """Every input's header, with the local path's checks; all must select the same columns."""
+    from .pipeline import open_inputs
+
+    names = None
+    for path in inputs:
+        reader = open_inputs(model, path, columns, id_column, delimiter, header, on_invalid, extra_columns=extra)
+        reader.close()
+        if names is None:
+            names = reader.columns
+        elif reader.columns != names:
+            raise UsageError(f"{path}: the input columns {reader.columns} differ from {inputs[0]}'s {names} "
+                             "(name them with --columns)")
+    return names
+
+
+def _execute(command, task, models, inputs, plan, job_fields, scheduler, workers, quiet, client=None,
+             chunk_rows=None, rows_per_partition=None, split_bytes=None):
+    """Plan, run and assemble; returns (results, parts)."""
+    from . import csvio
+
+    chunk = chunk_rows or CHUNK_ROWS or csvio.CHUNK_ROWS
+    model = job_fields.pop("model")
+    job_fields["reader"]["chunk_rows"] = chunk
+    with (contextlib.nullcontext(client) if client is not None else connect(scheduler, workers)) as client:
+        job = Job(command=command, fmt=plan.fmt, staging=_make_staging(plan, scheduler is not None), **job_fields)
+        try:
+            parts = plan_partitions(client, inputs, job.reader.get("header", True), chunk,
+                                    rows_per_partition or PARTITION_ROWS, split_bytes)
+            _part_names(parts, plan.fmt)
+            show = _show_progress(quiet)
+            if show:
+                print(f"jacprop: {len(parts)} partitions of {len(inputs)} input(s) on {len(client.nthreads())} workers "
+                      f"({client.scheduler.address})", file=sys.stderr)
+            results = _run(command, task, client, model, job, parts, show) if parts else []
+            total = sum(r["rows"] for r in results)
+            skipped = sum(r["skipped"] for r in results)
+            if total == 0:
+                where = f"{inputs[0]}: " if len(inputs) == 1 else f"{len(inputs)} inputs: "
+                raise InputError(f"{where}no data rows" + (f" ({skipped} skipped for NaN/inf values)" if skipped else ""))
+            if plan.kind == "dir":
+                _write_directory(plan, job, parts, results, _manifest(command, models, inputs, plan, job, parts, results))
+            else:
+                _concatenate(plan, job, parts, results)
+        finally:
+            shutil.rmtree(job.staging, ignore_errors=True)
+    if skipped and not quiet:
+        print(f"jacprop: skipped {skipped} rows with NaN/inf inputs", file=sys.stderr)
+    return results, parts
+
+
+def _writer_meta(meta):
+    return {k: meta[k] for k in ("input_names", "output_names", "id_name", "npy_field") if k in meta}
+
+
+def run_jacobian(paths, *, scheduler=None, workers=None, columns=None, id_column=None, delimiter=",", header=True,
+                 on_invalid="error", dtype="float64", load_options=None, quiet=False, output=None, fmt=None, mode="auto",
+                 outputs=None, wrt=None, output_names=None, logits=False, rows=None, summary=False, max_rows=None,
+                 client=None, chunk_rows=None, partition_rows=None, split_bytes=None):
+    """``jacprop jacobian MODEL... INPUTS... --engine dask``; the options are run_jacobian's.
+    ``client``, ``chunk_rows``, ``partition_rows``, ``split_bytes``: for tests and benchmarks."""
+    from . import report
+    from .pipeline import load_model, parse_rows, resolve
+
+    if summary:
+        raise UsageError("--summary is not available with --engine dask; use the local engine")
+    models, inputs = split_models_inputs(paths)
+    plan = plan_output(output, fmt, ("csv", "jsonl", "npy", "npz"), scheduler is not None)
+    parse_rows(rows)  # a bad --rows fails here, not on every worker
+    model = load_model(models, logits=logits, **(load_options or {}))
+    if output_names:
+        if len(output_names) != model.K:
+            raise UsageError(f"--output-names: {len(output_names)} names for {model.K} outputs")
+        model.output_names = list(output_names)
+    columns_in = _check_inputs(model, inputs, columns, id_column, delimiter, header, on_invalid)
+    out_idx = resolve(outputs, model.output_names, "outputs")
+    wrt_idx = resolve(wrt, columns_in, "wrt")
+    in_names = [columns_in[i] for i in wrt_idx] if wrt_idx else columns_in
+    out_names = [model.output_names[k] for k in out_idx] if out_idx else model.output_names
+    meta = {"input_names": in_names, "output_names": out_names, "id_name": id_column, "npy_field": "jacobian"}
+    reader = dict(delimiter=delimiter, header=header, columns=columns, id_column=id_column, on_invalid=on_invalid)
+    _execute("jacobian", jacobian_part, models, inputs, plan,
+             dict(model=model, fields=report.jacobian_fields(in_names, out_names), meta=meta, dtype=dtype, mode=mode,
+                  rows=rows, reader=reader, out_idx=out_idx, wrt_idx=wrt_idx),
+             scheduler, workers, quiet, client, chunk_rows, partition_rows, split_bytes)
+
+
+def run_propagate(paths, *, scheduler=None, workers=None, quiet=False, output=None, fmt=None, client=None,
+                  chunk_rows=None, partition_rows=None, split_bytes=None, **options):
+    """``jacprop propagate MODEL... INPUTS... --engine dask``; ``options`` are pipeline.run_propagate's.
+    The option checks and settings are the local path's (run_propagate with an ``engine`` hook)."""
+    from . import pipeline
+
+    models, inputs = split_models_inputs(paths)
+    plan = plan_output(output, fmt, ("csv", "jsonl", "npz"), scheduler is not None)
+    pipeline.parse_rows(options.get("rows"))
+    extra = [spec.partition("=")[2] for spec in options.get("dx_columns") or ()]
+
+    def engine(model, spec, fields, meta):
+        _check_inputs(model, inputs, options.get("columns"), options.get("id_column"), options.get("delimiter", ","),
+                      options.get("header", True), options.get("on_invalid", "error"), extra)
+        reader = {k: options.get(k, d) for k, d in (("delimiter", ","), ("header", True), ("columns", None),
+                                                       ("id_column", None), ("on_invalid", "error"))}
+        reader["exclude"] = extra
+        return _execute("propagate", propagate_part, models, inputs, plan,
+                        dict(model=model, fields=fields, meta=_writer_meta(meta), dtype=options.get("dtype", "float64"),
+                             mode=options.get("mode", "auto"), rows=options.get("rows"), reader=reader, spec=spec),
+                        scheduler, workers, quiet, client, chunk_rows, partition_rows, split_bytes)
+
+    results, parts = pipeline.run_propagate(paths=[*models, inputs[0]], quiet=quiet, output=None, fmt=plan.fmt,
+                                            engine=engine, **options)
+    several = len(inputs) > 1
+
+    def where(r, part):
+        return f"{r} of {part.path}" if several else r
+
+    flagged = _FirstOf([(where(r, p), o) for p, res in zip(parts, results) for r, o in res["flagged"]],
+                       sum(res["n_flagged"] for res in results))
+    violations = _FirstOf([(where(r, p), o, why) for p, res in zip(parts, results) for r, o, why in res["violations"]],
+                          sum(res["n_violations"] for res in results))
+    pipeline.propagate_findings(flagged, violations, options.get("tol", 0.1), quiet)
+
+
+class _FirstOf:
+    """The first findings of every partition, in order, with the total count as its length."""
+
+    def __init__(self, items, total):
+        self.items, self.total = items, total
+
+    def __len__(self):
+        return self.total
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+
+def on_dask(command, paths, scheduler, workers):
+    """For the CLI: a stand-in for pipeline.run_jacobian / run_propagate taking the same keyword
+    options, that runs them on a Dask cluster over ``paths`` (MODEL... INPUTS...)."""
+    if command == "jacobian":
+        return lambda models, inputs, **options: run_jacobian(paths, scheduler=scheduler, workers=workers, **options)
+    return lambda paths, **options: run_propagate(paths, scheduler=scheduler, workers=workers, **options)
