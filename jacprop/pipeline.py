@@ -421,7 +421,7 @@ def propagate_producer(forward, flagged, violations, *, in_names, out_names, met
         if "worst" in methods:
             a["dy_worst"] = P.worst(J64, d)
         if "mc" in methods:
-            a["mc_shift"], a["dy_mc"], a["mc_lo"], a["mc_hi"] = P.monte_carlo(forward, X, d, unc.corr, samples, seed, mc_level)
+            a["mc_shift"], a["dy_mc"], a["mc_lo"], a["mc_hi"] = P.monte_carlo(forward, X, d, unc.corr, samples, seed, mc_level, r)
         if check_linearity:
             a["nonlinearity"], a["dy_plus"], a["dy_minus"] = P.linearity(forward, X, Y, J64, d)
             flagged.extend((int(r[n]), out_names[k]) for n, k in np.argwhere(a["nonlinearity"] > tol))

@@ -157,12 +157,13 @@ def budget(J, dx):
     return np.divide(parts, total, out=np.zeros_like(parts), where=total > 0)
 
 
-def monte_carlo(forward, X, dx, corr, samples, seed, level):
+def monte_carlo(forward, X, dx, corr, samples, seed, level, rows):
     """Sample x + dx * (R^1/2 z) through ``forward``; returns mean shift, std, lo, hi (N, K each).
 
-    forward maps (M, D) -> (M, K).  Rows are processed in blocks so memory stays bounded.
+    forward maps (M, D) -> (M, K).  The draws z of a row come from a generator seeded with
+    (seed, row number), so a row's result does not depend on how rows are chunked.  Rows are
+    processed in blocks so memory stays bounded.
     """
-    rng = np.random.default_rng(seed)
     n, d = X.shape
     if corr is not None:
         w, v = np.linalg.eigh(corr)
@@ -173,7 +174,7 @@ def monte_carlo(forward, X, dx, corr, samples, seed, level):
     block = max(1, 200_000 // max(samples, 1))
     for start in range(0, n, block):
         sl = slice(start, start + block)
-        z = rng.standard_normal((X[sl].shape[0], samples, d))
+        z = np.stack([np.random.default_rng([seed, int(r)]).standard_normal((samples, d)) for r in rows[sl]])
         noise = (z @ root.T if corr is not None else z) * dx[sl, None, :]
         ys = forward((X[sl, None, :] + noise).reshape(-1, d)).reshape(noise.shape[0], samples, -1)
         shift[sl] = ys.mean(axis=1) - y0[sl]

@@ -190,3 +190,10 @@ def test_summary_statistics_over_rows():
         np.testing.assert_allclose(s["std"], J.std(0, ddof=1), rtol=1e-10)
         np.testing.assert_array_equal(s["row_of_max_abs"], np.abs(J).argmax(0) + 1)
         np.testing.assert_array_equal(s["rank"], np.argsort(-np.abs(J).mean(0), axis=1, kind="stable"))
+
+
+def test_mc_draws_depend_on_the_row_not_on_the_chunking():
+    full = npz_result("propagate", MODEL, INPUTS, "--dx", "0.3", "--method", "mc", "--samples", "50")
+    one = npz_result("propagate", MODEL, INPUTS, "--dx", "0.3", "--method", "mc", "--samples", "50", "--rows", "4")
+    np.testing.assert_array_equal(one["dy_mc"][0], full["dy_mc"][3])
+    assert not np.array_equal(full["mc_shift"][0], full["mc_shift"][1])
