@@ -1,6 +1,7 @@
 """Every op's vjp and jvp against central finite differences (float64), over the op table."""
 
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -98,7 +99,7 @@ def op_jacobians(op, shapes, xs):
 
 @pytest.mark.parametrize("name,op,shapes,span", CASES, ids=[c[0] for c in CASES])
 def test_vjp_and_jvp_match_central_differences(name, op, shapes, span):
-    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))  # the same inputs in every run
     xs = [rng.uniform(*span, size=(3, *s)) for s in shapes]
     for j_rev, j_fwd, j_num in op_jacobians(op, shapes, xs):
         assert_close_jacobian(j_rev, j_num, 1e-7)
