@@ -319,7 +319,7 @@ def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtyp
     if cov_file and corr_file:
         raise UsageError("give --cov or --corr, not both")
 
-    model = reader = None
+    model = reader = stream = None
     if len(paths) >= 2:
         model = load_model(paths[:-1], **load_options)
         extra = [spec.partition("=")[2] for spec in dx_columns]
@@ -334,7 +334,9 @@ def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtyp
                 raise UsageError(f"{opt} needs MODEL... INPUTS (it reads the input CSV)")
         stream = read_jacobian(paths[0] if paths else "-")
         in_names, out_names, id_column = stream.input_names, stream.output_names, stream.id_name
-        chunks = ((r, i, X, Y, J, {}) for r, i, X, Y, J in stream.chunks)
+        keep = parse_rows(rows) or (lambda r: np.ones(len(r), bool))
+        chunks = ((r[m], None if i is None else i[m], None if X is None else X[m], Y[m], J[m], {})
+                  for r, i, X, Y, J in stream.chunks for m in [keep(r)])
         if "mc" in methods or check_linearity:
             raise UsageError("--method mc and --check-linearity run the network: give MODEL... INPUTS, not a Jacobian stream")
 
@@ -355,9 +357,9 @@ def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtyp
     unc = P.parse_dx(dx, in_names, dx_columns, corr)
     if sigma is not None:
         unc.absolute = sigma
-    if unc.needs_x and model is None and not getattr(locals().get("stream"), "has_x", False):
+    has_x = model is not None or stream.has_x
+    if unc.needs_x and not has_x:
         raise UsageError("a relative --dx (%) needs the inputs x: give MODEL... INPUTS, or pipe jsonl/npz from `jacprop jacobian`")
-    dx_col_names = {i: c for i, c in unc.columns.items()}
     gate_dy = parse_gate(max_dy, out_names, "--max-dy")
     fmt = report.format_for(output, fmt, sys.stdout.isatty())
 
@@ -370,13 +372,12 @@ def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtyp
         fields.append(report.Field("cov_y", (len(out_names),) * 2, [f"cov({a},{b})" for a in out_names for b in out_names]))
     if budget:
         fields.append(report.Field("budget", (len(out_names), len(in_names)), [f"budget({o},{i})" for o in out_names for i in in_names]))
-    has_x = model is not None or getattr(locals().get("stream"), "has_x", False)
     if has_x:
         fields.insert(0, report.Field("x", (len(in_names),)))
     tol_flag = (lambda a, n, k: a["nonlinearity"][n, k] > tol) if check_linearity else None
     meta = {"input_names": in_names, "output_names": out_names, "id_name": id_column, "columns": PROPAGATE_COLUMNS,
             "table": propagate_rows, "flag": tol_flag}
-    spec = dict(in_names=in_names, out_names=out_names, methods=methods, unc=unc, dx_col_names=dx_col_names,
+    spec = dict(in_names=in_names, out_names=out_names, methods=methods, unc=unc,
                 k_factor=k_factor, mc_level=mc_level, samples=samples, seed=seed, check_linearity=check_linearity, tol=tol,
                 output_cov=output_cov, budget=budget, fmt=fmt, gate_dy=gate_dy, max_nonlinearity=max_nonlinearity)
     if engine is not None:
@@ -398,7 +399,7 @@ def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtyp
     propagate_findings(flagged, violations, tol, quiet)
 
 
-def propagate_producer(forward, flagged, violations, *, in_names, out_names, methods, unc, dx_col_names, k_factor, mc_level,
+def propagate_producer(forward, flagged, violations, *, in_names, out_names, methods, unc, k_factor, mc_level,
                        samples, seed, check_linearity, tol, output_cov, budget, fmt, gate_dy, max_nonlinearity):
     """produce(chunk) -> (rows, ids, arrays) for propagate, appending to ``flagged`` and ``violations``;
     a module-level function so that jacprop.distributed runs the very same code per partition."""
@@ -408,7 +409,7 @@ def propagate_producer(forward, flagged, violations, *, in_names, out_names, met
         r, ids, X, Y, J, extra = chunk
         J64 = J.astype(np.float64, copy=False)
         Xd = X if X is not None else np.zeros((len(Y), len(in_names)))
-        d = unc.dx(Xd, {i: extra[c] for i, c in dx_col_names.items()} if dx_col_names else None)
+        d = unc.dx(Xd, {i: extra[c] for i, c in unc.columns.items()})
         a = {"y": Y}
         if X is not None:
             a["x"] = X
