@@ -652,23 +652,16 @@ def run_jacobian(paths, *, scheduler=None, workers=None, columns=None, id_column
     """``jacprop jacobian MODEL... INPUTS... --engine dask``; the options are run_jacobian's.
     ``client``, ``chunk_rows``, ``partition_rows``, ``split_bytes``: for tests and benchmarks."""
     from . import report
-    from .pipeline import load_model, parse_rows, resolve
+    from .pipeline import load_model, parse_rows, select
 
     if summary:
         raise UsageError("--summary is not available with --engine dask; use the local engine")
     models, inputs = split_models_inputs(paths)
     plan = plan_output(output, fmt, ("csv", "jsonl", "npy", "npz"), scheduler is not None)
     parse_rows(rows)  # a bad --rows fails here, not on every worker
-    model = load_model(models, logits=logits, **(load_options or {}))
-    if output_names:
-        if len(output_names) != model.K:
-            raise UsageError(f"--output-names: {len(output_names)} names for {model.K} outputs")
-        model.output_names = list(output_names)
+    model = load_model(models, logits=logits, output_names=output_names, **(load_options or {}))
     columns_in = _check_inputs(model, inputs, columns, id_column, delimiter, header, on_invalid)
-    out_idx = resolve(outputs, model.output_names, "outputs")
-    wrt_idx = resolve(wrt, columns_in, "wrt")
-    in_names = [columns_in[i] for i in wrt_idx] if wrt_idx else columns_in
-    out_names = [model.output_names[k] for k in out_idx] if out_idx else model.output_names
+    out_idx, wrt_idx, in_names, out_names = select(model, columns_in, outputs, wrt)
     meta = {"input_names": in_names, "output_names": out_names, "id_name": id_column, "npy_field": "jacobian"}
     reader = dict(delimiter=delimiter, header=header, columns=columns, id_column=id_column, on_invalid=on_invalid)
     _execute("jacobian", jacobian_part, models, inputs, plan,

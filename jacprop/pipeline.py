@@ -14,13 +14,27 @@ import numpy as np
 from .errors import InputError, JacpropError, UsageError
 
 
-def load_model(paths, logits=False, **load_options):
+def load_model(paths, logits=False, output_names=None, **load_options):
+    """The model(s) in ``paths`` as one chain; warnings go to stderr; --logits and --output-names applied."""
     from .loaders import load
 
     model = load(*paths, **{k: v for k, v in load_options.items() if v is not None})
     for warning in model.source.get("warnings", []):
         print(f"jacprop: warning: {warning} (--refuse-nonfinite-weights makes this an error)", file=sys.stderr)
-    return model.logits() if logits else model
+    model = model.logits() if logits else model
+    if output_names:
+        if len(output_names) != model.K:
+            raise UsageError(f"--output-names: {len(output_names)} names for {model.K} outputs")
+        model.output_names = list(output_names)
+    return model
+
+
+def select(model, input_names, outputs, wrt):
+    """--outputs/--wrt -> (output indices, input indices, selected input names, selected output names)."""
+    out_idx = resolve(outputs, model.output_names, "outputs")
+    wrt_idx = resolve(wrt, input_names, "wrt")
+    return (out_idx, wrt_idx, [input_names[i] for i in wrt_idx] if wrt_idx else list(input_names),
+            [model.output_names[k] for k in out_idx] if out_idx else list(model.output_names))
 
 
 def open_inputs(model, inputs, columns=None, id_column=None, delimiter=",", header=True, on_invalid="error", extra_columns=()):
@@ -147,16 +161,9 @@ def run_jacobian(models, inputs, columns, id_column, delimiter, header, on_inval
     from . import report
     from .tables import jacobian_rows
 
-    model = load_model(models, logits=logits, **load_options)
-    if output_names:
-        if len(output_names) != model.K:
-            raise UsageError(f"--output-names: {len(output_names)} names for {model.K} outputs")
-        model.output_names = list(output_names)
+    model = load_model(models, logits=logits, output_names=output_names, **load_options)
     reader = open_inputs(model, inputs, columns, id_column, delimiter, header, on_invalid)
-    out_idx = resolve(outputs, model.output_names, "outputs")
-    wrt_idx = resolve(wrt, reader.columns, "wrt")
-    in_names = [reader.columns[i] for i in wrt_idx] if wrt_idx else reader.columns
-    out_names = [model.output_names[k] for k in out_idx] if out_idx else model.output_names
+    out_idx, wrt_idx, in_names, out_names = select(model, reader.columns, outputs, wrt)
     fmt = report.format_for(output, fmt, sys.stdout.isatty())
     chunks = jacobian_chunks(model, reader, mode, out_idx, wrt_idx, dtype, parse_rows(rows))
     meta = {"input_names": in_names, "output_names": out_names, "id_name": id_column, "npy_field": "jacobian"}
