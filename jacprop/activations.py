@@ -93,6 +93,12 @@ def _gelu_tanh_inner(a):
     return _SQRT_2_OVER_PI * (a + _GELU_TANH_C * a**3)
 
 
+def _one_minus_square(y):
+    """1 - y^2 in one buffer (tanh' from the saved y)."""
+    d = np.multiply(y, y)
+    return np.subtract(1, d, out=d)
+
+
 def _mish_dh(a, y, p):
     sp_t = np.tanh(_softplus(a))
     return sp_t + a * (1 - sp_t**2) * _sigmoid(a)
@@ -134,7 +140,7 @@ ELEMENTWISE = {
         lambda a, p: np.clip(a + 3, 0, 6) / 6,
         lambda a, y, p: np.where((a > -3) & (a < 3), 1 / 6, 0.0).astype(a.dtype),
     ),
-    "tanh": (lambda a, p: np.tanh(a), lambda a, y, p: 1 - y * y),
+    "tanh": (lambda a, p: np.tanh(a), lambda a, y, p: _one_minus_square(y)),
     "softplus": (lambda a, p: _softplus(a), lambda a, y, p: _sigmoid(a)),
     "softsign": (lambda a, p: a / (1 + np.abs(a)), lambda a, y, p: 1 / (1 + np.abs(a)) ** 2),
     "swish": (

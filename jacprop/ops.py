@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .activations import Activation
+from .activations import ELEMENTWISE, Activation
 
 OPS: dict[str, type] = {}
 
@@ -268,7 +268,24 @@ class Dense(Op):
         return y, (a, y)
 
     def vjp(self, saved, g):
-        return (dot_last(self.activation.vjp(*saved, g), self.kernel.T),)
+        a, y = saved
+        if g.shape[0] == 1 and g.ndim == 3 and a.ndim == 2 and g.size * len(self.kernel) <= 2**22 and self._elementwise():
+            # g is the same for every row (the seed): (g * h') @ kernel^T = h' @ M with
+            # M[j, (k, i)] = g[k, j] kernel[i, j], one product and no (rows, K, units) temporary.
+            d = self.activation.derivative(a, y)
+            return ((d @ self._folded(g[0])).reshape(len(a), g.shape[1], -1),)
+        return (dot_last(self.activation.vjp(a, y, g), self.kernel.T),)
+
+    def _elementwise(self):
+        return self.activation.name in ELEMENTWISE and not self.activation.is_linear
+
+    def _folded(self, g):
+        key = (g.dtype.str, g.shape, g.tobytes())
+        cache = getattr(self, "_fold_cache", None)  # the seed is the same chunk after chunk
+        if cache is None or cache[0] != key:  # one tuple, replaced whole: safe when threads share the op
+            cache = (key, np.einsum("kj,ij->jki", g, self.kernel).reshape(len(self.kernel.T), -1))
+            self._fold_cache = cache
+        return cache[1]
 
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, dot_last(ts[0], self.kernel))

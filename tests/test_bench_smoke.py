@@ -1,0 +1,14 @@
+"""The benchmark still runs (tiny sizes, jacprop only); no timing is asserted."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench.py"
+
+
+def test_bench_smoke():
+    out = subprocess.run([sys.executable, str(BENCH), "--smoke"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "| small | float64 | 50 | reverse, 50 |" in out.stdout
+    assert "| small | float32 | 50 |" in out.stdout
