@@ -23,6 +23,7 @@ from .errors import UsageError
 from .graph import Model
 
 DEFAULT_MEMORY = 256 * 2**20
+CHUNK_ROWS = 512  # at most: small chunks stay in cache, large ones spill (see benchmarks/RESULTS.md)
 MODES = ("auto", "reverse", "forward")
 
 
@@ -96,10 +97,24 @@ def choose_mode(model: Model, n_outputs: int, n_wrt: int, mode: str = "auto") ->
 
 
 def chunk_rows(model: Model, n_seeds: int, itemsize: int, memory: int = DEFAULT_MEMORY) -> int:
-    """Rows per chunk so that forward state plus live seed tensors fit in ``memory`` bytes."""
+    """Rows per chunk so that forward state plus live seed tensors fit in ``memory`` bytes;
+    at most ``CHUNK_ROWS``, as cache-sized chunks are faster than large ones."""
     sizes = [math.prod(n.shape) for n in model.nodes]
     per_row = itemsize * (3 * sum(sizes) + 4 * n_seeds * max(sizes))
-    return max(1, int(memory // per_row))
+    return max(1, min(CHUNK_ROWS, int(memory // per_row)))
+
+
+def blocks(X: np.ndarray, step: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, rows, block) over X in blocks of exactly ``step`` rows, the last one padded
+    with copies of its last row.  BLAS may round a row differently in a product of another
+    height; with one height for every block, a row's result does not depend on how the rows
+    were chunked before they got here (nor on N)."""
+    for start in range(0, len(X), step):
+        block = X[start : start + step]
+        n = len(block)
+        if n < step:
+            block = np.concatenate([block, np.broadcast_to(block[-1:], (step - n, X.shape[1]))])
+        yield start, n, block
 
 
 def _check_X(model: Model, X, dtype) -> np.ndarray:
@@ -117,20 +132,20 @@ def iter_jacobian(
     """Yield (start_row, Y_chunk, J_chunk) over X in chunks; see ``jacobian``."""
     m = model.astype(dtype)
     X = _check_X(m, X, dtype)
+    pick_out = slice(None) if outputs is None else _select(outputs, m.K, "output")  # no copy when all are wanted
+    pick_wrt = slice(None) if wrt is None else _select(wrt, m.D, "wrt")
     outputs, wrt = _select(outputs, m.K, "output"), _select(wrt, m.D, "wrt")
     mode = choose_mode(m, len(outputs), len(wrt), mode)
     n_seeds = len(outputs) if mode == "reverse" else len(wrt)
     step = rows or chunk_rows(m, n_seeds, np.dtype(dtype).itemsize, memory)
-    for start in range(0, len(X), step):
-        Xc = X[start : start + step]
-        n = len(Xc)
+    for start, n, Xc in blocks(X, step):
         values, saved = run_forward(m, Xc)
         if mode == "reverse":
-            J = reverse(m, saved, outputs)[:, :, wrt]
+            J = reverse(m, saved, outputs)[:, :, pick_wrt]
         else:
-            J = forward_mode(m, saved, wrt)[:, :, outputs].transpose(0, 2, 1)
-        J = np.ascontiguousarray(np.broadcast_to(J, (n, *J.shape[1:])))
-        yield start, values[-1][:, outputs], J
+            J = forward_mode(m, saved, wrt)[:, :, pick_out].transpose(0, 2, 1)
+        J = np.ascontiguousarray(np.broadcast_to(J, (len(Xc), *J.shape[1:]))[:n])
+        yield start, values[-1][:n, pick_out], J
 
 
 def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY):
@@ -158,6 +173,6 @@ def forward(model: Model, X, dtype=np.float64, memory=DEFAULT_MEMORY) -> np.ndar
     X = _check_X(m, X, dtype)
     step = chunk_rows(m, 0, np.dtype(dtype).itemsize, memory)
     out = np.empty((len(X), m.K), dtype)
-    for start in range(0, len(X), step):
-        out[start : start + step] = run_forward(m, X[start : start + step])[0][-1]
+    for start, n, block in blocks(X, step):
+        out[start : start + n] = run_forward(m, block)[0][-1][:n]
     return out

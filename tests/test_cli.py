@@ -155,3 +155,22 @@ def test_logits_output_names_and_no_header(tmp_path):
         np.testing.assert_allclose(z["jacobian"], jacprop.jacobian(linear, X)[1], rtol=1e-14)
         assert list(z["output_names"]) == ["a", "b", "c"] and list(z["input_names"]) == ["c0", "c1", "c2"]
         np.testing.assert_array_equal(z["x"], X)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "npy", "npz"])
+def test_output_bytes_do_not_depend_on_runs_or_reader_chunks(tmp_path, monkeypatch, fmt):
+    from models import mlp
+
+    from jacprop import csvio
+    from jacprop.loaders import npz
+
+    npz.save(mlp([16, 64, 64, 4], ["tanh", "tanh", "linear"]), tmp_path / "m.npz")  # wide enough for BLAS blocking
+    X = np.random.default_rng(1).normal(size=(1500, 16))
+    (tmp_path / "in.csv").write_text(",".join(f"x{i}" for i in range(16)) + "\n" + "".join(",".join(map(repr, r)) + "\n" for r in X.tolist()))
+    args = ["jacobian", str(tmp_path / "m.npz"), str(tmp_path / "in.csv"), "--format", fmt]
+    outputs = [CliRunner().invoke(main, args).stdout_bytes for _ in range(2)]
+    original = csvio.CsvReader.__init__
+    for chunk in (1000, 7, 3):
+        monkeypatch.setattr(csvio.CsvReader, "__init__", lambda self, *a, chunk=chunk, **k: original(self, *a, **{**k, "chunk_rows": chunk}))
+        outputs.append(CliRunner().invoke(main, args).stdout_bytes)
+    assert len(outputs[0]) > 1000 and all(o == outputs[0] for o in outputs)  # fails without engine.blocks' padding

@@ -45,9 +45,9 @@ def test_batch_equals_row_by_row_and_chunks_do_not_matter():
     X = RNG.normal(size=(9, model.D))
     _, J = jacobian(model, X)
     rows = np.concatenate([jacobian(model, X[i : i + 1])[1] for i in range(len(X))])
-    np.testing.assert_allclose(J, rows, rtol=1e-14, atol=1e-15)
+    assert rows.tobytes() == J.tobytes()  # every block is padded to one height: the same bits
     _, J_small = jacobian(model, X, memory=1)  # one row per chunk
-    np.testing.assert_allclose(J_small, J, rtol=1e-14, atol=1e-15)  # BLAS blocking may change the last bit
+    np.testing.assert_allclose(J_small, J, rtol=1e-14, atol=1e-15)  # another block height may round differently
 
 
 def test_outputs_and_wrt_select_rows_and_columns_of_J():
