@@ -82,11 +82,6 @@ def _dtype(model: Model):
     return np.dtype(np.float64)
 
 
-def cost(model: Model) -> float:
-    """Multiply-adds per row for one seed vector through the whole graph."""
-    return sum(n.op.flops([model.nodes[j].shape for j in n.inputs]) for n in model.nodes[1:])
-
-
 def choose_mode(model: Model, n_outputs: int, n_wrt: int, mode: str = "auto") -> str:
     """reverse when it pushes fewer seed vectors (n_outputs <= n_wrt), else forward."""
     if mode not in MODES:

@@ -44,11 +44,6 @@ def dot_last(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return (np.ascontiguousarray(x).reshape(-1, x.shape[-1]) @ w).reshape(*lead, w.shape[1])
 
 
-def merge_batch(t: np.ndarray) -> tuple[np.ndarray, tuple]:
-    """(B, K, *s) -> (B*K, *s) for ops that treat every (row, seed) pair alike."""
-    return t.reshape(-1, *t.shape[2:]), t.shape[:2]
-
-
 class Op:
     """Base class; see the module docstring."""
 
@@ -70,10 +65,6 @@ class Op:
 
     def n_params(self) -> int:
         return sum(a.size for a in self.arrays().values())
-
-    def flops(self, shapes) -> float:
-        """Multiply-adds per row per seed vector in vjp/jvp (the engine's cost model)."""
-        return float(np.prod(self.out_shape(*shapes)))
 
 
 class Linear(Op):
@@ -104,9 +95,6 @@ class Identity(Linear):
     def transpose(self, g):
         return g
 
-    def flops(self, shapes):
-        return 0.0
-
 
 @register
 @dataclass
@@ -134,9 +122,6 @@ class Transpose(Linear):
 
     def transpose(self, g):
         return self._permute(g, tuple(np.argsort(self.perm)))
-
-    def flops(self, shapes):
-        return 0.0
 
 
 @register
@@ -166,9 +151,6 @@ class Reshape(Linear):
     def transpose(self, g):
         return g.reshape(*g.shape[: g.ndim - len(self.shape)], *self.in_shape)
 
-    def flops(self, shapes):
-        return 0.0
-
 
 @register
 @dataclass
@@ -196,9 +178,6 @@ class Slice(Linear):
         out = np.zeros((*lead, self.in_size), g.dtype)
         out[..., self.start : self.stop] = g.reshape(*lead, -1)
         return out
-
-    def flops(self, shapes):
-        return 0.0
 
 
 @register
@@ -230,9 +209,6 @@ class FlatConcat(Op):
 
     def jvp(self, saved, ts):
         return self._cat(ts)
-
-    def flops(self, shapes):
-        return 0.0
 
 
 # ---------------------------------------------------------------------------
@@ -289,9 +265,6 @@ class Dense(Op):
 
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, dot_last(ts[0], self.kernel))
-
-    def flops(self, shapes):
-        return float(math.prod(shapes[0]) * self.kernel.shape[1])
 
 
 @register
@@ -510,9 +483,6 @@ class Concat(Op):
         lead = np.broadcast_shapes(*(t.shape[:2] for t in ts))
         return np.concatenate([np.broadcast_to(t, (*lead, *t.shape[2:])) for t in ts], axis=self.axis)
 
-    def flops(self, shapes):
-        return 0.0
-
 
 # ---------------------------------------------------------------------------
 # Convolution and pooling: sliding windows over the spatial axes
@@ -675,9 +645,6 @@ class Conv(Spatial):
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, self._linear(ts[0]))
 
-    def flops(self, shapes):
-        return float(math.prod(self.out_shape(*shapes)) * math.prod(self.kernel.shape[:-1]))
-
 
 @register
 @dataclass
@@ -739,9 +706,6 @@ class Pool(Spatial):
         cols = self.window.gather(v).reshape(*lead, *self.window.out, -1, v.shape[-1])
         picked = np.take_along_axis(cols, saved[:, None], axis=-2)[..., 0, :]
         return from_channels_last(picked.reshape(-1, *picked.shape[2:]), picked.shape[:2], self.channels_first)
-
-    def flops(self, shapes):
-        return float(math.prod(shapes[0]))
 
 
 @register

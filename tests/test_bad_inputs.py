@@ -37,16 +37,11 @@ def text(name, content):
 
 def keras_config(edit):
     """A copy of the Keras 2 sample with its model_config JSON changed by ``edit``."""
-    def make(tmp):
-        p = tmp / "m.h5"
-        shutil.copy(KERAS, p)
-        with h5py.File(p, "a") as f:
-            f.attrs["model_config"] = edit(json.loads(f.attrs["model_config"]))
-        return p
-    return make
+    return keras_weights(lambda f: f.attrs.__setitem__("model_config", edit(json.loads(f.attrs["model_config"]))))
 
 
 def keras_weights(edit):
+    """A copy of the Keras 2 sample changed by ``edit(h5py.File)``."""
     def make(tmp):
         p = tmp / "m.h5"
         shutil.copy(KERAS, p)
