@@ -9,8 +9,8 @@ How a run goes:
 3. Partitions are row ranges [R0, R1) of one file with R0 a multiple of the CSV reader's chunk
    size (``csvio.CHUNK_ROWS``).  Inside a partition the reader's chunks, and so the engine's
    blocks, are then exactly those of the single-machine path: the output is byte-identical
-   (numpy's BLAS can round the last bit differently for differently sized blocks, and the
-   Monte Carlo generator restarts per block, so the blocks must agree, not only the rows).
+   (the engine also pads every block to one height and Monte Carlo draws are seeded per row,
+   so a row's result does not depend on its block; aligned partitions keep it simple).
    A partition starts reading at its range's first line start and skips to R0, so every row
    and line number it reports is the real one of its file.
 4. A task per partition reads its rows, computes with the model (shipped once to each worker
