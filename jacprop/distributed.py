@@ -478,11 +478,17 @@ def _read_exact(f, n):
     return data
 
 
-def _npy_slabs(f):
-    """Slabs (rows, *tail) of an .npy stream, read SLAB_ROWS rows at a time."""
+def _npy_header(f) -> tuple[tuple, np.dtype]:
+    """Read an .npy stream's magic and header, leaving it at the data; returns (shape, dtype)."""
     version = np.lib.format.read_magic(f)
     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, _, dtype = read_header(f)
+    return shape, dtype
+
+
+def _npy_slabs(f):
+    """Slabs (rows, *tail) of an .npy stream, read SLAB_ROWS rows at a time."""
+    shape, dtype = _npy_header(f)
     n, tail = shape[0], shape[1:]
     row_bytes = math.prod(tail) * dtype.itemsize
     for start in range(0, n, SLAB_ROWS):
@@ -531,8 +537,7 @@ def _concatenate(plan: OutputPlan, job: Job, parts, results):
             stream.file.close()
             for part in parts:
                 with open(os.path.join(job.staging, part.name), "rb") as f:
-                    version = np.lib.format.read_magic(f)
-                    (np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0)(f)
+                    _npy_header(f)
                     shutil.copyfileobj(f, out.file, 2**20)
             out.commit()
             return

@@ -328,18 +328,11 @@ class Call:
         else:
             self.shared.append(op)
         self.n_added += 1
-        inputs = self.inputs if inputs is None else inputs
-        try:
-            op.out_shape(*[self.b.nodes[i].shape for i in inputs])
-        except ValueError as e:
-            raise self.fail(one_line(e)) from None
-        except TypeError:
-            raise self.fail(f"takes {op.n_inputs} input(s), got {len(inputs)}") from None
         name = self.layer.name if last else f"{self.layer.name}/{self.n_added}"
-        try:
-            return self.b.add(name, op, inputs, self.layer.cls)
+        try:  # GraphBuilder.add infers and checks the shape; its errors name the layer
+            return self.b.add(name, op, self.inputs if inputs is None else inputs, self.layer.cls)
         except ModelError as e:
-            raise ModelError(f"{self.loader.path}: {e}") from None
+            raise ModelError(f"{self.loader.path}: {one_line(e)}") from None
 
     def weights(self, *specs) -> list[np.ndarray]:
         """The layer's weights, checked against ``specs`` = (name, expected shape), in Keras' order."""
