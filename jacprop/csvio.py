@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ import numpy as np
 from .errors import InputError, UsageError
 
 CHUNK_ROWS = 65536
+BLOCK_CHARS = 1 << 20  # text read at a time
+_SPACE = np.frombuffer(b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", np.uint8)  # what str.strip() strips, in ASCII
+FAST_MIN_ROWS = 1024  # smaller chunks: numpy parses them before pyarrow would be imported
 INVALID_POLICIES = ("error", "skip", "keep")
 csv.field_size_limit(2**31 - 1)  # the default 128 KiB limit would turn a long cell into a csv.Error
 
@@ -29,6 +33,23 @@ class Chunk:
     ids: np.ndarray | None
     rows: np.ndarray
     extra: dict  # other numeric columns asked for by name (e.g. per-row uncertainties)
+
+
+class Lines:
+    """Input lines and their physical line numbers; ``data``: the same lines as one ASCII
+    block when they are plain (see ``CsvReader._plain_block``), for the fast parser."""
+
+    def __init__(self, numbers: np.ndarray, data: bytes | None = None, lines: list[str] | None = None):
+        self.numbers, self.data, self._lines = numbers, data, lines
+
+    def __len__(self):
+        return len(self.numbers)
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = list(io.StringIO(self.data.decode("ascii"), newline=""))
+        return self._lines
 
 
 def open_text(path) -> io.TextIOBase:
@@ -58,14 +79,13 @@ class CsvReader:
         self.on_invalid = on_invalid
         self.skipped = 0
         self._f = open_text(path)
-        self._line = 0
+        self._line, self._tail = 0, ""  # _tail: text read from _f but not yet used
         first = self._readline()
         if first is None:
             raise InputError(f"{self.path}: empty input: expected a header line and rows of numbers")
         cells = self._split(first)
         if header:
             self.names = [c.strip() for c in cells]
-            self._pending = []
             dup = {n for n in self.names if self.names.count(n) > 1}
             if dup:
                 raise InputError(f"{self.path}: line 1: duplicate column name(s) {sorted(dup)}")
@@ -73,8 +93,7 @@ class CsvReader:
                 raise InputError(f"{self.path}: line 1: column {self.names.index('') + 1} has no name")
         else:
             self.names = [f"c{i}" for i in range(len(cells))]
-            self._pending = [first]
-            self._line = 0
+            self._tail, self._line = first, 0  # the first line is data: read it again
         index = {n: i for i, n in enumerate(self.names)}
         for name in [*(columns or []), *([id_column] if id_column else []), *exclude]:
             if name not in index:
@@ -85,6 +104,7 @@ class CsvReader:
         self.extra = list(dict.fromkeys(exclude))
         self.usecols = [index[n] for n in chosen + self.extra]
         self._row = 0
+        self._left = None  # rows still to read, when a limit is set (a Dask partition)
 
     def _readline(self):
         try:
@@ -102,30 +122,109 @@ class CsvReader:
         except csv.Error as e:
             raise InputError(f"{self.path}: line {self._line}: {e}") from None
 
-    def _lines(self) -> list[str]:
-        lines, self._pending = self._pending, []
-        while len(lines) < self.chunk_rows:
-            line = self._readline()
-            if line is None:
-                break
-            if line.strip():
-                lines.append(line)
+    def _ids(self, block: Lines) -> np.ndarray:
+        """The id column's text, row by row."""
+        lines, line_numbers = block.lines, block.numbers
+        try:
+            rows = list(csv.reader(lines, delimiter=self.delimiter))  # one call: fast
+        except csv.Error:
+            rows = []
+        if len(rows) != len(lines):  # a quote spanning lines: split them one by one
+            rows = [self._split(line) for line in lines]
+        for offset, cells in enumerate(rows):
+            if len(cells) <= self.id_index:
+                raise InputError(f"{self.path}: row {self._row + offset + 1} (line {line_numbers[offset]}): "
+                                 f"{len(cells)} fields, but the header has {len(self.names)}")
+        return np.array([cells[self.id_index] for cells in rows])
+
+    def _fetch(self) -> str:
+        """The next piece of the input (about ``BLOCK_CHARS``), ending at a line end or at the end."""
+        try:
+            text = self._f.read(BLOCK_CHARS)
+            if text and text[-1] != "\n":
+                text += self._f.readline()
+        except UnicodeDecodeError as e:
+            raise InputError(f"{self.path}: {_first_bad_utf8(self.path) or 'not UTF-8 text'} ({e.reason})") from None
+        return text
+
+    def _read_lines(self, n) -> list[str]:
+        """Up to ``n`` more physical lines, split as the universal-newline text reader splits them."""
+        lines: list[str] = []
+        while len(lines) < n:
+            if not self._tail:
+                self._tail = self._fetch()
+                if not self._tail:
+                    break
+            got = list(itertools.islice(io.StringIO(self._tail, newline=""), n - len(lines)))
+            self._tail = self._tail[sum(map(len, got)) :]
+            lines += got
+        self._line += len(lines)
         return lines
+
+    def _plain_block(self, n) -> Lines | None:
+        """The next ``n`` lines as one text when that is plain: ASCII, every line ending in LF
+        or CRLF, none blank or starting with white space (else None: ``_read_lines`` decides)."""
+        pieces, have = [self._tail], self._tail.count("\n")
+        while have < n and (piece := self._fetch()):
+            pieces.append(piece)
+            have += piece.count("\n")
+        self._tail = "".join(pieces)
+        if not self._tail or not self._tail.isascii():
+            return None
+        data = self._tail.encode("ascii")
+        ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+        if len(ends) >= n:
+            size, count = int(ends[n - 1]) + 1, n
+        else:  # the end of the input: all of it, with a last line that may lack its LF
+            size, count = len(data), len(ends) + (not data.endswith(b"\n"))
+        block = data[:size]
+        codes = np.frombuffer(block, np.uint8)
+        if np.isin(codes[np.concatenate([[0], ends[: count - 1] + 1])], _SPACE).any():
+            return None  # a blank line, or one starting with white space
+        if b"\r" in block:
+            cr = np.flatnonzero(codes == 13)
+            if cr[-1] == size - 1 or (codes[cr + 1] != 10).any():
+                return None  # a line ending in a bare CR
+        self._tail = self._tail[size:]
+        first = self._line + 1
+        self._line += count
+        return Lines(np.arange(first, first + count), block)
+
+    def _lines(self) -> Lines:
+        """The next chunk's non-blank lines: at most ``chunk_rows``, and at most ``_left`` when set."""
+        want = self.chunk_rows if self._left is None else min(self.chunk_rows, self._left)
+        block = self._plain_block(want) if want else None
+        if block is None:
+            lines, numbers = [], [np.zeros(0, np.int64)]
+            while len(lines) < want:
+                first = self._line + 1
+                got = self._read_lines(want - len(lines))
+                if not got:
+                    break
+                numbered = np.arange(first, first + len(got))
+                if not all(map(str.strip, got)):  # blank lines are rare: filter only when there are some
+                    keep = [bool(line.strip()) for line in got]
+                    got, numbered = list(itertools.compress(got, keep)), numbered[keep]
+                lines += got
+                numbers.append(numbered)
+            block = Lines(np.concatenate(numbers), lines=lines)
+        if self._left is not None:
+            self._left -= len(block)
+        return block
 
     def chunks(self) -> Iterator[Chunk]:
         """Yield the rows in chunks of at most ``chunk_rows``."""
         while True:
-            first_line = self._line - len(self._pending) + 1
-            lines = self._lines()
-            if not lines:
+            block = self._lines()
+            if not len(block):
                 break
-            X = self._parse(lines, first_line)
+            X = self._parse(block)
             X, extra = X[:, : len(self.columns)], dict(zip(self.extra, X[:, len(self.columns) :].T))
             ids = None
             if self.id_index is not None:
-                ids = np.array([self._split(line)[self.id_index] for line in lines])
-            rows = np.arange(self._row + 1, self._row + 1 + len(lines))
-            self._row += len(lines)
+                ids = self._ids(block)
+            rows = np.arange(self._row + 1, self._row + 1 + len(block))
+            self._row += len(block)
             bad = ~np.isfinite(X)
             if bad.any():
                 if self.on_invalid == "error":
@@ -142,19 +241,28 @@ class CsvReader:
                     extra = {k: v[keep] for k, v in extra.items()}
             yield Chunk(X, ids, rows, extra)
 
-    def _parse(self, lines, first_line) -> np.ndarray:
+    def _parse(self, block: Lines) -> np.ndarray:
+        """The chunk's ``usecols`` as float64: by pyarrow when installed and the chunk is large
+        (``FAST_MIN_ROWS``), else (and whenever pyarrow refuses the chunk) by ``numpy.loadtxt``,
+        whose errors are then located.  Both read every number correctly rounded, so the
+        result does not depend on which one ran (tests/test_csv_fast.py checks this)."""
+        if block.data is not None and len(block) >= FAST_MIN_ROWS:
+            X = _arrow_parse(block.data, len(block), len(self.names), self.usecols, self.delimiter)
+            if X is not None:
+                return X
+        lines, line_numbers = block.lines, block.numbers
         try:
             return np.loadtxt(lines, delimiter=self.delimiter, usecols=self.usecols, quotechar='"',
                               ndmin=2, dtype=np.float64, comments=None)
         except ValueError:
-            self._locate_error(lines, first_line)
+            self._locate_error(lines, line_numbers)
             raise  # pragma: no cover  (_locate_error always raises)
 
-    def _locate_error(self, lines, first_line):
+    def _locate_error(self, lines, line_numbers):
         """Find the first bad cell of a chunk that failed to parse, and say where it is."""
         for offset, line in enumerate(lines):
             cells = self._split(line)
-            where = f"{self.path}: row {self._row + offset + 1} (line {first_line + offset})"
+            where = f"{self.path}: row {self._row + offset + 1} (line {line_numbers[offset]})"
             if len(cells) != len(self.names):
                 raise InputError(f"{where}: {len(cells)} fields, but the header has {len(self.names)}")
             for c in self.usecols:
@@ -167,6 +275,36 @@ class CsvReader:
     def close(self):
         if self._f is not sys.stdin:
             self._f.close()
+
+
+def _arrow_parse(data: bytes, n_rows, n_columns, usecols, delimiter) -> np.ndarray | None:
+    """pyarrow's multi-threaded CSV parser over a chunk of lines (the ``fast`` extra), or None
+    when pyarrow is not installed or the chunk is anything but a plain table of numbers
+    (ragged rows, empty cells, words, quotes around a newline): numpy then decides."""
+    try:
+        import pyarrow as pa
+        from pyarrow import csv as pacsv
+    except ImportError:
+        return None
+    names = [str(i) for i in range(n_columns)]
+    wanted = list(dict.fromkeys(usecols))  # a column may be asked for twice (as input and as --dx-column)
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"', ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={names[c]: pa.float64() for c in wanted}, include_columns=[names[c] for c in wanted],
+                null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowException, ValueError):
+        return None
+    if table.num_rows != n_rows:
+        return None
+    X = np.empty((n_rows, len(usecols)))
+    for j, c in enumerate(usecols):
+        X[:, j] = table.column(wanted.index(c)).to_numpy()
+    return X
 
 
 def _first_bad_utf8(path) -> str | None:

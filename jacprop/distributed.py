@@ -284,7 +284,6 @@ class PartitionReader(CsvReader):
     jumps to the partition's first row, keeping the file's real row and line numbers."""
 
     def __init__(self, part: Partition, options: dict):
-        self._left = None
         super().__init__(part.open_path, **options)
         self.path = part.path
         if part.offset is None:
@@ -301,16 +300,8 @@ class PartitionReader(CsvReader):
             line_no += 1
             skip -= _has_text(line)
         self._f = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-        self._pending, self._line, self._row = [], line_no, part.first_row
+        self._tail, self._line, self._row = "", line_no, part.first_row
         self._left = part.n_rows
-
-    def _readline(self):
-        if self._left is not None and self._left <= 0:
-            return None
-        line = super()._readline()
-        if self._left is not None and line is not None and line.strip():
-            self._left -= 1
-        return line
 
 
 # ---------------------------------------------------------------------------

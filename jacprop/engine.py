@@ -124,7 +124,8 @@ def _check_X(model: Model, X, dtype) -> np.ndarray:
 def iter_jacobian(
     model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY, rows=None
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield (start_row, Y_chunk, J_chunk) over X in chunks; see ``jacobian``."""
+    """Yield (start_row, Y_chunk, J_chunk) over X in chunks; see ``jacobian``.  The chunks are
+    views of the engine's buffers, not copies: read-only, not always contiguous."""
     m = model.astype(dtype)
     X = _check_X(m, X, dtype)
     pick_out = slice(None) if outputs is None else _select(outputs, m.K, "output")  # no copy when all are wanted
@@ -139,8 +140,9 @@ def iter_jacobian(
             J = reverse(m, saved, outputs)[:, :, pick_wrt]
         else:
             J = forward_mode(m, saved, wrt)[:, :, pick_out].transpose(0, 2, 1)
-        J = np.ascontiguousarray(np.broadcast_to(J, (len(Xc), *J.shape[1:]))[:n])
-        yield start, values[-1][:n, pick_out], J
+        if len(J) != len(Xc):  # the same for every row (a linear model)
+            J = np.broadcast_to(J, (len(Xc), *J.shape[1:]))
+        yield start, values[-1][:n, pick_out], J[:n]
 
 
 def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY):

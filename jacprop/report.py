@@ -164,7 +164,7 @@ class NpyStream:
         self.file.write(b"\0" * self.HEADER)
 
     def write(self, a):
-        self.file.write(np.ascontiguousarray(a, dtype=self.dtype).tobytes())
+        self.file.write(np.ascontiguousarray(a, dtype=self.dtype).data)  # the array's own bytes, not a copy
         self.n += len(a)
 
     def finish(self):
