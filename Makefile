@@ -28,9 +28,13 @@ fuzz: $(STAMP)
 	$(BIN)/python tests/fuzz.py --examples 20000 --save
 
 # bench: peers (torch, jax) come from a dev-only venv outside the repo, see benchmarks/README.md
+# and TensorFlow (for the end-to-end comparison) from another one, TF_PYTHON
 BENCH_VENV ?= /work/devenv-bench
+TF_PYTHON ?= /work/devenv-tf/bin/python
 bench: $(STAMP)
-	if [ -x $(BENCH_VENV)/bin/python ]; then $(BENCH_VENV)/bin/python benchmarks/bench.py; else $(BIN)/python benchmarks/bench.py; fi
+	PY=$(BIN)/python; [ -x $(BENCH_VENV)/bin/python ] && PY=$(BENCH_VENV)/bin/python; \
+	TF=; [ -x $(TF_PYTHON) ] && TF="--tf-python $(TF_PYTHON)"; \
+	$$PY benchmarks/bench.py $$TF
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -405,12 +405,15 @@ def main(argv=None):
     p.add_argument("--shapes", default=",".join(SHAPES))
     p.add_argument("--sizes", default=",".join(map(str, SIZES)))
     p.add_argument("--dtypes", default="float64,float32")
-    p.add_argument("--skip", default="", help="comma-separated: torch, jax, memory, startup")
+    p.add_argument("--skip", default="", help="comma-separated: torch, jax, memory, startup, e2e")
+    p.add_argument("--e2e-rows", type=int, default=1_000_000, help="rows of the end-to-end CSV (bench_e2e.py)")
+    p.add_argument("--tf-python", default=os.environ.get("TF_PYTHON"),
+                   help="a Python with TensorFlow, for the end-to-end comparison with a batch_jacobian script")
     p.add_argument("--budget", type=float, default=4.0, help="seconds of timed calls per cell (at least 3 repeats)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"), help="'-' for stdout only")
     a = p.parse_args(argv)
     if a.smoke:
-        a.shapes, a.sizes, a.dtypes, a.skip, a.budget, a.out = "small", "1,50", "float64,float32", "torch,jax,memory,startup", 0.0, "-"
+        a.shapes, a.sizes, a.dtypes, a.skip, a.budget, a.out = "small", "1,50", "float64,float32", "torch,jax,memory,startup,e2e", 0.0, "-"
     skip = set(filter(None, a.skip.split(",")))
     global PAUSE
     PAUSE = 0.0 if a.smoke else PAUSE  # jacprop alone: no other runtime's threads to wait for
@@ -431,6 +434,10 @@ def main(argv=None):
     start = startup() if "startup" not in skip else {}
     command = "python benchmarks/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = report(cells, sq_rate, mem, start, notes, [(n, v) for n, _, v in found], command.strip())
+    if "e2e" not in skip:
+        import bench_e2e
+
+        text += "\n" + bench_e2e.section(bench_e2e.measure(a.e2e_rows, 3, a.tf_python))
     if a.out == "-":
         print(text)
     else:

@@ -12,3 +12,11 @@ def test_bench_smoke():
     assert out.returncode == 0, out.stderr
     assert "| small | float64 | 50 | reverse, 50 |" in out.stdout
     assert "| small | float32 | 50 |" in out.stdout
+
+
+def test_bench_e2e_smoke():
+    script = BENCH.parent / "bench_e2e.py"
+    out = subprocess.run([sys.executable, str(script), "--rows", "2000", "--repeats", "1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "| `jacprop jacobian` CLI, whole run |" in out.stdout
+    assert "| parse alone: numpy.loadtxt |" in out.stdout

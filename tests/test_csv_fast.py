@@ -5,6 +5,7 @@ accepts one it must give exactly numpy's float64 values: the output must not dep
 whether pyarrow is installed.
 """
 
+import subprocess
 import sys
 
 import numpy as np
@@ -178,3 +179,13 @@ def test_without_pyarrow_numpy_reads_the_same(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow now raises ImportError
     assert csvio._arrow_parse(b"1,2\n", 1, 2, [0, 1], ",") is None
     assert np.array_equal(csvio.read_all(path, id_column="id")[0], with_arrow)
+
+
+def test_the_fast_path_does_not_import_pandas(tmp_path):
+    """pyarrow's to_numpy imports pandas (0.4 s); the reader takes the float64 buffers directly."""
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n" + "".join(f"{i},{i / 7!r}\n" for i in range(3000)))
+    code = ("import sys; from jacprop import csvio; X = csvio.read_all(sys.argv[1])[0]; "
+            "assert X.shape == (3000, 2) and 'pyarrow' in sys.modules; print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,222 @@
+"""End to end: `jacprop jacobian` on a CSV of 1,000,000 rows, against its parts and against TensorFlow.
+
+    python benchmarks/bench_e2e.py                      # prints a Markdown section
+    python benchmarks/bench_e2e.py --rows 20000 --tf-python /work/devenv-tf/bin/python
+
+The model is bench.py's "small" MLP (D=8, 64-64 tanh, K=2, float64).  Timed, interleaved,
+median of ``--repeats``:
+
+- the CLI: ``jacprop jacobian MODEL x.csv -o J.npy`` in a fresh process (start-up, reading,
+  engine, writing: everything a user waits for), with its peak RSS;
+- its parts alone, in this process: each CSV parser installed (numpy.loadtxt, pyarrow,
+  pandas, polars) reading the whole file, and ``jacprop.jacobian`` on the array in memory;
+- with ``--tf-python`` (a Python that has TensorFlow): a script a TensorFlow user would write,
+  ``keras.models.load_model`` + the fastest CSV parser it has + ``GradientTape.batch_jacobian``
+  under ``tf.function`` in batches + ``np.save``, on a Keras file holding the same weights.
+  jacprop then reads that Keras file too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import bench  # noqa: E402
+
+TF_SAVE = r"""
+import sys, numpy as np, keras
+keras.backend.set_floatx("float64")
+w = np.load(sys.argv[1])
+n = len([k for k in w.files if k.startswith("W")])
+x = inp = keras.Input((w["W0"].shape[0],), dtype="float64")
+for i in range(n):
+    layer = keras.layers.Dense(w[f"W{i}"].shape[1], activation="tanh" if i < n - 1 else "linear", dtype="float64")
+    x = layer(x)
+    layer.set_weights([w[f"W{i}"], w[f"b{i}"]])
+keras.Model(inp, x).save(sys.argv[2])
+"""
+
+TF_SCRIPT = r"""
+import sys, time, numpy as np
+t0 = time.perf_counter()
+import tensorflow as tf, keras
+keras.backend.set_floatx("float64")
+model = keras.models.load_model(sys.argv[1])
+t1 = time.perf_counter()
+try:
+    import pandas as pd
+    X, parser = pd.read_csv(sys.argv[2]).to_numpy(np.float64), "pandas"
+except ImportError:
+    X, parser = np.loadtxt(sys.argv[2], delimiter=",", skiprows=1), "numpy.loadtxt"
+t2 = time.perf_counter()
+
+@tf.function(reduce_retracing=True)
+def jac(x):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = model(x)
+    return y, tape.batch_jacobian(y, x)
+
+Ys, Js = [], []
+for s in range(0, len(X), 65536):
+    y, j = jac(tf.constant(X[s:s + 65536]))
+    Ys.append(y.numpy()); Js.append(j.numpy())
+t3 = time.perf_counter()
+np.save(sys.argv[3], np.concatenate(Js))
+t4 = time.perf_counter()
+print(f"load {t1 - t0:.3f} parse {t2 - t1:.3f} jacobian {t3 - t2:.3f} save {t4 - t3:.3f} parser {parser}")
+"""
+
+
+def write_inputs(tmp, rows, D, seed=1):
+    """x.csv: ``rows`` x D numbers in round-trip precision (17 significant digits), header x0,x1,..."""
+    X = np.random.default_rng(seed).normal(size=(rows, D))
+    path = os.path.join(tmp, "x.csv")
+    np.savetxt(path, X, delimiter=",", fmt="%.17g", header=",".join(f"x{i}" for i in range(D)), comments="")
+    return path, X
+
+
+def parsers():
+    """name -> read(path) -> (N, D) float64 array, for every parser installed."""
+    found = {"numpy.loadtxt": lambda p: np.loadtxt(p, delimiter=",", skiprows=1)}
+    try:
+        from pyarrow import csv as pacsv
+
+        found["pyarrow.csv"] = lambda p: np.column_stack([c.to_numpy() for c in pacsv.read_csv(p).columns])
+    except ImportError:
+        pass
+    try:
+        import pandas as pd
+
+        found["pandas (C engine)"] = lambda p: pd.read_csv(p).to_numpy(np.float64)
+    except ImportError:
+        pass
+    try:
+        import polars as pl
+
+        found["polars"] = lambda p: pl.read_csv(p).to_numpy().astype(np.float64)
+    except ImportError:
+        pass
+    return found
+
+
+LAUNCHER = r"""
+import os, sys, time
+t = time.perf_counter()
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+print(time.perf_counter() - t, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status))
+"""
+
+
+def timed_child(cmd) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in bytes, stdout) of a command.  A small launcher process spawns
+    it: Linux counts a child's peak RSS from its parent's at fork, and this process is large."""
+    cmd = [shutil.which(cmd[0]) or cmd[0], *cmd[1:]]
+    out = subprocess.run([sys.executable, "-S", "-c", LAUNCHER, *cmd], capture_output=True, text=True)
+    *lines, last = out.stdout.strip().splitlines() or [""]
+    wall, peak, code = last.split() if len(last.split()) == 3 else (0, 0, out.returncode or 1)
+    if int(code) or out.returncode:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed: {out.stderr.strip()[-400:]}")
+    return float(wall), int(peak), "\n".join(lines)
+
+
+def measure(rows, repeats, tf_python=None, tmp=None):
+    D, hidden, K = bench.SHAPES["small"]
+    ws = bench.weights("small", np.float64)
+    tmp = tmp or tempfile.mkdtemp(prefix="jacprop-e2e-")
+    npz = os.path.join(tmp, "small.npz")
+    arrays = {f"W{i}": W for i, (W, _) in enumerate(ws)} | {f"b{i}": c for i, (_, c) in enumerate(ws)}
+    np.savez(npz, activations=np.array(["tanh"] * (len(ws) - 1) + ["linear"]), **arrays)
+    csv, X = write_inputs(tmp, rows, D)
+    model_path, notes = npz, []
+    if tf_python:
+        model_path = os.path.join(tmp, "small.keras")
+        subprocess.run([tf_python, "-c", TF_SAVE, npz, model_path], check=True, capture_output=True)
+    exe = os.path.join(os.path.dirname(sys.executable), "jacprop")
+    cli = [exe if os.path.exists(exe) else sys.executable, *([] if os.path.exists(exe) else ["-m", "jacprop"]),
+           "jacobian", model_path, csv, "-o", os.path.join(tmp, "J.npy")]
+    tf_cmd = [tf_python, "-c", TF_SCRIPT, model_path, csv, os.path.join(tmp, "J_tf.npy")] if tf_python else None
+
+    import jacprop
+
+    model = jacprop.load(model_path)
+    reads = parsers()
+    times: dict[str, list] = {"cli": [], "engine": [], **{name: [] for name in reads}}
+    rss, tf_parts = [], []
+    if tf_cmd:
+        times["tf"] = []
+    for _ in range(repeats):
+        wall, peak, _ = timed_child(cli)
+        times["cli"].append(wall)
+        rss.append(peak)
+        if tf_cmd:
+            wall, _, out = timed_child(tf_cmd)
+            times["tf"].append(wall)
+            tf_parts.append(out.strip())
+        for name, read in reads.items():
+            t = time.perf_counter()
+            A = read(csv)
+            times[name].append(time.perf_counter() - t)
+            assert np.array_equal(A, X), f"{name} did not read the numbers back exactly"
+        t = time.perf_counter()
+        jacprop.jacobian(model, X)
+        times["engine"].append(time.perf_counter() - t)
+    J = np.load(os.path.join(tmp, "J.npy"))
+    _, J_ref = jacprop.jacobian(model, X)
+    assert np.array_equal(J, J_ref), "the CLI's J differs from the API's"
+    if tf_cmd:
+        J_tf = np.load(os.path.join(tmp, "J_tf.npy"))
+        notes.append(f"largest |J_jacprop - J_tensorflow| / max(1, |J|): {np.abs(J - J_tf).max() / max(1.0, np.abs(J_tf).max()):.1e}")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"rows": rows, "med": med, "parsers": list(reads), "rss": max(rss), "tf_parts": tf_parts, "notes": notes,
+            "model": os.path.basename(model_path), "repeats": repeats, "csv_mb": os.path.getsize(csv) / 1e6}
+
+
+def section(r) -> str:
+    med = r["med"]
+    fastest = min(r["parsers"], key=med.get)
+    base = med[fastest] + med["engine"]
+    out = [
+        f"## End to end: `jacprop jacobian {r['model']} x.csv -o J.npy`, {r['rows']:,} rows x 8 ({r['csv_mb']:.0f} MB of CSV)",
+        "",
+        f"Small shape (D=8, 64-64, K=2), float64; medians of {r['repeats']} interleaved runs; the CLI in a fresh process, "
+        "the parts in the benchmark's process. Every parser read the file back bit for bit.",
+        "",
+        "| what | s | / (fastest parse + engine) |",
+        "|---|---:|---:|",
+        f"| `jacprop jacobian` CLI, whole run | {med['cli']:.2f} | **{med['cli'] / base:.2f}** |",
+    ]
+    out += [f"| parse alone: {name} | {med[name]:.2f} | {med[name] / base:.2f} |" for name in r["parsers"]]
+    out += [f"| engine alone: `jacprop.jacobian` on the array | {med['engine']:.2f} | {med['engine'] / base:.2f} |"]
+    if "tf" in med:
+        out += [f"| TensorFlow script (load_model, parse, batch_jacobian, np.save) | {med['tf']:.2f} | {med['tf'] / base:.2f} |"]
+    out += ["", f"- fastest parse: {fastest}; CLI peak RSS {r['rss'] / 2**20:.0f} MB."]
+    if "tf" in med:
+        out += [f"- jacprop CLI vs the TensorFlow script: **x{med['tf'] / med['cli']:.2f}** (> 1: jacprop faster).",
+                "- TensorFlow script's own timings per run: " + "; ".join(f"`{p}`" for p in r["tf_parts"])]
+    out += [f"- {n}" for n in r["notes"]]
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--tf-python", default=None, help="a Python with TensorFlow/Keras, for the TensorFlow comparison")
+    a = p.parse_args(argv)
+    print(section(measure(a.rows, a.repeats, a.tf_python)))
+
+
+if __name__ == "__main__":
+    main()
