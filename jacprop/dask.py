@@ -23,7 +23,7 @@ def _block(x, model, mode, outputs, wrt, dtype):
     """One block of rows -> (n, K', D' + 1): J in [..., :D'], y in [..., D']."""
     from .engine import jacobian
 
-    Y, J = jacobian(model, x, mode=mode, outputs=outputs, wrt=wrt, dtype=dtype)
+    Y, J = jacobian(model, x, mode=mode, outputs=outputs, wrt=wrt, dtype=dtype, deterministic=True)
     out = np.empty((J.shape[0], J.shape[1], J.shape[2] + 1), dtype=J.dtype)
     out[:, :, :-1] = J
     out[:, :, -1] = Y

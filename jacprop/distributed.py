@@ -372,7 +372,7 @@ def propagate_part(model, job: Job, part: Partition) -> dict:
     chunks = jacobian_chunks(model, reader, job.mode, None, None, job.dtype, parse_rows(job.rows))
     flagged, violations = [], []
     dtype = job.dtype
-    produce = propagate_producer(lambda X: model.forward(X, dtype=dtype), flagged, violations, **job.spec)
+    produce = propagate_producer(lambda X: model.forward(X, dtype=dtype, deterministic=True), flagged, violations, **job.spec)
     result = _write_part(job, part, reader, chunks, produce)
     result.update(flagged=flagged[:20], n_flagged=len(flagged), violations=violations[:20], n_violations=len(violations))
     return result

@@ -99,15 +99,15 @@ def chunk_rows(model: Model, n_seeds: int, itemsize: int, memory: int = DEFAULT_
     return max(1, min(CHUNK_ROWS, int(memory // per_row)))
 
 
-def blocks(X: np.ndarray, step: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(start, rows, block) over X in blocks of exactly ``step`` rows, the last one padded
-    with copies of its last row.  BLAS may round a row differently in a product of another
-    height; with one height for every block, a row's result does not depend on how the rows
-    were chunked before they got here (nor on N)."""
+def blocks(X: np.ndarray, step: int, pad: bool = True) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, rows, block) over X in blocks of ``step`` rows.  With ``pad`` the last one is
+    padded with copies of its last row to the same height: BLAS may round a row differently
+    in a product of another height, so with one height for every block a row's result does
+    not depend on how the rows were chunked before they got here (nor on N)."""
     for start in range(0, len(X), step):
         block = X[start : start + step]
         n = len(block)
-        if n < step:
+        if pad and n < step:
             block = np.concatenate([block, np.broadcast_to(block[-1:], (step - n, X.shape[1]))])
         yield start, n, block
 
@@ -122,7 +122,8 @@ def _check_X(model: Model, X, dtype) -> np.ndarray:
 
 
 def iter_jacobian(
-    model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY, rows=None
+    model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY, rows=None,
+    deterministic=False,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield (start_row, Y_chunk, J_chunk) over X in chunks; see ``jacobian``.  The chunks are
     views of the engine's buffers, not copies: read-only, not always contiguous."""
@@ -134,7 +135,7 @@ def iter_jacobian(
     mode = choose_mode(m, len(outputs), len(wrt), mode)
     n_seeds = len(outputs) if mode == "reverse" else len(wrt)
     step = rows or chunk_rows(m, n_seeds, np.dtype(dtype).itemsize, memory)
-    for start, n, Xc in blocks(X, step):
+    for start, n, Xc in blocks(X, step, deterministic):
         values, saved = run_forward(m, Xc)
         if mode == "reverse":
             J = reverse(m, saved, outputs)[:, :, pick_wrt]
@@ -145,7 +146,8 @@ def iter_jacobian(
         yield start, values[-1][:n, pick_out], J[:n]
 
 
-def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY):
+def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY,
+             deterministic=False):
     """Evaluate y = f(x) and J = dy/dx at every row of X.
 
     X: (N, D) array.  Returns Y (N, K') and J (N, K', D') with J[n, k, i] = dy_k/dx_i at
@@ -153,23 +155,25 @@ def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.floa
     ``wrt`` (indices into the D inputs), all of them by default.  ``mode`` is
     "reverse" (cost ~ K' seeds), "forward" (~ D' seeds) or "auto" (the cheaper).
     ``dtype`` float64 (default) or float32.  Memory stays within about ``memory`` bytes
-    beyond X, Y and J themselves.
+    beyond X, Y and J themselves.  ``deterministic``: compute every row in a block of the
+    same height (padding the last one), so that a row's bits do not depend on N or on the
+    other rows; the CLI always does this; it costs a whole block (up to 512 rows) when N is small.
     """
     X = _check_X(model, X, dtype)
     k = len(_select(outputs, model.K, "output"))
     d = len(_select(wrt, model.D, "wrt"))
     Y, J = np.empty((len(X), k), dtype), np.empty((len(X), k, d), dtype)
-    for start, Yc, Jc in iter_jacobian(model, X, mode, outputs, wrt, dtype, memory):
+    for start, Yc, Jc in iter_jacobian(model, X, mode, outputs, wrt, dtype, memory, deterministic=deterministic):
         Y[start : start + len(Yc)], J[start : start + len(Jc)] = Yc, Jc
     return Y, J
 
 
-def forward(model: Model, X, dtype=np.float64, memory=DEFAULT_MEMORY) -> np.ndarray:
-    """y = f(x) at every row of X (N, D), in chunks; returns (N, K)."""
+def forward(model: Model, X, dtype=np.float64, memory=DEFAULT_MEMORY, deterministic=False) -> np.ndarray:
+    """y = f(x) at every row of X (N, D), in chunks; returns (N, K).  ``deterministic``: see ``jacobian``."""
     m = model.astype(dtype)
     X = _check_X(m, X, dtype)
     step = chunk_rows(m, 0, np.dtype(dtype).itemsize, memory)
     out = np.empty((len(X), m.K), dtype)
-    for start, n, block in blocks(X, step):
+    for start, n, block in blocks(X, step, deterministic):
         out[start : start + n] = run_forward(m, block)[0][-1][:n]
     return out

@@ -56,11 +56,11 @@ class Model:
             self._cast[dtype] = replace(self, nodes=nodes, _cast={})
         return self._cast[dtype]
 
-    def forward(self, X, dtype=np.float64) -> np.ndarray:
-        """y = f(x) for every row of X (N, D); returns (N, K)."""
+    def forward(self, X, dtype=np.float64, deterministic=False) -> np.ndarray:
+        """y = f(x) for every row of X (N, D); returns (N, K).  ``deterministic``: see ``engine.jacobian``."""
         from .engine import forward
 
-        return forward(self, X, dtype=dtype)
+        return forward(self, X, dtype=dtype, deterministic=deterministic)
 
     def n_params(self) -> int:
         seen, total = set(), 0

@@ -97,7 +97,7 @@ def jacobian_chunks(model, reader, mode, outputs, wrt, dtype, keep=None) -> Iter
             X, rows = X[mask], rows[mask]
             ids = ids[mask] if ids is not None else None
             extra = {k: v[mask] for k, v in extra.items()}
-        for start, Y, J in iter_jacobian(model, X, mode, outputs, wrt, np.dtype(dtype)):
+        for start, Y, J in iter_jacobian(model, X, mode, outputs, wrt, np.dtype(dtype), deterministic=True):
             sl = slice(start, start + len(Y))
             yield (rows[sl], None if ids is None else ids[sl], X[sl], Y, J, {k: v[sl] for k, v in extra.items()})
 
@@ -392,7 +392,7 @@ def run_propagate(paths, columns, id_column, delimiter, header, on_invalid, dtyp
             reader.close()
         return engine(model=model, spec=spec, fields=fields, meta=meta)
     writer = report.open_writer(fmt, output, fields, meta, dtype, max_rows, allowed=("table", "csv", "jsonl", "npz"))
-    forward = (lambda X: model.forward(X, dtype=dtype)) if model is not None else None
+    forward = (lambda X: model.forward(X, dtype=dtype, deterministic=True)) if model is not None else None
     violations, flagged = [], []
     produce = propagate_producer(forward, flagged, violations, **spec)
 
