@@ -418,6 +418,8 @@ def main(argv=None):
     global PAUSE
     PAUSE = 0.0 if a.smoke else PAUSE  # jacprop alone: no other runtime's threads to wait for
     found, notes = peers(skip)
+    if engine.keep_freed_memory():  # as the CLI does; process-wide, so the peers run with it too
+        notes.append("glibc malloc keeps freed memory (engine.keep_freed_memory, as the CLI does), for every method alike")
     methods_for = [jacprop_methods] + [make for _, make, _ in found]
     sq_rate = {d: square_rate(d, 200 if a.smoke else 2000) for d in a.dtypes.split(",")}
     cells, state = [], {}

@@ -145,6 +145,9 @@ def main():
 
     Models: Keras .h5 (Keras 2 and 3), Keras 3 .keras, NPZ.  Inputs: CSV, '-' for stdin.
     """
+    from .engine import keep_freed_memory
+
+    keep_freed_memory()
 
 
 @main.command(context_settings=CONTEXT)

@@ -1,5 +1,7 @@
 """The engine: reverse == forward == finite differences, batching, chunking, subsets, chains."""
 
+import platform
+
 import numpy as np
 import pytest
 from helpers import assert_close_jacobian, central_jacobian
@@ -119,3 +121,10 @@ def test_random_mlps_reverse_forward_and_finite_differences_agree(widths, acts, 
     _, Jf = jacobian(model, X, mode="forward")
     assert_close_jacobian(Jf, Jr, 1e-12)
     assert_close_jacobian(Jr, central_jacobian(model.forward, X), 1e-7)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_keep_freed_memory_sets_glibc_malloc_options():
+    from jacprop.engine import keep_freed_memory
+
+    assert keep_freed_memory() is True
