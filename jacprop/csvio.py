@@ -52,14 +52,17 @@ class Lines:
         return self._lines
 
 
-def open_text(path) -> io.TextIOBase:
-    """A text stream on a file or stdin ("-"): UTF-8 with an optional BOM, any newline style."""
-    if str(path) == "-":
+def open_text(source) -> io.TextIOBase:
+    """A text stream on a file, stdin ("-") or an open binary stream: UTF-8 with an optional
+    BOM, any newline style."""
+    if hasattr(source, "read"):
+        return io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
+    if str(source) == "-":
         return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
     try:
-        return open(path, encoding="utf-8-sig", newline="")
+        return open(source, encoding="utf-8-sig", newline="")
     except OSError as e:
-        raise InputError(f"{path}: cannot open input: {e.strerror or e}") from None
+        raise InputError(f"{source}: cannot open input: {e.strerror or e}") from None
 
 
 class CsvReader:
@@ -72,8 +75,9 @@ class CsvReader:
     """
 
     def __init__(self, path, delimiter=",", header=True, columns=None, id_column=None,
-                 on_invalid="error", chunk_rows=CHUNK_ROWS, exclude=()):
-        self.path, self.delimiter, self.chunk_rows = str(path), delimiter, chunk_rows
+                 on_invalid="error", chunk_rows=CHUNK_ROWS, exclude=(), name=None):
+        self.path, self.delimiter, self.chunk_rows = name or str(path), delimiter, chunk_rows
+        self._file = None if hasattr(path, "read") or str(path) == "-" else str(path)  # for locating bad UTF-8
         if on_invalid not in INVALID_POLICIES:
             raise UsageError(f"--on-invalid must be one of {', '.join(INVALID_POLICIES)}")
         self.on_invalid = on_invalid
@@ -94,6 +98,13 @@ class CsvReader:
         else:
             self.names = [f"c{i}" for i in range(len(cells))]
             self._tail, self._line = first, 0  # the first line is data: read it again
+        self._row = 0
+        self._left = None  # rows still to read, when a limit is set (a Dask partition)
+        self.select(columns, id_column, exclude)
+
+    def select(self, columns=None, id_column=None, exclude=()):
+        """Which columns to read: see the class docstring (callable again before reading,
+        once the header, ``names``, has been looked at)."""
         index = {n: i for i, n in enumerate(self.names)}
         for name in [*(columns or []), *([id_column] if id_column else []), *exclude]:
             if name not in index:
@@ -103,14 +114,12 @@ class CsvReader:
         self.columns = list(chosen)
         self.extra = list(dict.fromkeys(exclude))
         self.usecols = [index[n] for n in chosen + self.extra]
-        self._row = 0
-        self._left = None  # rows still to read, when a limit is set (a Dask partition)
 
     def _readline(self):
         try:
             line = self._f.readline()
         except UnicodeDecodeError as e:
-            raise InputError(f"{self.path}: {_first_bad_utf8(self.path) or 'not UTF-8 text'} ({e.reason})") from None
+            raise InputError(f"{self.path}: {_first_bad_utf8(self._file) or 'not UTF-8 text'} ({e.reason})") from None
         if not line:
             return None
         self._line += 1
@@ -144,7 +153,7 @@ class CsvReader:
             if text and text[-1] != "\n":
                 text += self._f.readline()
         except UnicodeDecodeError as e:
-            raise InputError(f"{self.path}: {_first_bad_utf8(self.path) or 'not UTF-8 text'} ({e.reason})") from None
+            raise InputError(f"{self.path}: {_first_bad_utf8(self._file) or 'not UTF-8 text'} ({e.reason})") from None
         return text
 
     def _read_lines(self, n) -> list[str]:
@@ -309,8 +318,8 @@ def _arrow_parse(data: bytes, n_rows, n_columns, usecols, delimiter) -> np.ndarr
 
 
 def _first_bad_utf8(path) -> str | None:
-    """'line L, byte B: not UTF-8 text' for the first undecodable line of a file (None for stdin)."""
-    if str(path) == "-":
+    """'line L, byte B: not UTF-8 text' for the first undecodable line of a file (None for a stream)."""
+    if path is None:
         return None
     with open(path, "rb") as f:
         for number, line in enumerate(f, start=1):

@@ -106,11 +106,11 @@ def _jsonl_block(lines, first_number, where, k, d, has_id):
 
 
 def _csv(stream, where):
-    import csv
+    from .csvio import CsvReader
 
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    header = next(csv.reader([text.readline()]))
-    j_cols = [(i, m[1], m[2]) for i, c in enumerate(header) if (m := _J_COLUMN.match(c))]
+    reader = CsvReader(stream, name=where, on_invalid="keep", chunk_rows=CHUNK_ROWS)  # NaN rows pass through
+    header = reader.names
+    j_cols = [(c, m[1], m[2]) for c in header if (m := _J_COLUMN.match(c))]
     if not j_cols:
         raise InputError(f"{where}: line 1: no d(<output>)/d(<input>) columns; expected what `jacprop jacobian` writes")
     outputs = list(dict.fromkeys(o for _, o, _ in j_cols))
@@ -118,30 +118,15 @@ def _csv(stream, where):
     k, d = len(outputs), len(inputs)
     if len(j_cols) != k * d:
         raise InputError(f"{where}: line 1: the J columns do not form a full {k} x {d} matrix")
-    y_idx = [header.index(o) if o in header else -1 for o in outputs]
-    if -1 in y_idx:
-        raise InputError(f"{where}: line 1: no column for output {outputs[y_idx.index(-1)]!r}")
-    used = set(y_idx) | {i for i, _, _ in j_cols}
-    rest = [i for i in range(len(header)) if i not in used]
-    id_idx = rest[0] if rest else None
-    j_idx = [i for i, _, _ in j_cols]
+    missing = [o for o in outputs if o not in header]
+    if missing:
+        raise InputError(f"{where}: line 1: no column for output {missing[0]!r}")
+    rest = [c for c in header if c not in outputs and not _J_COLUMN.match(c)]
+    id_name = rest[0] if rest else None
+    reader.select(outputs + [c for c, _, _ in j_cols], id_column=id_name)
 
     def chunks():
-        number = 0
-        while True:
-            lines = [line for line in (text.readline() for _ in range(CHUNK_ROWS)) if line]
-            lines = [line for line in lines if line.strip()]
-            if not lines:
-                return
-            try:
-                table = np.loadtxt(lines, delimiter=",", usecols=y_idx + j_idx, ndmin=2, quotechar='"', comments=None)
-            except ValueError as e:
-                raise InputError(f"{where}: rows {number + 1}-{number + len(lines)}: {e}") from None
-            ids = None
-            if id_idx is not None:
-                ids = np.array([next(csv.reader([line]))[id_idx] for line in lines])
-            rows = np.arange(number + 1, number + 1 + len(lines))
-            number += len(lines)
-            yield rows, ids, None, table[:, :k], table[:, k:].reshape(-1, k, d)
+        for chunk in reader.chunks():
+            yield chunk.rows, chunk.ids, None, chunk.X[:, :k], chunk.X[:, k:].reshape(-1, k, d)
 
-    return JacobianStream(inputs, outputs, header[id_idx] if id_idx is not None else None, chunks(), False)
+    return JacobianStream(inputs, outputs, id_name, chunks(), False)
