@@ -67,9 +67,13 @@ def run_forward(model: Model, X: np.ndarray):
     return values, saved
 
 
-def reverse(model: Model, saved, outputs: np.ndarray) -> np.ndarray:
-    """dy_k/dx for the selected outputs: (B, len(outputs), D) with B in {1, N}."""
+def reverse(model: Model, saved, outputs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """dy_k/dx for the selected outputs: (B, len(outputs), D) with B in {1, N}.
+
+    ``out``: a contiguous (N, len(outputs), D) array that the last product writes into when
+    the model allows (see ``_input_dense``); the result is then a view of it."""
     nodes = model.nodes
+    writer = _input_dense(model) if out is not None else None
     seed = np.zeros((1, len(outputs), model.K), _dtype(model))
     seed[0, np.arange(len(outputs)), outputs] = 1
     cot = [None] * len(nodes)
@@ -77,11 +81,25 @@ def reverse(model: Model, saved, outputs: np.ndarray) -> np.ndarray:
     for i in range(len(nodes) - 1, 0, -1):
         if cot[i] is None:
             continue
-        grads = nodes[i].op.vjp(saved[i], cot[i])
+        grads = nodes[i].op.vjp(saved[i], cot[i], out=out) if i == writer else nodes[i].op.vjp(saved[i], cot[i])
         cot[i] = None  # free as we go
         for j, g in zip(nodes[i].inputs, grads):
             cot[j] = g if cot[j] is None else cot[j] + g
     return cot[0]
+
+
+def _input_dense(model: Model) -> int | None:
+    """The node whose vjp gives dy/dx itself, if any: a Dense that alone reads the whole input
+    row (through the Slice of node 1, the only reader of node 0)."""
+    from .ops import Dense, Slice
+
+    nodes = model.nodes
+    readers = [i for i, n in enumerate(nodes) if 1 in n.inputs]
+    if len(nodes) < 3 or not isinstance(nodes[1].op, Slice) or tuple(nodes[1].op.shape) != (model.D,):
+        return None
+    if any(0 in n.inputs for n in nodes[2:]) or len(readers) != 1 or not isinstance(nodes[readers[0]].op, Dense):
+        return None
+    return readers[0] if tuple(nodes[readers[0]].inputs) == (1,) else None
 
 
 def forward_mode(model: Model, saved, wrt: np.ndarray) -> np.ndarray:
@@ -144,10 +162,12 @@ def _check_X(model: Model, X, dtype) -> np.ndarray:
 
 def iter_jacobian(
     model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY, rows=None,
-    deterministic=False,
+    deterministic=False, out=None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield (start_row, Y_chunk, J_chunk) over X in chunks; see ``jacobian``.  The chunks are
-    views of the engine's buffers, not copies: read-only, not always contiguous."""
+    views of the engine's buffers, not copies: read-only, not always contiguous.  ``out``: an
+    (N, K', D') array that J chunks are computed straight into where the model allows (the
+    yielded chunk is then that view of ``out``)."""
     m = model.astype(dtype)
     X = _check_X(m, X, dtype)
     pick_out = slice(None) if outputs is None else _select(outputs, m.K, "output")  # no copy when all are wanted
@@ -159,7 +179,8 @@ def iter_jacobian(
     for start, n, Xc in blocks(X, step, deterministic):
         values, saved = run_forward(m, Xc)
         if mode == "reverse":
-            J = reverse(m, saved, outputs)[:, :, pick_wrt]
+            direct = out is not None and n == len(Xc) and isinstance(pick_wrt, slice)
+            J = reverse(m, saved, outputs, out[start : start + n] if direct else None)[:, :, pick_wrt]
         else:
             J = forward_mode(m, saved, wrt)[:, :, pick_out].transpose(0, 2, 1)
         if len(J) != len(Xc):  # the same for every row (a linear model)
@@ -184,8 +205,11 @@ def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.floa
     k = len(_select(outputs, model.K, "output"))
     d = len(_select(wrt, model.D, "wrt"))
     Y, J = np.empty((len(X), k), dtype), np.empty((len(X), k, d), dtype)
-    for start, Yc, Jc in iter_jacobian(model, X, mode, outputs, wrt, dtype, memory, deterministic=deterministic):
-        Y[start : start + len(Yc)], J[start : start + len(Jc)] = Yc, Jc
+    for start, Yc, Jc in iter_jacobian(model, X, mode, outputs, wrt, dtype, memory, deterministic=deterministic, out=J):
+        Y[start : start + len(Yc)] = Yc
+        dest = J[start : start + len(Jc)]
+        if not (Jc.ctypes.data == dest.ctypes.data and Jc.strides == dest.strides):  # not computed in place
+            dest[...] = Jc
     return Y, J
 
 

@@ -38,10 +38,12 @@ def register(cls):
     return cls
 
 
-def dot_last(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """x @ w over x's last axis, done as one large 2-D matrix product."""
+def dot_last(x: np.ndarray, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """x @ w over x's last axis, done as one large 2-D matrix product (into ``out``, a
+    contiguous array of the result's shape, when given)."""
     lead = x.shape[:-1]
-    return (np.ascontiguousarray(x).reshape(-1, x.shape[-1]) @ w).reshape(*lead, w.shape[1])
+    flat = None if out is None else out.reshape(-1, w.shape[1])
+    return np.matmul(np.ascontiguousarray(x).reshape(-1, x.shape[-1]), w, out=flat).reshape(*lead, w.shape[1])
 
 
 class Op:
@@ -245,14 +247,18 @@ class Dense(Op):
         y = self.activation(a)
         return y, (a, y)
 
-    def vjp(self, saved, g):
+    def vjp(self, saved, g, out=None):
+        """``out``: a contiguous (N, K, n_in) array to write the cotangent into (the engine
+        passes the caller's J when this product is the last one); used when the result has N rows."""
         a, y = saved
         if g.shape[0] == 1 and g.ndim == 3 and a.ndim == 2 and g.size * len(self.kernel) <= 2**22 and self._elementwise():
             # g is the same for every row (the seed): (g * h') @ kernel^T = h' @ M with
             # M[j, (k, i)] = g[k, j] kernel[i, j], one product and no (rows, K, units) temporary.
             d = self.activation.derivative(a, y)
-            return ((d @ self._folded(g[0])).reshape(len(a), g.shape[1], -1),)
-        return (dot_last(self.activation.vjp(a, y, g), self.kernel.T),)
+            flat = None if out is None else out.reshape(len(a), -1)
+            return (np.matmul(d, self._folded(g[0]), out=flat).reshape(len(a), g.shape[1], -1),)
+        gh = self.activation.vjp(a, y, g)
+        return (dot_last(gh, self.kernel.T, out if out is not None and out.shape[:-1] == gh.shape[:-1] else None),)
 
     def _elementwise(self):
         return self.activation.name in ELEMENTWISE and not self.activation.is_linear

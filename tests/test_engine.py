@@ -128,3 +128,17 @@ def test_keep_freed_memory_sets_glibc_malloc_options():
     from jacprop.engine import keep_freed_memory
 
     assert keep_freed_memory() is True
+
+
+@pytest.mark.parametrize("acts", [("tanh", "linear"), ("linear", "linear"), ("relu", "sigmoid")])
+def test_the_last_product_written_straight_into_J_gives_the_same_bits(acts):
+    from jacprop import engine
+
+    model = mlp((5, 7, 3), acts)
+    assert engine._input_dense(model) == 2 and engine._input_dense(branchy()) is None
+    X = RNG.normal(size=(1100, 5))  # two full blocks written in place, and a partial one copied
+    _, J = jacobian(model, X)
+    copied = np.concatenate([Jc for _, _, Jc in engine.iter_jacobian(model, X)])
+    assert J.tobytes() == copied.tobytes()
+    _, J_sub = jacobian(model, X, outputs=[2, 0], wrt=[4, 1])
+    np.testing.assert_array_equal(J_sub, J[:, [2, 0]][:, :, [4, 1]])
