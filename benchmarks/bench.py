@@ -296,6 +296,7 @@ for start in range(0, n, chunk):  # a generated stream of input chunks, as the C
     X = rng.normal(size=(min(chunk, n - start), model.D))
     for _ in engine.iter_jacobian(model, X):
         pass
+    del X  # as the CLI's reader does: one chunk alive at a time
 # VmHWM, not getrusage's ru_maxrss: Linux carries the latter over from the (large) parent across fork
 print(int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024)
 """

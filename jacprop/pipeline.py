@@ -100,6 +100,7 @@ def jacobian_chunks(model, reader, mode, outputs, wrt, dtype, keep=None) -> Iter
         for start, Y, J in iter_jacobian(model, X, mode, outputs, wrt, np.dtype(dtype), deterministic=True):
             sl = slice(start, start + len(Y))
             yield (rows[sl], None if ids is None else ids[sl], X[sl], Y, J, {k: v[sl] for k, v in extra.items()})
+        del chunk, X, ids, rows, extra  # before the reader makes the next chunk: one chunk alive at a time
 
 
 def progress(show: bool):
