@@ -33,8 +33,9 @@ def keep_freed_memory() -> bool:
 
     Every block of rows allocates the same temporaries as the block before (up to several
     MB each).  With glibc's defaults, large ones are mmapped afresh or the heap is trimmed
-    when they are freed, so each block pays its page faults again: measured on the medium
-    shape, 340,000 faults instead of 48,000 and a third slower (benchmarks/RESULTS.md).
+    when they are freed, so each block pays its page faults again: measured over the four
+    benchmark shapes, 340,000 faults instead of 20,000, and medium a third slower
+    (benchmarks/RESULTS.md).
     Freed memory then stays with the process, up to about ``2 * DEFAULT_MEMORY``.  The CLI
     calls this; a program that runs many Jacobians may.
     """
@@ -165,7 +166,7 @@ def iter_jacobian(
     deterministic=False, out=None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield (start_row, Y_chunk, J_chunk) over X in chunks; see ``jacobian``.  The chunks are
-    views of the engine's buffers, not copies: read-only, not always contiguous.  ``out``: an
+    views of the engine's buffers, not copies: treat them as read-only; not always contiguous.  ``out``: an
     (N, K', D') array that J chunks are computed straight into where the model allows (the
     yielded chunk is then that view of ``out``)."""
     m = model.astype(dtype)
