@@ -267,11 +267,18 @@ class CsvReader:
                 return X
         lines, line_numbers = block.lines, block.numbers
         try:
-            return np.loadtxt(lines, delimiter=self.delimiter, usecols=self.usecols, quotechar='"',
-                              ndmin=2, dtype=np.float64, comments=None)
+            X = np.loadtxt(lines, delimiter=self.delimiter, usecols=self.usecols, quotechar='"',
+                           ndmin=2, dtype=np.float64, comments=None)
         except ValueError:
             self._locate_error(lines, line_numbers)
             raise  # pragma: no cover  (_locate_error always raises)
+        # loadtxt reads the columns it is asked for and says nothing of extra fields (pyarrow refuses them)
+        for offset in [i for i, line in enumerate(lines) if line.count(self.delimiter) != len(self.names) - 1]:
+            cells = self._split(lines[offset])  # a quoted delimiter is not a separator: count again, exactly
+            if len(cells) != len(self.names):
+                raise InputError(f"{self.path}: row {self._row + offset + 1} (line {line_numbers[offset]}): "
+                                 f"{len(cells)} fields, but the header has {len(self.names)}")
+        return X
 
     def _locate_error(self, lines, line_numbers):
         """Find the first bad cell of a chunk that failed to parse, and say where it is."""

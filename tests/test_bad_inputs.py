@@ -103,6 +103,8 @@ CASES = [
     ("csv-header-only", "CSV: header only", None, text("h.csv", "temperature,pressure,flow\n"), [], "h.csv: no data rows"),
     ("csv-ragged", "CSV: ragged rows", None, text("r.csv", "temperature,pressure,flow\n1,2,3\n1,2\n"), [],
      "r.csv: row 2 (line 3): 2 fields, but the header has 3"),
+    ("csv-extra-field", "CSV: a row with more fields than the header", None,
+     text("e.csv", "temperature,pressure,flow\n1,2,3\n1,2,3,4\n"), [], "e.csv: row 2 (line 3): 4 fields, but the header has 3"),
     ("csv-not-a-number", "CSV: a non-numeric cell", None, text("n.csv", "temperature,pressure,flow\n1,2,3\n4,x7,6\n"), [],
      "n.csv: row 2 (line 3), column 'pressure': 'x7' is not a number"),
     ("csv-nan", "CSV: NaN cell (default --on-invalid error)", None, text("nan.csv", "temperature,pressure,flow\n1,nan,3\n"), [],

@@ -189,3 +189,47 @@ def test_the_fast_path_does_not_import_pandas(tmp_path):
             "assert X.shape == (3000, 2) and 'pyarrow' in sys.modules; print('pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _big_csv(variant):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3000, 3))
+    lines = [f"r{i},{a!r},{b!r},{c!r}" for i, (a, b, c) in enumerate(X.tolist())]
+    header, sep = "id,temperature,pressure,flow", ","
+    if variant == "nan-row":
+        lines[2500] = "r2500,nan,1,2"
+    if variant == "ragged":
+        lines[2700] += ",9"
+    if variant == "word":
+        lines[1999] = "r1999,1,two,3"
+    if variant == "quoted":
+        lines = [line.replace(",", ',"', 1).replace(",", '",', 2).replace('",', ",", 1) for line in lines]
+    if variant == "semicolon":
+        header, sep = header.replace(",", ";"), ";"
+        lines = [line.replace(",", ";") for line in lines]
+    if variant == "bom":
+        header = "\ufeff" + header
+    return header + "\n" + "\n".join(lines) + "\n", sep
+
+
+@pytest.mark.parametrize("variant", ["plain", "nan-row", "ragged", "word", "quoted", "semicolon", "bom"])
+@pytest.mark.parametrize("extra", [[], ["--on-invalid", "skip"]])
+def test_cli_output_and_errors_do_not_depend_on_the_parser(tmp_path, monkeypatch, variant, extra):
+    from click.testing import CliRunner
+
+    from jacprop.cli import main
+
+    text, sep = _big_csv(variant)
+    path = tmp_path / "x.csv"
+    path.write_text(text, encoding="utf-8")
+    model = str(csvio.__file__).replace("jacprop/csvio.py", "sample_models/bishop_tanh.npz")
+    args = ["jacobian", model, str(path), "--id-column", "id", "--format", "csv", "--delimiter", sep, *extra]
+    results = []
+    for fast_min in (1024, 10**9):
+        monkeypatch.setattr(csvio, "FAST_MIN_ROWS", fast_min)
+        r = CliRunner().invoke(main, args, input=None)
+        results.append((r.exit_code, r.stdout, r.stderr))
+    assert results[0] == results[1]
+    assert results[0][0] == (0 if variant in ("plain", "quoted", "semicolon", "bom") or (variant == "nan-row" and extra) else 2)
+    if variant == "ragged":
+        assert "row 2701 (line 2702): 5 fields, but the header has 4" in results[0][2]
