@@ -11,6 +11,7 @@ median of ``--repeats``:
 - its parts alone, each in a fresh process and timed inside around the part: each CSV
   parser installed (numpy.loadtxt, pyarrow, pandas, polars) reading the whole file, and the
   engine streaming every row's J from the array (``engine.iter_jacobian``, as the CLI does);
+  and, for reference, jacprop's own CSV reader alone and the CLI writing CSV (``-o J.csv``);
 - with ``--tf-python`` (a Python that has TensorFlow): a script a TensorFlow user would write,
   ``keras.models.load_model`` + the fastest CSV parser it has + ``GradientTape.batch_jacobian``
   under ``tf.function`` in batches + ``np.save``, on a Keras file holding the same weights.
@@ -124,6 +125,11 @@ if name == "engine":  # the Jacobian of every row, streamed as the CLI streams i
     for _ in engine.iter_jacobian(m, X, deterministic=True):
         pass
     print(time.perf_counter() - t, True)
+elif name == "reader":  # jacprop's own CSV reader (pyarrow blocks when installed, else numpy)
+    from jacprop import csvio
+    t = time.perf_counter()
+    A = csvio.read_all(csv)[0]
+    print(time.perf_counter() - t, np.array_equal(A, np.load(x_npy)))
 else:
     read = bench_e2e.parsers()[name]
     t = time.perf_counter()
@@ -175,7 +181,8 @@ def measure(rows, repeats, tf_python=None, tmp=None):
     reads = parsers()
     x_npy = os.path.join(tmp, "x.npy")
     np.save(x_npy, X)
-    times: dict[str, list] = {"cli": [], "engine": [], **{name: [] for name in reads}}
+    cli_csv = [*cli[:-1], os.path.join(tmp, "J.csv")]
+    times: dict[str, list] = {"cli": [], "cli_csv": [], "engine": [], "reader": [], **{name: [] for name in reads}}
     rss, tf_parts = [], []
     if tf_cmd:
         times["tf"] = []
@@ -183,11 +190,12 @@ def measure(rows, repeats, tf_python=None, tmp=None):
         wall, peak, _ = timed_child(cli)
         times["cli"].append(wall)
         rss.append(peak)
+        times["cli_csv"].append(timed_child(cli_csv)[0])
         if tf_cmd:
             wall, _, out = timed_child(tf_cmd)
             times["tf"].append(wall)
             tf_parts.append(out.strip())
-        for name in [*reads, "engine"]:  # each part alone, in a fresh process as the CLI runs, timed inside
+        for name in [*reads, "reader", "engine"]:  # each part alone, in a fresh process as the CLI runs, timed inside
             _, _, out = timed_child([sys.executable, "-c", PART, HERE, name, csv, model_path, x_npy])
             seconds, same = out.split()[-2:]
             assert same == "True", f"{name} did not read the numbers back exactly"
@@ -220,7 +228,9 @@ def section(r) -> str:
         f"| `jacprop jacobian` CLI, whole run | {med['cli']:.2f} | **{med['cli'] / base:.2f}** |",
     ]
     out += [f"| parse alone: {name} | {med[name]:.2f} | {med[name] / base:.2f} |" for name in r["parsers"]]
+    out += [f"| jacprop's CSV reader alone (`csvio.read_all`) | {med['reader']:.2f} | {med['reader'] / base:.2f} |"]
     out += [f"| engine alone: the array's Jacobians | {med['engine']:.2f} | {med['engine'] / base:.2f} |"]
+    out += [f"| the CLI writing CSV instead (`-o J.csv`) | {med['cli_csv']:.2f} | {med['cli_csv'] / base:.2f} |"]
     if "tf" in med:
         out += [f"| TensorFlow script (load_model, parse, batch_jacobian, np.save) | {med['tf']:.2f} | {med['tf'] / base:.2f} |"]
     out += ["", f"- fastest parse: {fastest}; CLI peak RSS {r['rss'] / 2**20:.0f} MB."]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import operator
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -146,11 +147,12 @@ class CsvReader:
             rows = []
         if len(rows) != len(lines):  # a quote spanning lines: split them one by one
             rows = [self._split(line) for line in lines]
-        for offset, cells in enumerate(rows):
-            if len(cells) <= self.id_index:
-                raise InputError(f"{self.path}: row {self._row + offset + 1} (line {line_numbers[offset]}): "
-                                 f"{len(cells)} fields, but the header has {len(self.names)}")
-        return np.array([cells[self.id_index] for cells in rows])
+        try:
+            return np.array(list(map(operator.itemgetter(self.id_index), rows)))
+        except IndexError:  # a short row: say which
+            offset = next(i for i, cells in enumerate(rows) if len(cells) <= self.id_index)
+            raise InputError(f"{self.path}: row {self._row + offset + 1} (line {line_numbers[offset]}): "
+                             f"{len(rows[offset])} fields, but the header has {len(self.names)}") from None
 
     def _fetch(self) -> str:
         """The next piece of the input (about ``BLOCK_CHARS``), ending at a line end or at the end."""
@@ -273,7 +275,8 @@ class CsvReader:
             self._locate_error(lines, line_numbers)
             raise  # pragma: no cover  (_locate_error always raises)
         # loadtxt reads the columns it is asked for and says nothing of extra fields (pyarrow refuses them)
-        for offset in [i for i, line in enumerate(lines) if line.count(self.delimiter) != len(self.names) - 1]:
+        counts = np.fromiter(map(str.count, lines, itertools.repeat(self.delimiter)), np.int64, len(lines))
+        for offset in np.flatnonzero(counts != len(self.names) - 1):
             cells = self._split(lines[offset])  # a quoted delimiter is not a separator: count again, exactly
             if len(cells) != len(self.names):
                 raise InputError(f"{self.path}: row {self._row + offset + 1} (line {line_numbers[offset]}): "
