@@ -25,9 +25,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # torch's OpenMP threads mu
 import numpy as np  # noqa: E402
 
 import jacprop  # noqa: E402
-from jacprop import engine, ops  # noqa: E402
-from jacprop.activations import Activation  # noqa: E402
+from jacprop import engine, graph, ops  # noqa: E402
 from jacprop.graph import GraphBuilder  # noqa: E402
+from jacprop.ops.activations import Activation  # noqa: E402
 
 SHAPES = {  # name: (D, hidden widths, K); tanh hidden layers, linear output
     "small": (8, (64, 64), 2),
@@ -188,7 +188,7 @@ def matmul_plan(ws, dtype, N):
     D, K = model.D, model.K
     mode = engine.choose_mode(model, K, D)
     seeds = K if mode == "reverse" else D
-    c = min(N, engine.chunk_rows(model, seeds, np.dtype(dtype).itemsize))
+    c = min(N, graph.block_rows(model, seeds, np.dtype(dtype).itemsize))
     chunks = [c] * (N // c) + ([N % c] if N % c else [])
     plan = [p for rows in chunks for p in products(ws, mode, rows, seeds)]
     rng = np.random.default_rng(1)

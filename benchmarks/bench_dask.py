@@ -25,9 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jacprop import distributed, ops  # noqa: E402
-from jacprop.activations import Activation  # noqa: E402
 from jacprop.graph import GraphBuilder  # noqa: E402
 from jacprop.loaders import npz  # noqa: E402
+from jacprop.ops.activations import Activation  # noqa: E402
 from jacprop.pipeline import run_jacobian  # noqa: E402
 
 

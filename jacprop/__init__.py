@@ -12,10 +12,14 @@ __all__ = ["load", "jacobian", "forward", "Model", "JacpropError"]
 
 def __getattr__(name):
     # Imported lazily so that `jacprop --version` starts without numpy's full weight.
-    if name in ("jacobian", "forward"):
-        from . import engine
+    if name == "jacobian":
+        from .engine import jacobian
 
-        return getattr(engine, name)
+        return jacobian
+    if name == "forward":
+        from .graph import forward
+
+        return forward
     if name == "load":
         from .loaders import load
 

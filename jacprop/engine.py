@@ -8,22 +8,20 @@ others.  Forward mode pushes the identity tangent dx/dx forward instead.  Revers
 costs ~K passes' worth of products, forward ~D; ``mode="auto"`` takes the cheaper.
 
 Seeds carry a leading batch axis of 1 (they are the same for every row), so the
-first products after a seed are done once per chunk, not per row.  Rows go through
-in chunks sized from a memory budget; there is no Python loop over rows.
+first products after a seed are done once per block, not per row.  Rows go through
+in blocks sized from a memory budget (``graph.blocks``); there is no Python loop over rows.
+The value pass y = f(x) itself is ``graph.forward``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import numpy as np
 
 from .errors import UsageError
-from .graph import Model
+from .graph import DEFAULT_MEMORY, Model, block_rows, blocks, check_X, run_forward
 
-DEFAULT_MEMORY = 256 * 2**20
-CHUNK_ROWS = 512  # at most: small chunks stay in cache, large ones spill (see benchmarks/RESULTS.md)
 MODES = ("auto", "reverse", "forward")
 
 
@@ -58,23 +56,13 @@ def _select(index, n, what) -> np.ndarray:
     return index % n
 
 
-def run_forward(model: Model, X: np.ndarray):
-    """Values and saved state of every node for a chunk X (N, D)."""
-    values, saved = [X], [None]
-    for node in model.nodes[1:]:
-        y, s = node.op.forward(*[values[j] for j in node.inputs])
-        values.append(y)
-        saved.append(s)
-    return values, saved
-
-
 def reverse(model: Model, saved, outputs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """dy_k/dx for the selected outputs: (B, len(outputs), D) with B in {1, N}.
 
     ``out``: a contiguous (N, len(outputs), D) array that the last product writes into when
-    the model allows (see ``_input_dense``); the result is then a view of it."""
+    its op can (see ``_writer``); the result is then a view of it."""
     nodes = model.nodes
-    writer = _input_dense(model) if out is not None else None
+    writer = _writer(model) if out is not None else None
     seed = np.zeros((1, len(outputs), model.K), _dtype(model))
     seed[0, np.arange(len(outputs)), outputs] = 1
     cot = [None] * len(nodes)
@@ -82,25 +70,24 @@ def reverse(model: Model, saved, outputs: np.ndarray, out: np.ndarray | None = N
     for i in range(len(nodes) - 1, 0, -1):
         if cot[i] is None:
             continue
-        grads = nodes[i].op.vjp(saved[i], cot[i], out=out) if i == writer else nodes[i].op.vjp(saved[i], cot[i])
+        grads = nodes[i].op.vjp(saved[i], cot[i], out=out if i == writer else None)
         cot[i] = None  # free as we go
         for j, g in zip(nodes[i].inputs, grads):
             cot[j] = g if cot[j] is None else cot[j] + g
     return cot[0]
 
 
-def _input_dense(model: Model) -> int | None:
-    """The node whose vjp gives dy/dx itself, if any: a Dense that alone reads the whole input
-    row (through the Slice of node 1, the only reader of node 0)."""
-    from .ops import Dense, Slice
-
-    nodes = model.nodes
-    readers = [i for i, n in enumerate(nodes) if 1 in n.inputs]
-    if len(nodes) < 3 or not isinstance(nodes[1].op, Slice) or tuple(nodes[1].op.shape) != (model.D,):
-        return None
-    if any(0 in n.inputs for n in nodes[2:]) or len(readers) != 1 or not isinstance(nodes[readers[0]].op, Dense):
-        return None
-    return readers[0] if tuple(nodes[readers[0]].inputs) == (1,) else None
+def _writer(model: Model) -> int | None:
+    """The node whose vjp result becomes dy/dx unchanged: from node 0, follow its only reader
+    while that reader's vjp merely views its cotangent (``Op.vjp_is_view``); None if x is read twice."""
+    nodes, j = model.nodes, 0
+    while True:
+        readers = [i for i, n in enumerate(nodes) if j in n.inputs]
+        if len(readers) != 1 or nodes[readers[0]].inputs != (j,):
+            return None
+        if not nodes[readers[0]].op.vjp_is_view:
+            return readers[0]
+        j = readers[0]
 
 
 def forward_mode(model: Model, saved, wrt: np.ndarray) -> np.ndarray:
@@ -131,36 +118,6 @@ def choose_mode(model: Model, n_outputs: int, n_wrt: int, mode: str = "auto") ->
     return "reverse" if n_outputs <= n_wrt else "forward"
 
 
-def chunk_rows(model: Model, n_seeds: int, itemsize: int, memory: int = DEFAULT_MEMORY) -> int:
-    """Rows per chunk so that forward state plus live seed tensors fit in ``memory`` bytes;
-    at most ``CHUNK_ROWS``, as cache-sized chunks are faster than large ones."""
-    sizes = [math.prod(n.shape) for n in model.nodes]
-    per_row = itemsize * (3 * sum(sizes) + 4 * n_seeds * max(sizes))
-    return max(1, min(CHUNK_ROWS, int(memory // per_row)))
-
-
-def blocks(X: np.ndarray, step: int, pad: bool = True) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(start, rows, block) over X in blocks of ``step`` rows.  With ``pad`` the last one is
-    padded with copies of its last row to the same height: BLAS may round a row differently
-    in a product of another height, so with one height for every block a row's result does
-    not depend on how the rows were chunked before they got here (nor on N)."""
-    for start in range(0, len(X), step):
-        block = X[start : start + step]
-        n = len(block)
-        if pad and n < step:
-            block = np.concatenate([block, np.broadcast_to(block[-1:], (step - n, X.shape[1]))])
-        yield start, n, block
-
-
-def _check_X(model: Model, X, dtype) -> np.ndarray:
-    X = np.asarray(X, dtype=dtype)
-    if X.ndim == 1:
-        X = X[None]
-    if X.ndim != 2 or X.shape[1] != model.D:
-        raise UsageError(f"inputs must have shape (N, {model.D}), got {X.shape}")
-    return X
-
-
 def iter_jacobian(
     model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY, rows=None,
     deterministic=False, out=None,
@@ -170,13 +127,13 @@ def iter_jacobian(
     (N, K', D') array that J chunks are computed straight into where the model allows (the
     yielded chunk is then that view of ``out``)."""
     m = model.astype(dtype)
-    X = _check_X(m, X, dtype)
+    X = check_X(m, X, dtype)
     pick_out = slice(None) if outputs is None else _select(outputs, m.K, "output")  # no copy when all are wanted
     pick_wrt = slice(None) if wrt is None else _select(wrt, m.D, "wrt")
     outputs, wrt = _select(outputs, m.K, "output"), _select(wrt, m.D, "wrt")
     mode = choose_mode(m, len(outputs), len(wrt), mode)
     n_seeds = len(outputs) if mode == "reverse" else len(wrt)
-    step = rows or chunk_rows(m, n_seeds, np.dtype(dtype).itemsize, memory)
+    step = rows or block_rows(m, n_seeds, np.dtype(dtype).itemsize, memory)
     for start, n, Xc in blocks(X, step, deterministic):
         values, saved = run_forward(m, Xc)
         if mode == "reverse":
@@ -202,7 +159,7 @@ def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.floa
     same height (padding the last one), so that a row's bits do not depend on N or on the
     other rows; the CLI always does this; it costs a whole block (up to 512 rows) when N is small.
     """
-    X = _check_X(model, X, dtype)
+    X = check_X(model, X, dtype)
     k = len(_select(outputs, model.K, "output"))
     d = len(_select(wrt, model.D, "wrt"))
     Y, J = np.empty((len(X), k), dtype), np.empty((len(X), k, d), dtype)
@@ -213,13 +170,3 @@ def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.floa
             dest[...] = Jc
     return Y, J
 
-
-def forward(model: Model, X, dtype=np.float64, memory=DEFAULT_MEMORY, deterministic=False) -> np.ndarray:
-    """y = f(x) at every row of X (N, D), in chunks; returns (N, K).  ``deterministic``: see ``jacobian``."""
-    m = model.astype(dtype)
-    X = _check_X(m, X, dtype)
-    step = chunk_rows(m, 0, np.dtype(dtype).itemsize, memory)
-    out = np.empty((len(X), m.K), dtype)
-    for start, n, block in blocks(X, step, deterministic):
-        out[start : start + n] = run_forward(m, block)[0][-1][:n]
-    return out

@@ -1,21 +1,29 @@
-"""The layer graph: nodes in topological order, each an op reading earlier nodes.
+"""The layer graph and its value pass y = f(x).
 
 Node 0 is the flat input row x (D values): the model's inputs, flattened and
 concatenated in order.  Each model input is a ``Slice`` of it.  The last node is
 the flat output row y (K values): the model's outputs, flattened and concatenated
 in order (a ``FlatConcat`` node where needed).
+
+Rows go through in blocks (``blocks``) of at most ``MAX_BLOCK_ROWS`` rows, sized from a
+memory budget (``block_rows``); ``run_forward`` is one block's value pass, keeping what
+each op's derivative needs, and ``forward`` the whole of X.  Derivatives are the engine's.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import ops
-from .activations import Activation
-from .errors import ModelError
+from .errors import ModelError, UsageError
+from .ops import Activation
+
+DEFAULT_MEMORY = 256 * 2**20  # bytes of per-block state the value pass and the engine aim to stay within
+MAX_BLOCK_ROWS = 512  # rows per block at most: small blocks stay in cache, large ones spill (benchmarks/RESULTS.md)
 
 
 @dataclass
@@ -57,18 +65,13 @@ class Model:
         return self._cast[dtype]
 
     def forward(self, X, dtype=np.float64, deterministic=False) -> np.ndarray:
-        """y = f(x) for every row of X (N, D); returns (N, K).  ``deterministic``: see ``engine.jacobian``."""
-        from .engine import forward
-
+        """y = f(x) for every row of X (N, D); returns (N, K).  ``deterministic``: see ``blocks``."""
         return forward(self, X, dtype=dtype, deterministic=deterministic)
 
     def n_params(self) -> int:
-        seen, total = set(), 0
-        for n in self.nodes:
-            if n.op is not None and id(n.op) not in seen:
-                seen.add(id(n.op))
-                total += n.op.n_params()
-        return total
+        """Parameters counted once, however many nodes share them (a shared layer)."""
+        seen = {id(a): a.size for n in self.nodes[1:] for a in n.op.arrays().values()}
+        return sum(seen.values())
 
     def logits(self) -> Model:
         """The model with the output layers' final activations removed (y = their pre-activations)."""
@@ -81,7 +84,6 @@ class Model:
                 nodes[i] = replace(node, op=ops.Identity(), kind=node.kind + " (removed)")
             elif isinstance(node.op, (ops.Dense, ops.Conv)):
                 nodes[i] = replace(node, op=replace(node.op, activation=Activation()))
-                nodes[i].op.out_shape(*[nodes[j].shape for j in node.inputs])
             else:
                 raise ModelError(f"--logits: output layer {node.name!r} ({node.kind}) has no activation to remove")
         return replace(self, nodes=nodes, _cast={})
@@ -136,6 +138,7 @@ class GraphBuilder:
         try:
             shape = tuple(int(d) for d in op.out_shape(*shapes))
             _check_shape(shape, "output")
+            op = op.bind(*shapes)
         except ValueError as e:
             raise ModelError(f"layer {name!r} ({kind}): {e}") from None
         self.nodes.append(Node(name, op, tuple(inputs), shape, kind))
@@ -179,3 +182,60 @@ def chain(models: list[Model]) -> Model:
         nodes += [replace(n, inputs=tuple(j + offset for j in n.inputs)) for n in m.nodes[1:]]
     sources = [m.source for m in models]
     return Model(nodes, models[0].input_names, models[-1].output_names, {"chain": sources} if len(models) > 1 else sources[0])
+
+
+# ---------------------------------------------------------------------------
+# The value pass, in blocks of rows
+
+
+def block_rows(model: Model, n_seeds: int, itemsize: int, memory: int = DEFAULT_MEMORY) -> int:
+    """Rows per block so that forward state plus ``n_seeds`` live seed tensors fit in ``memory``
+    bytes; at most ``MAX_BLOCK_ROWS``, as cache-sized blocks are faster than large ones."""
+    sizes = [math.prod(n.shape) for n in model.nodes]
+    per_row = itemsize * (3 * sum(sizes) + 4 * n_seeds * max(sizes))
+    return max(1, min(MAX_BLOCK_ROWS, int(memory // per_row)))
+
+
+def blocks(X: np.ndarray, step: int, pad: bool = True) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, rows, block) over X in blocks of ``step`` rows.  With ``pad`` the last one is
+    padded with copies of its last row to the same height: BLAS may round a row differently
+    in a product of another height, so with one height for every block a row's result does
+    not depend on how the rows were chunked before they got here (nor on N)."""
+    for start in range(0, len(X), step):
+        block = X[start : start + step]
+        n = len(block)
+        if pad and n < step:
+            block = np.concatenate([block, np.broadcast_to(block[-1:], (step - n, X.shape[1]))])
+        yield start, n, block
+
+
+def check_X(model: Model, X, dtype) -> np.ndarray:
+    """X as an (N, D) array of ``dtype`` (one row may be given as a vector)."""
+    X = np.asarray(X, dtype=dtype)
+    if X.ndim == 1:
+        X = X[None]
+    if X.ndim != 2 or X.shape[1] != model.D:
+        raise UsageError(f"inputs must have shape (N, {model.D}), got {X.shape}")
+    return X
+
+
+def run_forward(model: Model, X: np.ndarray):
+    """Values and saved state of every node for a block X (N, D)."""
+    values, saved = [X], [None]
+    for node in model.nodes[1:]:
+        y, s = node.op.forward(*[values[j] for j in node.inputs])
+        values.append(y)
+        saved.append(s)
+    return values, saved
+
+
+def forward(model: Model, X, dtype=np.float64, memory=DEFAULT_MEMORY, deterministic=False) -> np.ndarray:
+    """y = f(x) at every row of X (N, D), in blocks; returns (N, K).  ``deterministic``: pad the
+    last block (see ``blocks``)."""
+    m = model.astype(dtype)
+    X = check_X(m, X, dtype)
+    step = block_rows(m, 0, np.dtype(dtype).itemsize, memory)
+    out = np.empty((len(X), m.K), dtype)
+    for start, n, block in blocks(X, step, deterministic):
+        out[start : start + n] = run_forward(m, block)[0][-1][:n]
+    return out

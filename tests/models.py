@@ -3,8 +3,8 @@
 import numpy as np
 
 from jacprop import ops
-from jacprop.activations import Activation
 from jacprop.graph import GraphBuilder
+from jacprop.ops.activations import Activation
 
 
 def mlp(sizes, acts, seed=0, scale=0.7):

@@ -22,11 +22,11 @@ from click.testing import CliRunner  # noqa: E402
 from dask.distributed import Client, LocalCluster  # noqa: E402
 
 from jacprop import csvio, distributed, ops  # noqa: E402
-from jacprop.activations import Activation  # noqa: E402
 from jacprop.cli import main  # noqa: E402
 from jacprop.errors import JacpropError  # noqa: E402
 from jacprop.graph import GraphBuilder  # noqa: E402
 from jacprop.loaders import npz  # noqa: E402
+from jacprop.ops.activations import Activation  # noqa: E402
 
 SAMPLES = Path(__file__).parent.parent / "sample_models"
 MODEL = str(SAMPLES / "bishop_tanh.npz")

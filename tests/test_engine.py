@@ -135,7 +135,7 @@ def test_the_last_product_written_straight_into_J_gives_the_same_bits(acts):
     from jacprop import engine
 
     model = mlp((5, 7, 3), acts)
-    assert engine._input_dense(model) == 2 and engine._input_dense(branchy()) is None
+    assert engine._writer(model) == 2 and engine._writer(branchy()) is None
     X = RNG.normal(size=(1100, 5))  # two full blocks written in place, and a partial one copied
     _, J = jacobian(model, X)
     copied = np.concatenate([Jc for _, _, Jc in engine.iter_jacobian(model, X)])

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jacprop import ops
-from jacprop.activations import ELEMENTWISE, Activation, erf
+from jacprop.ops.activations import ELEMENTWISE, Activation, erf
 
 R = np.random.default_rng(7)
 
@@ -76,6 +76,7 @@ CASES = [
 def op_jacobians(op, shapes, xs):
     """(J from vjp, J from jvp, J from central differences) for each input, all (N, out, in)."""
     out = op.out_shape(*shapes)
+    op = op.bind(*shapes)
     n, m = len(xs[0]), math.prod(out)
     y, saved = op.forward(*xs)
     assert y.shape == (n, *out)
@@ -160,15 +161,15 @@ def test_hard_sigmoid_definitions_differ_between_keras_versions():
 def test_ties_pick_first_or_split_like_tensorflow():
     x = np.array([[1.0, 3.0, 3.0, 0.0]])
     pool = ops.Pool("max", (4,), (4,))
-    pool.out_shape((4, 1))
+    pool = pool.bind((4, 1))
     _, saved = pool.forward(x[..., None])
     g = pool.vjp(saved, np.ones((1, 1, 1, 1)))[0]
     assert g.ravel().tolist() == [0, 1, 0, 0]  # first maximum takes it all
     gp = ops.GlobalPool("max", 1)
-    gp.out_shape((4, 1))
+    gp = gp.bind((4, 1))
     _, saved = gp.forward(x[..., None])
     assert gp.vjp(saved, np.ones((1, 1, 1)))[0].ravel().tolist() == [0, 0.5, 0.5, 0]  # split
     mx = ops.Merge("maximum")
-    mx.out_shape((1,), (1,))
+    mx = mx.bind((1,), (1,))
     _, saved = mx.forward(np.array([[2.0]]), np.array([[2.0]]))
     assert [c.item() for c in mx.vjp(saved, np.ones((1, 1, 1)))] == [1.0, 0.0]

@@ -28,9 +28,9 @@ from typing import Protocol
 import numpy as np
 
 from .. import ops
-from ..activations import Activation
 from ..errors import ModelError
 from ..graph import GraphBuilder, Model
+from ..ops import Activation
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 RECURRENT = {

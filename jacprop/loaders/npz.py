@@ -28,9 +28,9 @@ import zlib
 import numpy as np
 
 from .. import ops
-from ..activations import Activation
 from ..errors import ModelError
 from ..graph import GraphBuilder, Model
+from ..ops import Activation
 
 SCHEMA_KEY = "__jacprop__"
 _LAYER_NAME = re.compile(r"^(?:(?P<wp>w|weight|weights|kernel|W)_?(?P<wi>\d+)|(?P<bp>b|bias|B)_?(?P<bi>\d+))$")

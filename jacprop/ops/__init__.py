@@ -1,0 +1,27 @@
+"""The op table, by family.  Each op maps per-row tensors to a per-row tensor and carries
+its own derivative rules; ``base`` says what every op has.
+
+- ``activations``: the elementwise activation table h, h' (and softmax/log_softmax);
+- ``structure``: identity, transpose, reshape, slice, concatenation (linear);
+- ``dense``: Dense and activation layers;
+- ``norm``: affine normalisations and layer normalisation;
+- ``merge``: add, subtract, multiply, average, maximum, minimum;
+- ``spatial``: convolution and pooling windows.
+
+A new op goes in the family file it belongs to, decorated with ``@register`` so NPZ files
+can store it; import it here.
+"""
+
+from .activations import ELEMENTWISE, Activation
+from .base import OPS, Linear, Op, dot_last, make_op, op_config, register
+from .dense import Act, Dense
+from .merge import Merge
+from .norm import Affine, LayerNorm, batch_norm, normalization
+from .spatial import Conv, GlobalPool, Pool, Window
+from .structure import Concat, FlatConcat, Identity, Reshape, Slice, Transpose
+
+__all__ = [
+    "ELEMENTWISE", "OPS", "Act", "Activation", "Affine", "Concat", "Conv", "Dense", "FlatConcat", "GlobalPool",
+    "Identity", "LayerNorm", "Linear", "Merge", "Op", "Pool", "Reshape", "Slice", "Transpose", "Window",
+    "batch_norm", "dot_last", "make_op", "normalization", "op_config", "register",
+]

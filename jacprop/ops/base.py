@@ -1,0 +1,134 @@
+"""The op table's base: what every op is, its registry and its (de)serialisation.
+
+Every op is a dataclass with
+
+- ``out_shape(*in_shapes)``: the per-row output shape (raises ``ValueError`` on a mismatch);
+  a pure query, it changes nothing;
+- ``bind(*in_shapes) -> Op``: a copy fixed to those input shapes (``in_shapes``), with every
+  quantity derived from them resolved in fields or computed from ``in_shapes`` on demand, so
+  ``dataclasses.replace`` keeps a bound op right and a shared layer is bound once per call;
+- ``forward(*xs) -> (y, saved)``: xs batched over rows, each (N, *in_shape);
+- ``vjp(saved, g, out=None) -> cotangents``: g of shape (B, K, *out_shape), one cotangent per
+  input of shape (B', K, *in_shape), i.e. g @ J for a batch of K row vectors g.  ``out``: an
+  array of the (single) cotangent's shape that the op may write it into (the engine passes the
+  caller's J); an op that does not use it returns a new array, and the caller copies;
+- ``jvp(saved, ts) -> t``: ts of shape (B, D, *in_shape), the tangent J @ t;
+- ``vjp_is_view``: True when the vjp returns a view of g (no arithmetic), so a caller's ``out``
+  can be handed on to the op before it.
+
+B is N or 1: a leading 1 marks a tensor that is the same for every row (the seed of
+either mode, and what linear ops make of it), so the first products are done once,
+not N times; numpy broadcasting does the rest.  Shapes never include the batch axis;
+axes stored in ops are negative (counted from the last axis), so the same code serves
+(N, *shape), (B, K, *shape) and (B, D, *shape).
+
+Linear ops (``Linear`` subclasses) define ``apply`` (the map without its constant
+part) and ``transpose``; their vjp and jvp follow.  Parameters are numpy arrays;
+``astype`` casts them for a float32 or float64 run.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .activations import Activation
+
+OPS: dict[str, type] = {}
+
+
+def register(cls):
+    OPS[cls.__name__] = cls
+    return cls
+
+
+def dot_last(x: np.ndarray, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """x @ w over x's last axis, done as one large 2-D matrix product (into ``out``, a
+    contiguous array of the result's shape, when given)."""
+    lead = x.shape[:-1]
+    flat = None if out is None else out.reshape(-1, w.shape[1])
+    return np.matmul(np.ascontiguousarray(x).reshape(-1, x.shape[-1]), w, out=flat).reshape(*lead, w.shape[1])
+
+
+@dataclass
+class Op:
+    """Base class; see the module docstring."""
+
+    in_shapes: tuple = field(default=(), kw_only=True, repr=False, compare=False)
+    n_inputs = 1  # None = any number >= 2
+    vjp_is_view = False
+
+    def out_shape(self, *shapes):
+        return shapes[0]
+
+    def bind(self, *shapes) -> Op:
+        return dataclasses.replace(self, in_shapes=tuple(tuple(int(d) for d in s) for s in shapes))
+
+    def arrays(self) -> dict:
+        """The op's parameter arrays by field name."""
+        return {f.name: v for f in dataclasses.fields(self) if isinstance(v := getattr(self, f.name), np.ndarray)}
+
+    def astype(self, dtype):
+        new = copy.copy(self)
+        for name, value in self.arrays().items():
+            if value.dtype.kind == "f":
+                setattr(new, name, value.astype(dtype))
+        return new
+
+    def n_params(self) -> int:
+        return sum(a.size for a in self.arrays().values())
+
+
+class Linear(Op):
+    """An op y = A x + c: vjp is the transpose, jvp is A itself."""
+
+    def forward(self, x):
+        return self.apply(x), None
+
+    def vjp(self, saved, g, out=None):
+        return (self.transpose(g),)
+
+    def jvp(self, saved, ts):
+        return self.apply(ts[0], constant=False)
+
+
+# ---------------------------------------------------------------------------
+# Serialisation: an op is its class name, its scalar config and its arrays
+
+
+def op_config(op: Op) -> dict:
+    """The op's non-array fields as JSON-ready values (activations as dicts)."""
+    out = {}
+    for f in dataclasses.fields(op):
+        v = getattr(op, f.name)
+        if f.name == "in_shapes":  # derived again when the graph is rebuilt
+            continue
+        if isinstance(v, np.ndarray) or v is None:
+            continue
+        if isinstance(v, Activation):
+            v = dataclasses.asdict(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f.name] = v
+    return out
+
+
+def make_op(name: str, config: dict, arrays: dict) -> Op:
+    """Build an op from ``op_config`` output and its arrays; raises ValueError on anything unknown."""
+    cls = OPS.get(name)
+    if cls is None:
+        raise ValueError(f"unknown op {name!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "in_shapes"}
+    kwargs = {}
+    for key, v in {**config, **arrays}.items():
+        if key not in fields:
+            raise ValueError(f"op {name} has no parameter {key!r}")
+        if key == "activation":
+            v = Activation(**v)
+        elif isinstance(v, list):
+            v = tuple(v)
+        kwargs[key] = v
+    return cls(**kwargs)
