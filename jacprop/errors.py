@@ -18,3 +18,8 @@ class InputError(JacpropError):
 
 class UsageError(JacpropError):
     """Options that contradict each other or the model."""
+
+
+def one_line(e) -> str:
+    """An exception's message on one line (library messages from h5py or numpy may span several)."""
+    return " ".join(str(e).split())

@@ -21,8 +21,8 @@ import jacprop
 from jacprop import ops
 from jacprop.engine import jacobian
 from jacprop.errors import ModelError
-from jacprop.loaders import keras_h5, keras_zip
-from jacprop.loaders.keras import to_snake_case
+from jacprop.loaders import hdf5, keras_h5, keras_zip
+from jacprop.loaders.keras_config import to_snake_case
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_models" / "keras"
@@ -343,4 +343,4 @@ def test_hdf5_checks_are_shared_by_the_zip_container(tmp_path):
     rewrite_keras_weights(sample("mlp_tanh", "k3.keras"), path,
                           lambda f: f.__setitem__("sneaky", h5py.ExternalLink(str(other), "/data")))
     assert "refused: HDF5 external link /sneaky" in load_error(path)
-    assert keras_h5.MAX_ELEMENTS == 10**9 and keras_zip.MAX_MEMBER == 2 * 2**30
+    assert hdf5.MAX_ELEMENTS == 10**9 and keras_zip.MAX_MEMBER == 2 * 2**30

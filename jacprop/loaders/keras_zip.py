@@ -2,7 +2,7 @@
 ``config.json`` (the model config) and ``model.weights.h5``, which is read from the zip in
 memory.  In it each layer's variables are the datasets ``vars/0``, ``vars/1``, ... of a
 group named after the layer's *class* (``layers/dense_2`` is the config's third Dense;
-see ``keras.Loader.call_model``), with the layer's real name in the ``name`` attribute of
+see ``keras_config.Loader.call_model``), with the layer's real name in the ``name`` attribute of
 ``vars`` where Keras wrote one; we check it.
 """
 
@@ -15,11 +15,11 @@ import zipfile
 import h5py
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ModelError, one_line
 from ..graph import Model
-from . import keras
-from .keras import Layer, one_line
-from .keras_h5 import READ_ERRORS, open_hdf5, read_array, text
+from . import keras_config as keras
+from .hdf5 import READ_ERRORS, open_hdf5, read_array, text
+from .keras_config import Layer
 
 MAX_MEMBER = 2 * 2**30  # bytes, uncompressed
 
@@ -52,10 +52,10 @@ class ZipStore:
             return []
         tag = g.attrs.get("name")
         if tag is not None and text(tag) != layer.name:
-            raise ModelError(f"{self.path}: layer '{layer.name}' ({layer.cls}): the weights at {layer.store_path} "
+            raise ModelError(f"{self.path}: {layer.where}: the weights at {layer.store_path} "
                              f"belong to layer '{text(tag)}'")
         keys = sorted(g.keys(), key=int)
-        return [(k, read_array(g[k], self.path, layer, k)) for k in keys]
+        return [(k, read_array(g[k], self.path, layer.where, k)) for k in keys]
 
 
 def load(path) -> Model:
