@@ -24,11 +24,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jacprop import distributed, ops  # noqa: E402
+from jacprop import ops  # noqa: E402
+from jacprop.cluster import runner as distributed  # noqa: E402
+from jacprop.commands import jacobian  # noqa: E402
+from jacprop.commands.common import InputSpec, ModelSpec, OutputSpec  # noqa: E402
 from jacprop.graph import GraphBuilder  # noqa: E402
 from jacprop.loaders import npz  # noqa: E402
 from jacprop.ops.activations import Activation  # noqa: E402
-from jacprop.pipeline import run_jacobian  # noqa: E402
 
 
 def make_inputs(tmp: Path, rows: int, d: int, hidden: list[int], k: int):
@@ -54,14 +56,17 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - t
 
 
+def spec(models, inputs, out, fmt):
+    return jacobian.JacobianSpec(ModelSpec(tuple(models)), InputSpec(inputs), OutputSpec(out, fmt, quiet=True))
+
+
 def local(model, csv, out, fmt):
-    run_jacobian(models=[model], inputs=csv, columns=None, id_column=None, delimiter=",", header=True, on_invalid="error",
-                 dtype="float64", load_options={}, quiet=True, output=out, fmt=fmt, mode="auto", outputs=None, wrt=None,
-                 output_names=None, logits=False, max_rows=10)
+    jacobian.run(jacobian.prepare(spec([model], csv, out, fmt)))
 
 
 def on_dask(client, model, csv, out, chunk, partition, fmt=None):
-    distributed.run_jacobian([model, csv], client=client, output=out, fmt=fmt, quiet=True, chunk_rows=chunk, partition_rows=partition)
+    distributed.run_jacobian([model, csv], lambda m, i: spec(m, i, out, fmt),
+                             tuning=distributed.Tuning(client, chunk, partition))
 
 
 def main():

@@ -126,7 +126,7 @@ if name == "engine":  # the Jacobian of every row, streamed as the CLI streams i
         pass
     print(time.perf_counter() - t, True)
 elif name == "reader":  # jacprop's own CSV reader (pyarrow blocks when installed, else numpy)
-    from jacprop import csvio
+    from jacprop.io import reader as csvio
     t = time.perf_counter()
     A = csvio.read_all(csv)[0]
     print(time.perf_counter() - t, np.array_equal(A, np.load(x_npy)))
@@ -228,7 +228,7 @@ def section(r) -> str:
         f"| `jacprop jacobian` CLI, whole run | {med['cli']:.2f} | **{med['cli'] / base:.2f}** |",
     ]
     out += [f"| parse alone: {name} | {med[name]:.2f} | {med[name] / base:.2f} |" for name in r["parsers"]]
-    out += [f"| jacprop's CSV reader alone (`csvio.read_all`) | {med['reader']:.2f} | {med['reader'] / base:.2f} |"]
+    out += [f"| jacprop's CSV reader alone (`io.reader.read_all`) | {med['reader']:.2f} | {med['reader'] / base:.2f} |"]
     out += [f"| engine alone: the array's Jacobians | {med['engine']:.2f} | {med['engine'] / base:.2f} |"]
     out += [f"| the CLI writing CSV instead (`-o J.csv`) | {med['cli_csv']:.2f} | {med['cli_csv'] / base:.2f} |"]
     if "tf" in med:

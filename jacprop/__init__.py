@@ -4,14 +4,35 @@ first-order propagation of input uncertainty, Delta y ~= J Delta x.
     >>> import jacprop
     >>> model = jacprop.load("sample_models/bishop_tanh.npz")
     >>> Y, J = jacprop.jacobian(model, X)      # X (N, D) -> Y (N, K), J (N, K, D)
+    >>> u = jacprop.propagate(model, X, dx=0.01)["dy_gum"]   # (N, K)
+    >>> jacprop.check(model, X)["ok"]
+    >>> jacprop.save(model, "model.npz")
 """
 
 __version__ = "0.1.0"
-__all__ = ["load", "jacobian", "forward", "Model", "JacpropError"]
+__all__ = ["load", "save", "jacobian", "forward", "propagate", "check", "Model", "JacpropError"]
+
+
+def save(model, path) -> None:
+    """Write ``model`` (one file's or a chain's) to ``path`` as NPZ in jacprop's schema, whole or
+    not at all; ``jacprop.load(path)`` gives the same function back."""
+    from .io.writers import atomic_output
+    from .loaders import npz
+
+    with atomic_output(path) as out:
+        npz.save(model, out.file)
 
 
 def __getattr__(name):
     # Imported lazily so that `jacprop --version` starts without numpy's full weight.
+    if name == "propagate":
+        from .propagate import propagate
+
+        return propagate
+    if name == "check":
+        from .check import check
+
+        return check
     if name == "jacobian":
         from .engine import jacobian
 

@@ -64,41 +64,63 @@ def _silence_stdout():
         pass
 
 
-def split_list(values) -> list[str] | None:
-    """--columns a,b --columns c -> ['a', 'b', 'c']."""
-    out = [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+def split_list(values) -> tuple[str, ...] | None:
+    """--columns a,b --columns c -> ('a', 'b', 'c')."""
+    out = tuple(v.strip() for value in values or () for v in value.split(",") if v.strip())
     return out or None
 
 
+def finish(outcome) -> None:
+    """Show a command's notes on stderr and exit with its code."""
+    for line in outcome.notes:
+        click.echo(line, err=True)
+    sys.exit(outcome.code)
+
+
 def model_and_input_options(fn):
-    """Options shared by the commands that read models and an input CSV."""
+    """Options shared by the commands that read models and an input CSV: they arrive as
+    ``load_options`` (for a ModelSpec) and ``csv_options`` (for an InputSpec)."""
     decorators = [
-        click.option("--columns", multiple=True, help="Input columns by name, in order (comma-separated or repeated). Default: all but the id column."),
+        click.option("--columns", multiple=True,
+                     help="Input columns by name, in order (comma-separated or repeated). Default: all but the id column."),
         click.option("--id-column", help="A column carried through to the output to identify rows."),
         click.option("--delimiter", default=",", show_default=True, help="CSV field delimiter."),
         click.option("--no-header", is_flag=True, help="The CSV has no header line (columns are c0, c1, ...)."),
-        click.option("--on-invalid", type=click.Choice(["error", "skip", "keep"]), default="error", show_default=True, help="What to do with NaN/inf input cells."),
+        click.option("--on-invalid", type=click.Choice(["error", "skip", "keep"]), default="error", show_default=True,
+                     help="What to do with NaN/inf input cells."),
         click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True),
         click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say."),
-        click.option("--output-activation", default="linear", show_default=True, help="NPZ weight lists: the last layer's activation."),
+        click.option("--output-activation", default="linear", show_default=True,
+                     help="NPZ weight lists: the last layer's activation."),
         click.option("--refuse-nonfinite-weights", is_flag=True, help="Refuse models with NaN/inf weights (default: warn)."),
         click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr."),
     ]
 
     @functools.wraps(fn)
-    def with_load_options(*args, activation, output_activation, refuse_nonfinite_weights, **kwargs):
-        load_options = dict(activation=activation, output_activation=output_activation, refuse_nonfinite=refuse_nonfinite_weights)
-        return fn(*args, load_options=load_options, **kwargs)
+    def with_options(*args, activation, output_activation, refuse_nonfinite_weights, columns, id_column, delimiter,
+                     no_header, on_invalid, **kwargs):
+        load_options = dict(activation=activation, output_activation=output_activation,
+                            refuse_nonfinite=refuse_nonfinite_weights)
+        csv_options = dict(columns=split_list(columns), id_column=id_column, delimiter=delimiter, header=not no_header,
+                           on_invalid=on_invalid)
+        return fn(*args, load_options=load_options, csv_options=csv_options, **kwargs)
 
     for d in reversed(decorators):
-        with_load_options = d(with_load_options)
-    return with_load_options
+        with_options = d(with_options)
+    return with_options
 
 
-def output_options(fn):
-    fn = click.option("-o", "--output", type=click.Path(allow_dash=True), help="Output file (format from the extension); default stdout. With --engine dask also DIR/ (a part file per partition + manifest.json).")(fn)
-    fn = click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl", "npy", "npz"]), help="Output format. Default: from -o's extension; on stdout a table on a terminal, csv otherwise.")(fn)
-    return fn
+OUTPUT_HELP = ("Output file (format from the extension); default stdout. With --engine dask also DIR/ "
+               "(a part file per partition + manifest.json).")
+
+
+def output_options(formats):
+    def decorate(fn):
+        fn = click.option("-o", "--output", type=click.Path(allow_dash=True), help=OUTPUT_HELP)(fn)
+        return click.option("--format", "fmt", type=click.Choice(formats),
+                            help="Output format. Default: from -o's extension; on stdout a table on a terminal, "
+                                 "csv otherwise.")(fn)
+    return decorate
 
 
 def engine_options(fn):
@@ -113,14 +135,29 @@ def engine_options(fn):
         output = kwargs.get("output")
         if engine == "local" and output and output != "-" and os.path.isdir(output):
             fail(f"-o {output}: is a directory (a directory of part files needs --engine dask)")
-        return fn(*args, engine=engine, scheduler=scheduler, workers=workers, **kwargs)
+        cluster = {"scheduler": scheduler, "workers": workers} if engine == "dask" else None
+        return fn(*args, cluster=cluster, **kwargs)
 
-    wrapped = click.option("--workers", type=click.IntRange(1), help="--engine dask without --scheduler: worker processes (1 thread each) of the LocalCluster started on 127.0.0.1. Default: one per CPU.")(wrapper)
-    wrapped = click.option("--scheduler", metavar="ADDRESS", help="--engine dask: a running Dask scheduler, e.g. tcp://host:8786 (default: start a LocalCluster).")(wrapped)
+    wrapped = click.option("--workers", type=click.IntRange(1),
+                           help="--engine dask without --scheduler: worker processes (1 thread each) of the "
+                                "LocalCluster started on 127.0.0.1. Default: one per CPU.")(wrapper)
+    wrapped = click.option("--scheduler", metavar="ADDRESS",
+                           help="--engine dask: a running Dask scheduler, e.g. tcp://host:8786 "
+                                "(default: start a LocalCluster).")(wrapped)
     return click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
-                        help="local: this process; dask: partitions of the INPUTS on a Dask cluster (pip install 'jacprop[dask]'). "
-                             "With dask, the arguments are MODEL files (HDF5 or zip content) up to the first that is not; "
-                             "the rest are INPUTS: CSV files or quoted globs like 'data/part-*.csv'.")(wrapped)
+                        help="local: this process; dask: partitions of the INPUTS on a Dask cluster "
+                             "(pip install 'jacprop[dask]'). With dask, the arguments are MODEL files (HDF5 or zip "
+                             "content) up to the first that is not; the rest are INPUTS: CSV files or quoted globs "
+                             "like 'data/part-*.csv'.")(wrapped)
+
+
+def models_and_inputs(paths):
+    """MODEL... INPUTS -> (models, inputs); the last argument is the input."""
+    if len(paths) < 2:
+        from .errors import UsageError
+
+        raise UsageError("give one or more MODEL files and then the INPUTS csv ('-' for stdin)")
+    return tuple(paths[:-1]), paths[-1]
 
 
 class Main(click.Group):
@@ -153,7 +190,7 @@ def main():
 @main.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True, metavar="MODEL... INPUTS")
 @model_and_input_options
-@output_options
+@output_options(["table", "csv", "jsonl", "npy", "npz"])
 @engine_options
 @click.option("--mode", type=click.Choice(["auto", "reverse", "forward"]), default="auto", show_default=True,
               help="reverse: cost ~ outputs; forward: cost ~ inputs; auto: the cheaper.")
@@ -162,11 +199,12 @@ def main():
 @click.option("--output-names", multiple=True, help="Names for the K outputs (comma-separated), instead of the model's.")
 @click.option("--logits", is_flag=True, help="Jacobian of the output layers' pre-activations (e.g. before a softmax).")
 @click.option("--rows", "rows", help="Only these data rows (counted from 1), e.g. 1-5,10,20-.")
-@click.option("--summary", is_flag=True, help="Statistics of J over all rows per output and input, inputs ranked by mean |J|.")
+@click.option("--summary", is_flag=True,
+              help="Statistics of J over all rows per output and input, inputs ranked by mean |J|.")
 @click.option("--max-rows", default=10, show_default=True, help="Rows shown one by one in the table format.")
 @handle_errors
-def jacobian(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, load_options,
-             quiet, output, fmt, mode, outputs, wrt, output_names, logits, rows, summary, max_rows, engine, scheduler, workers):
+def jacobian(paths, load_options, csv_options, dtype, quiet, output, fmt, mode, outputs, wrt, output_names, logits, rows,
+             summary, max_rows, cluster):
     """J[k, i] = dy_k/dx_i (and y) at every row of INPUTS.
 
     Several MODEL files are applied in order (the output of one feeds the next).
@@ -178,47 +216,46 @@ def jacobian(paths, columns, id_column, delimiter, no_header, on_invalid, dtype,
       jacprop jacobian model.keras data.csv --summary
       jacprop jacobian model.h5 'data/part-*.csv' --engine dask -o out/   # parts + manifest.json
     """
-    from .pipeline import run_jacobian
+    from .commands import jacobian as command
+    from .commands.common import InputSpec, ModelSpec, OutputSpec
 
-    if engine == "dask":
-        from .distributed import on_dask
+    def spec_for(models, inputs):
+        return command.JacobianSpec(
+            ModelSpec(models, logits=logits, output_names=split_list(output_names), **load_options),
+            InputSpec(inputs, rows=rows, **csv_options), OutputSpec(output, fmt, dtype, max_rows, quiet), mode,
+            split_list(outputs), split_list(wrt), summary)
 
-        run_jacobian = on_dask("jacobian", paths, scheduler, workers)
-    models, inputs = _models_and_inputs(paths)
-    run_jacobian(
-        models=models, inputs=inputs, columns=split_list(columns), id_column=id_column, delimiter=delimiter,
-        header=not no_header, on_invalid=on_invalid, dtype=dtype, load_options=load_options, quiet=quiet, output=output, fmt=fmt, mode=mode, outputs=split_list(outputs), wrt=split_list(wrt),
-        output_names=split_list(output_names), logits=logits, max_rows=max_rows, rows=rows, summary=summary,
-    )
+    if cluster is not None:
+        from .cluster import runner
 
-
-def _models_and_inputs(paths):
-    if len(paths) < 2:
-        from .errors import UsageError
-
-        raise UsageError("give one or more MODEL files and then the INPUTS csv ('-' for stdin)")
-    return paths[:-1], paths[-1]
+        finish(runner.run_jacobian(paths, spec_for, **cluster))
+    finish(command.run(command.prepare(spec_for(*models_and_inputs(paths)))))
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, metavar="[MODEL... INPUTS | JACOBIAN]")
 @model_and_input_options
 @engine_options
-@click.option("-o", "--output", type=click.Path(allow_dash=True), help="Output file (format from the extension); default stdout. With --engine dask also DIR/ (a part file per partition + manifest.json).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "jsonl", "npz"]), help="Output format. Default: from -o; on stdout a table on a terminal, csv otherwise.")
+@output_options(["table", "csv", "jsonl", "npz"])
 @click.option("--mode", type=click.Choice(["auto", "reverse", "forward"]), default="auto", show_default=True)
-@click.option("--dx", multiple=True, help="Input uncertainty: 0.01 (every input), NAME=0.5, NAME=2% (of |x| at each row). Repeatable.")
+@click.option("--dx", multiple=True,
+              help="Input uncertainty: 0.01 (every input), NAME=0.5, NAME=2% (of |x| at each row). Repeatable.")
 @click.option("--dx-column", multiple=True, help="Per-row uncertainty from a CSV column: INPUT=COLUMN. Repeatable.")
-@click.option("--cov", "cov_file", type=click.Path(dir_okay=False), help="A D x D input covariance (CSV, header = input names).")
-@click.option("--corr", "corr_file", type=click.Path(dir_okay=False), help="A D x D input correlation matrix (CSV); the sigmas come from --dx.")
+@click.option("--cov", "cov_file", type=click.Path(dir_okay=False),
+              help="A D x D input covariance (CSV, header = input names).")
+@click.option("--corr", "corr_file", type=click.Path(dir_okay=False),
+              help="A D x D input correlation matrix (CSV); the sigmas come from --dx.")
 @click.option("--method", "methods", multiple=True, type=click.Choice(["linear", "gum", "worst", "mc", "all"]),
-              help="linear: J dx; gum: sqrt(J Sigma J^T) (default); worst: sum |J| |dx|; mc: Monte Carlo through the network.")
+              help="linear: J dx; gum: sqrt(J Sigma J^T) (default); worst: sum |J| |dx|; mc: Monte Carlo through "
+                   "the network.")
 @click.option("--samples", default=1000, show_default=True, help="Monte Carlo samples per row.")
 @click.option("--seed", default=0, show_default=True, help="Monte Carlo random seed.")
 @click.option("--coverage", type=float, help="Coverage factor k: expanded uncertainty U = k u.")
-@click.option("--level", type=float, help="Coverage probability (e.g. 0.95): k from the normal distribution; also the mc interval.")
+@click.option("--level", type=float,
+              help="Coverage probability (e.g. 0.95): k from the normal distribution; also the mc interval.")
 @click.option("--output-cov", is_flag=True, help="Also write the output covariance J Sigma J^T per row.")
-@click.option("--check-linearity", is_flag=True, help="Compare J dx with f(x+dx)-f(x) and f(x)-f(x-dx); flag rows above --tol.")
+@click.option("--check-linearity", is_flag=True,
+              help="Compare J dx with f(x+dx)-f(x) and f(x)-f(x-dx); flag rows above --tol.")
 @click.option("--tol", default=0.1, show_default=True, help="Relative departure from linearity that --check-linearity flags.")
 @click.option("--budget", is_flag=True, help="Write each input's share of u(y)^2 (the uncertainty budget).")
 @click.option("--max-dy", multiple=True, help="Gate: exit 1 if an estimate exceeds VALUE or OUTPUT=VALUE.")
@@ -226,9 +263,9 @@ def _models_and_inputs(paths):
 @click.option("--rows", "rows", help="Only these data rows (counted from 1), e.g. 1-5,10.")
 @click.option("--max-rows", default=10, show_default=True, help="Rows shown in the table format.")
 @handle_errors
-def propagate(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, load_options, quiet,
-              output, fmt, mode, dx, dx_column, cov_file, corr_file, methods, samples, seed, coverage, level, output_cov,
-              check_linearity, tol, budget, max_dy, max_nonlinearity, rows, max_rows, engine, scheduler, workers):
+def propagate(paths, load_options, csv_options, dtype, quiet, output, fmt, mode, dx, dx_column, cov_file, corr_file,
+              methods, samples, seed, coverage, level, output_cov, check_linearity, tol, budget, max_dy,
+              max_nonlinearity, rows, max_rows, cluster):
     """Output uncertainty from input uncertainty, Delta y ~= J Delta x, at every row.
 
     Reads MODEL... INPUTS, or what `jacprop jacobian` wrote (csv, jsonl or npz; a file
@@ -242,32 +279,34 @@ def propagate(paths, columns, id_column, delimiter, no_header, on_invalid, dtype
       jacprop propagate model.h5 data.csv --cov cov.csv --max-dy 0.05   # a CI gate
       jacprop propagate model.h5 a.csv b.csv --dx 0.01 --engine dask --scheduler tcp://host:8786 -o u.csv
     """
-    from .pipeline import run_propagate
+    from .commands import propagate as command
+    from .commands.common import InputSpec, ModelSpec, OutputSpec
 
-    if engine == "dask":
-        from .distributed import on_dask
+    def spec_for(models, inputs):
+        return command.PropagateSpec(
+            ModelSpec(models, **load_options) if models else None, InputSpec(inputs, rows=rows, **csv_options),
+            OutputSpec(output, fmt, dtype, max_rows, quiet),
+            command.UncertaintySpec(tuple(dx), tuple(dx_column), cov_file, corr_file), tuple(methods), mode, samples,
+            seed, coverage, level, output_cov, check_linearity, tol, budget, tuple(max_dy), max_nonlinearity)
 
-        run_propagate = on_dask("propagate", paths, scheduler, workers)
-    run_propagate(
-        paths=paths, columns=split_list(columns), id_column=id_column, delimiter=delimiter, header=not no_header,
-        on_invalid=on_invalid, dtype=dtype, load_options=load_options,
-        quiet=quiet, output=output, fmt=fmt, mode=mode, dx=list(dx), dx_columns=list(dx_column), cov_file=cov_file,
-        corr_file=corr_file, methods=list(methods), samples=samples, seed=seed, coverage=coverage, level=level,
-        output_cov=output_cov, check_linearity=check_linearity, tol=tol, budget=budget, max_dy=list(max_dy),
-        max_nonlinearity=max_nonlinearity, max_rows=max_rows, rows=rows,
-    )
+    if cluster is not None:
+        from .cluster import runner
+
+        finish(runner.run_propagate(paths, spec_for, **cluster))
+    models, inputs = models_and_inputs(paths) if len(paths) >= 2 else ((), paths[0] if paths else "-")
+    finish(command.run(command.prepare(spec_for(models, inputs))))
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True, metavar="MODEL... INPUTS")
 @model_and_input_options
 @click.option("--tol", default=1e-6, show_default=True, help="Largest accepted |J - J_fd| / max(1, max|J|) per output.")
-@click.option("--expect-y", type=click.Path(dir_okay=False), help="CSV of expected outputs (e.g. the framework's predict) to compare y with.")
+@click.option("--expect-y", type=click.Path(dir_okay=False),
+              help="CSV of expected outputs (e.g. the framework's predict) to compare y with.")
 @click.option("--y-tol", default=1e-5, show_default=True, help="Largest accepted |y - expected| / max(1, |expected|).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @handle_errors
-def check(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, load_options, quiet,
-          tol, expect_y, y_tol, fmt):
+def check(paths, load_options, csv_options, dtype, quiet, tol, expect_y, y_tol, fmt):
     """Check backprop J against central finite differences at every row of INPUTS.
 
     The step for input i is eps^(1/3) * max(1, RMS of column i).  Exit 1 when an
@@ -278,19 +317,40 @@ def check(paths, columns, id_column, delimiter, no_header, on_invalid, dtype, lo
       jacprop check sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv
       jacprop check model.h5 data.csv --expect-y predictions.csv --format json
     """
-    from .pipeline import run_check
+    from .commands import check as command
+    from .commands.common import InputSpec, ModelSpec
 
-    models, inputs = _models_and_inputs(paths)
-    code = run_check(models, inputs, split_list(columns), id_column, delimiter, not no_header, on_invalid,
-                     load_options, tol, expect_y, y_tol, fmt, quiet)
-    sys.exit(code)
+    models, inputs = models_and_inputs(paths)
+    result, outcome = command.run(command.CheckSpec(ModelSpec(models, **load_options), InputSpec(inputs, **csv_options),
+                                                    tol, expect_y, y_tol))
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps(result, indent=2))
+    else:
+        from .render import check_tables
+
+        check_tables(result)
+    finish(outcome)
+
+
+NPZ_OPTIONS = [
+    click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say."),
+    click.option("--output-activation", default="linear", show_default=True,
+                 help="NPZ weight lists: the last layer's activation."),
+]
+
+
+def npz_options(fn):
+    for d in reversed(NPZ_OPTIONS):
+        fn = d(fn)
+    return fn
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("models", nargs=-1, required=True, metavar="MODEL...")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say.")
-@click.option("--output-activation", default="linear", show_default=True, help="NPZ weight lists: the last layer's activation.")
+@npz_options
 @handle_errors
 def inspect(models, fmt, activation, output_activation):
     """The layer graph of MODEL(s): layers, types, activations, shapes, parameters, D and K.
@@ -300,23 +360,26 @@ def inspect(models, fmt, activation, output_activation):
       jacprop inspect sample_models/bishop_tanh.npz
       jacprop inspect model.keras --format json | jq .D
     """
-    from .inspect import describe, render
-    from .pipeline import load_model
+    from .commands.common import ModelSpec, Outcome, load_model
+    from .commands.inspect import describe
 
-    info = describe(load_model(models, activation=activation, output_activation=output_activation))
+    notes = []
+    info = describe(load_model(ModelSpec(tuple(models), activation, output_activation), notes))
     if fmt == "json":
         import json
 
         click.echo(json.dumps(info, indent=2))
     else:
-        render(info)
+        from .render import inspect_table
+
+        inspect_table(info)
+    finish(Outcome(0, notes))
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("models", nargs=-1, required=True, metavar="MODEL...")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
-@click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say.")
-@click.option("--output-activation", default="linear", show_default=True, help="NPZ weight lists: the last layer's activation.")
+@npz_options
 @handle_errors
 def convert(models, output, activation, output_activation):
     """Write MODEL(s) (a chain, if several) as one NPZ file in jacprop's schema.
@@ -325,15 +388,7 @@ def convert(models, output, activation, output_activation):
     Example:
       jacprop convert model.h5 -o model.npz
     """
-    from .loaders import npz
-    from .pipeline import load_model
-    from .report import AtomicOutput
+    from .commands import convert as command
+    from .commands.common import ModelSpec
 
-    model = load_model(models, activation=activation, output_activation=output_activation)
-    out = AtomicOutput(output)
-    try:
-        npz.save(model, out.file)
-    except BaseException:
-        out.abort()
-        raise
-    out.commit()
+    finish(command.run(ModelSpec(tuple(models), activation, output_activation), output))

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import UsageError
-
-METHODS = ("linear", "gum", "worst", "mc")
 
 
 @dataclass
@@ -110,17 +109,10 @@ def check_covariance(cov: np.ndarray, where: str) -> np.ndarray:
 
 
 def normal_quantile(p: float) -> float:
-    """Phi^-1(p) by bisection on Phi(z) = (1 + erf(z / sqrt 2)) / 2, to full precision."""
+    """Phi^-1(p), the standard normal quantile (``statistics.NormalDist``, exact to rounding)."""
     if not 0 < p < 1:
         raise UsageError(f"a probability must lie in (0, 1), got {p}")
-    lo, hi = -40.0, 40.0
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+    return statistics.NormalDist().inv_cdf(p)
 
 
 def linear(J, dx):
@@ -192,3 +184,127 @@ def linearity(forward, X, Y, J, dx):
     err = np.maximum(np.abs(up - jdx), np.abs(down - jdx))
     scale = np.abs(jdx) + 1e-12 * (1 + np.abs(Y))  # rounding in f(x +- dx) - f(x) is ~1e-16 |y|
     return err / scale, up, down
+
+
+# ---------------------------------------------------------------------------
+# The methods as a table, over one block of rows
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What to estimate: the ``methods`` (names of ``METHODS``), the coverage factor k of the
+    expanded uncertainty (None: none), Monte Carlo's interval level, sample count and seed,
+    and the optional diagnostics."""
+
+    methods: tuple = ("gum",)
+    k: float | None = None
+    mc_level: float = 0.95
+    samples: int = 1000
+    seed: int = 0
+    check_linearity: bool = False
+    output_cov: bool = False
+    budget: bool = False
+
+
+@dataclass
+class Block:
+    """One block of rows: J (N, K, D) in float64, the input uncertainties dx (N, D), their
+    correlation (or None), and for the methods that run the network x, y, the rows' 1-based
+    numbers (Monte Carlo seeds) and ``forward`` (M, D) -> (M, K)."""
+
+    J: np.ndarray
+    dx: np.ndarray
+    corr: np.ndarray | None = None
+    X: np.ndarray | None = None
+    Y: np.ndarray | None = None
+    rows: np.ndarray | None = None
+    forward: object = field(default=None, repr=False)
+
+
+def _linear(b: Block, s: Settings) -> dict:
+    return {"dy_linear": linear(b.J, b.dx)}
+
+
+def _gum(b: Block, s: Settings) -> dict:
+    u = gum(b.J, b.dx, b.corr)
+    return {"dy_gum": u, **({"U_gum": s.k * u} if s.k is not None else {})}
+
+
+def _worst(b: Block, s: Settings) -> dict:
+    return {"dy_worst": worst(b.J, b.dx)}
+
+
+def _mc(b: Block, s: Settings) -> dict:
+    shift, std, lo, hi = monte_carlo(b.forward, b.X, b.dx, b.corr, s.samples, s.seed, s.mc_level, b.rows)
+    return {"dy_mc": std, "mc_shift": shift, "mc_lo": lo, "mc_hi": hi}
+
+
+METHODS = {"linear": _linear, "gum": _gum, "worst": _worst, "mc": _mc}
+NEEDS_NETWORK = ("mc",)  # methods that run the model (the rest need J only)
+QUANTITIES = {"linear": ("dy_linear",), "gum": ("dy_gum", "U_gum"), "worst": ("dy_worst",),
+              "mc": ("dy_mc", "mc_shift", "mc_lo", "mc_hi")}  # what each method writes, in order
+
+
+def quantities(s: Settings) -> list[str]:
+    """The per-output arrays ``estimate`` returns for ``s``, in column order (y first, not listed)."""
+    names = [q for m in s.methods for q in QUANTITIES[m] if q != "U_gum" or s.k is not None]
+    return names + (["nonlinearity", "dy_plus", "dy_minus"] if s.check_linearity else [])
+
+
+def estimate(b: Block, s: Settings, with_budget: bool = False) -> dict:
+    """Every asked-for estimate for one block, as (N, K) arrays by name (``cov_y`` (N, K, K),
+    ``budget`` (N, K, D)); ``with_budget`` adds the budget even when not asked for (tables)."""
+    out = {}
+    for m in s.methods:
+        out.update(METHODS[m](b, s))
+    if s.check_linearity:
+        out["nonlinearity"], out["dy_plus"], out["dy_minus"] = linearity(b.forward, b.X, b.Y, b.J, b.dx)
+    if s.output_cov:
+        out["cov_y"] = output_covariance(b.J, b.dx, b.corr)
+    if s.budget or with_budget:
+        out["budget"] = budget(b.J, b.dx)
+    return out
+
+
+def propagate(model=None, X=None, dx=None, *, J=None, cov=None, corr=None, input_names=None, **settings) -> dict:
+    """Output uncertainty from input uncertainty at every row, as ``jacprop propagate`` computes it.
+
+    Give ``model`` and X (N, D), or a Jacobian J (N, K, D) (then only methods that need J alone).
+    ``dx``: the standard uncertainty of each input, a number, a (D,) or an (N, D) array, or
+    ``--dx`` strings ("0.01", "temp=0.5", "temp=2%"; names from ``input_names`` or the model);
+    or ``cov`` (D, D) instead; ``corr`` (D, D) correlates the dx.  ``settings``: the fields of
+    ``Settings`` (methods=("gum", "mc"), coverage k as ``k``, mc_level, samples, seed,
+    check_linearity, output_cov, budget).  Returns arrays named as in the NPZ output (the CSV
+    column stems): y, dy_gum, U_gum, dy_linear, dy_worst, dy_mc, mc_shift, mc_lo, mc_hi,
+    nonlinearity, dy_plus, dy_minus, cov_y, budget, as computed.
+    """
+    s = Settings(**{**settings, "methods": tuple(settings.get("methods", ("gum",)))})
+    unknown = set(s.methods) - set(METHODS)
+    if unknown:
+        raise UsageError(f"unknown method(s) {sorted(unknown)}; the methods are {list(METHODS)}")
+    if J is None:
+        if model is None or X is None:
+            raise UsageError("give a model and X, or a Jacobian J")
+        from .engine import jacobian
+
+        X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+        Y, J = jacobian(model, X, deterministic=True)
+    else:
+        J = np.asarray(J, dtype=np.float64)
+        Y = np.full(J.shape[:2], np.nan) if X is None or model is None else model.forward(X)
+        if model is None and (set(s.methods) & set(NEEDS_NETWORK) or s.check_linearity):
+            raise UsageError("--method mc and --check-linearity run the network: give the model")
+    n, _, d = J.shape
+    names = input_names or (model.input_names if model is not None else [f"x{i}" for i in range(d)])
+    if cov is not None:
+        sigma, corr = split_covariance(check_covariance(np.asarray(cov, dtype=np.float64), "cov"))
+        dxs = np.broadcast_to(sigma, (n, d))
+    elif isinstance(dx, (str, list, tuple)) and all(isinstance(v, str) for v in np.atleast_1d(dx)):
+        unc = parse_dx(list(np.atleast_1d(dx)), names, (), corr)
+        dxs = unc.dx(np.zeros((n, d)) if X is None else np.atleast_2d(X))
+    else:
+        dxs = np.broadcast_to(np.asarray(dx, dtype=np.float64), (n, d))
+    forward = None if model is None else (lambda Z: model.forward(Z, deterministic=True))
+    block = Block(J, np.array(dxs, dtype=np.float64), corr, None if X is None else np.atleast_2d(X), Y,
+                  np.arange(1, n + 1), forward)
+    return {"y": Y, **estimate(block, s)}

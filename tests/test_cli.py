@@ -121,7 +121,7 @@ def test_stdin_pipeline_and_python_m():
 
 
 def test_tables_shorten_long_names_and_respect_no_color(tmp_path, monkeypatch):
-    from jacprop.tables import shorten
+    from jacprop.render import shorten
 
     assert shorten("temperature_sensor_number_3", 16) == "temperat…umber_3"
     assert len(shorten("x" * 100, 16)) == 16 and shorten("short", 16) == "short"
@@ -161,7 +161,7 @@ def test_logits_output_names_and_no_header(tmp_path):
 def test_output_bytes_do_not_depend_on_runs_or_reader_chunks(tmp_path, monkeypatch, fmt):
     from models import mlp
 
-    from jacprop import csvio
+    from jacprop.io import reader as csvio
     from jacprop.loaders import npz
 
     npz.save(mlp([16, 64, 64, 4], ["tanh", "tanh", "linear"]), tmp_path / "m.npz")  # wide enough for BLAS blocking

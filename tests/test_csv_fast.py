@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from jacprop import csvio
+from jacprop.io import reader as csvio
 
 pytest.importorskip("pyarrow")
 
@@ -185,7 +185,7 @@ def test_the_fast_path_does_not_import_pandas(tmp_path):
     """pyarrow's to_numpy imports pandas (0.4 s); the reader takes the float64 buffers directly."""
     path = tmp_path / "x.csv"
     path.write_text("a,b\n" + "".join(f"{i},{i / 7!r}\n" for i in range(3000)))
-    code = ("import sys; from jacprop import csvio; X = csvio.read_all(sys.argv[1])[0]; "
+    code = ("import sys; from jacprop.io import reader as csvio; X = csvio.read_all(sys.argv[1])[0]; "
             "assert X.shape == (3000, 2) and 'pyarrow' in sys.modules; print('pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -222,7 +222,7 @@ def test_cli_output_and_errors_do_not_depend_on_the_parser(tmp_path, monkeypatch
     text, sep = _big_csv(variant)
     path = tmp_path / "x.csv"
     path.write_text(text, encoding="utf-8")
-    model = str(csvio.__file__).replace("jacprop/csvio.py", "sample_models/bishop_tanh.npz")
+    model = str(csvio.__file__).replace("jacprop/io/reader.py", "sample_models/bishop_tanh.npz")
     args = ["jacobian", model, str(path), "--id-column", "id", "--format", "csv", "--delimiter", sep, *extra]
     results = []
     for fast_min in (1024, 10**9):

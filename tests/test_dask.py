@@ -21,10 +21,14 @@ pytest.importorskip("dask.distributed", reason="dask is an optional extra: pip i
 from click.testing import CliRunner  # noqa: E402
 from dask.distributed import Client, LocalCluster  # noqa: E402
 
-from jacprop import csvio, distributed, ops  # noqa: E402
+from jacprop import ops  # noqa: E402
 from jacprop.cli import main  # noqa: E402
+from jacprop.cluster import runner as distributed  # noqa: E402
+from jacprop.commands.common import InputSpec, ModelSpec, OutputSpec  # noqa: E402
+from jacprop.commands.jacobian import JacobianSpec  # noqa: E402
 from jacprop.errors import JacpropError  # noqa: E402
 from jacprop.graph import GraphBuilder  # noqa: E402
+from jacprop.io import reader as csvio  # noqa: E402
 from jacprop.loaders import npz  # noqa: E402
 from jacprop.ops.activations import Activation  # noqa: E402
 
@@ -126,7 +130,8 @@ def test_usage_errors_before_any_cluster(tmp_path):
 
 def test_local_engine_does_not_import_dask(tmp_path):
     csv = write_csv(tmp_path / "a.csv", data(5))
-    code = (f"import sys; from jacprop.cli import main; main(['jacobian', {MODEL!r}, {csv!r}, '-o', {str(tmp_path / 'o.csv')!r}]); "
+    code = ("import sys, contextlib; from jacprop.cli import main\n"
+            f"with contextlib.suppress(SystemExit): main(['jacobian', {MODEL!r}, {csv!r}, '-o', {str(tmp_path / 'o.csv')!r}])\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'jacprop.dask')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -248,7 +253,9 @@ def test_a_killed_worker_changes_nothing(tmp_path, monkeypatch):
 
         def run():
             try:
-                distributed.run_jacobian([model, csv], scheduler=cluster.scheduler_address, output=str(tmp_path / "dask.csv"), quiet=True)
+                out = OutputSpec(str(tmp_path / "dask.csv"), quiet=True)
+                distributed.run_jacobian([model, csv], lambda m, i: JacobianSpec(ModelSpec(m), InputSpec(i), out),
+                                         scheduler=cluster.scheduler_address)
             except BaseException as e:  # pragma: no cover - reported below
                 errors.append(e)
 

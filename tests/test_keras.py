@@ -21,7 +21,7 @@ import jacprop
 from jacprop import ops
 from jacprop.engine import jacobian
 from jacprop.errors import ModelError
-from jacprop.loaders import hdf5, keras_h5, keras_zip
+from jacprop.loaders import hdf5, keras_zip
 from jacprop.loaders.keras_config import to_snake_case
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,6 +14,18 @@ from ..graph import Model, chain
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
+ZIP_EMPTY = b"PK\x05\x06"  # an empty zip archive: only its end record
+
+
+def is_model_file(path) -> bool:
+    """Whether a file's content is a model container (HDF5 or a zip archive): the rule that
+    tells MODEL arguments from INPUTS where both are files (``--engine dask``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return head == HDF5_MAGIC or head.startswith((ZIP_MAGIC, ZIP_EMPTY))
 
 
 def detect(path) -> str:
@@ -25,7 +37,7 @@ def detect(path) -> str:
         raise ModelError(f"{path}: cannot read model file: {e.strerror or e}") from None
     if head == HDF5_MAGIC:
         return "keras_h5"
-    if head.startswith(ZIP_MAGIC) or head.startswith(b"PK\x05\x06"):
+    if head.startswith((ZIP_MAGIC, ZIP_EMPTY)):
         try:
             with zipfile.ZipFile(path) as z:
                 names = z.namelist()

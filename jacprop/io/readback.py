@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 _J_COLUMN = re.compile(r"^d\((.*)\)/d\((.*)\)$")
 CHUNK_ROWS = 16384
@@ -106,7 +106,7 @@ def _jsonl_block(lines, first_number, where, k, d, has_id):
 
 
 def _csv(stream, where):
-    from .csvio import CsvReader
+    from .reader import CsvReader
 
     reader = CsvReader(stream, name=where, on_invalid="keep", chunk_rows=CHUNK_ROWS)  # NaN rows pass through
     header = reader.names

@@ -1,4 +1,5 @@
-"""Writers for per-row results: csv, jsonl, npy, npz (for programs) and table (for people).
+"""Writers for per-row results: csv, jsonl, npy and npz, for programs (tables for people are
+``render.TableWriter``, on the same ``Writer`` base).
 
 A result is a set of named per-row arrays (``Field``s): e.g. x (D,), y (K,), jacobian (K, D).
 Writers take them chunk by chunk (``write``) and finish with ``close``.  Files are
@@ -10,6 +11,7 @@ files and assembled at the end: memory stays flat however many rows there are.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 FORMATS = ("table", "csv", "jsonl", "npy", "npz")
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".npz": "npz", ".txt": "table"}
@@ -71,6 +73,19 @@ class AtomicOutput:
                 pass
 
 
+@contextlib.contextmanager
+def atomic_output(path):
+    """``with atomic_output(path) as out: out.file.write(...)``: the file appears whole when the
+    block ends normally, and not at all (nor its temporary) when it raises."""
+    out = AtomicOutput(path)
+    try:
+        yield out
+    except BaseException:
+        out.abort()
+        raise
+    out.commit()
+
+
 @dataclass
 class Field:
     """A per-row array ``name`` of shape ``tail``; ``columns`` names its flattened entries
@@ -93,6 +108,13 @@ def jacobian_fields(input_names, output_names) -> list[Field]:
             Field("jacobian", (k, d), jacobian_columns(input_names, output_names))]
 
 
+def csv_header(fields: list[Field], meta: dict) -> bytes:
+    """The CSV header line: the id column (if any), then every field's columns."""
+    names = ([meta["id_name"]] if meta.get("id_name") else []) + [c for f in fields if f.columns is not None
+                                                                  for c in f.columns]
+    return (",".join(map(_csv_cell, names)) + "\n").encode()
+
+
 def _csv_cell(text: str) -> str:
     return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
 
@@ -108,7 +130,12 @@ class Writer:
         self._write(rows, ids, arrays)
         self.n += len(rows)
 
+    def finish(self):
+        """Write what can only be written at the end (the NPY/NPZ headers and arrays)."""
+
     def close(self):
+        """``finish``, then put the file in place."""
+        self.finish()
         self.out.commit()
 
 
@@ -119,8 +146,7 @@ class CsvWriter(Writer):
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
         self.csv_fields = [f for f in self.fields if f.columns is not None]
-        header = ([self.meta["id_name"]] if self.meta.get("id_name") else []) + [c for f in self.csv_fields for c in f.columns]
-        self.header = (",".join(map(_csv_cell, header)) + "\n").encode()  # written with the first rows
+        self.header = csv_header(self.fields, self.meta)  # written with the first rows
 
     def _write(self, rows, ids, arrays):
         if self.header:
@@ -153,28 +179,22 @@ class JsonlWriter(Writer):
 
 
 class NpyStream:
-    """An .npy file of shape (?, *tail) written block by block; ``finish`` writes the header
-    once the row count is known and returns the file, rewound."""
-
-    HEADER = 128  # bytes reserved for the header (a multiple of 64)
+    """The data of an .npy array of shape (?, *tail), streamed block by block to a temporary
+    file; ``copy_to`` writes the header (numpy's own, once the row count is known) and the data."""
 
     def __init__(self, tail, dtype):
         self.tail, self.dtype, self.n = tuple(tail), np.dtype(dtype), 0
         self.file = tempfile.TemporaryFile()
-        self.file.write(b"\0" * self.HEADER)
 
     def write(self, a):
         self.file.write(np.ascontiguousarray(a, dtype=self.dtype).data)  # the array's own bytes, not a copy
         self.n += len(a)
 
-    def finish(self):
+    def copy_to(self, out):
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.n, *self.tail)}
-        text = repr(header).encode("latin1")
+        np.lib.format.write_array_header_1_0(out, header)  # shapes of a few axes fit its 64 KB header
         self.file.seek(0)
-        self.file.write(b"\x93NUMPY\x01\x00" + (self.HEADER - 10).to_bytes(2, "little")
-                        + text + b" " * (self.HEADER - 11 - len(text)) + b"\n")
-        self.file.seek(0)
-        return self.file
+        shutil.copyfileobj(self.file, out)
 
 
 class NpyWriter(Writer):
@@ -188,9 +208,8 @@ class NpyWriter(Writer):
     def _write(self, rows, ids, arrays):
         self.stream.write(arrays[self.field])
 
-    def close(self):
-        shutil.copyfileobj(self.stream.finish(), self.out.file)
-        self.out.commit()
+    def finish(self):
+        self.stream.copy_to(self.out.file)
 
 
 class NpzWriter(Writer):
@@ -207,7 +226,7 @@ class NpzWriter(Writer):
         if ids is not None:
             self.ids.append(ids)
 
-    def close(self):
+    def finish(self):
         extra = {"input_names": np.array(self.meta["input_names"], dtype=str),
                  "output_names": np.array(self.meta["output_names"], dtype=str)}
         if self.meta.get("id_name"):
@@ -215,62 +234,49 @@ class NpzWriter(Writer):
         with zipfile.ZipFile(self.out.file, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
             for name, stream in self.streams.items():
                 with z.open(name + ".npy", "w", force_zip64=True) as member:
-                    shutil.copyfileobj(stream.finish(), member)
+                    stream.copy_to(member)
             for name, a in extra.items():
                 with z.open(name + ".npy", "w") as member:
                     np.lib.format.write_array(member, a, allow_pickle=False)
-        self.out.commit()
 
 
-class TextBridge:
-    """A text file on top of a binary one, for rich."""
-
-    def __init__(self, binary):
-        self.binary = binary
-
-    def write(self, text):
-        self.binary.write(text.encode())
-        return len(text)
-
-    def flush(self):
-        self.binary.flush()
-
-    def isatty(self):
-        return getattr(self.binary, "isatty", lambda: False)()
+WRITERS = {"csv": CsvWriter, "jsonl": JsonlWriter, "npy": NpyWriter, "npz": NpzWriter}
 
 
-class TableWriter(Writer):
-    """Rich tables for people: meta["table"] is a callable (console, rows, ids, arrays, meta,
-    shown) -> rows shown, and meta["table_close"] (console, writer) prints what ends the output."""
-
-    def __init__(self, *args, max_rows=10, width=None, **kw):
-        super().__init__(*args, **kw)
-        from rich.console import Console
-
-        self.console = Console(file=TextBridge(self.out.file), width=width, highlight=False)
-        self.max_rows, self.shown = max_rows, 0
-
-    def _write(self, rows, ids, arrays):
-        room = self.max_rows - self.shown
-        if room > 0:
-            self.shown += self.meta["table"](self.console, rows[:room], None if ids is None else ids[:room],
-                                             {k: v[:room] for k, v in arrays.items()}, self.meta)
-
-    def close(self):
-        if "table_close" in self.meta:
-            self.meta["table_close"](self.console, self)
-        elif self.n > self.shown:
-            self.console.print(f"... {self.n - self.shown} more rows not shown (--max-rows, or --format csv/jsonl/npz for all)")
-        self.out.commit()
-
-
-WRITERS = {"csv": CsvWriter, "jsonl": JsonlWriter, "npy": NpyWriter, "npz": NpzWriter, "table": TableWriter}
-
-
-def open_writer(fmt, output, fields, meta, dtype=np.float64, max_rows=10, allowed=FORMATS):
-    """The writer for ``fmt`` on ``output`` (None or "-" = stdout)."""
+def check_format(fmt, allowed=FORMATS) -> None:
     if fmt not in allowed:
         raise UsageError(f"--format {fmt} is not available here; choose one of {', '.join(allowed)}")
-    out = AtomicOutput(output)
-    kwargs = {"max_rows": max_rows} if fmt == "table" else {"dtype": dtype} if fmt in ("npy", "npz") else {}
-    return WRITERS[fmt](out, fields, meta, **kwargs)
+
+
+def open_writer(fmt, output, fields, meta, dtype=np.float64, allowed=FORMATS):
+    """The writer for a data format ``fmt`` on ``output`` (None or "-" = stdout)."""
+    check_format(fmt, allowed)
+    kwargs = {"dtype": dtype} if fmt in ("npy", "npz") else {}
+    return WRITERS[fmt](AtomicOutput(output), fields, meta, **kwargs)
+
+
+def write_summary(file, fmt, stats: dict, input_names, output_names, n_rows: int) -> None:
+    """``jacobian --summary`` in a data format: one record per (output, input) with every
+    statistic and the input's rank for that output (1 = most influential)."""
+    from ..summary import STATS
+
+    if fmt == "npz":
+        np.savez(file, rows=np.array(n_rows), input_names=np.array(input_names), output_names=np.array(output_names),
+                 **stats)
+        return
+    rank = np.argsort(stats["rank"], axis=1) + 1
+    records = [{"output": o, "input": input_names[i], **{s: stats[s][k, i].item() for s in STATS}, "rank": int(rank[k, i])}
+               for k, o in enumerate(output_names) for i in range(len(input_names))]
+    if fmt == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(records[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows({k: repr(v) if isinstance(v, float) else v for k, v in rec.items()} for rec in records)
+        file.write(buf.getvalue().encode())
+    elif fmt == "jsonl":
+        file.write("".join(json.dumps(rec) + "\n" for rec in records).encode())
+    else:
+        raise UsageError("--summary writes table, csv, jsonl or npz")

@@ -7,7 +7,7 @@ How a run goes:
 2. Each file's data bytes are cut into ranges of ``SPLIT_BYTES``; a task per range counts the
    rows (non-blank lines) and physical lines that start in it.
 3. Partitions are row ranges [R0, R1) of one file with R0 a multiple of the CSV reader's chunk
-   size (``csvio.CHUNK_ROWS``).  Inside a partition the reader's chunks, and so the engine's
+   size (``io.reader.CHUNK_ROWS``).  Inside a partition the reader's chunks, and so the engine's
    blocks, are then exactly those of the single-machine path: the output is byte-identical
    (the engine also pads every block to one height and Monte Carlo draws are seeded per row,
    so a row's result does not depend on its block; aligned partitions keep it simple).
@@ -27,7 +27,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import glob
-import io
 import json
 import math
 import os
@@ -35,22 +34,26 @@ import shutil
 import sys
 import tempfile
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .csvio import CsvReader
-from .errors import InputError, JacpropError, UsageError
+from ..commands.common import Outcome, jacobian_blocks, open_inputs, parse_rows
+from ..errors import JacpropError, UsageError
+from ..io import writers
+from ..io.reader import CHUNK_ROWS as READER_CHUNK_ROWS
+from ..io.reader import CsvReader, has_text, no_data_rows
+from ..loaders import is_model_file
 
 SPLIT_BYTES = 64 * 2**20  # bytes per counting task
-CHUNK_ROWS = None  # None: csvio.CHUNK_ROWS, the local reader's chunk (partitions are multiples of it)
+CHUNK_ROWS = None  # None: io.reader.CHUNK_ROWS, the local reader's chunk (partitions are multiples of it)
 PARTITION_ROWS = None  # None: from the row count and the cluster's threads (see partition_rows)
 MAX_PARTITION_CHUNKS = 16  # at most this many reader chunks per partition
 PARTS_PER_THREAD = 4  # aim for this many partitions per worker thread (load balance, retries)
 ALLOWED_FAILURES = 5  # a task may be on this many dying workers before the run gives up (LocalCluster)
 EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "npy": ".npy", "npz": ".npz"}
 SLAB_ROWS = 65536  # rows per read when assembling NPY/NPZ parts
-MAX_HEADER = 64 * 2**20
+MAX_HEADER = 64 * 2**20  # bytes a CSV header line may take before the file is read whole
 
 
 class ClusterError(JacpropError):
@@ -59,19 +62,6 @@ class ClusterError(JacpropError):
 
 # ---------------------------------------------------------------------------
 # arguments
-
-
-def is_model_file(path) -> bool:
-    """The rule that tells models from inputs: a model file's content is HDF5 or a zip archive
-    (the signatures jacprop.loaders.detect reads); anything else is an input."""
-    from .loaders import HDF5_MAGIC, ZIP_MAGIC
-
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError:
-        return False
-    return head == HDF5_MAGIC or head.startswith(ZIP_MAGIC) or head.startswith(b"PK\x05\x06")
 
 
 def split_models_inputs(paths) -> tuple[list[str], list[str]]:
@@ -84,7 +74,7 @@ def split_models_inputs(paths) -> tuple[list[str], list[str]]:
     models, rest = paths[:n], paths[n:]
     if not models:
         if paths:
-            from .loaders import detect
+            from ..loaders import detect
 
             detect(paths[0])  # raises why the first argument is not a model
         raise UsageError("give one or more MODEL files and then the INPUTS (CSV files or globs)")
@@ -116,12 +106,10 @@ class OutputPlan:
 
 
 def plan_output(output, fmt, allowed, remote: bool) -> OutputPlan:
-    from . import report
-
     if output and output != "-" and (output.endswith(("/", os.sep)) or os.path.isdir(output)):
         plan = OutputPlan("dir", output, fmt or "csv")
     elif output and output != "-":
-        plan = OutputPlan("file", output, report.format_for(output, fmt))
+        plan = OutputPlan("file", output, writers.format_for(output, fmt))
         directory = os.path.dirname(os.path.abspath(output))
         if not os.path.isdir(directory):
             raise UsageError(f"-o {output}: directory {directory} does not exist")
@@ -154,16 +142,6 @@ def _make_staging(plan: OutputPlan, remote: bool) -> str:
 # partitions
 
 
-def _has_text(line: bytes) -> bool:
-    """Whether a line holds something (CsvReader skips lines whose str.strip() is empty)."""
-    s = line.strip()
-    if not s:
-        return False
-    if s[0] < 0x80 and not 0x1C <= s[0] <= 0x1F:
-        return True
-    return bool(line.decode("utf-8", "replace").strip())
-
-
 def _bare_cr(line: bytes) -> bool:
     """A carriage return that is not part of the line's final CRLF (the text reader would split there)."""
     i = line.find(b"\r")
@@ -187,7 +165,7 @@ def count_range(path, start, end, data_start) -> tuple[int, int, int, bool]:
                 break
             pos += len(line)
             lines += 1
-            rows += _has_text(line)
+            rows += has_text(line)
             if b"\r" in line and _bare_cr(line):
                 bare = True
     return first, rows, lines, bare
@@ -279,29 +257,14 @@ def plan_partitions(client, inputs, header, chunk, rows_per_partition=None, spli
     return parts
 
 
-class PartitionReader(CsvReader):
+def open_partition(part: Partition, options: dict) -> CsvReader:
     """A CsvReader over one partition: the header is read and checked as usual, then reading
     jumps to the partition's first row, keeping the file's real row and line numbers."""
-
-    def __init__(self, part: Partition, options: dict):
-        super().__init__(part.open_path, **options)
-        self.path = part.path
-        if part.offset is None:
-            return
-        self._f.close()
-        raw = open(part.open_path, "rb")
-        raw.seek(part.offset)
-        line_no, skip = part.lines_before, part.skip
-        while skip:
-            line = raw.readline()
-            if not line:
-                raw.close()
-                raise InputError(f"{self.path}: the file changed while it was being read (fewer rows than counted)")
-            line_no += 1
-            skip -= _has_text(line)
-        self._f = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-        self._tail, self._line, self._row = "", line_no, part.first_row
-        self._left = part.n_rows
+    reader = CsvReader(part.open_path, **options)
+    reader.path = part.path
+    if part.offset is not None:
+        reader.start_at(part.offset, part.lines_before, part.skip, part.first_row, part.n_rows)
+    return reader
 
 
 # ---------------------------------------------------------------------------
@@ -320,24 +283,18 @@ class Job:
     mode: str
     rows: str | None
     reader: dict
-    staging: str
+    staging: str = ""
     out_idx: list | None = None
     wrt_idx: list | None = None
-    spec: dict = field(default_factory=dict)  # propagate: propagate_producer's settings
+    estimator: object = None  # propagate: commands.propagate.Estimator
 
 
-def _open_part(job: Job, part: Partition):
-    from . import report
-
-    return report.open_writer(job.fmt, os.path.join(job.staging, part.name), job.fields, job.meta, job.dtype,
-                              allowed=tuple(EXTENSIONS))
-
-
-def _write_part(job: Job, part: Partition, reader, chunks, produce) -> dict:
-    writer = _open_part(job, part)
+def _write_part(job: Job, part: Partition, reader, blocks, produce) -> dict:
+    writer = writers.open_writer(job.fmt, os.path.join(job.staging, part.name), job.fields, job.meta,
+                                 np.dtype(job.dtype), allowed=tuple(EXTENSIONS))
     try:
-        for chunk in chunks:
-            writer.write(*produce(chunk))
+        for block in blocks:
+            writer.write(*produce(block))
         if getattr(writer, "header", b""):  # a CSV part without rows is still a CSV file with its header
             writer.out.file.write(writer.header)
         writer.close()
@@ -346,35 +303,35 @@ def _write_part(job: Job, part: Partition, reader, chunks, produce) -> dict:
         raise
     finally:
         reader.close()
-    return {"rows": writer.n, "skipped": reader.skipped, "last_row": int(reader._row)}
+    return {"rows": writer.n, "skipped": reader.skipped, "last_row": reader.rows_read}
 
 
 def jacobian_part(model, job: Job, part: Partition) -> dict:
-    """One partition of ``jacprop jacobian``: the local path's chunks and writer, on a worker."""
-    from .pipeline import jacobian_chunks, parse_rows
-
-    reader = PartitionReader(part, job.reader)
-    chunks = jacobian_chunks(model, reader, job.mode, job.out_idx, job.wrt_idx, job.dtype, parse_rows(job.rows))
+    """One partition of ``jacprop jacobian``: the local path's blocks and writer, on a worker."""
+    reader = open_partition(part, job.reader)
+    blocks = jacobian_blocks(model, reader, job.mode, job.out_idx, job.wrt_idx, job.dtype, parse_rows(job.rows))
     wrt = job.wrt_idx
 
-    def produce(chunk):
-        r, ids, X, Y, J, _ = chunk
-        return r, ids, {"x": X if wrt is None else X[:, wrt], "y": Y, "jacobian": J}
+    def produce(b):
+        return b.rows, b.ids, {"x": b.X if wrt is None else b.X[:, wrt], "y": b.Y, "jacobian": b.J}
 
-    return _write_part(job, part, reader, chunks, produce)
+    return _write_part(job, part, reader, blocks, produce)
 
 
 def propagate_part(model, job: Job, part: Partition) -> dict:
-    """One partition of ``jacprop propagate``, with pipeline.propagate_producer as the local path."""
-    from .pipeline import jacobian_chunks, parse_rows, propagate_producer
+    """One partition of ``jacprop propagate``, with the local path's Estimator."""
+    from ..commands.propagate import Findings
 
-    reader = PartitionReader(part, job.reader)
-    chunks = jacobian_chunks(model, reader, job.mode, None, None, job.dtype, parse_rows(job.rows))
-    flagged, violations = [], []
-    dtype = job.dtype
-    produce = propagate_producer(lambda X: model.forward(X, dtype=dtype, deterministic=True), flagged, violations, **job.spec)
-    result = _write_part(job, part, reader, chunks, produce)
-    result.update(flagged=flagged[:20], n_flagged=len(flagged), violations=violations[:20], n_violations=len(violations))
+    reader = open_partition(part, job.reader)
+    blocks = jacobian_blocks(model, reader, job.mode, None, None, job.dtype, parse_rows(job.rows))
+    findings, dtype = Findings(), job.dtype
+
+    def forward(X):
+        return model.forward(X, dtype=dtype, deterministic=True)
+
+    result = _write_part(job, part, reader, blocks, lambda b: job.estimator.produce(b, forward, findings))
+    result.update(flagged=findings.flagged[:20], n_flagged=len(findings.flagged),
+                  violations=findings.violations[:20], n_violations=len(findings.violations))
     return result
 
 
@@ -504,12 +461,9 @@ def _npz_slabs(path, names, with_ids):
 def _concatenate(plan: OutputPlan, job: Job, parts, results):
     """The parts, in order, as one file (or stdout): the bytes for csv/jsonl (one CSV header), for npy
     one header then every part's data, for npz the arrays re-streamed through the local path's writer."""
-    from . import report
-
-    out = report.AtomicOutput(plan.path)
-    try:
+    with writers.atomic_output(plan.path) as out:
         if plan.fmt in ("csv", "jsonl"):
-            header = report.CsvWriter(out, job.fields, job.meta).header if plan.fmt == "csv" else b""
+            header = writers.csv_header(job.fields, job.meta) if plan.fmt == "csv" else b""
             out.file.write(header)
             for part, res in zip(parts, results):
                 with open(os.path.join(job.staging, part.name), "rb") as f:
@@ -518,37 +472,29 @@ def _concatenate(plan: OutputPlan, job: Job, parts, results):
                             raise OSError(f"{part.name}: unexpected CSV header")
                         f.seek(0)
                     shutil.copyfileobj(f, out.file, 2**20)
-            out.commit()
             return
-        if plan.fmt == "npy":  # the local path's header for the total row count, then each part's data bytes
+        if plan.fmt == "npy":  # the header for the total row count, then each part's data bytes
             field = next(f for f in job.fields if f.name == job.meta["npy_field"])
-            stream = report.NpyStream(field.tail, job.dtype)
-            stream.n = sum(r["rows"] for r in results)
-            out.file.write(stream.finish().read(report.NpyStream.HEADER))
-            stream.file.close()
+            shape = (sum(r["rows"] for r in results), *field.tail)
+            np.lib.format.write_array_header_1_0(out.file, {"descr": np.lib.format.dtype_to_descr(np.dtype(job.dtype)),
+                                                            "fortran_order": False, "shape": shape})
             for part in parts:
                 with open(os.path.join(job.staging, part.name), "rb") as f:
                     _npy_header(f)
                     shutil.copyfileobj(f, out.file, 2**20)
-            out.commit()
             return
-        writer = report.WRITERS[plan.fmt](out, job.fields, job.meta, dtype=np.dtype(job.dtype))
+        writer = writers.WRITERS[plan.fmt](out, job.fields, job.meta, dtype=np.dtype(job.dtype))
         names = [f.name for f in job.fields]
         for part, res in zip(parts, results):
             if res["rows"]:
                 for n, ids, arrays in _npz_slabs(os.path.join(job.staging, part.name), names, bool(job.meta.get("id_name"))):
                     writer.write(np.arange(n), ids, arrays)
-        writer.close()
-    except BaseException:
-        out.abort()
-        raise
+        writer.finish()
 
 
 def _write_directory(plan: OutputPlan, job: Job, parts, results, manifest: dict):
     """Move the parts into DIR and write manifest.json (atomically, last); drop the parts an
     earlier run's manifest listed that this run does not."""
-    from . import report
-
     old = set()
     try:
         with open(os.path.join(plan.path, "manifest.json")) as f:
@@ -557,13 +503,8 @@ def _write_directory(plan: OutputPlan, job: Job, parts, results, manifest: dict)
         pass
     for part in parts:
         os.replace(os.path.join(job.staging, part.name), os.path.join(plan.path, part.name))
-    out = report.AtomicOutput(os.path.join(plan.path, "manifest.json"))
-    try:
+    with writers.atomic_output(os.path.join(plan.path, "manifest.json")) as out:
         out.file.write((json.dumps(manifest, indent=2) + "\n").encode())
-    except BaseException:
-        out.abort()
-        raise
-    out.commit()
     for name in old - {p.name for p in parts}:
         if os.path.basename(name) == name and name.startswith("part-"):
             with contextlib.suppress(OSError):
@@ -571,7 +512,7 @@ def _write_directory(plan: OutputPlan, job: Job, parts, results, manifest: dict)
 
 
 def _manifest(command, models, inputs, plan, job, parts, results) -> dict:
-    from . import __version__
+    from .. import __version__
 
     return {
         "jacprop": __version__, "command": command, "format": plan.fmt, "models": list(models), "inputs": list(inputs),
@@ -586,13 +527,11 @@ def _manifest(command, models, inputs, plan, job, parts, results) -> dict:
 # the commands
 
 
-def _check_inputs(model, inputs, columns, id_column, delimiter, header, on_invalid, extra=()) -> list[str]:
+def _check_inputs(model, inputs, spec_inputs) -> list[str]:
     """Every input's header, with the local path's checks; all must select the same columns."""
-    from .pipeline import open_inputs
-
     names = None
     for path in inputs:
-        reader = open_inputs(model, path, columns, id_column, delimiter, header, on_invalid, extra_columns=extra)
+        reader = open_inputs(model, spec_inputs, path)
         reader.close()
         if names is None:
             names = reader.columns
@@ -602,122 +541,97 @@ def _check_inputs(model, inputs, columns, id_column, delimiter, header, on_inval
     return names
 
 
-def _execute(command, task, models, inputs, plan, job_fields, scheduler, workers, quiet, client=None,
-             chunk_rows=None, rows_per_partition=None, split_bytes=None):
-    """Plan, run and assemble; returns (results, parts)."""
-    from . import csvio
+@dataclass(frozen=True)
+class Tuning:
+    """For tests and benchmarks: an existing ``client``, and the reader chunk, partition and
+    counting-task sizes (None: the defaults above)."""
 
-    chunk = chunk_rows or CHUNK_ROWS or csvio.CHUNK_ROWS
-    model = job_fields.pop("model")
-    job_fields["reader"]["chunk_rows"] = chunk
-    with (contextlib.nullcontext(client) if client is not None else connect(scheduler, workers)) as client:
-        job = Job(command=command, fmt=plan.fmt, staging=_make_staging(plan, scheduler is not None), **job_fields)
+    client: object = None
+    chunk_rows: int | None = None
+    partition_rows: int | None = None
+    split_bytes: int | None = None
+
+
+def _execute(task, models, inputs, plan: OutputPlan, job: Job, model, cluster: dict, quiet, tuning: Tuning):
+    """Plan the partitions, run them and assemble the output; returns (results, parts, notes)."""
+    from ..render import status
+
+    chunk = tuning.chunk_rows or CHUNK_ROWS or READER_CHUNK_ROWS
+    job.reader["chunk_rows"] = chunk
+    scheduler = cluster.get("scheduler")
+    connection = contextlib.nullcontext(tuning.client) if tuning.client is not None else connect(**cluster)
+    with connection as client:
+        job.staging = _make_staging(plan, scheduler is not None)
         try:
             parts = plan_partitions(client, inputs, job.reader.get("header", True), chunk,
-                                    rows_per_partition or PARTITION_ROWS, split_bytes)
+                                    tuning.partition_rows or PARTITION_ROWS, tuning.split_bytes)
             _part_names(parts, plan.fmt)
             show = _show_progress(quiet)
             if show:
-                print(f"jacprop: {len(parts)} partitions of {len(inputs)} input(s) on {len(client.nthreads())} workers "
-                      f"({client.scheduler.address})", file=sys.stderr)
-            results = _run(command, task, client, model, job, parts, show) if parts else []
+                status(f"jacprop: {len(parts)} partitions of {len(inputs)} input(s) on {len(client.nthreads())} "
+                       f"workers ({client.scheduler.address})")
+            results = _run(job.command, task, client, model, job, parts, show) if parts else []
             total = sum(r["rows"] for r in results)
             skipped = sum(r["skipped"] for r in results)
             if total == 0:
-                where = f"{inputs[0]}: " if len(inputs) == 1 else f"{len(inputs)} inputs: "
-                raise InputError(f"{where}no data rows" + (f" ({skipped} skipped for NaN/inf values)" if skipped else ""))
+                raise no_data_rows(inputs[0] if len(inputs) == 1 else f"{len(inputs)} inputs", skipped)
             if plan.kind == "dir":
-                _write_directory(plan, job, parts, results, _manifest(command, models, inputs, plan, job, parts, results))
+                _write_directory(plan, job, parts, results, _manifest(job.command, models, inputs, plan, job, parts,
+                                                                       results))
             else:
                 _concatenate(plan, job, parts, results)
         finally:
             shutil.rmtree(job.staging, ignore_errors=True)
-    if skipped and not quiet:
-        print(f"jacprop: skipped {skipped} rows with NaN/inf inputs", file=sys.stderr)
-    return results, parts
+    notes = [f"jacprop: skipped {skipped} rows with NaN/inf inputs"] if skipped and not quiet else []
+    return results, parts, notes
 
 
-def _writer_meta(meta):
-    return {k: meta[k] for k in ("input_names", "output_names", "id_name", "npy_field") if k in meta}
+def _for_cluster(spec, plan: OutputPlan):
+    """The spec with its output on stdout in the cluster's format (the runner places the file)."""
+    return replace(spec, output=replace(spec.output, path=None, fmt=plan.fmt))
 
 
-def run_jacobian(paths, *, scheduler=None, workers=None, columns=None, id_column=None, delimiter=",", header=True,
-                 on_invalid="error", dtype="float64", load_options=None, quiet=False, output=None, fmt=None, mode="auto",
-                 outputs=None, wrt=None, output_names=None, logits=False, rows=None, summary=False, max_rows=None,
-                 client=None, chunk_rows=None, partition_rows=None, split_bytes=None):
-    """``jacprop jacobian MODEL... INPUTS... --engine dask``; the options are run_jacobian's.
-    ``client``, ``chunk_rows``, ``partition_rows``, ``split_bytes``: for tests and benchmarks."""
-    from . import report
-    from .pipeline import load_model, parse_rows, select
+def run_jacobian(paths, spec_for, scheduler=None, workers=None, tuning: Tuning = Tuning()) -> Outcome:
+    """``jacprop jacobian MODEL... INPUTS... --engine dask``: ``spec_for(models, first input)`` makes
+    the command's spec, prepared exactly as the local run prepares it."""
+    from ..commands import jacobian as command
 
-    if summary:
+    models, inputs = split_models_inputs(paths)
+    spec = spec_for(tuple(models), inputs[0])
+    if spec.summary:
         raise UsageError("--summary is not available with --engine dask; use the local engine")
-    models, inputs = split_models_inputs(paths)
-    plan = plan_output(output, fmt, ("csv", "jsonl", "npy", "npz"), scheduler is not None)
-    parse_rows(rows)  # a bad --rows fails here, not on every worker
-    model = load_model(models, logits=logits, output_names=output_names, **(load_options or {}))
-    columns_in = _check_inputs(model, inputs, columns, id_column, delimiter, header, on_invalid)
-    out_idx, wrt_idx, in_names, out_names = select(model, columns_in, outputs, wrt)
-    meta = {"input_names": in_names, "output_names": out_names, "id_name": id_column, "npy_field": "jacobian"}
-    reader = dict(delimiter=delimiter, header=header, columns=columns, id_column=id_column, on_invalid=on_invalid)
-    _execute("jacobian", jacobian_part, models, inputs, plan,
-             dict(model=model, fields=report.jacobian_fields(in_names, out_names), meta=meta, dtype=dtype, mode=mode,
-                  rows=rows, reader=reader, out_idx=out_idx, wrt_idx=wrt_idx),
-             scheduler, workers, quiet, client, chunk_rows, partition_rows, split_bytes)
+    out = plan_output(spec.output.path, spec.output.fmt, ("csv", "jsonl", "npy", "npz"), scheduler is not None)
+    local = command.prepare(_for_cluster(spec, out))
+    local.reader.close()
+    _check_inputs(local.model, inputs, spec.inputs)
+    job = Job("jacobian", out.fmt, local.fields, local.meta, spec.output.dtype, spec.mode, spec.inputs.rows,
+              spec.inputs.reader_options(), out_idx=local.out_idx, wrt_idx=local.wrt_idx)
+    _, _, notes = _execute(jacobian_part, models, inputs, out, job, local.model,
+                           {"scheduler": scheduler, "workers": workers}, spec.output.quiet, tuning)
+    return Outcome(0, local.notes + notes)
 
 
-def run_propagate(paths, *, scheduler=None, workers=None, quiet=False, output=None, fmt=None, client=None,
-                  chunk_rows=None, partition_rows=None, split_bytes=None, **options):
-    """``jacprop propagate MODEL... INPUTS... --engine dask``; ``options`` are pipeline.run_propagate's.
-    The option checks and settings are the local path's (run_propagate with an ``engine`` hook)."""
-    from . import pipeline
+def run_propagate(paths, spec_for, scheduler=None, workers=None, tuning: Tuning = Tuning()) -> Outcome:
+    """``jacprop propagate MODEL... INPUTS... --engine dask``; as ``run_jacobian``."""
+    from ..commands import propagate as command
 
     models, inputs = split_models_inputs(paths)
-    plan = plan_output(output, fmt, ("csv", "jsonl", "npz"), scheduler is not None)
-    pipeline.parse_rows(options.get("rows"))
-    extra = [spec.partition("=")[2] for spec in options.get("dx_columns") or ()]
-
-    def engine(model, spec, fields, meta):
-        _check_inputs(model, inputs, options.get("columns"), options.get("id_column"), options.get("delimiter", ","),
-                      options.get("header", True), options.get("on_invalid", "error"), extra)
-        reader = {k: options.get(k, d) for k, d in (("delimiter", ","), ("header", True), ("columns", None),
-                                                       ("id_column", None), ("on_invalid", "error"))}
-        reader["exclude"] = extra
-        return _execute("propagate", propagate_part, models, inputs, plan,
-                        dict(model=model, fields=fields, meta=_writer_meta(meta), dtype=options.get("dtype", "float64"),
-                             mode=options.get("mode", "auto"), rows=options.get("rows"), reader=reader, spec=spec),
-                        scheduler, workers, quiet, client, chunk_rows, partition_rows, split_bytes)
-
-    results, parts = pipeline.run_propagate(paths=[*models, inputs[0]], quiet=quiet, output=None, fmt=plan.fmt,
-                                            engine=engine, **options)
-    several = len(inputs) > 1
+    spec = spec_for(tuple(models), inputs[0])
+    out = plan_output(spec.output.path, spec.output.fmt, ("csv", "jsonl", "npz"), scheduler is not None)
+    local = command.prepare(_for_cluster(spec, out))
+    local.reader.close()
+    spec_inputs = replace(spec.inputs, extra_columns=command.extra_columns(spec))
+    _check_inputs(local.model, inputs, spec_inputs)
+    job = Job("propagate", out.fmt, local.fields, local.meta, spec.output.dtype, spec.mode, spec.inputs.rows,
+              spec_inputs.reader_options(), estimator=local.estimator)
+    results, parts, notes = _execute(propagate_part, models, inputs, out, job, local.model,
+                                     {"scheduler": scheduler, "workers": workers}, spec.output.quiet, tuning)
 
     def where(r, part):
-        return f"{r} of {part.path}" if several else r
+        return f"{r} of {part.path}" if len(inputs) > 1 else r
 
-    flagged = _FirstOf([(where(r, p), o) for p, res in zip(parts, results) for r, o in res["flagged"]],
-                       sum(res["n_flagged"] for res in results))
-    violations = _FirstOf([(where(r, p), o, why) for p, res in zip(parts, results) for r, o, why in res["violations"]],
-                          sum(res["n_violations"] for res in results))
-    pipeline.propagate_findings(flagged, violations, options.get("tol", 0.1), quiet)
-
-
-class _FirstOf:
-    """The first findings of every partition, in order, with the total count as its length."""
-
-    def __init__(self, items, total):
-        self.items, self.total = items, total
-
-    def __len__(self):
-        return self.total
-
-    def __getitem__(self, index):
-        return self.items[index]
-
-
-def on_dask(command, paths, scheduler, workers):
-    """For the CLI: a stand-in for pipeline.run_jacobian / run_propagate taking the same keyword
-    options, that runs them on a Dask cluster over ``paths`` (MODEL... INPUTS...)."""
-    if command == "jacobian":
-        return lambda models, inputs, **options: run_jacobian(paths, scheduler=scheduler, workers=workers, **options)
-    return lambda paths, **options: run_propagate(paths, scheduler=scheduler, workers=workers, **options)
+    flagged = [(where(r, p), o) for p, res in zip(parts, results) for r, o in res["flagged"]]
+    violations = [(where(r, p), o, why) for p, res in zip(parts, results) for r, o, why in res["violations"]]
+    return command.findings_outcome(flagged, violations, sum(r["n_flagged"] for r in results),
+                                    sum(r["n_violations"] for r in results), spec.tol, spec.output.quiet,
+                                    local.notes + notes)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError, UsageError
+from ..errors import InputError, UsageError
 
-CHUNK_ROWS = 65536
+CHUNK_ROWS = 65536  # rows per chunk handed to the engine (a Dask partition is a multiple of it)
 BLOCK_CHARS = 1 << 20  # text read at a time
 _SPACE = np.frombuffer(b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f", np.uint8)  # what str.strip() strips, in ASCII
 FAST_MIN_ROWS = 1024  # smaller chunks: numpy parses them before pyarrow would be imported
@@ -297,9 +297,51 @@ class CsvReader:
                     raise InputError(f"{where}, column {self.names[c]!r}: {cells[c][:40]!r} is not a number") from None
         raise InputError(f"{self.path}: rows {self._row + 1}-{self._row + len(lines)}: cannot parse as numbers")
 
+    @property
+    def rows_read(self) -> int:
+        """Data rows read so far (the row number of the last one), skipped rows included."""
+        return self._row
+
+    def start_at(self, offset: int, lines_before: int, skip: int, first_row: int, n_rows: int) -> None:
+        """Read only ``n_rows`` rows from byte ``offset`` (a line start), after skipping ``skip``
+        non-blank lines there; ``lines_before`` lines and ``first_row`` data rows precede it in
+        the file, so row and line numbers stay the file's own (a Dask partition).  Call before
+        reading; the header has been read and checked already."""
+        if self._file is None:
+            raise UsageError(f"{self.path}: a partition needs a file, not a stream")
+        self._f.close()
+        raw = open(self._file, "rb")
+        raw.seek(offset)
+        line_no = lines_before
+        while skip:
+            line = raw.readline()
+            if not line:
+                raw.close()
+                raise InputError(f"{self.path}: the file changed while it was being read (fewer rows than counted)")
+            line_no += 1
+            skip -= has_text(line)
+        self._f = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        self._tail, self._line, self._row, self._left = "", line_no, first_row, n_rows
+
     def close(self):
         if self._f is not sys.stdin:
             self._f.close()
+
+
+def has_text(line: bytes) -> bool:
+    """Whether a line holds something (CsvReader skips lines whose str.strip() is empty)."""
+    s = line.strip()
+    if not s:
+        return False
+    if s[0] < 0x80 and not 0x1C <= s[0] <= 0x1F:
+        return True
+    return bool(line.decode("utf-8", "replace").strip())
+
+
+def no_data_rows(where: str | None, skipped: int = 0) -> InputError:
+    """The one error for an input without data rows (``where``: the file, "N inputs", or None)."""
+    prefix = f"{where}: " if where else ""
+    return InputError(f"{prefix}no data rows" + (f" ({skipped} skipped for NaN/inf values)" if skipped else ""))
 
 
 def _arrow_parse(data: bytes, n_rows, n_columns, usecols, delimiter) -> np.ndarray | None:
@@ -352,7 +394,7 @@ def read_all(path, **kwargs) -> tuple[np.ndarray, np.ndarray | None, CsvReader]:
     parts = list(reader.chunks())
     reader.close()
     if not parts:
-        raise InputError(f"{reader.path}: no data rows after the header")
+        raise no_data_rows(reader.path)
     X = np.concatenate([p.X for p in parts])
     ids = np.concatenate([p.ids for p in parts]) if reader.id_index is not None else None
     return X, ids, reader

@@ -1,0 +1,2 @@
+"""``--engine dask``: the commands' own plans run over partitions of the inputs on a Dask
+cluster (``runner``), with the same output as the local run."""

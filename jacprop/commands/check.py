@@ -1,0 +1,45 @@
+"""``jacprop check``: J against central differences at every row (and y against expected outputs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..check import Checker
+from ..errors import InputError
+from ..io.matrices import read_expected
+from ..io.reader import no_data_rows
+from .common import InputSpec, ModelSpec, Outcome, load_model, open_inputs
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    model: ModelSpec
+    inputs: InputSpec
+    tol: float = 1e-6
+    expect_y: str | None = None
+    y_tol: float = 1e-5
+
+
+def run(spec: CheckSpec) -> tuple[dict, Outcome]:
+    """The report (as ``--format json`` prints it) and the outcome: exit 1 when an error exceeds its tolerance."""
+    notes = []
+    model = load_model(spec.model, notes)
+    reader = open_inputs(model, spec.inputs)
+    expected = read_expected(spec.expect_y, model.output_names) if spec.expect_y else None
+    checker = Checker(model, reader.columns, spec.tol, spec.y_tol)
+    try:
+        for chunk in reader.chunks():
+            ref = None
+            if expected is not None:
+                if chunk.rows.max() > len(expected):
+                    raise InputError(f"--expect-y {spec.expect_y}: has {len(expected)} rows, fewer than the inputs")
+                ref = expected[chunk.rows - 1]
+            checker.add(chunk.rows, chunk.X, ref)
+    finally:
+        reader.close()
+    if checker.step is None:
+        raise no_data_rows(reader.path)
+    if expected is not None and checker.y_rows != len(expected):
+        raise InputError(f"--expect-y {spec.expect_y}: {len(expected)} rows, but the inputs have {checker.y_rows}")
+    result = checker.result(reader.rows_read, with_y=expected is not None)
+    return result, Outcome(0 if result["ok"] else 1, notes)

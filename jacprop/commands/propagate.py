@@ -1,0 +1,285 @@
+"""``jacprop propagate``: output uncertainty from input uncertainty at every row, with gates.
+
+Reads MODEL... INPUTS (J computed here), or what ``jacprop jacobian`` wrote (a J stream).
+The estimates are ``propagate.estimate``'s; this module adds the options, the columns, the
+--max-dy / --max-nonlinearity gates and the linearity flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .. import propagate as P
+from ..errors import UsageError
+from ..io.matrices import read_matrix
+from ..io.writers import Field
+from .common import (
+    InputSpec,
+    ModelSpec,
+    Outcome,
+    OutputSpec,
+    RowBlock,
+    jacobian_blocks,
+    load_model,
+    open_inputs,
+    open_output,
+    parse_rows,
+    resolve,
+    show_progress,
+    skipped_note,
+    stream_to,
+)
+
+TABLE_COLUMNS = [  # array name, table header
+    ("dy_linear", "Δy lin"), ("dy_gum", "u gum"), ("U_gum", "U=k·u"), ("dy_worst", "worst"),
+    ("dy_mc", "σ mc"), ("mc_shift", "mc shift"), ("nonlinearity", "nonlin"),
+]  # the data formats also hold mc_lo, mc_hi, dy_plus, dy_minus, cov_y and budget
+GATED = ("dy_linear", "dy_gum", "dy_worst", "dy_mc")  # what --max-dy bounds (u-like ones times k)
+
+
+@dataclass(frozen=True)
+class UncertaintySpec:
+    """--dx, --dx-column, --cov, --corr as given."""
+
+    dx: tuple = ()
+    dx_columns: tuple = ()
+    cov_file: str | None = None
+    corr_file: str | None = None
+
+
+@dataclass(frozen=True)
+class PropagateSpec:
+    model: ModelSpec | None  # None: read a J stream from inputs.path
+    inputs: InputSpec
+    output: OutputSpec = OutputSpec()
+    uncertainty: UncertaintySpec = UncertaintySpec()
+    methods: tuple = ()
+    mode: str = "auto"
+    samples: int = 1000
+    seed: int = 0
+    coverage: float | None = None
+    level: float | None = None
+    output_cov: bool = False
+    check_linearity: bool = False
+    tol: float = 0.1
+    budget: bool = False
+    max_dy: tuple = ()
+    max_nonlinearity: float | None = None
+
+
+@dataclass
+class Findings:
+    """Linearity flags and gate violations, (row, output[, why]) each, gathered while streaming."""
+
+    flagged: list = field(default_factory=list)
+    violations: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """Everything a block needs to become propagate's arrays (small and picklable: the Dask
+    runner sends it with every partition)."""
+
+    settings: P.Settings
+    unc: P.Uncertainty
+    in_names: list
+    out_names: list
+    gate_dy: np.ndarray | None
+    max_nonlinearity: float | None
+    tol: float
+    table: bool
+
+    def produce(self, b: RowBlock, forward, findings: Findings):
+        """(rows, ids, arrays) for one block; appends to ``findings``."""
+        J64 = b.J.astype(np.float64, copy=False)
+        Xd = b.X if b.X is not None else np.zeros((len(b.Y), len(self.in_names)))
+        d = self.unc.dx(Xd, {i: b.extra[c] for i, c in self.unc.columns.items()})
+        block = P.Block(J64, d, self.unc.corr, b.X, b.Y, b.rows, forward)
+        a = {"y": b.Y, **({"x": b.X} if b.X is not None else {}), **P.estimate(block, self.settings, self.table)}
+        rows, outs = b.rows, self.out_names
+        if self.settings.check_linearity:
+            findings.flagged.extend((int(rows[n]), outs[k]) for n, k in np.argwhere(a["nonlinearity"] > self.tol))
+        if self.gate_dy is not None:
+            k_factor = self.settings.k or 1
+            size = np.max([np.abs(a[q]) * (k_factor if q in ("dy_gum", "dy_mc") else 1) for q in GATED if q in a], axis=0)
+            findings.violations.extend((int(rows[n]), outs[k], f"{size[n, k]:.4g} > {self.gate_dy[k]:.4g}")
+                                       for n, k in np.argwhere(size > self.gate_dy))
+        if self.max_nonlinearity is not None:
+            findings.violations.extend(
+                (int(rows[n]), outs[k], f"nonlinearity {a['nonlinearity'][n, k]:.3g} > {self.max_nonlinearity:.3g}")
+                for n, k in np.argwhere(a["nonlinearity"] > self.max_nonlinearity))
+        return rows, b.ids, a
+
+
+@dataclass
+class PropagatePlan:
+    spec: PropagateSpec
+    model: object
+    reader: object  # a CsvReader (MODEL... INPUTS), else None
+    stream: object  # a JacobianStream (reading J), else None
+    estimator: Estimator
+    fields: list
+    meta: dict
+    fmt: str
+    notes: list = field(default_factory=list)
+
+    @property
+    def forward(self):
+        model, dtype = self.model, self.spec.output.dtype
+        return None if model is None else (lambda X: model.forward(X, dtype=dtype, deterministic=True))
+
+
+def settings_of(spec: PropagateSpec) -> P.Settings:
+    """--method, --coverage/--level, --samples... as ``propagate.Settings``."""
+    methods = list(P.METHODS) if "all" in spec.methods else list(dict.fromkeys(spec.methods or ["gum"]))
+    if spec.coverage is not None and spec.level is not None:
+        raise UsageError("give --coverage or --level, not both")
+    k = spec.coverage if spec.coverage is not None else P.normal_quantile((1 + spec.level) / 2) if spec.level is not None else None
+    return P.Settings(tuple(methods), k, spec.level if spec.level is not None else 0.95, spec.samples, spec.seed,
+                      spec.check_linearity or spec.max_nonlinearity is not None, spec.output_cov, spec.budget)
+
+
+def uncertainty_of(u: UncertaintySpec, in_names) -> P.Uncertainty:
+    """--dx, --dx-column, --cov or --corr as ``propagate.Uncertainty`` over the inputs ``in_names``."""
+    corr = sigma = None
+    if u.cov_file or u.corr_file:
+        path = u.cov_file or u.corr_file
+        matrix = P.check_covariance(read_matrix(path, in_names, "--cov" if u.cov_file else "--corr"), path)
+        if u.cov_file:
+            if u.dx:
+                raise UsageError("--cov gives the uncertainties; do not also give --dx")
+            sigma, corr = P.split_covariance(matrix)
+        else:
+            corr = matrix
+            if not np.allclose(np.diag(corr), 1):
+                raise UsageError(f"--corr {u.corr_file}: a correlation matrix has ones on its diagonal")
+    if not u.dx and not u.dx_columns and sigma is None:
+        raise UsageError("say how uncertain the inputs are: --dx 0.01, --dx NAME=0.5, --dx NAME=2%, --dx-column or --cov")
+    unc = P.parse_dx(list(u.dx), in_names, list(u.dx_columns), corr)
+    if sigma is not None:
+        unc.absolute = sigma
+    return unc
+
+
+def parse_gate(specs, output_names, what) -> np.ndarray | None:
+    """--max-dy 0.1 | OUTPUT=0.1 (repeatable) -> a bound per output (inf where none)."""
+    if not specs:
+        return None
+    bound = np.full(len(output_names), np.inf)
+    for spec in specs:
+        name, sep, value = spec.rpartition("=")
+        try:
+            v = float(value)
+        except ValueError:
+            raise UsageError(f"{what} {spec}: expected a number or OUTPUT=NUMBER") from None
+        idx = resolve([name], output_names, what.lstrip("-")) if sep else None
+        bound[idx if idx else slice(None)] = v
+    return bound
+
+
+def _open_source(spec: PropagateSpec, settings: P.Settings, notes: list):
+    """(model, reader, stream, input names, output names, id column) for MODEL... INPUTS or a J stream."""
+    if spec.model is not None:
+        model = load_model(spec.model, notes)
+        reader = open_inputs(model, replace(spec.inputs, extra_columns=extra_columns(spec)))
+        return model, reader, None, reader.columns, model.output_names, spec.inputs.id_column
+    from ..io.readback import read_jacobian
+
+    for opt, given in (("--columns", spec.inputs.columns), ("--id-column", spec.inputs.id_column),
+                       ("--dx-column", spec.uncertainty.dx_columns)):
+        if given:
+            raise UsageError(f"{opt} needs MODEL... INPUTS (it reads the input CSV)")
+    stream = read_jacobian(spec.inputs.path)
+    if set(settings.methods) & set(P.NEEDS_NETWORK) or settings.check_linearity:
+        raise UsageError("--method mc and --check-linearity run the network: give MODEL... INPUTS, not a Jacobian stream")
+    return None, None, stream, stream.input_names, stream.output_names, stream.id_name
+
+
+def fields_of(settings: P.Settings, in_names, out_names, has_x: bool) -> list:
+    """The output's per-row arrays and their CSV columns."""
+    k = len(out_names)
+    fields = [Field("x", (len(in_names),))] if has_x else []
+    fields.append(Field("y", (k,), list(out_names)))
+    fields += [Field(q, (k,), [f"{q}({o})" for o in out_names]) for q in P.quantities(settings)]
+    if settings.output_cov:
+        fields.append(Field("cov_y", (k, k), [f"cov({a},{b})" for a in out_names for b in out_names]))
+    if settings.budget:
+        fields.append(Field("budget", (k, len(in_names)), [f"budget({o},{i})" for o in out_names for i in in_names]))
+    return fields
+
+
+def extra_columns(spec: PropagateSpec) -> tuple:
+    """The CSV columns --dx-column INPUT=COLUMN reads alongside the inputs."""
+    return tuple(c.partition("=")[2] for c in spec.uncertainty.dx_columns)
+
+
+def prepare(spec: PropagateSpec, allowed=("table", "csv", "jsonl", "npz")) -> PropagatePlan:
+    settings = settings_of(spec)
+    if spec.uncertainty.cov_file and spec.uncertainty.corr_file:
+        raise UsageError("give --cov or --corr, not both")
+    parse_rows(spec.inputs.rows)
+    notes = []
+    model, reader, stream, in_names, out_names, id_name = _open_source(spec, settings, notes)
+    try:
+        unc = uncertainty_of(spec.uncertainty, in_names)
+        has_x = model is not None or stream.has_x
+        if unc.needs_x and not has_x:
+            raise UsageError("a relative --dx (%) needs the inputs x: give MODEL... INPUTS, "
+                             "or pipe jsonl/npz from `jacprop jacobian`")
+        gate_dy = parse_gate(spec.max_dy, out_names, "--max-dy")
+        fmt = spec.output.format(allowed)
+    except BaseException:
+        if reader is not None:
+            reader.close()
+        raise
+    estimator = Estimator(settings, unc, list(in_names), list(out_names), gate_dy, spec.max_nonlinearity, spec.tol,
+                          fmt == "table")
+    meta = {"input_names": in_names, "output_names": out_names, "id_name": id_name}
+    return PropagatePlan(spec, model, reader, stream, estimator, fields_of(settings, in_names, out_names, has_x),
+                         meta, fmt, notes)
+
+
+def _blocks(plan: PropagatePlan):
+    keep = parse_rows(plan.spec.inputs.rows)
+    if plan.reader is not None:
+        return jacobian_blocks(plan.model, plan.reader, plan.spec.mode, None, None, plan.spec.output.dtype, keep)
+    keep = keep or (lambda r: np.ones(len(r), bool))
+    return (RowBlock(r[m], None if i is None else i[m], None if X is None else X[m], Y[m], J[m], {})
+            for r, i, X, Y, J in plan.stream.chunks for m in [keep(r)])
+
+
+def run(plan: PropagatePlan) -> Outcome:
+    from ..render import propagate_rows
+
+    est, spec = plan.estimator, plan.spec
+    meta = dict(plan.meta)
+    if plan.fmt == "table":
+        meta.update(columns=TABLE_COLUMNS, table=propagate_rows,
+                    flag=(lambda a, n, k: a["nonlinearity"][n, k] > est.tol) if est.settings.check_linearity else None)
+    writer = open_output(plan.fmt, spec.output, plan.fields, meta)
+    findings = Findings()
+    try:
+        stream_to(writer, _blocks(plan), lambda b: est.produce(b, plan.forward, findings),
+                  plan.reader is not None and show_progress(spec.output, spec.inputs.path), plan.reader)
+    finally:
+        if plan.reader is not None:
+            plan.reader.close()
+    skipped = skipped_note(plan.reader, spec.output.quiet) if plan.reader is not None else []
+    return findings_outcome(findings.flagged, findings.violations, len(findings.flagged), len(findings.violations),
+                            est.tol, spec.output.quiet, plan.notes + skipped)
+
+
+def findings_outcome(flagged, violations, n_flagged, n_violations, tol, quiet, notes) -> Outcome:
+    """The linearity flags and gate violations as lines for stderr; exit 1 when a gate was crossed.
+    ``flagged``/``violations``: the first findings (at least 10/20 of them), of ``n_*`` in all."""
+    notes = list(notes)
+    if n_flagged and not quiet:
+        notes.append(f"jacprop: {n_flagged} (row, output) pairs depart from linearity by more than --tol {tol:g}: "
+                     + ", ".join(f"row {r} {o}" for r, o in flagged[:10]) + (" ..." if n_flagged > 10 else ""))
+    if n_violations:
+        notes.append(f"jacprop: {n_violations} (row, output) pairs exceed the bounds: "
+                     + "; ".join(f"row {r} {o}: {why}" for r, o, why in violations[:20])
+                     + (" ..." if n_violations > 20 else ""))
+    return Outcome(1 if n_violations else 0, notes)
