@@ -1,11 +1,12 @@
 # make demo  -- set up .venv and run jacprop on the shipped sample model
 # make test  -- set up .venv and run the whole test suite
+# make golden -- re-record the golden outputs of tests/golden (review the diff: it is a behaviour change)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench fuzz clean
+.PHONY: demo test lint golden bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check jacprop tests
+
+golden: $(STAMP)
+	$(BIN)/python tests/golden/make_golden.py
 
 fuzz: $(STAMP)
 	$(BIN)/python tests/fuzz.py --examples 20000 --save
