@@ -333,7 +333,7 @@ def main():
             try:
                 if case.files:
                     model = build(case, version, case.x.shape[1])
-                    y, jac = tape(lambda t: model(t, training=False), case.x)
+                    y, jac = tape(lambda t, m=model: m(t, training=False), case.x)
                     # predict() runs a tf.function: the constants must come out the same there (a float32
                     # constant would show as ~1e-8; summation order may differ by a few ulp)
                     y_predict = np.asarray(model.predict(case.x, verbose=0))
@@ -343,12 +343,13 @@ def main():
                     for fmt in FILE_FORMATS[version]:
                         path = OUT_DIR / f"{case.name}.{fmt}"
                         model.save(str(path))
-                        y_back, jac_back = tape(lambda t: reload(version, path)(t, training=False), case.x)
+                        back = reload(version, path)
+                        y_back, jac_back = tape(lambda t, m=back: m(t, training=False), case.x)
                         if not (np.array_equal(y_back, y) and np.array_equal(jac_back, jac)):
                             raise RuntimeError(f"{path.name}: the reloaded model computes differently")
                         entry["files"][fmt] = path.name
                 else:
-                    y, jac = tape(lambda t: case.fn(K, t), case.x)
+                    y, jac = tape(lambda t, fn=case.fn, K=K: fn(K, t), case.x)
                     predict_diff = None
             finally:
                 set_floatx(version, "float32")
