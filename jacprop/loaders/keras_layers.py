@@ -116,7 +116,9 @@ def activation(c: Call, spec, **kwargs) -> Activation:
     Version differences: hard_sigmoid is clip(0.2a + 0.5, 0, 1) in Keras 2 and relu6(a + 3)/6
     in Keras 3; gelu is exact unless ``approximate``.  leaky_relu's slope goes to TensorFlow as
     a float32 op attribute (tf.nn.leaky_relu), so the slope Keras really uses is
-    float32(slope), even in a float64 model: we round it the same way.
+    float32(slope), even in a float64 model: we round it the same way (measured for the string,
+    LeakyReLU layers and objects and ReLU(negative_slope), Keras 2 and 3).  ELU's alpha is used
+    exactly (measured).  See sample_models/keras/CONSTANTS.md.
     """
     if spec is None:
         return Activation()
@@ -154,9 +156,10 @@ def _relu_layer(c: Call, cfg) -> Activation:
         return activation(c, "leaky_relu", slope=slope)
     if max_value is None:
         return Activation("relu")
-    # Keras clips at a float32 max_value even in a float64 model (tf.cast of a Python float; observed
-    # in Keras 2 and 3), so we round it the same way.
-    return Activation("relu6") if max_value == 6 else Activation("relu_max", alpha=float(np.float32(max_value)))
+    # Measured in float64 models (sample_models/keras/CONSTANTS.md): Keras 3 clips at float32(max_value)
+    # (ops.cast of a Python float), Keras 2 at the exact max_value (backend._constant_to_tensor).
+    cap = float(np.float32(max_value)) if c.keras3 else float(max_value)
+    return Activation("relu6") if max_value == 6 else Activation("relu_max", alpha=cap)
 
 
 ACTIVATION_LAYERS: dict[str, Callable] = {
@@ -247,7 +250,8 @@ def _normalization(c: Call) -> int:
     """(x - mean) / max(sqrt(variance), 1e-7), or its inverse; statistics from the config
     (``mean``/``variance`` given) or else from the weights [mean, variance, count].
     Keras 3 turns config values into tensors with convert_to_tensor, i.e. float32, even in a
-    float64 model (observed); Keras 2 keeps them float64.  We do the same."""
+    float64 model; Keras 2 keeps them float64; the 1e-7 is exact in both (all measured, see
+    sample_models/keras/CONSTANTS.md).  We do the same."""
     axis = c.cfg.get("axis", -1)
     keep = () if axis is None else _norm_axes(c, axis)
     wshape = tuple(c.shape[a] for a in keep)
@@ -269,7 +273,8 @@ def _normalization(c: Call) -> int:
 def _rescaling(c: Call) -> int:
     """y = x * scale + offset (scalars or per-channel lists).  Keras casts them with
     backend.cast, i.e. tf.cast of a Python float, which makes a float32 tensor first: a float64
-    model really uses float32(scale) and float32(offset), and so do we."""
+    model really uses float32(scale) and float32(offset) (measured in Keras 2 and 3, see
+    sample_models/keras/CONSTANTS.md), and so do we."""
     c.weights()
     scale = np.asarray(c.cfg.get("scale", 1.0), dtype=np.float32).astype(np.float64)
     offset = np.asarray(c.cfg.get("offset", 0.0), dtype=np.float32).astype(np.float64)

@@ -45,7 +45,9 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 # TensorFlow's tf.nn.gelu (used by Keras 2 and 3) writes math_ops.cast(0.7071067811865476, dtype)
 # and math_ops.cast(0.044715, dtype): a Python float cast that way becomes a float32 tensor first,
 # so even a float64 model uses these float32-rounded constants (1/sqrt(2) off by ~1e-8 relative).
-# We use the same ones, so our gelu matches Keras' to rounding rather than to ~1e-8.
+# Measured on float64 models with TF 2.21, Keras 3.15 and tf_keras 2.21 (sample_models/keras/CONSTANTS.md):
+# 1/sqrt(2) and 0.044715 are float32-rounded, 0.7978845608028654 (a plain Python float) is exact, and
+# selu's alpha/scale are exact.  We use the same ones, so our gelu matches Keras' to rounding.
 _INV_SQRT_2 = float(np.float32(1.0 / math.sqrt(2.0)))
 _GELU_TANH_C = float(np.float32(0.044715))
 _INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
