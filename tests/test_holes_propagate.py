@@ -167,11 +167,12 @@ def relu_jacobian(X):
 
 def test_linearity_check_reports_each_side_and_flags_a_bend_on_either(tmp_path):
     """y = W1 relu(W0 x + b0) + b1 (an NPZ weight list) at rows placed so that one hidden unit
-    switches off on the minus side only (row 1), on the plus side only (row 2), or never (row 3)."""
+    switches off on the minus side only (row 1), on the plus side only (row 2), or never (row 3); at row 4
+    every unit is off, J = 0, and one switches on above x: J dx = 0 but f(x + dx) - f(x) is not."""
     np.savez(tmp_path / "relu.npz", W0=W0.T, b0=B0, W1=W1.T, b1=B1, activations=np.array(["relu", "linear"]))
     dx = np.array([0.2, 0.1, 0.1])
     step = W0 @ dx  # the change of the pre-activations: [0.17, 0.17, -0.03]
-    a = np.array([[0.5 * step[0], 1.0, 1.0], [-0.5 * step[0], 1.0, 1.0], [1.0, 1.0, 1.0]])
+    a = np.array([[0.5 * step[0], 1.0, 1.0], [-0.5 * step[0], 1.0, 1.0], [1.0, 1.0, 1.0], [-0.5 * step[0], -1.0, -1.0]])
     X = np.linalg.solve(W0, (a - B0).T).T
     write_csv(tmp_path / "x.csv", "abc", X)
     X = np.loadtxt(tmp_path / "x.csv", delimiter=",", skiprows=1)
@@ -194,8 +195,9 @@ def test_linearity_check_reports_each_side_and_flags_a_bend_on_either(tmp_path):
     assert np.allclose(plus[0], jdx[0], atol=1e-14) and not np.allclose(minus[0], jdx[0], atol=1e-3)
     assert np.allclose(minus[1], jdx[1], atol=1e-14) and not np.allclose(plus[1], jdx[1], atol=1e-3)
     assert np.all(out["nonlinearity"][:2].max(axis=1) > 0.2) and np.all(out["nonlinearity"][2] < 1e-9)
-    assert ("4 (row, output) pairs depart from linearity by more than --tol 0.1: "
-            "row 1 y[0], row 1 y[1], row 2 y[0], row 2 y[1]") in r.stderr
+    assert np.all(J[3] == 0) and np.all(np.abs(plus[3]) > 0.01) and np.all(out["nonlinearity"][3] > 1e9)
+    assert ("6 (row, output) pairs depart from linearity by more than --tol 0.1: "
+            "row 1 y[0], row 1 y[1], row 2 y[0], row 2 y[1], row 4 y[0], row 4 y[1]") in r.stderr
     # the gate fails on a row that bends only below x
     write_csv(tmp_path / "row1.csv", "abc", X[:1])
     gate = run("propagate", tmp_path / "relu.npz", tmp_path / "row1.csv", *dx_options, "--max-nonlinearity", "0.2",
@@ -282,3 +284,96 @@ def test_budget_with_per_row_uncertainties_and_a_row_without_any(tmp_path):
     np.testing.assert_allclose(out["budget"], expected, rtol=1e-12)
     assert np.all(out["budget"][2] == 0) and np.all(out["dy_gum"][2] == 0)
     np.testing.assert_allclose(out["budget"][[0, 1, 3, 4, 5]].sum(-1), 1.0, rtol=1e-13)
+
+
+# ---------------------------------------------------------------------------
+# Options and checks that mutants of propagate.py showed untested (make mutate, tests/README.md)
+
+
+def test_inputs_by_index_exponents_and_zero_uncertainty():
+    by_name = npz_result("propagate", MODEL, INPUTS, "--dx", "pressure=0.02", "--dx", "flow=0")
+    for spec in (["--dx", "1=0.02"], ["--dx", "1=2E-2"], ["--dx", "1=2e-2", "--dx", "2=0"]):
+        np.testing.assert_array_equal(npz_result("propagate", MODEL, INPUTS, *spec)["dy_gum"], by_name["dy_gum"])
+    _, _, J = reference()
+    np.testing.assert_allclose(by_name["dy_gum"], np.abs(J[:, :, 1]) * 0.02, rtol=1e-13)
+    names = "['temperature', 'pressure', 'flow']"
+    for spec, message in ((["--dx", "3=1"], f"--dx 3=1: no input named '3'; the inputs are {names}"),
+                          (["--dx", "-1"], "--dx -1: an uncertainty must be finite and >= 0"),
+                          (["--dx", "1e999"], "--dx 1e999: an uncertainty must be finite and >= 0")):
+        r = run("propagate", MODEL, INPUTS, *spec)
+        assert r.exit_code == 2 and f"jacprop: error: {message}\n" == r.stderr, r.output
+
+
+def write_with_column(tmp_path, name, values):
+    X, _, _ = reference()
+    return write_csv(tmp_path / "in.csv", NAMES + [name], np.hstack([X, np.asarray(values, float)[:, None]]))
+
+
+@pytest.mark.parametrize("values,message", [
+    ([0.1, 0.2, -0.5, 0.1, -1.0, 0.1], "row 3: uncertainty of input 0 is -0.5"),
+    ([0.1, np.nan, -0.5, 0.1, 0.1, 0.1], "row 2: uncertainty of input 0 is nan"),
+    ([0.1, 0.1, 0.1, np.inf, 0.1, 0.1], "row 4: uncertainty of input 0 is inf"),
+])
+def test_a_bad_per_row_uncertainty_is_refused_naming_its_row(tmp_path, values, message):
+    path = write_with_column(tmp_path, "u", values)
+    r = run("propagate", MODEL, path, "--dx-column", "temperature=u")
+    assert r.exit_code == 2 and r.stderr == f"jacprop: error: {message}; it must be finite and >= 0\n", r.output
+
+
+def test_dx_column_names_with_an_equals_sign_and_unknown_inputs(tmp_path):
+    X, _, J = reference()
+    path = write_with_column(tmp_path, "u=t", np.full(len(X), 0.25))
+    out = npz_result("propagate", MODEL, path, "--dx-column", "temperature=u=t", "--method", "worst")
+    np.testing.assert_allclose(out["dy_worst"], np.abs(J[:, :, 0]) * 0.25, rtol=1e-13)
+    r = run("propagate", MODEL, path, "--dx-column", "nosuch=u=t")
+    assert r.exit_code == 2 and r.stderr == ("jacprop: error: --dx-column nosuch=u=t: expected INPUT=COLUMN with "
+                                             "INPUT one of ['temperature', 'pressure', 'flow']\n"), r.output
+
+
+def test_a_covariance_with_an_input_of_zero_variance(tmp_path):
+    _, _, J = reference()
+    cov = COV.copy()
+    cov[1, :] = cov[:, 1] = 0.0  # pressure known exactly
+    out = npz_result("propagate", MODEL, INPUTS, "--cov", write_matrix(tmp_path / "cov.csv", cov), "--output-cov")
+    np.testing.assert_allclose(out["dy_gum"], np.sqrt(np.einsum("nki,ij,nkj->nk", J, cov, J)), rtol=1e-12)
+    np.testing.assert_allclose(out["cov_y"], np.einsum("nki,ij,nlj->nkl", J, cov, J), rtol=1e-12, atol=1e-16)
+
+
+@pytest.mark.parametrize("matrix,message", [
+    ([[1, 0.5, 0], [0.4, 1, 0], [0, 0, 1]], "not symmetric: entry (1, 2) is 0.5 but (2, 1) is 0.4"),
+    ([[1, 0, 0], [0, 1, 0.3], [0, 0.2, 1]], "not symmetric: entry (2, 3) is 0.3 but (3, 2) is 0.2"),
+    ([[1, 2, 0], [2, 1, 0], [0, 0, 1]], "not positive semi-definite (smallest eigenvalue -1)"),
+    ([[1e-12, 0, 0], [0, 1e-12, 1e-20], [0, 0, 1e-12]], "not symmetric: entry (2, 3) is 1e-20 but (3, 2) is 0.0"),
+    ([[1, 0, 0], [0, np.nan, 0], [0, 0, 1]], "a covariance must be a finite square matrix, got shape (3, 3)"),
+])
+def test_a_bad_covariance_is_refused_with_the_entry_that_is_wrong(tmp_path, matrix, message):
+    path = write_matrix(tmp_path / "c.csv", np.array(matrix, float))
+    r = run("propagate", MODEL, INPUTS, "--cov", path)
+    assert r.exit_code == 2 and r.stderr == f"jacprop: error: {path}: {message}\n", r.output
+
+
+def test_a_covariance_within_rounding_of_semi_definite_is_accepted(tmp_path):
+    """Smallest eigenvalue -2e-10 on entries up to 4: within the tolerance 1e-10 x max|entry|."""
+    _, _, J = reference()
+    d = 2.5e-10
+    cov = np.array([[4.0, 2.0, 0.0], [2.0, 1.0 - d, 0.0], [0.0, 0.0, 0.04]])
+    assert -3e-10 < np.linalg.eigvalsh(cov).min() < -1e-10
+    out = npz_result("propagate", MODEL, INPUTS, "--cov", write_matrix(tmp_path / "c.csv", cov))
+    np.testing.assert_allclose(out["dy_gum"], np.sqrt(np.maximum(np.einsum("nki,ij,nkj->nk", J, cov, J), 0)), rtol=1e-9)
+
+
+@pytest.mark.parametrize("level", ["1", "-1", "1.5"])
+def test_a_level_outside_0_1_is_refused(level):
+    r = run("propagate", MODEL, INPUTS, "--dx", "0.1", "--level", level)
+    p = (1 + float(level)) / 2
+    assert r.exit_code == 2 and r.stderr == f"jacprop: error: a probability must lie in (0, 1), got {p}\n", r.output
+
+
+def test_mc_sigma_is_the_unbiased_sample_estimate(tmp_path):
+    """3 draws per row on y = 2 x: E[s^2] = (2 dx)^2 only with the n - 1 divisor (n: 2/3 of it)."""
+    np.savez(tmp_path / "lin.npz", W0=np.array([[2.0]]), b0=np.array([0.0]))
+    write_csv(tmp_path / "x.csv", ["x"], np.linspace(-1, 1, 20_000)[:, None])
+    out = npz_result("propagate", tmp_path / "lin.npz", tmp_path / "x.csv", "--dx", "0.5", "--method", "mc",
+                     "--samples", "3")
+    # var(s^2) = 2 sigma^4 / (n - 1) = sigma^4: the mean over 20,000 rows is within ~0.7 % (x 5 here)
+    assert abs(np.mean(out["dy_mc"] ** 2) - 1.0) < 0.035
