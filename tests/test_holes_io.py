@@ -155,3 +155,17 @@ def test_cli_without_pyarrow_reads_the_last_line_without_newline(tmp_path, no_py
     assert r.exit_code == 0 and r.stdout.count("\n") == 1 + len(X)
     last = [float(v) for v in r.stdout.splitlines()[-1].split(",")]
     np.testing.assert_allclose(last[:2], Y[-1], rtol=1e-13)
+
+
+@pytest.mark.parametrize("ending", ["lf", "crlf", "cr"])
+def test_stdin_with_a_bom_non_ascii_ids_and_any_line_end(ending):
+    X = sample_rows(7, seed=3) * [0.1, 1e3, 1e-4]
+    eol = ENDINGS[ending]
+    text = "\ufeff" + eol.join([f"id,{HEADER}"] + [f"rü{i},{line}" for i, line in enumerate(rows_text(X))])
+    r = CliRunner().invoke(main, ["jacobian", MODEL, "-", "--id-column", "id", "--columns", HEADER, "--format", "npz"],
+                           input=text.encode("utf-8"))
+    assert r.exit_code == 0, r.output
+    with np.load(io.BytesIO(r.stdout_bytes)) as z:
+        assert np.array_equal(z["x"], X)
+        assert z["ids"].tolist() == [f"rü{i}" for i in range(7)]
+        assert z["input_names"].tolist() == HEADER.split(",")
