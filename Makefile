@@ -1,12 +1,13 @@
 # make demo  -- set up .venv and run jacprop on the shipped sample model
 # make test  -- set up .venv and run the whole test suite
 # make golden -- re-record the golden outputs of tests/golden (review the diff: it is a behaviour change)
+# make mutate -- mutation testing (mutmut) of the core modules changed against main; ALL=1: the whole core
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint golden bench fuzz clean
+.PHONY: demo test lint golden bench fuzz mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,23 @@ bench: $(STAMP)
 	PY=$(BIN)/python; [ -x $(BENCH_VENV)/bin/python ] && PY=$(BENCH_VENV)/bin/python; \
 	TF=; [ -x $(TF_PYTHON) ] && TF="--tf-python $(TF_PYTHON)"; \
 	$$PY benchmarks/bench.py $$TF
+
+# mutate: mutmut lives in a dev-only venv outside the repo (created here when missing, with jacprop's
+# dev extras); each module runs in a scratch copy under MUTATE_WORKDIR with its test selection
+# (tests/mutate.py, TESTS). Default: the core modules changed against main; ALL=1 the whole core.
+MUTATE_VENV ?= /work/devenv-mutate
+MUTATE_WORKDIR ?= /tmp/jacprop-mutate
+MUTATE_CHILDREN ?= 2
+MUTATE_BASE ?= main
+MUTATE_MODULES ?= $(shell git diff --name-only $(MUTATE_BASE)... -- 'jacprop/*.py' 2>/dev/null)
+$(MUTATE_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(MUTATE_VENV)
+	$(MUTATE_VENV)/bin/pip install --quiet --upgrade pip
+	$(MUTATE_VENV)/bin/pip install --quiet -e '.[dev,fast,mutate]'
+	touch $@
+mutate: $(MUTATE_VENV)/.installed
+	$(MUTATE_VENV)/bin/python tests/mutate.py --mutmut $(MUTATE_VENV)/bin/mutmut --workdir $(MUTATE_WORKDIR) \
+		--max-children $(MUTATE_CHILDREN) $(if $(ALL),--all,$(MUTATE_MODULES))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import jacprop
-from jacprop.activations import Activation
+from jacprop.ops.activations import Activation
 from jacprop.errors import ModelError
 
 CONSTANTS = Path(__file__).resolve().parent.parent / "sample_models" / "keras" / "constants"

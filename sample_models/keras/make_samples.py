@@ -301,6 +301,20 @@ def build_input_shape_variants(K):
     ], name="input_shape_variants")
 
 
+def build_bias_free(K):
+    L = K.layers
+    # Flat input of 12 -> (6, 2); use_bias=False on the Conv1D and on two of the three Dense layers, so the
+    # files hold a kernel and no bias for them (the middle Dense keeps its bias).
+    return seq(K, (12,), [
+        L.Reshape((6, 2), name="grid"),
+        L.Conv1D(3, 3, activation="tanh", use_bias=False, name="conv_nb"),
+        L.Flatten(name="flat"),
+        L.Dense(5, activation="sigmoid", use_bias=False, name="fc_nb"),
+        L.Dense(4, activation="elu", name="fc_bias"),
+        L.Dense(2, use_bias=False, name="out_nb"),
+    ], "bias_free")
+
+
 # ---- refusals --------------------------------------------------------------------------------------------
 
 
@@ -388,6 +402,8 @@ class Spec:
     compile_and_fit: bool = False    # compile + one training step, so the files carry optimizer state
     integer_inputs: int = 0          # > 0: inputs are integers in [0, integer_inputs)
     skipped: dict = field(default_factory=dict)  # format -> reason it is deliberately not written
+    seed: int | None = None          # its own random generator (later additions), so --only NAME makes the
+                                     # same weights and inputs as a full run, and the earlier models' stay put
 
 
 SPECS = [
@@ -485,6 +501,11 @@ SPECS = [
          notes="Custom layer 'ScaledTanh' (y = tanh(1.5 x)). Keras 3: registered as "
                "'jacprop_samples>ScaledTanhK3'; Keras 2: class_name 'ScaledTanh', loadable only with "
                "custom_objects."),
+    # ---- added later, each with its own seed (made alone with --only NAME) ----
+    Spec("bias_free", build_bias_free,
+         ["Sequential", "Reshape", "Conv1D", "Dense", "use_bias_false", "tanh", "sigmoid", "elu"], seed=20261203,
+         notes="use_bias=False on Conv1D conv_nb and Dense fc_nb and out_nb (config use_bias: false, a kernel and "
+               "no bias in the weights); Dense fc_bias between them keeps its bias."),
 ]
 
 
@@ -823,26 +844,35 @@ def generate(spec, rng, report):
     return entry
 
 
-def main():
+def main(argv=None):
+    """make_samples.py [--only NAME ...]: every model, or only those named (they must have their own
+    ``seed``), whose manifest entries then replace the old ones in place."""
+    args = sys.argv[1:] if argv is None else argv
+    only = args[args.index("--only") + 1:] if "--only" in args else None
+    specs = [s for s in SPECS if only is None or s.name in only]
+    if only is not None and (len(specs) != len(only) or any(s.seed is None for s in specs)):
+        raise SystemExit(f"--only: name models that have their own seed, of {[s.name for s in SPECS if s.seed]}")
     # Building and saving the Lambda sample calls its function (on symbolic tensors), which creates the
     # marker file: point it at a private path for the whole run and delete it afterwards.
     marker = Path(tempfile.gettempdir()) / f"jacprop_gen_marker_{os.getpid()}"
     os.environ["JACPROP_MARKER"] = str(marker)
-    for spec in SPECS:  # remove earlier outputs, so a format that is skipped now leaves no stale file
+    for spec in specs:  # remove earlier outputs, so a format that is skipped now leaves no stale file
         for old in OUT_DIR.glob(f"{spec.name}.*"):
             if old.suffix != ".py":
                 old.unlink()
     rng = np.random.default_rng(SEED)
-    manifest, report = [], []
-    for spec in SPECS:
+    made, report = {}, []
+    for spec in specs:
         print(f"== {spec.name}", file=sys.stderr, flush=True)
         try:
-            manifest.append(generate(spec, rng, report))
+            made[spec.name] = generate(spec, np.random.default_rng(spec.seed) if spec.seed is not None else rng, report)
         except Exception:
             traceback.print_exc()
             raise
     if marker.exists():
         marker.unlink()
+    old = {} if only is None else {e["name"]: e for e in json.loads((OUT_DIR / "manifest.json").read_text())}
+    manifest = [made.get(s.name) or old[s.name] for s in SPECS if s.name in made or s.name in old]
     (OUT_DIR / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     for line in report:  # per-model agreement summary (stdout)
         print(json.dumps(line))

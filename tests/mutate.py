@@ -1,0 +1,114 @@
+"""Mutation testing of jacprop's numerical and IO core with mutmut (``make mutate``; issue #20).
+
+    python tests/mutate.py jacprop/propagate.py jacprop/io/reader.py   # these modules
+    python tests/mutate.py --all                                    # the whole core (CORE below)
+
+Each module is mutated in its own scratch copy of the repository (``--workdir``, default
+/tmp/jacprop-mutate/<module>), so the work tree stays clean and runs of different modules do not
+share state.  Only the test files mapped to the module (TESTS) run, and mutmut runs, for each
+mutant, only the tests among them that call the mutated function.  Prints one line per module:
+killed, survived, other (timeouts, suspicious, not checked) and the run time.  ``mutmut`` must be
+on PATH or given by --mutmut (the Makefile uses the dev venv outside the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The numerical and IO core, and the tests that check each module's results (the fast selection).
+TESTS = {
+    "jacprop/engine.py": ["tests/test_engine.py"],
+    "jacprop/graph.py": ["tests/test_engine.py"],
+    **{f"jacprop/ops/{m}.py": ["tests/test_ops.py", "tests/test_engine.py"]
+       for m in ("base", "structure", "dense", "norm", "merge", "spatial")},
+    "jacprop/ops/activations.py": ["tests/test_ops.py", "tests/test_constants.py"],
+    "jacprop/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py"],
+    "jacprop/commands/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py"],
+    "jacprop/io/reader.py": ["tests/test_holes_io.py", "tests/test_csv_fast.py", "tests/test_bad_inputs.py"],
+    "jacprop/io/writers.py": ["tests/test_holes_io.py", "tests/test_cli.py", "tests/test_bad_inputs.py"],
+    "jacprop/io/readback.py": ["tests/test_propagate.py", "tests/test_cli.py"],
+    "jacprop/loaders/keras_layers.py": ["tests/test_keras.py", "tests/test_holes_keras.py", "tests/test_constants.py"],
+    "jacprop/loaders/keras_config.py": ["tests/test_keras.py", "tests/test_holes_keras.py"],
+    "jacprop/loaders/npz.py": ["tests/test_npz.py"],
+}
+CORE = list(TESTS)
+# Slow tests that send signals or fill pipes: they check the CLI's process handling, not numbers.
+DESELECT = ["tests/test_bad_inputs.py::test_ctrl_c_exits_130_and_leaves_no_file",
+            "tests/test_bad_inputs.py::test_closed_pipe_ends_quietly"]
+
+
+def copy_tree(dest: Path) -> None:
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".hypothesis")
+    for name in ("jacprop", "tests", "sample_models"):
+        shutil.copytree(ROOT / name, dest / name, ignore=ignore)
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
+
+
+def configure(dest: Path, module: str) -> None:
+    tests = [t for t in TESTS[module] if (ROOT / t).exists()]
+    deselect = [a for t in DESELECT if t.split("::")[0] in tests for a in ("--deselect", t)]
+    with open(dest / "pyproject.toml", "a") as f:
+        f.write("\n[tool.mutmut]\n"
+                f"source_paths = {json.dumps(['jacprop'])}\n"
+                f"only_mutate = {json.dumps([module])}\n"
+                f"also_copy = {json.dumps(['sample_models'])}\n"
+                f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+                f"pytest_add_cli_args = {json.dumps(['-p', 'no:cacheprovider', *deselect])}\n")
+
+
+def counts(dest: Path, mutmut: str) -> dict:
+    out = subprocess.run([mutmut, "results", "--all", "true"], cwd=dest, capture_output=True, text=True).stdout
+    status = [m.group(1) for m in re.finditer(r":\s*([a-z ]+?)\s*$", out, re.M)]
+    return {s: status.count(s) for s in sorted(set(status))}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("modules", nargs="*", help="modules to mutate (paths under jacprop/)")
+    p.add_argument("--all", action="store_true", help="the whole core: " + " ".join(CORE))
+    p.add_argument("--workdir", default="/tmp/jacprop-mutate")
+    p.add_argument("--mutmut", default=shutil.which("mutmut") or "mutmut")
+    p.add_argument("--max-children", type=int, default=2)
+    args = p.parse_args(argv)
+    modules = CORE if args.all else [m for m in args.modules if m in TESTS]
+    skipped = [m for m in args.modules if m not in TESTS and not args.all]
+    if skipped:
+        print(f"not in the core (no test selection in tests/mutate.py): {' '.join(skipped)}", file=sys.stderr)
+    if not modules:
+        print("no core module to mutate (MUTATE_MODULES is empty: nothing in the core differs from main; "
+              "make mutate ALL=1 runs the whole core)")
+        return 0
+    rows = []
+    for module in modules:
+        dest = Path(args.workdir) / module.replace("/", "_").removesuffix(".py")
+        copy_tree(dest)
+        configure(dest, module)
+        start = time.monotonic()
+        with open(dest / "mutmut.log", "w") as log:
+            r = subprocess.run([args.mutmut, "run", "--max-children", str(args.max_children)], cwd=dest,
+                               stdout=log, stderr=subprocess.STDOUT)
+        seconds = time.monotonic() - start
+        c = counts(dest, args.mutmut)
+        killed, survived = c.pop("killed", 0), c.pop("survived", 0)
+        score = killed / max(1, killed + survived)
+        rows.append((module, killed, survived, c, seconds))
+        print(f"{module}: {killed} killed, {survived} survived, other {c or 0}, score {score:.1%}, "
+              f"{seconds / 60:.1f} min (exit {r.returncode}; details: cd {dest} && mutmut results / mutmut show NAME)",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
