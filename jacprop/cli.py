@@ -12,6 +12,7 @@ import sys
 import click
 
 from . import __version__
+from .plot_cli import plot
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -337,3 +338,6 @@ def convert(models, output, activation, output_activation):
         out.abort()
         raise
     out.commit()
+
+
+main.add_command(plot)
