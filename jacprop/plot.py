@@ -24,6 +24,8 @@ from .errors import InputError, JacpropError, UsageError
 KINDS = ("heatmap", "ranking", "profile", "budget", "linearity", "interactions")
 STATS = ("mean-abs", "rms", "mean")
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+STEP_LABEL = {"mean-abs": "mean Σ_f |∂y/∂x|", "rms": "RMS over rows of ‖∂y/∂x‖",
+              "mean": "mean Σ_f ∂y/∂x"}  # per time step, summed over the features f
 STAT_LABEL = {"mean-abs": "mean |∂y/∂x|", "rms": "RMS ∂y/∂x", "mean": "mean ∂y/∂x"}
 # Okabe & Ito's palette, distinguishable with every common colour-vision deficiency; grey for "the rest".
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -111,7 +113,7 @@ def save(fig, path, dpi=100) -> None:
     plt = pyplot()
     out = AtomicOutput(path)
     try:
-        with plt.rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
+        with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "jacprop", "pdf.fonttype": 42}):
             fig.savefig(out.file, format=fmt, dpi=dpi, metadata=_metadata(fmt))
     except BaseException:
         out.abort()
@@ -265,20 +267,30 @@ def plot_heatmap(J, input_names, output_names, stat="mean-abs", top=None):
     return fig
 
 
+def _horizontal():
+    """boxplot's keyword for horizontal boxes: orientation= since matplotlib 3.10, vert= before."""
+    import matplotlib
+
+    major, minor = (int(p) for p in matplotlib.__version__.split(".")[:2])
+    return {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+
+
 def plot_ranking(J, input_names, output_names, stat="mean-abs", top=10, outputs=None):
     """Per output, the inputs ranked by ``sensitivity(J, stat)`` (the marker), with a box of the
     per-row values (|J| for mean-abs and rms, J for mean; whiskers 5-95 %) and the outliers."""
     outputs = list(range(len(output_names))) if outputs is None else list(outputs)
     if len(outputs) > MAX_PANELS:
-        raise UsageError(f"the ranking plot draws up to {MAX_PANELS} outputs, not {len(outputs)}: choose with --outputs")
+        raise UsageError(f"the ranking plot draws up to {MAX_PANELS} outputs, not {len(outputs)}: "
+                         "choose with --outputs")
     S = sensitivity(J, stat)
+    HORIZONTAL = _horizontal()
     n_in = min(top or len(input_names), len(input_names))
     fig = _figure(0.6 + 3.0 * len(outputs), 1.2 + 0.38 * n_in)
     axes = fig.subplots(1, len(outputs), squeeze=False)[0]
     for ax, k in zip(axes, outputs):
         order = ranking_order(S[k])[:n_in][::-1]  # the largest at the top
         values = J[:, k, order] if stat == "mean" else np.abs(J[:, k, order])
-        box = ax.boxplot(values, vert=False, whis=(5, 95), widths=0.6, showfliers=True,
+        box = ax.boxplot(values, **HORIZONTAL, whis=(5, 95), widths=0.6, showfliers=True,
                    flierprops={"marker": ".", "markersize": 3, "markeredgecolor": "#555555"},
                    medianprops={"color": OKABE_ITO[1]}, boxprops={"color": "#444444"})
         (marker,) = ax.plot(S[k, order], np.arange(1, n_in + 1), "D", color=OKABE_ITO[0], markersize=5,
@@ -289,7 +301,8 @@ def plot_ranking(J, input_names, output_names, stat="mean-abs", top=10, outputs=
         if stat == "mean":
             ax.axvline(0, color="#999999", linewidth=0.8)
         ax.grid(axis="x", alpha=0.3)
-    fig.legend([marker, box["medians"][0]], [STAT_LABEL[stat], "median; box 25-75 %, whiskers 5-95 % of rows"], loc="outside lower center",
+    fig.legend([marker, box["medians"][0]], [STAT_LABEL[stat], "median; box 25-75 %, whiskers 5-95 % of rows"],
+               loc="outside lower center",
                ncols=2, fontsize=8, frameon=False)
     more = f" (top {n_in} of {len(input_names)})" if n_in < len(input_names) else ""
     fig.suptitle(f"inputs ranked by {STAT_LABEL[stat]} over {len(J)} rows{more}", x=0.02, ha="left", fontsize=11)
@@ -313,7 +326,8 @@ def plot_profile(J, Y, input_names, output_names, output=0, x=None, x_label="row
         ax_y.plot(x, Y[order, output], color="black", marker=marker, markersize=3, gid="y")
     ax_y.set_ylabel(output_names[output])
     along = "rows" if x_label == "row" else f"values of {x_label}"
-    ax_y.set_title(f"{output_names[output]} and ∂{output_names[output]}/∂x along the {along}", loc="left", fontsize=11)
+    name = output_names[output]
+    ax_y.set_title(f"{name} and ∂{name}/∂x along the {along}", loc="left", fontsize=11)
     for c, i in enumerate(inputs):
         ax_j.plot(x, J[order, output, i], color=OKABE_ITO[c % len(OKABE_ITO)], marker=marker, markersize=3,
                   label=input_names[i], gid=f"J:{input_names[i]}")
@@ -343,7 +357,7 @@ def plot_profile_steps(J, input_names, output_names, features, stat="mean-abs", 
             ax.plot(steps, S[k], color=colour, marker="o", markersize=3, label=output_names[k],
                     gid=f"steps:{prefix}:{output_names[k]}")
         ax.set_xlabel(f"time step of {prefix} ({index.shape[0]} steps x {features} features)")
-        ax.set_ylabel({"mean-abs": "mean Σ_f |∂y/∂x|", "rms": "RMS over rows of ‖∂y/∂x‖", "mean": "mean Σ_f ∂y/∂x"}[stat])
+        ax.set_ylabel(STEP_LABEL[stat])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_title(f"sensitivity per time step over {len(J)} rows (band: 10-90 % of rows)", loc="left", fontsize=11)
@@ -371,7 +385,8 @@ def plot_budget(budget, input_names, output_names, u=None, row=None, top=7, outp
     ax.set_xlim(0, 1)
     ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
     ax.set_xlabel("share of u(y)²")
-    where = f"row {row + 1}" if row is not None else f"pooled over {len(budget)} rows" + (" (weights u²)" if u is not None else "")
+    where = (f"row {row + 1}" if row is not None
+             else f"pooled over {len(budget)} rows" + (" (weights u²)" if u is not None else ""))
     ax.set_title(f"uncertainty budget, {where}", loc="left", fontsize=11)
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=min(len(cols), 4), fontsize=8,
                frameon=False)
@@ -389,12 +404,13 @@ def plot_linearity(dy_linear, dy_plus, dy_minus, output_names, mc=None):
         colour = OKABE_ITO[k % len(OKABE_ITO)]
         ax.scatter(dy_linear[:, k], dy_plus[:, k], s=18, color=colour, marker="o", label=f"{name}: f(x+Δx) − f(x)",
                    gid=f"plus:{name}")
-        ax.scatter(dy_linear[:, k], dy_minus[:, k], s=22, color=colour, marker="x", label=f"{name}: f(x) − f(x−Δx)",
-                   gid=f"minus:{name}")
+        ax.scatter(dy_linear[:, k], dy_minus[:, k], s=22, color=colour, marker="x",
+                   label=f"{name}: f(x) − f(x−Δx)", gid=f"minus:{name}")
     values = np.concatenate([a.ravel() for a in (dy_linear, dy_plus, dy_minus)])
     lo, hi = float(values.min()), float(values.max())
     pad = 0.05 * (hi - lo or 1.0)
-    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#777777", linewidth=1, linestyle="--", label="linear: = J Δx")
+    ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#777777", linewidth=1, linestyle="--",
+            label="linear: = J Δx")
     ax.set_xlabel("J Δx (first order)")
     ax.set_ylabel("change of y through the network")
     ax.set_title(f"linearity over {len(dy_linear)} rows", loc="left", fontsize=11)

@@ -44,7 +44,8 @@ TOP = {"heatmap": 12, "ranking": 10, "profile": 5, "budget": 7, "interactions": 
 @click.option("--no-header", is_flag=True, help="MODEL... INPUTS: the CSV has no header line.")
 @click.option("--rows", "rows", help="MODEL... INPUTS: only these data rows (counted from 1), e.g. 1-100.")
 @click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say.")
-@click.option("--output-activation", default="linear", show_default=True, help="NPZ weight lists: the last layer's activation.")
+@click.option("--output-activation", default="linear", show_default=True,
+              help="NPZ weight lists: the last layer's activation.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def plot(debug, **options):
     """Draw KIND from MODEL... INPUTS or from what jacobian/propagate/hessian wrote (npz).
@@ -150,15 +151,16 @@ def compute(kind, paths, dx, columns, id_column, delimiter, header, rows, load_o
 
     model = jacprop.load(*paths[:-1], **{k: v for k, v in load_options.items() if v is not None})
     reader = open_inputs(model, paths[-1], columns, id_column, delimiter, header)
+    chunks = jacobian_chunks(model, reader, "auto", None, None, "float64", parse_rows(rows))
     try:
-        parts = [(r.copy(), X.copy(), Y.copy(), J.copy())
-                 for r, _, X, Y, J, _ in jacobian_chunks(model, reader, "auto", None, None, "float64", parse_rows(rows))]
+        parts = [(r.copy(), X.copy(), Y.copy(), J.copy()) for r, _, X, Y, J, _ in chunks]
     finally:
         reader.close()
     if not parts:
         raise InputError(f"{paths[-1]}: no data rows")
     rows, X, Y, J = (np.concatenate(a) for a in zip(*parts))
-    data = {"rows": rows, "x": X, "y": Y, "jacobian": J, "input_names": list(reader.columns), "output_names": list(model.output_names)}
+    data = {"rows": rows, "x": X, "y": Y, "jacobian": J, "input_names": list(reader.columns),
+            "output_names": list(model.output_names)}
     if kind in ("budget", "linearity"):
         if not dx:
             raise UsageError(f"the {kind} plot from MODEL... INPUTS needs --dx (the input uncertainty)")
@@ -173,7 +175,8 @@ def compute(kind, paths, dx, columns, id_column, delimiter, header, rows, load_o
     if kind == "interactions":
         hessian = getattr(jacprop, "hessian", None)  # jacprop.hessian is on its way (DESIGN.md)
         if hessian is None:
-            raise UsageError("this jacprop cannot compute Hessians yet: give an npz with a 'hessian' array (N, K, D, D)")
+            raise UsageError("this jacprop cannot compute Hessians yet: "
+                             "give an npz with a 'hessian' array (N, K, D, D)")
         data["hessian"] = hessian(model, X)[2]
     return data, model
 
