@@ -1,11 +1,12 @@
 # make demo  -- set up .venv and run jacprop on the shipped sample model
 # make test  -- set up .venv and run the whole test suite
+# make docs  -- redraw the README's pictures, docs/img/*.png, from the sample model
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench fuzz clean
+.PHONY: demo test lint bench fuzz docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,28 @@ bench: $(STAMP)
 	PY=$(BIN)/python; [ -x $(BENCH_VENV)/bin/python ] && PY=$(BENCH_VENV)/bin/python; \
 	TF=; [ -x $(TF_PYTHON) ] && TF="--tf-python $(TF_PYTHON)"; \
 	$$PY benchmarks/bench.py $$TF
+
+# docs: the README's pictures (jacprop plot) from sample_models/bishop_tanh; the intermediate npz files
+# go to a temporary directory. interactions.png needs a Hessian (jacprop hessian): skipped without one.
+SAMPLE := sample_models/bishop_tanh
+DX := --dx temperature=0.5 --dx pressure=0.3 --dx flow=0.4
+PLOT := $(BIN)/jacprop plot --dpi 90
+docs: $(STAMP)
+	@mkdir -p docs/img
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && set -e && \
+	$(BIN)/jacprop jacobian $(SAMPLE).npz $(SAMPLE).csv -o $$tmp/jac.npz && \
+	$(BIN)/jacprop propagate $(SAMPLE).npz $(SAMPLE).csv $(DX) --method gum --method linear --check-linearity \
+		--budget -q -o $$tmp/prop.npz && \
+	$(PLOT) heatmap $$tmp/jac.npz -o docs/img/heatmap.png && \
+	$(PLOT) ranking $$tmp/jac.npz -o docs/img/ranking.png && \
+	$(PLOT) profile $$tmp/jac.npz --input temperature --outputs 'y[1]' -o docs/img/profile.png && \
+	$(PLOT) budget $$tmp/prop.npz -o docs/img/budget.png && \
+	$(PLOT) linearity $(SAMPLE).npz $(SAMPLE).csv $(DX) --row 2 -o docs/img/linearity.png && \
+	if $(BIN)/jacprop hessian --help > /dev/null 2>&1; then \
+		$(BIN)/jacprop hessian $(SAMPLE).npz $(SAMPLE).csv -o $$tmp/hess.npz && \
+		$(PLOT) interactions $$tmp/hess.npz --outputs 'y[1]' -o docs/img/interactions.png; \
+	else echo "make docs: skipped docs/img/interactions.png: this jacprop has no hessian command to write a Hessian npz"; fi
+	@ls -l docs/img/*.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
