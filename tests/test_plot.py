@@ -376,3 +376,21 @@ def test_the_command_lists_the_library_kinds_and_stats():
     assert plot_cli.KINDS == P.KINDS and plot_cli.STATS == P.STATS
     r = run("plot", "--help")
     assert r.exit_code == 0 and "Example:" in r.stdout and "jacprop[plot]" in r.stdout
+
+
+@needs_mpl
+def test_profile_per_time_step_of_a_sequence_model(tmp_path, monkeypatch):
+    keras = SAMPLES / "keras"
+    drawn = {}
+    save = P.save
+    monkeypatch.setattr(P, "save", lambda fig, path, dpi=100: (drawn.update(fig=fig), save(fig, path, dpi)))
+    r = run("plot", "profile", str(keras / "conv1d.k3.keras"), str(keras / "conv1d.csv"), "--features", "2",
+            "--outputs", "out[2]", "-o", str(tmp_path / "steps.svg"))
+    assert r.exit_code == 0, r.output
+    X = np.loadtxt(keras / "conv1d.csv", delimiter=",", skiprows=1)
+    _, J = jacprop.jacobian(jacprop.load(str(keras / "conv1d.k3.keras")), X)
+    (line,) = [line for line in drawn["fig"].axes[0].lines if line.get_gid()]
+    assert line.get_gid() == "steps:x:out[2]" and list(line.get_xdata()) == list(range(11))  # (11, 2) input
+    assert np.allclose(line.get_ydata(), np.abs(J[:, 2].reshape(len(X), 11, 2)).sum(-1).mean(0))
+    one_line_error(run("plot", "profile", str(keras / "conv1d.k3.keras"), str(keras / "conv1d.csv"), "--features", "3",
+                       "-o", str(tmp_path / "x.png")), "time steps of 3")
