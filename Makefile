@@ -2,12 +2,13 @@
 # make test  -- set up .venv and run the whole test suite
 # make golden -- re-record the golden outputs of tests/golden (review the diff: it is a behaviour change)
 # make mutate -- mutation testing (mutmut) of the core modules changed against main; ALL=1: the whole core
+# make docs  -- redraw the README's pictures, docs/img/*.png, from the sample model
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint golden bench fuzz mutate clean
+.PHONY: demo test lint golden bench fuzz mutate docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +58,27 @@ $(MUTATE_VENV)/.installed: pyproject.toml
 mutate: $(MUTATE_VENV)/.installed
 	$(MUTATE_VENV)/bin/python tests/mutate.py --mutmut $(MUTATE_VENV)/bin/mutmut --workdir $(MUTATE_WORKDIR) \
 		--max-children $(MUTATE_CHILDREN) $(if $(ALL),--all,$(MUTATE_MODULES))
+# docs: the README's pictures (jacprop plot) from sample_models/bishop_tanh; the intermediate npz files
+# go to a temporary directory. interactions.png needs a Hessian (jacprop hessian): skipped without one.
+SAMPLE := sample_models/bishop_tanh
+DX := --dx temperature=0.5 --dx pressure=0.3 --dx flow=0.4
+PLOT := $(BIN)/jacprop plot --dpi 90
+docs: $(STAMP)
+	@mkdir -p docs/img
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && set -e && \
+	$(BIN)/jacprop jacobian $(SAMPLE).npz $(SAMPLE).csv -o $$tmp/jac.npz && \
+	$(BIN)/jacprop propagate $(SAMPLE).npz $(SAMPLE).csv $(DX) --method gum --method linear --check-linearity \
+		--budget -q -o $$tmp/prop.npz && \
+	$(PLOT) heatmap $$tmp/jac.npz -o docs/img/heatmap.png && \
+	$(PLOT) ranking $$tmp/jac.npz -o docs/img/ranking.png && \
+	$(PLOT) profile $$tmp/jac.npz --input temperature --outputs 'y[1]' -o docs/img/profile.png && \
+	$(PLOT) budget $$tmp/prop.npz -o docs/img/budget.png && \
+	$(PLOT) linearity $(SAMPLE).npz $(SAMPLE).csv $(DX) --row 2 -o docs/img/linearity.png && \
+	if $(BIN)/jacprop hessian --help > /dev/null 2>&1; then \
+		$(BIN)/jacprop hessian $(SAMPLE).npz $(SAMPLE).csv -o $$tmp/hess.npz && \
+		$(PLOT) interactions $$tmp/hess.npz --outputs 'y[1]' -o docs/img/interactions.png; \
+	else echo "make docs: skipped docs/img/interactions.png: this jacprop has no hessian command to write a Hessian npz"; fi
+	@ls -l docs/img/*.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import jacprop
-from jacprop.ops.activations import Activation
 from jacprop.errors import ModelError
+from jacprop.ops.activations import Activation
 
 CONSTANTS = Path(__file__).resolve().parent.parent / "sample_models" / "keras" / "constants"
 FILES = {"k2": "k2.h5", "k3": "k3.keras"}
