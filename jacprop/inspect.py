@@ -40,6 +40,7 @@ def render(info: dict, console=None) -> None:
     where = src.get("path") or ", ".join(s.get("path", "?") for s in src.get("chain", []))
     fmt = src.get("format") or "chain"
     version = f" (Keras {src['keras_version']})" if src.get("keras_version") else ""
+    version = f" ({src['description']})" if src.get("description") else version
     console.print(f"[bold]{escape(where)}[/bold]: {escape(fmt)}{escape(version)}")
     table = Table(show_edge=False, pad_edge=False)
     for col, justify in (("layer", "left"), ("type", "left"), ("activation", "left"), ("inputs", "left"),
@@ -52,3 +53,5 @@ def render(info: dict, console=None) -> None:
     console.print(f"D = {info['D']} inputs: {escape(', '.join(info['input_names']))}")
     console.print(f"K = {info['K']} outputs: {escape(', '.join(info['output_names']))}")
     console.print(f"{info['params']:,} parameters")
+    for note in src.get("notes", []):
+        console.print(f"note: {escape(note)}")

@@ -406,6 +406,8 @@ class Loader:
             "ir_version": p.get("ir_version"),
             "opset": {k or "ai.onnx": v for k, v in self.opsets.items()},
         }
+        opsets = ", ".join(f"{k} {v}" for k, v in source["opset"].items())
+        source["description"] = f"{source['producer'] or 'unknown producer'}, opset {opsets}"
         if self.notes:
             source["notes"] = self.notes
         model = self.b.finish(outputs, source=source)
