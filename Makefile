@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench fuzz clean
+.PHONY: demo test lint bench fuzz clean onnx-samples
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: $(STAMP)
 	PY=$(BIN)/python; [ -x $(BENCH_VENV)/bin/python ] && PY=$(BENCH_VENV)/bin/python; \
 	TF=; [ -x $(TF_PYTHON) ] && TF="--tf-python $(TF_PYTHON)"; \
 	$$PY benchmarks/bench.py $$TF
+
+# the ONNX samples and their references (torch, onnx, onnxruntime, skl2onnx from the dev-only venv)
+onnx-samples:
+	$(BENCH_VENV)/bin/python sample_models/onnx/make_onnx_samples.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
