@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint golden bench fuzz mutate docs clean
+.PHONY: demo test lint golden bench fuzz mutate docs onnx-samples clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,9 @@ docs: $(STAMP)
 		$(PLOT) interactions $$tmp/hess.npz --outputs 'y[1]' -o docs/img/interactions.png; \
 	else echo "make docs: skipped docs/img/interactions.png: this jacprop has no hessian command to write a Hessian npz"; fi
 	@ls -l docs/img/*.png
+# the ONNX samples and their references (torch, onnx, onnxruntime, skl2onnx from the dev-only venv)
+onnx-samples:
+	$(BENCH_VENV)/bin/python sample_models/onnx/make_onnx_samples.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

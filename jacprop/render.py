@@ -193,6 +193,7 @@ def inspect_table(info: dict) -> None:
     where = src.get("path") or ", ".join(s.get("path", "?") for s in src.get("chain", []))
     fmt = src.get("format") or "chain"
     version = f" (Keras {src['keras_version']})" if src.get("keras_version") else ""
+    version = f" ({src['description']})" if src.get("description") else version
     out.print(f"[bold]{escape(where)}[/bold]: {escape(fmt)}{escape(version)}")
     table = Table(show_edge=False, pad_edge=False)
     for col, justify in (("layer", "left"), ("type", "left"), ("activation", "left"), ("inputs", "left"),
@@ -205,6 +206,8 @@ def inspect_table(info: dict) -> None:
     out.print(f"D = {info['D']} inputs: {escape(', '.join(info['input_names']))}")
     out.print(f"K = {info['K']} outputs: {escape(', '.join(info['output_names']))}")
     out.print(f"{info['params']:,} parameters")
+    for note in src.get("notes", []):
+        out.print(f"note: {escape(note)}")
 
 
 def check_tables(result: dict) -> None:

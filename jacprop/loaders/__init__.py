@@ -1,6 +1,7 @@
 """Model files -> Model.  The container is recognised by its first bytes, not its name:
 HDF5 (``\\x89HDF``) is a Keras legacy .h5 file; a zip (``PK``) holding ``config.json``
-is a Keras 3 .keras archive, one holding ``.npy`` members an NPZ file."""
+is a Keras 3 .keras archive, one holding ``.npy`` members an NPZ file.  Protobuf has no magic: a file
+that starts as an ONNX ModelProto (ir_version, field 1, first) is read as ONNX."""
 
 from __future__ import annotations
 
@@ -29,13 +30,13 @@ def is_model_file(path) -> bool:
 
 
 def detect(path) -> str:
-    """'keras_h5', 'keras_zip' or 'npz', from the file's content."""
+    """'keras_h5', 'keras_zip', 'npz' or 'onnx', from the file's content."""
     try:
         with open(path, "rb") as f:
-            head = f.read(8)
+            head = f.read(32)
     except OSError as e:
         raise ModelError(f"{path}: cannot read model file: {e.strerror or e}") from None
-    if head == HDF5_MAGIC:
+    if head[:8] == HDF5_MAGIC:
         return "keras_h5"
     if head.startswith((ZIP_MAGIC, ZIP_EMPTY)):
         try:
@@ -48,7 +49,11 @@ def detect(path) -> str:
         if names and all(n.endswith(".npy") for n in names):
             return "npz"
         raise ModelError(f"{path}: a zip file that is neither a Keras .keras archive (no config.json) nor an NPZ file")
-    raise ModelError(f"{path}: not a model file (expected HDF5 .h5, Keras .keras or NPZ content)")
+    from .onnx_proto import looks_like_model
+
+    if looks_like_model(head):
+        return "onnx"
+    raise ModelError(f"{path}: not a model file (expected HDF5 .h5, Keras .keras, NPZ or ONNX content)")
 
 
 def check_finite(model: Model, path, refuse: bool) -> None:
@@ -83,6 +88,10 @@ def _load_by_kind(path, kind, options) -> Model:
         from . import npz
 
         return npz.load(path, **options)
+    if kind == "onnx":
+        from . import onnx
+
+        return onnx.load(path)
     if kind == "keras_h5":
         from . import keras_h5
 

@@ -6,7 +6,9 @@ its own derivative rules; ``base`` says what every op has.
 - ``dense``: Dense and activation layers;
 - ``norm``: affine normalisations and layer normalisation;
 - ``merge``: add, subtract, multiply, average, maximum, minimum;
-- ``spatial``: convolution and pooling windows.
+- ``spatial``: convolution and pooling windows;
+- ``tensor``: general tensor ops ONNX graphs need (pointwise functions with the file's own
+  parameters, broadcasting binary ops, where, constants, gather, strided slices, pads, reductions).
 
 A new op goes in the family file it belongs to, decorated with ``@register`` so NPZ files
 can store it; import it here.
@@ -19,9 +21,10 @@ from .merge import Merge
 from .norm import Affine, LayerNorm, batch_norm, normalization
 from .spatial import Conv, GlobalPool, Pool, Window
 from .structure import Concat, FlatConcat, Identity, Reshape, Slice, Transpose
+from .tensor import Binary, Const, Pad, Pointwise, Reduce, Strided, Take, Where
 
 __all__ = [
     "ELEMENTWISE", "OPS", "Act", "Activation", "Affine", "Concat", "Conv", "Dense", "FlatConcat", "GlobalPool",
     "Identity", "LayerNorm", "Linear", "Merge", "Op", "Pool", "Reshape", "Slice", "Transpose", "Window",
-    "batch_norm", "dot_last", "make_op", "normalization", "op_config", "register",
+    "Binary", "Const", "Pad", "Pointwise", "Reduce", "Strided", "Take", "Where", "batch_norm", "dot_last", "make_op", "normalization", "op_config", "register",
 ]

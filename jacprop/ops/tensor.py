@@ -1,0 +1,376 @@
+"""Ops that ONNX graphs need beyond the Keras ones, in the conventions of ``ops`` (see its docstring):
+per-row shapes, negative axes, g of shape (B, K, *out), t of shape (B, D, *in), B in {1, N}.
+
+Elementwise functions with the file's own parameters (Selu's float32 alpha and gamma, Clip's
+bounds, HardSigmoid's alpha and beta) are rows of ``POINTWISE``; binary ops of two tensors
+broadcast as ONNX (numpy) does; ``Where`` selects by a comparison of a tensor with a constant,
+whose derivative is zero; ``Const`` is a tensor that is the same for every row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+import numpy as np
+
+from . import base as ops
+from .activations import _SQRT_2_OVER_PI, erf
+
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _gelu_tanh_inner(x):
+    return _SQRT_2_OVER_PI * (x + 0.044715 * x**3)
+
+
+def _gelu_tanh_dh(x, y, a, b):
+    t = np.tanh(_gelu_tanh_inner(x))
+    return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+
+
+def _mask(cond, x):
+    return cond.astype(x.dtype)
+
+
+# name -> (h(x, a, b), dh(x, y, a, b)); a and b are the op's parameters.  At kinks: abs'(0) = 0;
+# clip' = 1 strictly inside (a, b) and hard_sigmoid' likewise (torch's Hardtanh/ReLU6/Hardsigmoid rules);
+# selu'(0) = gamma alpha and celu'(0) = 1 (the left limits), thresholded_relu'(a) = 0.
+POINTWISE = {
+    "abs": (lambda x, a, b: np.abs(x), lambda x, y, a, b: np.sign(x)),
+    "neg": (lambda x, a, b: -x, lambda x, y, a, b: np.full_like(x, -1)),
+    "exp": (lambda x, a, b: np.exp(x), lambda x, y, a, b: y),
+    "log": (lambda x, a, b: np.log(x), lambda x, y, a, b: 1 / x),
+    "sqrt": (lambda x, a, b: np.sqrt(x), lambda x, y, a, b: 0.5 / y),
+    "reciprocal": (lambda x, a, b: 1 / x, lambda x, y, a, b: -y * y),
+    "sin": (lambda x, a, b: np.sin(x), lambda x, y, a, b: np.cos(x)),
+    "cos": (lambda x, a, b: np.cos(x), lambda x, y, a, b: -np.sin(x)),
+    "erf": (lambda x, a, b: erf(x), lambda x, y, a, b: (2 / math.sqrt(math.pi)) * np.exp(-x * x)),
+    "pow": (lambda x, a, b: x**a, lambda x, y, a, b: a * x ** (a - 1)),  # x^a, a constant
+    "selu": (  # gamma (x > 0 ? x : alpha (e^x - 1)), a = alpha, b = gamma
+        lambda x, a, b: b * np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))),
+        lambda x, y, a, b: b * np.where(x > 0, 1.0, a * np.exp(np.minimum(x, 0))).astype(x.dtype),
+    ),
+    "celu": (  # max(0, x) + min(0, a (e^(x/a) - 1))
+        lambda x, a, b: np.maximum(x, 0) + a * np.expm1(np.minimum(x, 0) / a),
+        lambda x, y, a, b: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0) / a)).astype(x.dtype),
+    ),
+    "clip": (lambda x, a, b: np.clip(x, a, b), lambda x, y, a, b: _mask((x > a) & (x < b), x)),
+    "hard_sigmoid": (  # max(0, min(1, a x + b))
+        lambda x, a, b: np.clip(a * x + b, 0, 1),
+        lambda x, y, a, b: a * _mask((a * x + b > 0) & (a * x + b < 1), x),
+    ),
+    "hard_swish": (  # x max(0, min(1, x/6 + 1/2))
+        lambda x, a, b: x * np.clip(x / 6 + 0.5, 0, 1),
+        lambda x, y, a, b: np.clip(x / 6 + 0.5, 0, 1) + x * _mask((x > -3) & (x < 3), x) / 6,
+    ),
+    "thresholded_relu": (lambda x, a, b: np.where(x > a, x, 0).astype(x.dtype), lambda x, y, a, b: _mask(x > a, x)),
+    "gelu": (  # x Phi(x), exact: 0.5 x (1 + erf(x / sqrt 2)); derivative Phi(x) + x phi(x)
+        lambda x, a, b: 0.5 * x * (1 + erf(x * _INV_SQRT_2)),
+        lambda x, y, a, b: 0.5 * (1 + erf(x * _INV_SQRT_2)) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI,
+    ),
+    "gelu_tanh": (lambda x, a, b: 0.5 * x * (1 + np.tanh(_gelu_tanh_inner(x))), _gelu_tanh_dh),
+}
+
+
+@ops.register
+@dataclass
+class Pointwise(ops.Op):
+    """y = h(x) elementwise for a row of ``POINTWISE``, with parameters a = ``alpha``, b = ``beta``.
+    vjp: g h'(x); jvp: h'(x) t.  Test range: x in [-3, 3] away from kinks (log, sqrt: x in [0.5, 3])."""
+
+    name: str = "abs"
+    alpha: float = 0.0
+    beta: float = 0.0
+
+    def out_shape(self, s):
+        if self.name not in POINTWISE:
+            raise ValueError(f"unknown pointwise function {self.name!r}")
+        return s
+
+    def forward(self, x):
+        y = POINTWISE[self.name][0](x, self.alpha, self.beta)
+        return y, POINTWISE[self.name][1](x, y, self.alpha, self.beta)
+
+    def vjp(self, saved, g, out=None):
+        return (g * saved[:, None],)
+
+    def jvp(self, saved, ts):
+        return ts[0] * saved[:, None]
+
+
+def _expand(x, shape, rank):
+    """x (*lead, *shape) -> (*lead, 1, ..., 1, *shape) with ``rank`` per-row axes (numpy's alignment, batch kept)."""
+    lead = x.shape[: x.ndim - len(shape)]
+    return x.reshape(*lead, *(1,) * (rank - len(shape)), *shape)
+
+
+def _unbroadcast(g, shape, out):
+    """Sum g (*lead, *out) down to (*lead, *shape): the transpose of broadcasting ``shape`` to ``out``."""
+    n = g.ndim - len(out)
+    padded = (1,) * (len(out) - len(shape)) + tuple(shape)
+    axes = tuple(n + i for i, (d, o) in enumerate(zip(padded, out)) if d == 1 and o != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(*g.shape[:n], *shape)
+
+
+@ops.register
+@dataclass
+class Binary(ops.Op):
+    """y = a (how) b for two tensors broadcast as numpy does over the per-row axes: add, sub, mul, div.
+
+    vjp (before summing over broadcast axes): add (g, g); sub (g, -g); mul (g b, g a);
+    div (g / b, -g y / b).  jvp: the same partials times (ta, tb), summed.
+    """
+
+    how: str = "add"
+    n_inputs = 2
+
+    def out_shape(self, sa, sb):
+        if self.how not in ("add", "sub", "mul", "div"):
+            raise ValueError(f"unknown binary op {self.how!r}")
+        return tuple(np.broadcast_shapes(tuple(sa), tuple(sb)))
+
+    @property
+    def shapes(self):
+        return self.in_shapes
+
+    @cached_property
+    def out(self):
+        return self.out_shape(*self.in_shapes)
+
+    def _pair(self, a, b):
+        r = len(self.out)
+        return _expand(a, self.shapes[0], r), _expand(b, self.shapes[1], r)
+
+    def forward(self, a, b):
+        a, b = self._pair(a, b)
+        y = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}[self.how](a, b)
+        return y, (a, b, y)
+
+    def _partials(self, saved):
+        a, b, y = (s[:, None] for s in saved)
+        if self.how == "add":
+            return 1, 1
+        if self.how == "sub":
+            return 1, -1
+        if self.how == "mul":
+            return b, a
+        return 1 / b, -y / b
+
+    def vjp(self, saved, g, out=None):
+        da, db = self._partials(saved)
+        return _unbroadcast(g * da, self.shapes[0], self.out), _unbroadcast(g * db, self.shapes[1], self.out)
+
+    def jvp(self, saved, ts):
+        da, db = self._partials(saved)
+        ta, tb = self._pair(*ts)
+        return ta * da + tb * db
+
+
+COMPARE = {
+    "greater": np.greater,
+    "less": np.less,
+    "greater_equal": np.greater_equal,
+    "less_equal": np.less_equal,
+    "equal": np.equal,
+}
+
+
+@ops.register
+@dataclass
+class Where(ops.Op):
+    """y = where(c (how) value, a, b) for tensors c, a, b (broadcast) and a constant ``value``.
+
+    The mask m = [c (how) value] is piecewise constant, so dy/dc = 0; dy/da = m, dy/db = 1 - m.
+    """
+
+    how: str = "greater"
+    value: np.ndarray = None
+    n_inputs = 3
+
+    def out_shape(self, sc, sa, sb):
+        if self.how not in COMPARE:
+            raise ValueError(f"unknown comparison {self.how!r}")
+        return tuple(np.broadcast_shapes(tuple(sc), tuple(sa), tuple(sb), np.shape(self.value)))
+
+    @property
+    def shapes(self):
+        return self.in_shapes
+
+    @cached_property
+    def out(self):
+        return self.out_shape(*self.in_shapes)
+
+    def forward(self, c, a, b):
+        r = len(self.out)
+        m = COMPARE[self.how](_expand(c, self.shapes[0], r), self.value)
+        m = np.broadcast_to(m, (len(c), *self.out))
+        return np.where(m, _expand(a, self.shapes[1], r), _expand(b, self.shapes[2], r)), m
+
+    def vjp(self, saved, g, out=None):
+        m = saved[:, None]
+        zero = np.zeros((g.shape[0], g.shape[1], *self.shapes[0]), g.dtype)
+        return (
+            zero,
+            _unbroadcast(np.where(m, g, 0), self.shapes[1], self.out),
+            _unbroadcast(np.where(m, 0, g), self.shapes[2], self.out),
+        )
+
+    def jvp(self, saved, ts):
+        r = len(self.out)
+        return np.where(saved[:, None], _expand(ts[1], self.shapes[1], r), _expand(ts[2], self.shapes[2], r))
+
+
+@ops.register
+@dataclass
+class Const(ops.Op):
+    """y = value for every row (it reads the input row only to know how many rows there are); dy/dx = 0."""
+
+    value: np.ndarray = None
+
+    def out_shape(self, s):
+        return np.shape(self.value)
+
+    @property
+    def d(self):
+        return self.in_shapes[0][0]
+
+    def forward(self, x):
+        return np.repeat(self.value[None], len(x), axis=0), None
+
+    def vjp(self, saved, g, out=None):
+        return (np.zeros((1, g.shape[1], self.d), g.dtype),)
+
+    def jvp(self, saved, ts):
+        return np.zeros((1, ts[0].shape[1], *np.shape(self.value)), ts[0].dtype)
+
+
+@ops.register
+@dataclass
+class Take(ops.Linear):
+    """y = take(x, indices, axis): ONNX Gather with constant indices on a per-row axis.
+    The transpose adds each cotangent back at its index (indices may repeat)."""
+
+    indices: np.ndarray = None
+    axis: int = -1
+
+    def out_shape(self, s):
+        p = len(s) + self.axis
+        if not 0 <= p < len(s):
+            raise ValueError(f"axis {self.axis} out of range for shape {tuple(s)}")
+        idx = np.asarray(self.indices)
+        if idx.size and (idx.min() < 0 or idx.max() >= s[p]):
+            raise ValueError(f"indices out of range [0, {s[p]}) on axis of length {s[p]}")
+        return (*s[:p], *idx.shape, *s[p + 1 :])
+
+    @property
+    def in_shape(self):
+        return self.in_shapes[0]
+
+    def apply(self, x, constant=True):
+        return np.take(x, self.indices, axis=self.axis)
+
+    def transpose(self, g):
+        s, idx = self.in_shape, np.asarray(self.indices)
+        p = len(s) + self.axis
+        lead = g.shape[: g.ndim - (len(s) - 1 + idx.ndim)]
+        out = np.zeros((*lead, *s), g.dtype)
+        g = g.reshape(*lead, *s[:p], idx.size, *s[p + 1 :])
+        np.add.at(out, (*(slice(None),) * (len(lead) + p), idx.ravel()), g)
+        return out
+
+
+@ops.register
+@dataclass
+class Strided(ops.Linear):
+    """y = x[..., i0, i1, ...]: ``index`` holds, for every per-row axis, the indices kept (ONNX Slice
+    with any steps).  The transpose scatters the cotangent back into zeros (indices are distinct)."""
+
+    index: tuple = ()
+    in_shape: tuple = ()
+
+    def out_shape(self, s):
+        if len(self.index) != len(s) or any(len(i) == 0 or min(i) < 0 or max(i) >= d for i, d in zip(self.index, s)):
+            raise ValueError(f"slice does not fit shape {tuple(s)}")
+        return tuple(len(i) for i in self.index)
+
+    def bind(self, s):
+        return replace(super().bind(s), in_shape=tuple(s))
+
+    @cached_property
+    def _ix(self):
+        return np.ix_(*[np.asarray(i, dtype=np.intp) for i in self.index])
+
+    def apply(self, x, constant=True):
+        return x[(Ellipsis, *self._ix)]
+
+    def transpose(self, g):
+        out = np.zeros((*g.shape[: g.ndim - len(self.in_shape)], *self.in_shape), g.dtype)
+        out[(Ellipsis, *self._ix)] = g
+        return out
+
+
+@ops.register
+@dataclass
+class Pad(ops.Linear):
+    """y = x padded with ``value`` by ``pads`` ((before, after) per per-row axis); the transpose crops."""
+
+    pads: tuple = ()
+    value: float = 0.0
+
+    def out_shape(self, s):
+        if len(self.pads) != len(s) or min(min(p) for p in self.pads) < 0:
+            raise ValueError(f"pads {self.pads} do not fit shape {tuple(s)}")
+        return tuple(d + lo + hi for d, (lo, hi) in zip(s, self.pads))
+
+    def bind(self, s):
+        return replace(super().bind(s), pads=tuple(tuple(int(v) for v in p) for p in self.pads))
+
+    def apply(self, x, constant=True):
+        width = [(0, 0)] * (x.ndim - len(self.pads)) + list(self.pads)
+        return np.pad(x, width, constant_values=self.value if constant else 0)
+
+    def transpose(self, g):
+        crop = tuple(slice(lo, g.shape[i - len(self.pads)] - hi) for i, (lo, hi) in enumerate(self.pads))
+        return g[(Ellipsis, *crop)]
+
+
+@ops.register
+@dataclass
+class Reduce(ops.Linear):
+    """y = sum or mean of x over ``axes`` (negative, per row); the transpose broadcasts g back (/ count)."""
+
+    how: str = "mean"
+    axes: tuple = (-1,)
+    keepdims: bool = True
+
+    def out_shape(self, s):
+        if self.how not in ("mean", "sum") or any(not -len(s) <= a < 0 for a in self.axes):
+            raise ValueError(f"cannot reduce ({self.how}) axes {self.axes} of shape {tuple(s)}")
+        return tuple(
+            1 if i - len(s) in self.axes else d for i, d in enumerate(s) if self.keepdims or i - len(s) not in self.axes
+        )
+
+    def bind(self, s):
+        return replace(super().bind(s), axes=tuple(sorted(set(self.axes))))
+
+    @property
+    def in_shape(self):
+        return self.in_shapes[0]
+
+    @property
+    def count(self):
+        return math.prod(self.in_shape[a] for a in self.axes)
+
+    def apply(self, x, constant=True):
+        return (x.mean if self.how == "mean" else x.sum)(axis=self.axes, keepdims=self.keepdims)
+
+    def transpose(self, g):
+        if not self.keepdims:
+            g = np.expand_dims(g, self.axes)
+        g = g / self.count if self.how == "mean" else g
+        return np.broadcast_to(g, (*g.shape[: g.ndim - len(self.in_shape)], *self.in_shape))

@@ -1,0 +1,498 @@
+"""ONNX loader: samples torch and skl2onnx wrote, against torch.func / analytic references (sample_models/onnx,
+made by make_onnx_samples.py); jacprop's decoder against the onnx package's; onnx's backend node tests as an
+op-level oracle; hostile files, each one line and exit 2 through the CLI.
+
+Hostile files are written here with a small protobuf encoder, so those tests need no onnx package.
+"""
+
+import json
+import math
+import os
+import re
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import assert_close_jacobian, central_jacobian
+
+import jacprop
+from jacprop.engine import jacobian
+from jacprop.errors import ModelError
+from jacprop.loaders import detect
+from jacprop.loaders.onnx import read_proto, tensor_array
+from jacprop.loaders.onnx_proto import MAX_DEPTH, ProtoError, decode
+from jacprop.ops import tensor as ops_onnx
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_models" / "onnx"
+JACPROP = Path(sys.executable).parent / "jacprop"
+NAMES = sorted(p.name[: -len(".onnx")] for p in SAMPLES.glob("*.onnx"))
+
+
+def sample_ref(name):
+    return np.load(SAMPLES / f"{name}.ref.npz")
+
+
+# ---------------------------------------------------------------------------
+# Samples
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sample_matches_source_framework(name):
+    """float64 files: |J - J_ref| <= 1e-8 max(1, max|J_ref|), y likewise; float32 files: 1e-4 relative."""
+    ref = sample_ref(name)
+    model = jacprop.load(SAMPLES / f"{name}.onnx")
+    assert model.source["format"] == "onnx"
+    assert model.input_names == list(ref["input_names"]) and model.output_names == list(ref["output_names"])
+    tol = 1e-4 if ref["float32"] else 1e-8
+    for mode in ("reverse", "forward"):
+        y, J = jacobian(model, ref["x"], mode=mode)
+        assert np.abs(J - ref["jacobian"]).max() <= tol * max(1.0, np.abs(ref["jacobian"]).max()), mode
+        assert np.abs(y - ref["y"]).max() <= tol * max(1.0, np.abs(ref["y"]).max()), mode
+        assert np.abs(y - ref["y_ort"]).max() <= 1e-4 * max(1.0, np.abs(ref["y"]).max()), mode
+
+
+def test_samples_cover_both_exporters_external_data_and_sklearn():
+    manifest = json.loads((SAMPLES / "manifest.json").read_text())["samples"]
+    exporters = {m["exporter"] for m in manifest}
+    assert exporters == {"torch legacy", "torch dynamo", "skl2onnx"}
+    assert any(f.endswith(".onnx.data") for m in manifest for f in m["files"])
+    assert {m["float32"] for m in manifest} == {True, False}
+    assert sum(p.stat().st_size for p in SAMPLES.iterdir()) < 2 * 2**20
+
+
+def test_decoder_parse_time():
+    """A model parses in a few ms (the dynamo files carry ~35 KB of metadata)."""
+    for name in NAMES:
+        data = (SAMPLES / f"{name}.onnx").read_bytes()
+        start = time.perf_counter()
+        decode(data)
+        assert time.perf_counter() - start < 0.1, name
+
+
+def test_label_output_is_left_out_with_a_note():
+    model = jacprop.load(SAMPLES / "skl_mlp_classifier_f64.onnx")
+    assert model.K == 3 and any("label" in n for n in model.source["notes"])
+
+
+def run_cli(*args, timeout=60):
+    p = subprocess.run([str(JACPROP), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_cli_inspect_convert_and_chain(tmp_path):
+    onnx_path = SAMPLES / "torch_mlp_dynamo_f64.onnx"
+    code, out, err = run_cli("inspect", onnx_path)
+    assert code == 0, err
+    assert "onnx" in out and "pytorch" in out and "opset" in out and "Gemm" in out
+    npz = tmp_path / "m.npz"
+    assert run_cli("convert", onnx_path, "-o", npz)[0] == 0
+    ref = sample_ref("torch_mlp_dynamo_f64")
+    y1, J1 = jacobian(jacprop.load(npz), ref["x"])
+    y0, J0 = jacobian(jacprop.load(onnx_path), ref["x"])
+    assert np.array_equal(J0, J1) and np.array_equal(y0, y1)
+    # a chain: the ONNX MLP (3 outputs) feeds a Keras-free NPZ weight list, then an ONNX model again
+    np.savez(tmp_path / "lin.npz", W0=np.arange(12.0).reshape(3, 4) / 10, b0=np.zeros(4))
+    chain = jacprop.load(onnx_path, tmp_path / "lin.npz", SAMPLES / "skl_mlp_classifier_f64.onnx")
+    X = ref["x"]
+    assert np.allclose(central_jacobian(chain.forward, X), jacobian(chain, X)[1], atol=1e-7)
+    code, out, err = run_cli("jacobian", onnx_path, SAMPLES / "torch_mlp_dynamo_f64.csv", "--format", "csv")
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("y[0],y[1],y[2],d(y[0])/d(x0)")
+
+
+keras = sorted((ROOT / "sample_models" / "keras").glob("*.k3.keras"))
+
+
+@pytest.mark.skipif(not keras, reason="no Keras samples")
+def test_chain_mixes_onnx_and_keras():
+    k = jacprop.load(keras[0])
+    for name in NAMES:
+        m = jacprop.load(SAMPLES / f"{name}.onnx")
+        if m.K == k.D:
+            chain = jacprop.load(SAMPLES / f"{name}.onnx", keras[0])
+            X = sample_ref(name)["x"]
+            assert np.allclose(central_jacobian(chain.forward, X), jacobian(chain, X)[1], atol=1e-6)
+            return
+    pytest.skip("no sample's outputs fit the first Keras sample's inputs")
+
+
+# ---------------------------------------------------------------------------
+# The ONNX ops (jacprop/ops/tensor.py): vjp and jvp against central differences, as tests/test_ops.py does
+
+_R = np.random.default_rng(11)
+OP_CASES = [
+    *[(f"pointwise-{n}", ops_onnx.Pointwise(n, *{"pow": (3.0, 0), "selu": (1.67, 1.05), "celu": (0.8, 0),
+                                                 "clip": (-0.9, 1.1), "hard_sigmoid": (0.2, 0.5),
+                                                 "thresholded_relu": (0.3, 0)}.get(n, (0, 0))),
+       [(3, 2)], (0.5, 2.5) if n in ("log", "sqrt", "reciprocal") else (-2.4, 2.4)) for n in ops_onnx.POINTWISE],
+    *[(f"binary-{h}", ops_onnx.Binary(h), [(2, 3), (3,)], (0.5, 2)) for h in ("add", "sub", "mul", "div")],
+    ("binary-mul-keepdims", ops_onnx.Binary("mul"), [(2, 1), (2, 3)], (-2, 2)),
+    ("where", ops_onnx.Where("greater", np.array(0.1)), [(4,), (4,), (4,)], (-2, 2)),
+    ("const", ops_onnx.Const(value=np.arange(3.0)), [(5,)], (-1, 1)),
+    ("take", ops_onnx.Take(indices=np.array([[2, 0], [2, 1]]), axis=-1), [(2, 3)], (-2, 2)),
+    ("strided", ops_onnx.Strided(index=((1,), (3, 1))), [(2, 4)], (-2, 2)),
+    ("pad", ops_onnx.Pad(pads=((0, 0), (1, 2)), value=-1.0), [(2, 3)], (-2, 2)),
+    ("reduce-mean", ops_onnx.Reduce("mean", (-1,), False), [(2, 3)], (-2, 2)),
+    ("reduce-sum-keepdims", ops_onnx.Reduce("sum", (-2, -1), True), [(2, 3, 2)], (-2, 2)),
+]
+
+
+@pytest.mark.parametrize("name,op,shapes,span", OP_CASES, ids=[c[0] for c in OP_CASES])
+def test_onnx_op_vjp_and_jvp_match_central_differences(name, op, shapes, span):
+    from test_ops import op_jacobians
+
+    xs = [_R.uniform(*span, size=(3, *s)) for s in shapes]
+    for j_rev, j_fwd, j_num in op_jacobians(op, shapes, xs):
+        assert_close_jacobian(j_rev, j_num, 1e-7)
+        assert_close_jacobian(j_fwd, j_rev, 1e-12)
+
+
+# ---------------------------------------------------------------------------
+# jacprop's decoder against the onnx package
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_decoder_agrees_with_onnx(name):
+    onnx = pytest.importorskip("onnx", reason="the onnx package (test extra) is not installed")
+    from onnx import numpy_helper
+
+    path = SAMPLES / f"{name}.onnx"
+    theirs = onnx.load(str(path), load_external_data=True)
+    ours = read_proto(path)
+    assert ours.get("ir_version") == theirs.ir_version and ours.get("producer_name", "") == theirs.producer_name
+    assert {o.get("domain", ""): o["version"] for o in ours["opset_import"]} == {
+        o.domain: o.version for o in theirs.opset_import
+    }
+    g = ours["graph"]
+    assert [n["op_type"] for n in g["node"]] == [n.op_type for n in theirs.graph.node]
+    assert [n.get("input", []) for n in g["node"]] == [list(n.input) for n in theirs.graph.node]
+    assert [n.get("output", []) for n in g["node"]] == [list(n.output) for n in theirs.graph.node]
+    for ours_n, theirs_n in zip(g["node"], theirs.graph.node):
+        for a, b in zip(ours_n.get("attribute", []), theirs_n.attribute):
+            assert a["name"] == b.name
+            value = onnx.helper.get_attribute_value(b)
+            if isinstance(value, (int, float)):
+                assert a.get("i", a.get("f")) == value
+            elif isinstance(value, list) and value and isinstance(value[0], (int, float)):
+                assert list(a.get("ints", a.get("floats"))) == value
+    assert [t["name"] for t in g.get("initializer", [])] == [t.name for t in theirs.graph.initializer]
+    for t, u in zip(g.get("initializer", []), theirs.graph.initializer):
+        assert np.array_equal(tensor_array(t, str(SAMPLES), str(path)), numpy_helper.to_array(u))
+    for ours_v, theirs_v in zip(g["input"] + g["output"], list(theirs.graph.input) + list(theirs.graph.output)):
+        assert ours_v["name"] == theirs_v.name
+        dims = ours_v["type"]["tensor_type"]["shape"].get("dim", [])
+        assert [d.get("dim_value", d.get("dim_param", "")) for d in dims] == [
+            d.dim_value if d.HasField("dim_value") else d.dim_param for d in theirs_v.type.tensor_type.shape.dim
+        ]
+
+
+# ---------------------------------------------------------------------------
+# Op-level oracle: onnx's backend node tests
+
+SUPPORTED = {
+    "Relu", "Tanh", "Sigmoid", "Softplus", "Softsign", "Mish", "LeakyRelu", "Elu", "Abs", "Neg", "Exp", "Log",
+    "Sqrt", "Reciprocal", "Erf", "Sin", "Cos", "Selu", "Celu", "HardSigmoid", "HardSwish", "ThresholdedRelu",
+    "Gelu", "Softmax", "LogSoftmax", "Clip", "Add", "Sub", "Mul", "Div", "Pow", "Sum", "Mean", "Max", "Min",
+    "Gemm", "MatMul", "BatchNormalization", "LayerNormalization", "Conv", "MaxPool", "AveragePool",
+    "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceSum", "Identity", "Dropout", "Constant", "Cast",
+    "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Slice", "Gather", "Where",
+}  # fmt: skip
+
+
+def node_cases():
+    """(case, constants): every node test whose ops jacprop supports, and again with inputs 2.. as initializers."""
+    try:
+        from onnx.backend.test.loader import load_model_tests
+    except ImportError:
+        reason = "the onnx package (test extra) is not installed"
+        return [pytest.param(None, None, marks=pytest.mark.skip(reason=reason))]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cases = load_model_tests(kind="node")
+    out = []
+    for case in cases:
+        ops = {n.op_type for n in case.model.graph.node}
+        if ops <= SUPPORTED and not any(n.domain not in ("", "ai.onnx") for n in case.model.graph.node):
+            out.append(pytest.param(case, False, id=case.name))
+            if len(case.model.graph.input) > 1:
+                out.append(pytest.param(case, True, id=case.name + "-constants"))
+    return out
+
+
+def _as_constants(case):
+    """The case's model with every graph input but the first made an initializer (weights as a model has them)."""
+    from onnx import numpy_helper
+
+    m = type(case.model)()
+    m.CopyFrom(case.model)
+    inputs = case.data_sets[0][0]
+    for vi, value in list(zip(m.graph.input, inputs))[1:]:
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiub":
+            pytest.skip("an input that is not a plain array")
+        m.graph.initializer.append(numpy_helper.from_array(np.asarray(value), vi.name))
+    del m.graph.input[1:]
+    return m, [inputs[0]]
+
+
+def _float_rows(arrays):
+    return np.concatenate([np.asarray(a, np.float64).reshape(len(a), -1) for a in arrays], axis=1)
+
+
+@pytest.mark.parametrize("case,constants", node_cases())
+def test_backend_node(case, constants, tmp_path):
+    """Forward values against onnx's expected outputs; J against central differences of jacprop's own float64
+    forward pass.  Cases jacprop refuses (an axis over the batch, integer inputs, ...) must be refused with
+    one line naming the node."""
+    path = tmp_path / f"{case.name}.onnx"
+    inputs, expected = case.data_sets[0]
+    proto = case.model
+    if constants:
+        proto, inputs = _as_constants(case)
+    path.write_bytes(proto.SerializeToString())
+    try:
+        model = jacprop.load(path)
+    except ModelError as e:
+        assert "\n" not in str(e) and str(e).startswith(str(path))
+        pytest.skip(f"refused: {str(e)[len(str(path)) + 2 :]}")
+    feeds = [a for a in inputs if np.asarray(a).dtype.kind == "f"]
+    n = len(feeds[0]) if feeds else 0
+    if not feeds or any(np.ndim(a) < 2 or len(a) != n for a in feeds) or len(feeds) != len(inputs):
+        pytest.skip("inputs without a common batch axis")
+    X = _float_rows(feeds)
+    y = model.forward(X)
+    want = _float_rows([e for e in expected if np.asarray(e).dtype.kind == "f"])
+    assert y.shape == want.shape
+    assert np.allclose(y, want, rtol=max(case.rtol, 1e-5), atol=max(case.atol, 1e-6)), np.abs(y - want).max()
+    if X.size * y.shape[1] > 2_000_000:
+        return  # J too large to hold; the forward values were checked
+    _, J = jacobian(model, X)
+    _, Jf = jacobian(model, X, mode="forward")
+    assert np.allclose(J, Jf, rtol=1e-12, atol=1e-12)
+    if not np.isfinite(y).all():
+        return
+    Jc = central_jacobian(model.forward, X)
+    scale = max(1.0, np.abs(Jc).max())
+    # a kink within the step (relu at 0, a tie in max) makes the difference quotient meaningless at that entry
+    bad = np.abs(J - Jc) > 1e-5 * scale
+    assert bad.mean() <= 0.01, f"{bad.sum()} of {bad.size} entries differ; max {np.abs(J - Jc).max():.2e}"
+
+
+# ---------------------------------------------------------------------------
+# A protobuf encoder for hostile files
+
+
+def varint(n):
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def fld(num, value):
+    """One field: int -> varint, float -> fixed32, bytes/str -> length-delimited."""
+    if isinstance(value, bool) or isinstance(value, int):
+        return varint(num << 3) + varint(value)
+    if isinstance(value, float):
+        return varint(num << 3 | 5) + struct.pack("<f", value)
+    if isinstance(value, str):
+        value = value.encode()
+    return varint(num << 3 | 2) + varint(len(value)) + value
+
+
+def tensor(name, dims, raw=None, external=None, dtype=1):
+    out = b"".join(fld(1, d) for d in dims) + fld(2, dtype) + fld(8, name)
+    if external is not None:
+        out += b"".join(fld(13, fld(1, k) + fld(2, str(v))) for k, v in external.items()) + fld(14, 1)
+    else:
+        out += fld(9, raw if raw is not None else np.zeros(math.prod(dims), np.float32).tobytes())
+    return out
+
+
+def value_info(name, dims, elem=1, sequence=False):
+    shape = b"".join(fld(1, fld(2, d) if isinstance(d, str) else fld(1, d)) for d in dims)
+    tt = fld(1, fld(1, elem) + fld(2, shape))
+    return fld(1, name) + fld(2, fld(4, fld(1, tt)) if sequence else tt)
+
+
+def node(op, ins, outs, attrs=b"", domain="", name=None):
+    return b"".join(fld(1, i) for i in ins) + b"".join(fld(2, o) for o in outs) + fld(3, name or op) + fld(4, op) + (
+        fld(7, domain) if domain else b""
+    ) + attrs
+
+
+def model(nodes, inits=(), inputs=(("x", ("N", 3)),), outputs=(("y", ("N", 2)),), extra_graph=b"", seq_out=False):
+    graph = b"".join(fld(1, n) for n in nodes) + fld(2, "g") + b"".join(fld(5, t) for t in inits)
+    graph += b"".join(fld(11, value_info(n, d)) for n, d in inputs)
+    graph += b"".join(fld(12, value_info(n, d, sequence=seq_out)) for n, d in outputs) + extra_graph
+    return fld(1, 8) + fld(2, "hostile") + fld(7, graph) + fld(8, fld(2, 17))
+
+
+def gemm_model(b_tensor):
+    return model([node("Gemm", ["x", "W"], ["y"])], [b_tensor])
+
+
+def write(tmp_path, data, name="bad.onnx"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    (tmp_path / "x.csv").write_text("a,b,c\n1,2,3\n")
+    return path
+
+
+def assert_one_line_error(path, *words, timeout=60):
+    code, out, err = run_cli("jacobian", path, path.parent / "x.csv", timeout=timeout)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"jacprop: error: {path}"), (code, err)
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+def test_a_well_formed_hand_made_model_loads(tmp_path):
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    path = write(tmp_path, gemm_model(tensor("W", (2, 3), raw=w.tobytes())[:0] + tensor("W", (3, 2), w.T.tobytes())))
+    assert detect(path) == "onnx"
+    y, J = jacobian(jacprop.load(path), np.array([[1.0, 2.0, 3.0]]))
+    assert np.array_equal(J[0], w) and np.array_equal(y[0], w @ [1, 2, 3])
+    code, out, err = run_cli("jacobian", path, tmp_path / "x.csv", "--format", "csv")
+    assert code == 0, err
+
+
+EXT = {"location": "w.bin", "offset": 0, "length": 24}
+
+
+def ext_model(tmp_path, **external):
+    return write(tmp_path, gemm_model(tensor("W", (3, 2), external={**EXT, **external})))
+
+
+def test_external_data_in_the_folder_is_read(tmp_path):
+    (tmp_path / "w.bin").write_bytes(b"\0" * 8 + np.ones(6, np.float32).tobytes())
+    path = ext_model(tmp_path, offset=8)
+    assert np.array_equal(jacobian(jacprop.load(path), np.ones((1, 3)))[1][0], np.ones((2, 3)))
+
+
+def test_traversal_is_refused(tmp_path):
+    (tmp_path.parent / "x").write_bytes(np.ones(6, np.float32).tobytes())
+    assert_one_line_error(ext_model(tmp_path, location="../x"), "'W'", "'../x'", "'..'")
+
+
+def test_absolute_path_is_refused(tmp_path):
+    assert_one_line_error(ext_model(tmp_path, location="/etc/passwd"), "'W'", "absolute")
+
+
+def test_symlink_escaping_the_folder_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "w.bin").write_bytes(np.ones(6, np.float32).tobytes())
+    inside = tmp_path / "model"
+    inside.mkdir()
+    os.symlink(outside / "w.bin", inside / "w.bin")
+    assert_one_line_error(ext_model(inside), "'w.bin'", "outside the model's folder")
+
+
+def test_symlink_inside_the_folder_is_not_a_regular_file(tmp_path):
+    (tmp_path / "real.bin").write_bytes(np.ones(6, np.float32).tobytes())
+    os.symlink(tmp_path / "real.bin", tmp_path / "w.bin")
+    assert_one_line_error(ext_model(tmp_path), "'w.bin'", "not a regular file")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_as_external_data_is_refused_without_hanging(tmp_path):
+    os.mkfifo(tmp_path / "w.bin")
+    assert_one_line_error(ext_model(tmp_path), "'w.bin'", "not a regular file", timeout=20)
+
+
+def test_offset_and_length_beyond_the_file_are_refused(tmp_path):
+    (tmp_path / "w.bin").write_bytes(b"\0" * 16)
+    assert_one_line_error(ext_model(tmp_path, offset=8), "'W'", "beyond", "16 bytes")
+
+
+def test_declared_size_mismatching_the_bytes_is_refused(tmp_path):
+    assert_one_line_error(write(tmp_path, gemm_model(tensor("W", (3, 2), raw=b"\0" * 8))), "'W'", "24 bytes", "has 8")
+    (tmp_path / "w.bin").write_bytes(b"\0" * 64)
+    assert_one_line_error(ext_model(tmp_path, length=64), "'W'", "24 bytes", "has 64")
+
+
+def test_huge_declared_shape_is_refused_before_allocating(tmp_path):
+    assert_one_line_error(write(tmp_path, gemm_model(tensor("W", (2**40, 2**20), raw=b"\0" * 8))), "'W'", "has 8")
+
+
+HEADER = fld(1, 8) + fld(2, "hostile")
+
+
+@pytest.mark.parametrize(
+    "tail,words",
+    [
+        (b"\x3a\xff\xff", ["truncated varint"]),  # the graph's length varint stops mid-way
+        (b"\x28" + b"\xff" * 10 + b"\x01", ["longer than 10 bytes"]),  # model_version as an 11-byte varint
+        (b"\x3a\x05\x0b\x00\x00\x00\x00", ["wire type 3", "groups"]),  # a group inside the graph
+        (b"\x3a\x40\x0a\x01", ["runs past the end"]),  # a length beyond the file
+    ],
+    ids=["truncated-varint", "11-byte-varint", "group", "length-past-end"],
+)
+def test_malformed_protobuf_is_refused(tmp_path, tail, words):
+    assert_one_line_error(write(tmp_path, HEADER + tail), "malformed ONNX protobuf", *words)
+
+
+def test_deep_nesting_is_refused(tmp_path):
+    graph = fld(2, "g")
+    for _ in range(MAX_DEPTH):
+        graph = fld(1, node("If", ["c"], ["y"], fld(5, fld(1, "then_branch") + fld(20, 5) + fld(6, graph))))
+    with pytest.raises(ProtoError, match="nested deeper"):
+        decode(HEADER + fld(7, graph))
+    assert_one_line_error(write(tmp_path, HEADER + fld(7, graph)), "nested deeper than")
+
+
+def test_unknown_op_is_refused_by_name(tmp_path):
+    assert_one_line_error(write(tmp_path, model([node("FooBar", ["x"], ["y"], name="n1")])), "'n1'", "'FooBar'")
+
+
+def test_unknown_domain_is_refused_by_name(tmp_path):
+    data = model([node("Relu", ["x"], ["y"], domain="com.microsoft", name="n1")])
+    assert_one_line_error(write(tmp_path, data), "'n1'", "'com.microsoft'")
+
+
+def test_if_node_is_refused(tmp_path):
+    branch = fld(5, fld(1, "then_branch") + fld(20, 5) + fld(6, fld(2, "b")))
+    data = model([node("If", ["x"], ["y"], branch, name="branchy")])
+    assert_one_line_error(write(tmp_path, data), "'branchy' (If)", "control flow")
+
+
+def test_sparse_initializer_is_refused(tmp_path):
+    sparse = fld(15, fld(1, tensor("values", (1,))) + fld(3, 1))
+    data = model([node("Relu", ["x"], ["y"])], extra_graph=sparse)
+    assert_one_line_error(write(tmp_path, data), "sparse initializers")
+
+
+def test_sequence_output_is_refused(tmp_path):
+    data = model([node("Relu", ["x"], ["y"])], outputs=(("y", ("N", 3)),), seq_out=True)
+    assert_one_line_error(write(tmp_path, data), "output 'y'", "sequence")
+
+
+def test_model_local_functions_are_refused(tmp_path):
+    data = model([node("Relu", ["x"], ["y"])], outputs=(("y", ("N", 3)),)) + fld(25, fld(1, "f"))
+    assert_one_line_error(write(tmp_path, data), "model-local functions")
+
+
+def test_op_mixing_rows_is_refused(tmp_path):
+    data = model([node("Softmax", ["x"], ["y"], fld(5, fld(1, "axis") + fld(20, 2) + fld(3, 0)), name="sm")],
+                 outputs=(("y", ("N", 3)),))  # fmt: skip
+    assert_one_line_error(write(tmp_path, data), "'sm' (Softmax)", "batch axis")
+
+
+def test_plain_install_has_no_onnx_dependency():
+    text = (ROOT / "pyproject.toml").read_text()
+    deps = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    assert "onnx" not in deps and "protobuf" not in deps
+    src = "".join(p.read_text() for p in (ROOT / "jacprop").rglob("*.py"))
+    assert not re.search(r"^\s*(import onnx|from onnx[ .])", src, re.M) and "google.protobuf" not in src
