@@ -7,9 +7,9 @@ How a run goes:
 2. ``partitions``: ``dask.bytes.read_bytes`` cuts the files into blocks at line starts; a task per
    block counts its rows; the rows are cut into partitions of whole reader chunks, so that each
    partition computes exactly the local run's blocks: the output is byte-identical.
-3. ``client.run_tasks``: a task per partition (``tasks``) reads its rows with the local reader,
-   computes with the model (one task, fetched once by each worker) and writes one part file.
-   Dask reruns the tasks of a worker that dies.
+3. ``run_tasks``: a task per partition (``partitions.jacobian_part``, ``propagate_part``) reads its
+   rows with the local reader, computes with the model (one task, fetched once by each worker)
+   and writes one part file.  Dask reruns the tasks of a worker that dies.
 4. ``output``: with ``-o DIR/`` the parts move into DIR beside ``manifest.json``; otherwise they
    are concatenated in input order into one file (atomically) or onto stdout.
 
@@ -21,26 +21,86 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import os
 import shutil
 import sys
+import uuid
 from dataclasses import dataclass, replace
 
 from ..commands.common import Outcome, open_inputs
-from ..errors import UsageError
+from ..errors import JacpropError, UsageError
 from ..io.reader import CHUNK_ROWS as READER_CHUNK_ROWS
 from ..io.reader import no_data_rows
 from ..loaders import is_model_file
 from . import output
-from .client import ClusterError, connect, run_tasks
-from .partitions import plan_partitions
-from .tasks import Job, jacobian_part, propagate_part
+from .partitions import Job, hold, jacobian_part, plan_partitions, propagate_part
 
 __all__ = ["ClusterError", "Tuning", "run_jacobian", "run_propagate", "split_models_inputs"]
 
 SPLIT_BYTES = 64 * 2**20  # bytes per counting task
 CHUNK_ROWS = None  # None: io.reader.CHUNK_ROWS, the local reader's chunk (partitions are multiples of it)
 PARTITION_ROWS = None  # None: from the row count and the cluster's threads (partitions.partition_rows)
+ALLOWED_FAILURES = 5  # a task may be on this many dying workers before the run gives up (LocalCluster)
+
+
+class ClusterError(JacpropError):
+    """The cluster could not run the work (unreachable scheduler, workers dying)."""
+
+
+@contextlib.contextmanager
+def connect(scheduler=None, workers=None):
+    """A Client on ``scheduler`` (an address), or on a LocalCluster of ``workers`` processes
+    (default: one per CPU) with one thread each on 127.0.0.1, closed afterwards."""
+    try:
+        import dask
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise UsageError("--engine dask needs Dask: pip install 'jacprop[dask]'") from None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as e:
+            raise ClusterError(f"--scheduler {scheduler}: cannot connect ({e})") from None
+        with client:
+            yield client
+        return
+    n = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
+    with cluster, Client(cluster) as client:
+        yield client
+
+
+def run_tasks(client, task, model, job, parts, show_progress=False) -> list:
+    """``task(model, job, part)`` for every partition, results in input order.  The model is one
+    task that every partition depends on (sent once per worker).  Results are taken in input
+    order, so the error raised is that of the earliest failing partition (the first bad row of
+    the inputs, as locally); the other tasks are then cancelled."""
+    from dask.distributed import KilledWorker
+
+    from ..render import progress
+
+    token = uuid.uuid4().hex[:12]
+    held = client.submit(hold, model, key=f"jacprop-model-{token}", pure=False)
+    futures = [client.submit(task, held, job, part, key=f"jacprop-{job.command}-part-{part.index}-{token}", pure=False)
+               for part in parts]
+    results = []
+    try:
+        with progress(show_progress) as advance:
+            for part, future in zip(parts, futures):
+                try:
+                    results.append(future.result())
+                except KilledWorker as e:
+                    rows = f"{part.first_row + 1}-{part.first_row + part.n_rows}" if part.n_rows else \
+                        f"from {part.first_row + 1}"
+                    raise ClusterError(f"{part.path}: rows {rows}: the task died with {ALLOWED_FAILURES + 1} workers "
+                                       f"(out of memory?): {e}") from None
+                advance(results[-1]["rows"])
+        return results
+    finally:
+        client.cancel([*futures, held])
 
 
 def split_models_inputs(paths) -> tuple[list[str], list[str]]:
