@@ -1,5 +1,6 @@
 # make demo  -- set up .venv and run jacprop on the shipped sample model
 # make test  -- set up .venv and run the whole test suite
+# make lint  -- ruff and the import-linter contracts (the layers)
 # make golden -- re-record the golden outputs of tests/golden (review the diff: it is a behaviour change)
 # make mutate -- mutation testing (mutmut) of the core modules changed against main; ALL=1: the whole core
 # make docs  -- redraw the README's pictures, docs/img/*.png, from the sample model
@@ -24,8 +25,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# lint: ruff, then the import contracts of pyproject.toml (the layers, no cycles; README, Development)
 lint: $(STAMP)
 	$(BIN)/ruff check jacprop tests
+	$(BIN)/lint-imports
 
 golden: $(STAMP)
 	$(BIN)/python tests/golden/make_golden.py

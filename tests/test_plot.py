@@ -160,7 +160,7 @@ def test_profile_along_rows_and_against_an_input(bishop):
     assert np.array_equal(lines["y"].get_ydata(), Y[:, 1]) and list(lines["y"].get_xdata()) == [1, 2, 3, 4, 5, 6]
     for i, name in enumerate(NAMES_IN):
         assert np.array_equal(lines[f"J:{name}"].get_ydata(), J[:, 1, i])
-    fig = P.plot_profile(J, Y, NAMES_IN, NAMES_OUT, output=0, x=X[:, 2], x_label="flow", top=1)
+    fig = P.plot_profile(J, Y, NAMES_IN, NAMES_OUT, output=0, against=("flow", X[:, 2]), top=1)
     lines = {line.get_gid(): line for ax in fig.axes for line in ax.lines if line.get_gid()}
     order = np.argsort(X[:, 2])
     assert list(lines) == ["y", "J:pressure"]  # the top input of y[0] by mean |J|

@@ -1,25 +1,21 @@
-"""Pictures of Jacobians, uncertainty budgets, linearity and Hessians, with matplotlib.
-
-Every ``plot_<kind>`` takes plain arrays and names and returns a matplotlib Figure; the
-statistics they draw are small functions of their own (``sensitivity``, ``ranking_order``,
-``budget_shares``, ...), so that a test can compare the picture with them.  matplotlib is
-an optional extra (``pip install 'jacprop[plot]'``): it is imported only when a figure is
-made, always with the Agg backend (no display needed).
-
-    >>> from jacprop import plot
-    >>> data = plot.load_result("jac.npz")      # what jacprop jacobian/propagate wrote
-    >>> fig = plot.plot_heatmap(data["jacobian"], data["input_names"], data["output_names"])
-    >>> plot.save(fig, "heatmap.png")
-"""
+"""The pictures: every ``plot_<kind>`` takes plain arrays and names and returns a matplotlib
+Figure (Okabe & Ito's colour-blind-safe palette; cividis and RdBu maps)."""
 
 from __future__ import annotations
 
-import os
-import re
-
 import numpy as np
 
-from .errors import InputError, JacpropError, UsageError
+from ..errors import UsageError
+from .files import pyplot
+from .stats import (
+    budget_shares,
+    interaction_matrix,
+    ranking_order,
+    sensitivity,
+    sequence_groups,
+    step_sensitivity,
+    top_columns,
+)
 
 KINDS = ("heatmap", "ranking", "profile", "budget", "linearity", "interactions")
 STATS = ("mean-abs", "rms", "mean")
@@ -34,185 +30,6 @@ SEQUENTIAL, DIVERGING = "cividis", "RdBu_r"  # RdBu: ColorBrewer's colour-blind-
 MAX_PANELS = 8
 
 
-class PlotUnavailable(JacpropError):
-    """matplotlib (the optional extra ``jacprop[plot]``) is not installed."""
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend; PlotUnavailable when matplotlib is missing."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise PlotUnavailable("jacprop plot needs matplotlib: pip install 'jacprop[plot]'") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-# ---------------------------------------------------------------------------
-# reading and writing
-
-
-def load_result(path) -> dict:
-    """The arrays of an npz written by jacprop (jacobian, propagate, hessian), read with
-    allow_pickle=False; ``input_names``/``output_names`` as lists of str."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {name: z[name] for name in z.files}
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except ValueError as e:  # pickled object arrays, or not an npz at all
-        raise InputError(f"{path}: not an npz of plain arrays written by jacprop ({e})") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
-    for key in ("input_names", "output_names"):
-        if key in data:
-            data[key] = [str(n) for n in data[key]]
-    if not data.keys() & {"jacobian", "budget", "dy_plus", "hessian", "y"}:
-        raise InputError(f"{path}: holds no results of jacprop (arrays {sorted(data)}); "
-                         "is it a model? Then give MODEL... INPUTS")
-    return data
-
-
-HOW_TO_WRITE = {
-    "jacobian": "jacprop jacobian MODEL INPUTS -o FILE.npz",
-    "x": "jacprop jacobian MODEL INPUTS -o FILE.npz",
-    "budget": "jacprop propagate MODEL INPUTS --dx ... --budget -o FILE.npz",
-    "dy_linear": "jacprop propagate MODEL INPUTS --dx ... --method linear --check-linearity -o FILE.npz",
-    "dy_plus": "jacprop propagate MODEL INPUTS --dx ... --method linear --check-linearity -o FILE.npz",
-    "dy_minus": "jacprop propagate MODEL INPUTS --dx ... --method linear --check-linearity -o FILE.npz",
-    "hessian": "jacprop hessian MODEL INPUTS -o FILE.npz",
-}
-
-
-def require(data: dict, names, kind: str, path="the result") -> list:
-    """data[name] for each name, or an InputError naming the first missing array and how to write it."""
-    for name in names:
-        if name not in data:
-            how = HOW_TO_WRITE.get(name)
-            raise InputError(f"{path}: the {kind} plot needs the array {name!r}, which is not there "
-                             f"(arrays: {', '.join(sorted(data))})" + (f"; write it with {how}" if how else ""))
-    return [data[name] for name in names]
-
-
-def format_for(path) -> str:
-    """png, svg or pdf from the suffix of ``path``; a UsageError otherwise."""
-    suffix = os.path.splitext(str(path))[1].lower()
-    if suffix not in FORMATS:
-        raise UsageError(f"-o {path}: the picture's format comes from the suffix: .png, .svg or .pdf")
-    return FORMATS[suffix]
-
-
-def save(fig, path, dpi=100) -> None:
-    """Write ``fig`` to ``path`` (format from the suffix) atomically: a temporary file beside it,
-    renamed onto it when complete.  SVG keeps its text as text (svg.fonttype none)."""
-    from .io.writers import atomic_output
-
-    fmt = format_for(path)
-    plt = pyplot()
-    try:
-        with atomic_output(path) as out, plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "jacprop",
-                                                         "pdf.fonttype": 42}):
-            fig.savefig(out.file, format=fmt, dpi=dpi, metadata=_metadata(fmt))
-    finally:
-        plt.close(fig)
-
-
-def _metadata(fmt):
-    """No creation date in the files, so that `make docs` rewrites an unchanged picture byte for byte."""
-    return {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}[fmt]
-
-
-# ---------------------------------------------------------------------------
-# statistics (what the pictures draw)
-
-
-def sensitivity(J: np.ndarray, stat: str = "mean-abs") -> np.ndarray:
-    """(K, D) over the rows of J (N, K, D): mean |J|, RMS J (sqrt of the mean of J^2) or the signed mean."""
-    if stat == "mean-abs":
-        return np.abs(J).mean(axis=0)
-    if stat == "rms":
-        return np.sqrt((J * J).mean(axis=0))
-    if stat == "mean":
-        return J.mean(axis=0)
-    raise UsageError(f"--stat {stat}: expected one of {', '.join(STATS)}")
-
-
-def ranking_order(S_k: np.ndarray) -> np.ndarray:
-    """Input indices by decreasing |S_k| (ties: the earlier input first)."""
-    return np.argsort(-np.abs(S_k), kind="stable")
-
-
-def top_columns(S: np.ndarray, names, top: int | None):
-    """The ``top`` inputs (columns of S (K, D)) by the sum over outputs of |S|, in input order,
-    and one more column summing the rest; returns (S', names', kept input indices)."""
-    d = S.shape[1]
-    if top is None or top >= d:
-        return S, list(names), np.arange(d)
-    keep = np.sort(ranking_order(np.abs(S).sum(axis=0))[:top])
-    rest = np.setdiff1d(np.arange(d), keep)
-    S2 = np.concatenate([S[:, keep], S[:, rest].sum(axis=1, keepdims=True)], axis=1)
-    return S2, [names[i] for i in keep] + [f"other {len(rest)} (sum)"], keep
-
-
-def budget_shares(budget: np.ndarray, u: np.ndarray | None = None, row: int | None = None) -> np.ndarray:
-    """(K, D) shares of u(y_k)^2 per input.  At one ``row`` (0-based) that row's budget; over all
-    rows the pooled budget, sum_n budget[n] u[n]^2 / sum_n u[n]^2 when the u (N, K) are given
-    (the share of the total variance), else the mean of the rows' shares."""
-    if row is not None:
-        return budget[row]
-    if u is None:
-        return budget.mean(axis=0)
-    w = (u * u)[:, :, None]
-    total = w.sum(axis=0)
-    return np.divide((budget * w).sum(axis=0), total, out=budget.mean(axis=0), where=total > 0)
-
-
-def sequence_groups(names, features: int) -> dict:
-    """Inputs of (T, F) model inputs, named like jacprop names them (``x<i>`` for a model's only input,
-    ``<input>_<i>`` for several; i = t * F + f, C order), grouped: prefix -> (T, F) array of input indices."""
-    groups: dict[str, list] = {}
-    for j, name in enumerate(names):
-        m = re.fullmatch(r"(.*?)_?(\d+)", name)
-        if not m:
-            raise UsageError(f"--features: input {name!r} is not named like a sequence input (x<i> or <input>_<i>)")
-        groups.setdefault(m[1], []).append((int(m[2]), j))
-    out = {}
-    for prefix, items in groups.items():
-        items.sort()
-        if [i for i, _ in items] != list(range(len(items))) or len(items) % features:
-            raise UsageError(f"--features {features}: the inputs {prefix}* ({len(items)}) are not "
-                             f"{prefix}0 ... numbered in time steps of {features} features")
-        out[prefix] = np.array([j for _, j in items]).reshape(-1, features)
-    return out
-
-
-def step_sensitivity(J: np.ndarray, index: np.ndarray, stat: str = "mean-abs"):
-    """For the inputs ``index`` (T, F): per row and time step the sum over features of |J| (mean-abs),
-    of J^2 (rms) or of J (mean), (N, K, T); and its statistic over rows (K, T)."""
-    Jt = J[:, :, index]  # (N, K, T, F)
-    if stat == "mean-abs":
-        per_row = np.abs(Jt).sum(axis=-1)
-        return per_row, per_row.mean(axis=0)
-    if stat == "rms":
-        per_row = (Jt * Jt).sum(axis=-1)
-        return np.sqrt(per_row), np.sqrt(per_row.mean(axis=0))
-    if stat == "mean":
-        per_row = Jt.sum(axis=-1)
-        return per_row, per_row.mean(axis=0)
-    raise UsageError(f"--stat {stat}: expected one of {', '.join(STATS)}")
-
-
-def mc_samples(forward, x: np.ndarray, dx: np.ndarray, samples: int, seed: int, row: int) -> np.ndarray:
-    """y at ``samples`` draws x + dx z, z ~ N(0, I), (samples, K): the draws ``jacprop propagate --method mc``
-    makes for data row ``row`` (counted from 1) with the same ``seed``."""
-    z = np.random.default_rng([seed, int(row)]).standard_normal((samples, len(x)))
-    return forward(x[None, :] + dx[None, :] * z)
-
-
-# ---------------------------------------------------------------------------
-# the pictures
 
 
 def _figure(width, height):
@@ -305,13 +122,15 @@ def plot_ranking(J, input_names, output_names, stat="mean-abs", top=10, outputs=
     return fig
 
 
-def plot_profile(J, Y, input_names, output_names, output=0, x=None, x_label="row", top=5, stat="mean-abs"):
-    """y_k (top) and J[:, k, i] of the ``top`` inputs by ``sensitivity`` (bottom) along the rows, or against
-    ``x`` (N,) (one input's values: rows sorted by it), like a partial-dependence plot of the sensitivity."""
+def plot_profile(J, Y, input_names, output_names, output=0, against=None, top=5, stat="mean-abs"):
+    """y_k (top) and J[:, k, i] of the ``top`` inputs by ``sensitivity`` (bottom) along the rows, or
+    ``against`` = (label, x) with x (N,) one input's values (rows sorted by it), like a
+    partial-dependence plot of the sensitivity."""
     n = len(J)
-    if x is None:
-        x, order = np.arange(1, n + 1), np.arange(n)
+    if against is None:
+        x_label, x, order = "row", np.arange(1, n + 1), np.arange(n)
     else:
+        x_label, x = against
         order = np.argsort(x, kind="stable")
         x = np.asarray(x)[order]
     marker = "o" if n <= 60 else None
@@ -321,7 +140,7 @@ def plot_profile(J, Y, input_names, output_names, output=0, x=None, x_label="row
     if Y is not None:
         ax_y.plot(x, Y[order, output], color="black", marker=marker, markersize=3, gid="y")
     ax_y.set_ylabel(output_names[output])
-    along = "rows" if x_label == "row" else f"values of {x_label}"
+    along = "rows" if against is None else f"values of {x_label}"
     name = output_names[output]
     ax_y.set_title(f"{name} and ∂{name}/∂x along the {along}", loc="left", fontsize=11)
     for c, i in enumerate(inputs):
@@ -430,10 +249,6 @@ def plot_linearity(dy_linear, dy_plus, dy_minus, output_names, mc=None):
         ax.grid(alpha=0.3)
     return fig
 
-
-def interaction_matrix(H: np.ndarray, output: int, row: int | None = None) -> np.ndarray:
-    """(D, D): |H[row, k]| at one row (0-based), else the mean over rows of |H[:, k]|."""
-    return np.abs(H[row, output]) if row is not None else np.abs(H[:, output]).mean(axis=0)
 
 
 def plot_interactions(H, input_names, output_names, output=0, row=None, top=12):
