@@ -171,9 +171,14 @@ def count_range(path, start, end, data_start) -> tuple[int, int, int, bool]:
     return first, rows, lines, bare
 
 
-def _data_start(path, header) -> tuple[int, int] | None:
+def _data_start(path, options) -> tuple[int, int] | None:
     """(byte offset of the first data line, physical lines before it), or None when the file
-    cannot be cut by bytes (bare CR line ends, an endless header line)."""
+    cannot be cut by bytes (compressed, with comments, bare CR line ends, an endless header line)."""
+    probe = CsvReader(path, **options)  # the header as the local path reads it: given, or told from line 1
+    probe.close()
+    if probe.compression or probe.comment:
+        return None
+    header = probe.has_header
     with open(path, "rb") as f:
         bom = 3 if f.read(3) == b"\xef\xbb\xbf" else 0
         if not header:
@@ -210,14 +215,14 @@ def partition_rows(total_rows, threads, chunk) -> int:
     return chunk * min(MAX_PARTITION_CHUNKS, max(1, per))
 
 
-def plan_partitions(client, inputs, header, chunk, rows_per_partition=None, split_bytes=None) -> list[Partition]:
+def plan_partitions(client, inputs, options, chunk, rows_per_partition=None, split_bytes=None) -> list[Partition]:
     """Count every file's rows on the cluster, then cut them into chunk-aligned partitions."""
     split_bytes = split_bytes or SPLIT_BYTES
     files, tasks = [], []
     for path in inputs:
         open_path = os.path.abspath(path)
         size = os.path.getsize(open_path)
-        start = _data_start(open_path, header)
+        start = _data_start(open_path, options)
         ranges = [] if start is None else [(a, min(a + split_bytes, size)) for a in range(start[0], size, split_bytes)]
         files.append((path, open_path, start, len(tasks), len(ranges)))
         tasks += [(open_path, a, b, start[0]) for a, b in ranges]
@@ -484,11 +489,11 @@ def _concatenate(plan: OutputPlan, job: Job, parts, results):
                     shutil.copyfileobj(f, out.file, 2**20)
             return
         writer = writers.WRITERS[plan.fmt](out, job.fields, job.meta, dtype=np.dtype(job.dtype))
-        names = [f.name for f in job.fields]
+        names = [f.name for f in job.fields] + ["rows"]
         for part, res in zip(parts, results):
             if res["rows"]:
-                for n, ids, arrays in _npz_slabs(os.path.join(job.staging, part.name), names, bool(job.meta.get("id_name"))):
-                    writer.write(np.arange(n), ids, arrays)
+                for _, ids, arrays in _npz_slabs(os.path.join(job.staging, part.name), names, bool(job.meta.get("id_name"))):
+                    writer.write(arrays["rows"], ids, arrays)
         writer.finish()
 
 
@@ -563,7 +568,7 @@ def _execute(task, models, inputs, plan: OutputPlan, job: Job, model, cluster: d
     with connection as client:
         job.staging = _make_staging(plan, scheduler is not None)
         try:
-            parts = plan_partitions(client, inputs, job.reader.get("header", True), chunk,
+            parts = plan_partitions(client, inputs, job.reader, chunk,
                                     tuning.partition_rows or PARTITION_ROWS, tuning.split_bytes)
             _part_names(parts, plan.fmt)
             show = _show_progress(quiet)
@@ -605,7 +610,7 @@ def run_jacobian(paths, spec_for, scheduler=None, workers=None, tuning: Tuning =
     local.reader.close()
     _check_inputs(local.model, inputs, spec.inputs)
     job = Job("jacobian", out.fmt, local.fields, local.meta, spec.output.dtype, spec.mode, spec.inputs.rows,
-              spec.inputs.reader_options(), out_idx=local.out_idx, wrt_idx=local.wrt_idx)
+              local.reader.options(), out_idx=local.out_idx, wrt_idx=local.wrt_idx)
     _, _, notes = _execute(jacobian_part, models, inputs, out, job, local.model,
                            {"scheduler": scheduler, "workers": workers}, spec.output.quiet, tuning)
     return Outcome(0, local.notes + notes)
@@ -623,7 +628,7 @@ def run_propagate(paths, spec_for, scheduler=None, workers=None, tuning: Tuning 
     spec_inputs = replace(spec.inputs, extra_columns=command.extra_columns(spec))
     _check_inputs(local.model, inputs, spec_inputs)
     job = Job("propagate", out.fmt, local.fields, local.meta, spec.output.dtype, spec.mode, spec.inputs.rows,
-              spec_inputs.reader_options(), estimator=local.estimator)
+              local.reader.options(), estimator=local.estimator)
     results, parts, notes = _execute(propagate_part, models, inputs, out, job, local.model,
                                      {"scheduler": scheduler, "workers": workers}, spec.output.quiet, tuning)
 

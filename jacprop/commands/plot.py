@@ -23,7 +23,7 @@ def run(kind, paths, output, stat, top, outputs, row, input_name, features, dx, 
     P.format_for(output)  # a bad suffix fails before any work
     P.pyplot()  # and so does a missing matplotlib
     top = top if top is not None else TOP.get(kind)
-    model_options = dict(columns=columns, id_column=id_column, delimiter=delimiter, header=not no_header,
+    model_options = dict(columns=columns, id_column=id_column, delimiter=delimiter, header=False if no_header else None,
                          rows=rows, load_options={"activation": activation, "output_activation": output_activation})
     if len(paths) == 1:
         given = [opt for opt, v in (("--dx", dx), ("--columns", columns), ("--id-column", id_column), ("--rows", rows))

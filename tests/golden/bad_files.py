@@ -113,7 +113,9 @@ CASES = [
     ("csv-absent-column", None, None, ["--columns", "temperature,nope,flow"]),
     ("csv-absent-id", None, None, ["--id-column", "id"]),
     ("csv-wrong-d", None, text("w.csv", "a,b\n1,2\n"), []),
-    ("csv-other-delimiter", None, text("s.csv", "a;b;c\n1;2;3\n"), []),
+    ("csv-other-delimiter", None, text("s.csv", "a b c\n1 2 3\n"), []),
+    ("csv-names-some-inputs", lambda tmp: KERAS, text("p.csv", "x1,x2,x3,x4\n1,2,3,4\n"), []),
+    ("csv-missing-value", None, text("na.csv", "temperature,pressure,flow\n1,NA,3\n"), []),
     ("csv-long-line", None, text("l.csv", "a,b,c\n1,2," + "7" * 5_000_000 + "x\n"), []),
     ("csv-not-utf8", None, text("u.csv", b"a,b,c\n1,\xff\xfe,3\n"), []),
     ("csv-binary", None, text("g.csv", bytes(range(256)) * 8), []),
@@ -164,6 +166,10 @@ ACCEPTED = [
     ("accepted-bom-crlf", text("in.csv", b"\xef\xbb\xbftemperature,pressure,flow\r\n1,2,3\r\n"), []),
     ("accepted-delimiter", text("in.csv", b"temperature;pressure;flow\n1;2;3\n"), ["--delimiter", ";"]),
     ("accepted-nan-skipped", text("in.csv", b"temperature,pressure,flow\n1,nan,3\n4,5,6\n"), ["--on-invalid", "skip"]),
+    ("accepted-sniffed-semicolon", text("in.csv", b"temperature;pressure;flow\n1;2;3\n"), []),
+    ("accepted-headerless", text("in.csv", b"1,2,3\n4,5,6\n"), []),
+    ("accepted-na-skipped", text("in.csv", b"temperature,pressure,flow\n1,NA,3\n,5,6\n7,8,9\n"), ["--on-invalid", "skip"]),
+    ("accepted-comments", text("in.csv", b"# made by hand\ntemperature,pressure,flow\n1,2,3 # first\n"), ["--comment", "#"]),
 ]
 
 MAKERS = {c[0]: c for c in CASES}
