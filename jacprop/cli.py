@@ -423,19 +423,23 @@ def inspect(models, fmt, activation, output_activation):
 @main.command(context_settings=CONTEXT)
 @click.argument("models", nargs=-1, required=True, metavar="MODEL...")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
+@click.option("--input-names", metavar="NAMES|CSV",
+              help="Name the D inputs: comma-separated names, or a CSV file whose header holds them. CSV columns "
+                   "are then matched to the inputs by name.")
 @npz_options
 @handle_errors
-def convert(models, output, activation, output_activation):
+def convert(models, output, input_names, activation, output_activation):
     """Write MODEL(s) (a chain, if several) as one NPZ file in jacprop's schema.
 
     \b
     Example:
       jacprop convert model.h5 -o model.npz
+      jacprop convert sample_models/bishop_tanh.npz -o named.npz --input-names sample_models/bishop_tanh.csv
     """
     from .commands import convert as command
     from .commands.common import ModelSpec
 
-    finish(command.run(ModelSpec(tuple(models), activation, output_activation), output))
+    finish(command.run(ModelSpec(tuple(models), activation, output_activation), output, input_names))
 
 
 PLOT_KINDS = ("heatmap", "ranking", "profile", "budget", "linearity", "interactions")  # as commands.plot.KINDS
