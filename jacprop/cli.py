@@ -12,6 +12,7 @@ import sys
 import click
 
 from . import __version__
+from .cli_inputs import checked, dialect_parser, input_dialect_options
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -77,52 +78,13 @@ def finish(outcome) -> None:
     sys.exit(outcome.code)
 
 
-def _checked(parse):
-    """A click callback from a parser that raises UsageError: one line naming the option."""
-
-    def callback(ctx, param, value):
-        from .errors import UsageError
-
-        try:
-            return parse(value)
-        except UsageError as e:
-            raise click.BadParameter(str(e).partition(": ")[2] or str(e)) from None
-
-    return callback
-
-
-def _dialect(name):
-    from .io import dialect
-
-    return getattr(dialect, name)
-
-
-DELIMITER_HELP = ("CSV field delimiter: one character, or tab (also \\t), comma, semicolon, pipe, space. Default: "
-                  "sniffed from the header line (comma, semicolon, tab or pipe; *.tsv: tab), said on stderr unless a comma.")
-HEADER_HELP = ("--header: line 1 names the columns; --no-header: it is data (columns c0, c1, ...). Default: a line 1 "
-               "whose every field is a number is data, with a note.")
-
-
-def input_dialect_options():
-    """--delimiter, --header/--no-header, --na-values, --comment: how the input CSV is written."""
-    return [
-        click.option("--delimiter", callback=_checked(lambda v: _dialect("parse_delimiter")(v)), help=DELIMITER_HELP),
-        click.option("--header/--no-header", "header", default=None, help=HEADER_HELP),
-        click.option("--na-values", multiple=True, callback=_checked(lambda v: _dialect("parse_na_values")(v)),
-                     help="Cell texts that mean a missing value (read as NaN; --on-invalid decides), comma-separated, "
-                          "replacing the default: empty, NA, NaN, nan, null. A number (-999) marks cells of that value."),
-        click.option("--comment", callback=_checked(lambda v: _dialect("parse_comment")(v)),
-                     help="A character that starts a comment, to the end of the line (e.g. '#'); comment lines are not rows."),
-    ]
-
-
 def model_and_input_options(fn):
     """Options shared by the commands that read models and an input CSV: they arrive as
     ``load_options`` (for a ModelSpec) and ``csv_options`` (for an InputSpec)."""
     decorators = [
         click.option("--columns", multiple=True,
-                     help="Input columns by name, in order (comma-separated or repeated). Default: all but the id column. "
-                          "Where the model knows its input names (see inspect), columns are matched to them by name."),
+                     help="Input columns by name, in order (comma-separated or repeated). Default: all but the id "
+                          "column. Where the model knows its input names (see inspect), columns are matched to them by name."),
         click.option("--by-position", is_flag=True,
                      help="Take the selected columns in order as the model's inputs, even where their names are the "
                           "model's input names in another order."),
@@ -266,7 +228,8 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt
     def spec_for(models, inputs):
         return command.JacobianSpec(
             ModelSpec(models, logits=logits, output_names=split_list(output_names), **load_options),
-            InputSpec(inputs, rows=rows, **csv_options), OutputSpec(output, fmt, dtype, max_rows, quiet, not no_row), mode,
+            InputSpec(inputs, rows=rows, **csv_options),
+            OutputSpec(output, fmt, dtype, max_rows, quiet, not no_row), mode,
             split_list(outputs), split_list(wrt), summary)
 
     if cluster is not None:
@@ -307,8 +270,8 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt
 @click.option("--rows", "rows", help="Only these data rows (counted from 1), e.g. 1-5,10.")
 @click.option("--max-rows", default=10, show_default=True, help="Rows shown in the table format.")
 @handle_errors
-def propagate(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt, mode, dx, dx_column, cov_file, corr_file,
-              methods, samples, seed, coverage, level, output_cov, check_linearity, tol, budget, max_dy,
+def propagate(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt, mode, dx, dx_column, cov_file,
+              corr_file, methods, samples, seed, coverage, level, output_cov, check_linearity, tol, budget, max_dy,
               max_nonlinearity, rows, max_rows, cluster):
     """Output uncertainty from input uncertainty, Delta y ~= J Delta x, at every row.
 
@@ -469,7 +432,7 @@ PLOT_STATS = ("mean-abs", "rms", "mean")
 @click.option("--dpi", type=click.IntRange(10, 1200), default=100, show_default=True, help="PNG resolution.")
 @click.option("--columns", multiple=True, help="MODEL... INPUTS: input columns by name, in order.")
 @click.option("--id-column", help="MODEL... INPUTS: a column identifying rows (not an input).")
-@click.option("--delimiter", callback=_checked(lambda v: _dialect("parse_delimiter")(v)),
+@click.option("--delimiter", callback=checked(dialect_parser("parse_delimiter")),
               help="MODEL... INPUTS: CSV field delimiter (default: sniffed, as in jacprop jacobian).")
 @click.option("--no-header", is_flag=True, help="MODEL... INPUTS: the CSV has no header line (default: a line 1 of "
               "numbers is data).")

@@ -80,7 +80,8 @@ def test_compressed_input_is_told_by_its_magic_bytes(tmp_path, compress):
 def test_a_corrupt_gzip_file_is_one_line(tmp_path):
     path = tmp_path / "t.csv.gz"
     rows = np.random.default_rng(0).normal(size=(5000, 3))
-    path.write_bytes(gzip.compress(("a,b,c\n" + "".join(f"{a!r},{b!r},{c!r}\n" for a, b, c in rows.tolist())).encode())[:20000])
+    text = "a,b,c\n" + "".join(f"{a!r},{b!r},{c!r}\n" for a, b, c in rows.tolist())
+    path.write_bytes(gzip.compress(text.encode())[:20000])
     r = run("jacobian", NPZ, path, "-o", tmp_path / "out.csv")
     assert r.exit_code == 2 and r.stderr.startswith(f"jacprop: error: {path}: corrupt or truncated gzip data")
     assert r.stderr.count("\n") == 1 and not (tmp_path / "out.csv").exists()
@@ -127,8 +128,9 @@ def test_missing_values_follow_on_invalid(tmp_path, token):
     path = tmp_path / "m.csv"
     path.write_text(f"{HEADER}\n-2.88355,0.10074,-1.1018\n1,{token},2\n0.245891,-0.221047,-3.70894\n")
     r = run("jacobian", NPZ, path, "-o", tmp_path / "o.csv")
-    assert r.exit_code == 2 and r.stderr == (f"jacprop: error: {path}: row 2, column 'pressure': value nan is not finite "
-                                             "(a NaN or missing cell: see --na-values) (use --on-invalid skip or keep)\n")
+    assert r.exit_code == 2
+    assert r.stderr == (f"jacprop: error: {path}: row 2, column 'pressure': value nan is not finite "
+                        "(a NaN or missing cell: see --na-values) (use --on-invalid skip or keep)\n")
     skip = run("jacobian", NPZ, path, "--format", "csv", "--on-invalid", "skip")
     assert skip.exit_code == 0 and skip.stderr == "jacprop: skipped 1 rows with NaN/inf inputs\n"
     plain = plain_output().splitlines()
@@ -166,7 +168,8 @@ def test_every_parser_reads_the_same_numbers(tmp_path, monkeypatch, sep):
     path = tmp_path / "t.csv"
     path.write_text(sep.join(["a", "b", "c"]) + "\n" + "".join(sep.join(row) + "\n" for row in cells))
     options = dict(on_invalid="keep", na_values=(*dialect.NA_VALUES, "-999"))
-    results = {"default": csvio.read_all(path, **options)[0], "small": csvio.read_all(path, chunk_rows=100, **options)[0]}
+    results = {"default": csvio.read_all(path, **options)[0],
+               "small": csvio.read_all(path, chunk_rows=100, **options)[0]}
     monkeypatch.setattr(csvio, "_arrow_parse", lambda *a, **k: None)
     results["numpy"] = csvio.read_all(path, **options)[0]
     monkeypatch.setattr(np, "loadtxt", lambda *a, **k: (_ for _ in ()).throw(ValueError("forced")))
@@ -214,7 +217,8 @@ def test_dask_partitions_read_as_the_local_path(cluster, tmp_path, monkeypatch, 
     monkeypatch.setattr(runner, "PARTITION_ROWS", 128)
     monkeypatch.setattr(runner, "SPLIT_BYTES", 2000)
     original = csvio.CsvReader.__init__
-    monkeypatch.setattr(csvio.CsvReader, "__init__", lambda self, *a, **k: original(self, *a, **{"chunk_rows": 64, **k}))
+    monkeypatch.setattr(csvio.CsvReader, "__init__",
+                        lambda self, *a, **k: original(self, *a, **{"chunk_rows": 64, **k}))
     rng = np.random.default_rng(5)
     X = rng.normal(size=(700, 3))
     lines = [[repr(v) for v in row] for row in X.tolist()]

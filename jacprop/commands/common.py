@@ -153,8 +153,8 @@ def match_names(reader: CsvReader, model_names, spec: InputSpec) -> None:
         return
     reader.select(list(model_names), reader.id_column, reader.extra)
     unused = [n for n in chosen if n not in set(model_names)]
-    reader.notes.append(f"jacprop: note: {reader.path}: inputs matched to the model's by name ({_listed(list(model_names))})"
-                        + (f"; the file's order was {_listed(named)}" if named != list(model_names) else "")
+    reader.notes.append(f"jacprop: note: {reader.path}: inputs matched to the model's by name "
+                        f"({_listed(list(model_names))})" + (f"; the file's order was {_listed(named)}" if named != list(model_names) else "")
                         + (f"; columns not used: {_listed(unused)}" if unused else ""))
 
 

@@ -40,7 +40,8 @@ def run(spec: ModelSpec, output: str, names: str | None = None) -> Outcome:
         model.input_names = input_names(names, model.D)
         model.source = {**model.source, "input_names_from": GIVEN}
         if "chain" in model.source:
-            model.source["chain"] = [{**model.source["chain"][0], "input_names_from": GIVEN}, *model.source["chain"][1:]]
+            first, *rest = model.source["chain"]
+            model.source["chain"] = [{**first, "input_names_from": GIVEN}, *rest]
     with atomic_output(output) as out:
         npz.save(model, out.file)
     return Outcome(0, notes)

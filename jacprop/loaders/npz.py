@@ -117,8 +117,8 @@ def _natural_key(name: str):
 def _weight_list(path, arrays) -> list[tuple[str, np.ndarray, np.ndarray | None, bool]]:
     """[(layer name, W, b, W is (out, in)), ...] in layer order."""
     torch = {k[: -len(".weight")]: k for k in arrays if k.endswith(".weight")}
-    known = {"activations", "input_names", "output_names"} | ({k for k in arrays if k.endswith((".weight", ".bias"))} if torch else
-                               {k for k in arrays if _LAYER_NAME.match(k)})
+    known = {"activations", "input_names", "output_names"} | (
+        {k for k in arrays if k.endswith((".weight", ".bias"))} if torch else {k for k in arrays if _LAYER_NAME.match(k)})
     extra = sorted(set(arrays) - known)
     if extra and (torch or any(_LAYER_NAME.match(k) for k in arrays)):
         raise ModelError(f"{path}: unexpected array(s) {extra[:5]}: a weight list holds only weights, biases and "
