@@ -108,13 +108,15 @@ class CsvReader:
         self.select(columns, id_column, exclude)
 
     def _first_line(self) -> str:
-        """The first line that is not a comment line."""
+        """The first line that is not a comment line, without its comment."""
         while True:
             first = self._readline()
             if first is None:
                 raise InputError(f"{self.path}: empty input: expected a header line and rows of numbers")
-            if not (self.comment and first.lstrip().startswith(self.comment)):
+            if not self.comment:
                 return first
+            if not first.lstrip().startswith(self.comment):
+                return dialect.cut_comment(first, self.comment)
 
     def _names(self, cells):
         self.names = [c.strip() for c in cells]
