@@ -12,6 +12,7 @@ import sys
 import click
 
 from . import __version__
+from .cli_inputs import checked, dialect_parser, input_dialect_options
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -82,12 +83,15 @@ def model_and_input_options(fn):
     ``load_options`` (for a ModelSpec) and ``csv_options`` (for an InputSpec)."""
     decorators = [
         click.option("--columns", multiple=True,
-                     help="Input columns by name, in order (comma-separated or repeated). Default: all but the id column."),
+                     help="Input columns by name, in order (comma-separated or repeated). Default: all but the id "
+                          "column. Where the model knows its input names (see inspect), columns are matched to them by name."),
+        click.option("--by-position", is_flag=True,
+                     help="Take the selected columns in order as the model's inputs, even where their names are the "
+                          "model's input names in another order."),
         click.option("--id-column", help="A column carried through to the output to identify rows."),
-        click.option("--delimiter", default=",", show_default=True, help="CSV field delimiter."),
-        click.option("--no-header", is_flag=True, help="The CSV has no header line (columns are c0, c1, ...)."),
+        *input_dialect_options(),
         click.option("--on-invalid", type=click.Choice(["error", "skip", "keep"]), default="error", show_default=True,
-                     help="What to do with NaN/inf input cells."),
+                     help="What to do with rows holding NaN/inf or missing input cells."),
         click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True),
         click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say."),
         click.option("--output-activation", default="linear", show_default=True,
@@ -97,12 +101,12 @@ def model_and_input_options(fn):
     ]
 
     @functools.wraps(fn)
-    def with_options(*args, activation, output_activation, refuse_nonfinite_weights, columns, id_column, delimiter,
-                     no_header, on_invalid, **kwargs):
+    def with_options(*args, activation, output_activation, refuse_nonfinite_weights, columns, by_position, id_column,
+                     delimiter, header, na_values, comment, on_invalid, **kwargs):
         load_options = dict(activation=activation, output_activation=output_activation,
                             refuse_nonfinite=refuse_nonfinite_weights)
-        csv_options = dict(columns=split_list(columns), id_column=id_column, delimiter=delimiter, header=not no_header,
-                           on_invalid=on_invalid)
+        csv_options = dict(columns=split_list(columns), id_column=id_column, delimiter=delimiter, header=header,
+                           on_invalid=on_invalid, na_values=na_values, comment=comment, by_position=by_position)
         return fn(*args, load_options=load_options, csv_options=csv_options, **kwargs)
 
     for d in reversed(decorators):
@@ -116,6 +120,8 @@ OUTPUT_HELP = ("Output file (format from the extension); default stdout. With --
 
 def output_options(formats):
     def decorate(fn):
+        fn = click.option("--no-row", is_flag=True, help="csv: leave out the first column, row (the data row number "
+                          "of the input, counted from 1).")(fn)
         fn = click.option("-o", "--output", type=click.Path(allow_dash=True), help=OUTPUT_HELP)(fn)
         return click.option("--format", "fmt", type=click.Choice(formats),
                             help="Output format. Default: from -o's extension; on stdout a table on a terminal, "
@@ -203,8 +209,8 @@ def main():
               help="Statistics of J over all rows per output and input, inputs ranked by mean |J|.")
 @click.option("--max-rows", default=10, show_default=True, help="Rows shown one by one in the table format.")
 @handle_errors
-def jacobian(paths, load_options, csv_options, dtype, quiet, output, fmt, mode, outputs, wrt, output_names, logits, rows,
-             summary, max_rows, cluster):
+def jacobian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt, mode, outputs, wrt, output_names,
+             logits, rows, summary, max_rows, cluster):
     """J[k, i] = dy_k/dx_i (and y) at every row of INPUTS.
 
     Several MODEL files are applied in order (the output of one feeds the next).
@@ -222,7 +228,8 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, fmt, mode, 
     def spec_for(models, inputs):
         return command.JacobianSpec(
             ModelSpec(models, logits=logits, output_names=split_list(output_names), **load_options),
-            InputSpec(inputs, rows=rows, **csv_options), OutputSpec(output, fmt, dtype, max_rows, quiet), mode,
+            InputSpec(inputs, rows=rows, **csv_options),
+            OutputSpec(output, fmt, dtype, max_rows, quiet, not no_row), mode,
             split_list(outputs), split_list(wrt), summary)
 
     if cluster is not None:
@@ -263,8 +270,8 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, fmt, mode, 
 @click.option("--rows", "rows", help="Only these data rows (counted from 1), e.g. 1-5,10.")
 @click.option("--max-rows", default=10, show_default=True, help="Rows shown in the table format.")
 @handle_errors
-def propagate(paths, load_options, csv_options, dtype, quiet, output, fmt, mode, dx, dx_column, cov_file, corr_file,
-              methods, samples, seed, coverage, level, output_cov, check_linearity, tol, budget, max_dy,
+def propagate(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt, mode, dx, dx_column, cov_file,
+              corr_file, methods, samples, seed, coverage, level, output_cov, check_linearity, tol, budget, max_dy,
               max_nonlinearity, rows, max_rows, cluster):
     """Output uncertainty from input uncertainty, Delta y ~= J Delta x, at every row.
 
@@ -285,7 +292,7 @@ def propagate(paths, load_options, csv_options, dtype, quiet, output, fmt, mode,
     def spec_for(models, inputs):
         return command.PropagateSpec(
             ModelSpec(models, **load_options) if models else None, InputSpec(inputs, rows=rows, **csv_options),
-            OutputSpec(output, fmt, dtype, max_rows, quiet),
+            OutputSpec(output, fmt, dtype, max_rows, quiet, not no_row),
             command.UncertaintySpec(tuple(dx), tuple(dx_column), cov_file, corr_file), tuple(methods), mode, samples,
             seed, coverage, level, output_cov, check_linearity, tol, budget, tuple(max_dy), max_nonlinearity)
 
@@ -379,19 +386,23 @@ def inspect(models, fmt, activation, output_activation):
 @main.command(context_settings=CONTEXT)
 @click.argument("models", nargs=-1, required=True, metavar="MODEL...")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .npz file to write.")
+@click.option("--input-names", metavar="NAMES|CSV",
+              help="Name the D inputs: comma-separated names, or a CSV file whose header holds them. CSV columns "
+                   "are then matched to the inputs by name.")
 @npz_options
 @handle_errors
-def convert(models, output, activation, output_activation):
+def convert(models, output, input_names, activation, output_activation):
     """Write MODEL(s) (a chain, if several) as one NPZ file in jacprop's schema.
 
     \b
     Example:
       jacprop convert model.h5 -o model.npz
+      jacprop convert sample_models/bishop_tanh.npz -o named.npz --input-names sample_models/bishop_tanh.csv
     """
     from .commands import convert as command
     from .commands.common import ModelSpec
 
-    finish(command.run(ModelSpec(tuple(models), activation, output_activation), output))
+    finish(command.run(ModelSpec(tuple(models), activation, output_activation), output, input_names))
 
 
 PLOT_KINDS = ("heatmap", "ranking", "profile", "budget", "linearity", "interactions")  # as commands.plot.KINDS
@@ -421,8 +432,10 @@ PLOT_STATS = ("mean-abs", "rms", "mean")
 @click.option("--dpi", type=click.IntRange(10, 1200), default=100, show_default=True, help="PNG resolution.")
 @click.option("--columns", multiple=True, help="MODEL... INPUTS: input columns by name, in order.")
 @click.option("--id-column", help="MODEL... INPUTS: a column identifying rows (not an input).")
-@click.option("--delimiter", default=",", show_default=True, help="MODEL... INPUTS: CSV field delimiter.")
-@click.option("--no-header", is_flag=True, help="MODEL... INPUTS: the CSV has no header line.")
+@click.option("--delimiter", callback=checked(dialect_parser("parse_delimiter")),
+              help="MODEL... INPUTS: CSV field delimiter (default: sniffed, as in jacprop jacobian).")
+@click.option("--no-header", is_flag=True, help="MODEL... INPUTS: the CSV has no header line (default: a line 1 of "
+              "numbers is data).")
 @click.option("--rows", "rows", help="MODEL... INPUTS: only these data rows (counted from 1), e.g. 1-100.")
 @click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say.")
 @click.option("--output-activation", default="linear", show_default=True,

@@ -23,6 +23,7 @@ from .errors import ModelError, UsageError
 from .ops import Activation
 
 DEFAULT_MEMORY = 256 * 2**20  # bytes of per-block state the value pass and the engine aim to stay within
+NUMBERED = "numbered by jacprop"  # where input names x0, x1, ... come from (Model.source["input_names_from"])
 MAX_BLOCK_ROWS = 512  # rows per block at most: small blocks stay in cache, large ones spill (benchmarks/RESULTS.md)
 
 
@@ -123,11 +124,12 @@ class GraphBuilder:
             size = math.prod(shape)
             self.inputs.append(self.add(name, ops.Slice(start, start + size, tuple(shape)), [0], "InputLayer"))
             start += size
-        self.input_names = [
-            f"{name}_{i}" if len(inputs) > 1 else f"x{i}"
+        self.input_names = [  # several inputs: by their names (one per feature: the name alone)
+            (name if math.prod(shape) == 1 else f"{name}_{i}") if len(inputs) > 1 else f"x{i}"
             for name, shape in inputs
             for i in range(math.prod(shape))
         ] or [f"x{i}" for i in range(d)]
+        self.names_from = "the model's inputs" if len(inputs) > 1 else NUMBERED
 
     def add(self, name: str, op: ops.Op, inputs, kind: str) -> int:
         shapes = [self.nodes[i].shape for i in inputs]
@@ -155,7 +157,8 @@ class GraphBuilder:
             last = outputs[0]
         else:
             last = self.add("output", ops.FlatConcat(), outputs, "Output")
-        return Model(prune(self.nodes, last), self.input_names, names, dict(source or {}))
+        return Model(prune(self.nodes, last), self.input_names, names,
+                     {"input_names_from": self.names_from, **(source or {})})
 
 
 def prune(nodes: list[Node], last: int) -> list[Node]:
@@ -166,6 +169,13 @@ def prune(nodes: list[Node], last: int) -> list[Node]:
             keep.update(nodes[i].inputs)
     new_index = {old: new for new, old in enumerate(sorted(keep))}
     return [replace(nodes[i], inputs=tuple(new_index[j] for j in nodes[i].inputs)) for i in sorted(keep)]
+
+
+def input_names_from(model: Model) -> str:
+    """Where the model's input names come from: its file ("the NPZ file"), its named inputs, or
+    jacprop (x0, x1, ...; ``NUMBERED``)."""
+    source = model.source.get("chain", [model.source])[0] if "chain" in model.source else model.source
+    return source.get("input_names_from", NUMBERED)
 
 
 def chain(models: list[Model]) -> Model:

@@ -117,8 +117,26 @@ CASES = [
     ("csv-absent-id", "--id-column names an absent column", None, None, ["--id-column", "id"], "no column named 'id'"),
     ("csv-wrong-d", "CSV: wrong number of columns for the model's D", None, text("w.csv", "a,b\n1,2\n"), [],
      "the model takes 3 inputs but 2 columns were selected"),
-    ("csv-other-delimiter", "CSV: ';'-separated without --delimiter", None, text("s.csv", "a;b;c\n1;2;3\n"), [],
-     "the model takes 3 inputs but 1 columns were selected"),
+    ("csv-other-delimiter", "CSV: space-separated without --delimiter", None, text("s.csv", "a b c\n1 2 3\n"), [],
+     "the model takes 3 inputs but 1 columns were selected ['a b c'] (is the delimiter right? --delimiter chooses it)"),
+    ("csv-names-some-inputs", "CSV: a header naming some of the model's inputs (x0..x3) but not all", lambda tmp: KERAS,
+     text("p.csv", "x1,x2,x3,x4\n1,2,3,4\n"), [], "p.csv: line 1: names the model's inputs x1, x2, x3 but not x0"),
+    ("csv-columns-twice", "--columns naming a model input twice", lambda tmp: KERAS, text("t.csv", "x0,x1,x2,x3\n1,2,3,4\n"),
+     ["--columns", "x0,x1,x2,x2"], "--columns: names the model's input(s) x2 twice"),
+    ("csv-columns-some-inputs", "--columns naming some of the model's inputs", lambda tmp: KERAS,
+     text("t.csv", "x0,x1,x2,x3,a\n1,2,3,4,5\n"), ["--columns", "a,x1,x2,x3"], "--columns: names the model's inputs x1, x2, x3 but not x0"),
+    ("csv-missing-value", "CSV: an NA cell (default --on-invalid error)", None, text("na.csv", "temperature,pressure,flow\n1,NA,3\n"),
+     [], "na.csv: row 1, column 'pressure': value nan is not finite (a NaN or missing cell: see --na-values)"),
+    ("csv-empty-cell-not-na", "CSV: an empty cell when --na-values leaves it out", None,
+     text("e.csv", "temperature,pressure,flow\n1,,3\n"), ["--na-values", "NA"], "e.csv: row 1 (line 2), column 'pressure': '' is not a number"),
+    ("csv-truncated-gzip", "CSV: a truncated gzip file", None,
+     text("t.csv.gz", __import__("gzip").compress(b"a,b,c\n" + b"1.5,2.5,3.5\n" * 100000)[:2000]), [],
+     "t.csv.gz: corrupt or truncated gzip data"),
+    ("csv-bad-delimiter", "--delimiter of two characters", None, None, ["--delimiter", ";;"], "Invalid value for '--delimiter'"),
+    ("csv-digit-delimiter", "--delimiter a digit", None, None, ["--delimiter", "1"], "not a letter, digit, quote"),
+    ("csv-bad-comment", "--comment of two characters", None, None, ["--comment", "//"], "Invalid value for '--comment'"),
+    ("csv-id-column-row", "--id-column row, clashing with the output's row column", None,
+     text("r.csv", "row,temperature,pressure,flow\n7,1,2,3\n"), ["--id-column", "row"], "--id-column row: the output has a 'row' column"),
     ("csv-long-line", "CSV: a 5 MB cell", None, text("l.csv", "a,b,c\n1,2," + "7" * 5_000_000 + "x\n"), [],
      "l.csv: row 1 (line 2), column 'c': '7777777777777777777777777777777777777777' is not a number"),
     ("csv-not-utf8", "CSV: non-UTF-8 bytes", None, text("u.csv", b"a,b,c\n1,\xff\xfe,3\n"), [], "u.csv: line 2, byte 3: not UTF-8 text"),
@@ -197,8 +215,9 @@ def render() -> str:
              "starting `jacprop: error:` that names the place, no traceback, no output file left behind.", "",
              "| case | what | the message contains |", "|---|---|---|"]
     lines += [f"| `{c[0]}` | {c[1]} | `{c[5]}` |" for c in CASES]
-    lines += ["", "Accepted, not errors: quoted numbers, a UTF-8 BOM, CRLF line ends, other delimiters with `--delimiter`,",
-              "NaN/inf cells with `--on-invalid skip|keep`.  Also tested: Ctrl-C (exit 130, no partial file), a full disk",
+    lines += ["", "Accepted, not errors: quoted numbers, a UTF-8 BOM, CRLF line ends, other delimiters (sniffed or",
+              "`--delimiter`), gzip/bzip2/xz files, `--comment` lines, a headerless file (a note), columns in another order",
+              "that name the model's inputs (a note), NaN/inf/NA/empty cells with `--on-invalid skip|keep`.  Also tested: Ctrl-C (exit 130, no partial file), a full disk",
               "(exit 2), a closed stdout pipe (quiet exit), an error in the middle of a stream (the message says how many",
               "rows were written)."]
     return "\n".join(lines) + "\n"
@@ -231,16 +250,40 @@ def test_matrix_document_is_current():
     (b'temperature,pressure,flow\n"1","2","3"\n', []),
     (b"\xef\xbb\xbftemperature,pressure,flow\r\n1,2,3\r\n", []),
     (b"temperature;pressure;flow\n1;2;3\n", ["--delimiter", ";"]),
+    (b"temperature;pressure;flow\n1;2;3\n", []),
+    (b"temperature\tpressure\tflow\n1\t2\t3\n", ["--delimiter", "tab"]),
+    (b"temperature|pressure|flow\n1|2|3\n", []),
+    (b"# a comment\ntemperature,pressure,flow\n1,2,3 # inline\n# more\n", ["--comment", "#"]),
+    (b"1,2,3\n", []),
+    (b"pressure,flow,temperature\n2,3,1\n", []),  # an NPZ model whose inputs are named: matched by name
     (b"temperature,pressure,flow\n1,nan,3\n4,5,6\n", ["--on-invalid", "skip"]),
+    (b"temperature,pressure,flow\n1,NA,3\n4,5,6\n", ["--on-invalid", "skip"]),
+    (b"temperature,pressure,flow\n1,,3\n4,5,6\n", ["--on-invalid", "skip"]),
+    (b"temperature,pressure,flow\n1,-999,3\n4,5,6\n", ["--on-invalid", "skip", "--na-values", "-999"]),
 ])
 def test_accepted_variants_give_the_same_numbers(tmp_path, content, extra):
+    """Dialects, comments, missing values, a headerless file and reordered named columns all give
+    the numbers of the plain file (the header differs only for the headerless one: c0, c1, c2)."""
+    import jacprop
+
     p = tmp_path / "in.csv"
     p.write_bytes(content)
-    r = CliRunner().invoke(main, ["jacobian", str(NPZ), str(p), "--format", "csv", *extra])
+    model = NPZ
+    if content.startswith(b"pressure,flow,temperature"):
+        named = jacprop.load(NPZ)
+        named.input_names = ["temperature", "pressure", "flow"]
+        model = tmp_path / "named.npz"
+        jacprop.save(named, model)
+    r = CliRunner().invoke(main, ["jacobian", str(model), str(p), "--format", "csv", "--no-row", *extra])
     assert r.exit_code == 0, r.output
-    plain = CliRunner().invoke(main, ["jacobian", str(NPZ), "-", "--format", "csv"], input="temperature,pressure,flow\n" +
+    plain = CliRunner().invoke(main, ["jacobian", str(NPZ), "-", "--format", "csv", "--no-row"], input="temperature,pressure,flow\n" +
                                ("4,5,6\n" if "skip" in extra else "1,2,3\n"))
-    assert r.stdout == plain.stdout
+    assert r.stdout.splitlines()[1:] == plain.stdout.splitlines()[1:]
+    header = plain.stdout.splitlines()[0]
+    if content == b"1,2,3\n":
+        assert "line 1 holds only numbers, so it is read as data" in r.stderr
+        header = header.replace("temperature", "c0").replace("pressure", "c1").replace("flow", "c2")
+    assert r.stdout.splitlines()[0] == header
 
 
 def big_csv(path, rows=400_000):

@@ -32,8 +32,10 @@ def test_csv_round_trips_float64_exactly():
     r = run("jacobian", MODEL, INPUTS, "--format", "csv")
     assert r.exit_code == 0, r.output
     rows = list(csv.reader(io.StringIO(r.stdout)))
-    assert rows[0][:3] == ["y[0]", "y[1]", "d(y[0])/d(temperature)"]
+    assert rows[0][:4] == ["row", "y[0]", "y[1]", "d(y[0])/d(temperature)"]
     data = np.array(rows[1:], dtype=float)
+    assert data[:, 0].tolist() == list(range(1, len(X) + 1))
+    data = data[:, 1:]
     assert data[:, :2].tobytes() == Y.tobytes()
     assert data[:, 2:].reshape(J.shape).tobytes() == J.tobytes()
 
@@ -65,8 +67,8 @@ def test_id_column_outputs_and_wrt_by_name():
             "--activation", "relu", "--outputs", "y[2]", "--wrt", "d,a", "--format", "csv")
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
-    assert lines[0] == "id,y[2],d(y[2])/d(d),d(y[2])/d(a)"
-    assert lines[1].startswith("s0,")
+    assert lines[0] == "row,id,y[2],d(y[2])/d(d),d(y[2])/d(a)"
+    assert lines[1].startswith("1,s0,")
 
 
 def test_table_for_people(tmp_path):

@@ -102,7 +102,7 @@ def test_cli_inspect_convert_and_chain(tmp_path):
     assert np.allclose(central_jacobian(chain.forward, X), jacobian(chain, X)[1], atol=1e-7)
     code, out, err = run_cli("jacobian", onnx_path, SAMPLES / "torch_mlp_dynamo_f64.csv", "--format", "csv")
     assert code == 0, err
-    assert out.splitlines()[0].startswith("y[0],y[1],y[2],d(y[0])/d(x0)")
+    assert out.splitlines()[0].startswith("row,y[0],y[1],y[2],d(y[0])/d(x0)")
 
 
 keras = sorted((ROOT / "sample_models" / "keras").glob("*.k3.keras"))

@@ -101,7 +101,8 @@ def _npz_slabs(path, names, with_ids):
         start = 0
         for slabs in zip(*[_npy_slabs(z.open(name + ".npy")) for name in names]):
             n = len(slabs[0])
-            yield np.arange(n), None if ids is None else ids[start : start + n], dict(zip(names, slabs))
+            arrays = dict(zip(names, slabs))
+            yield arrays["rows"], None if ids is None else ids[start : start + n], arrays
             start += n
 
 
@@ -128,7 +129,7 @@ def concatenate(plan: OutputPlan, job, paths, n_rows: int) -> None:
         else:
             writer = writers.WRITERS[plan.fmt](out, job.fields, job.meta, dtype=np.dtype(job.dtype))
             for path in paths:
-                for slab in _npz_slabs(path, [f.name for f in job.fields], bool(job.meta.get("id_name"))):
+                for slab in _npz_slabs(path, [f.name for f in job.fields] + ["rows"], bool(job.meta.get("id_name"))):
                     writer.write(*slab)
             writer.finish()
 

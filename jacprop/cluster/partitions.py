@@ -50,9 +50,14 @@ class Partition:
     name: str = ""  # the part file's name
 
 
-def data_start(path, header: bool) -> tuple[int, int] | None:
+def data_start(path, options: dict) -> tuple[int, int] | None:
     """(byte offset of the first data line, physical lines before it), or None when the file
-    cannot be cut by bytes (bare CR line ends, an endless header line)."""
+    cannot be cut by bytes (compressed, with comments, bare CR line ends, an endless header line)."""
+    probe = CsvReader(path, **options)  # the header as the local path reads it: given, or told from line 1
+    probe.close()
+    if probe.compression or probe.comment:
+        return None
+    header = probe.has_header
     with open(path, "rb") as f:
         bom = 3 if f.read(3) == b"\xef\xbb\xbf" else 0
         if not header:
@@ -74,13 +79,13 @@ def count_block(block: bytes, skip: int) -> tuple[int, int, int, bool]:
     return len(block), sum(map(has_text, lines)), len(lines), body.count(b"\r") != body.count(b"\r\n")
 
 
-def count_rows(client, paths, header: bool, split_bytes: int) -> list:
+def count_rows(client, paths, options: dict, split_bytes: int) -> list:
     """Per file: None (read it whole), or (marks, rows) with a mark (rows before, byte offset,
     lines before) at the start of every block that holds rows."""
     import dask
     from dask.bytes import read_bytes
 
-    starts = [data_start(p, header) for p in paths]
+    starts = [data_start(p, options) for p in paths]
     _, blocks = read_bytes(list(paths), delimiter=b"\n", blocksize=split_bytes, sample=False)
     count = dask.delayed(count_block)
     tasks = [[count(b, start[0] if i == 0 else 0) for i, b in enumerate(bs)] if start else []
@@ -107,10 +112,10 @@ def partition_rows(total_rows, threads, chunk) -> int:
     return chunk * min(MAX_PARTITION_CHUNKS, max(1, per))
 
 
-def plan_partitions(client, inputs, header, chunk, rows_per_partition=None, split_bytes=2**26) -> list[Partition]:
+def plan_partitions(client, inputs, options, chunk, rows_per_partition=None, split_bytes=2**26) -> list[Partition]:
     """Count every file's rows on the cluster, then cut them into chunk-aligned partitions."""
     paths = [os.path.abspath(p) for p in inputs]
-    layouts = count_rows(client, paths, header, split_bytes)
+    layouts = count_rows(client, paths, options, split_bytes)
     if rows_per_partition is None:
         total = sum(layout[1] for layout in layouts if layout)
         rows_per_partition = partition_rows(total, sum(client.nthreads().values()) or 1, chunk)
@@ -132,7 +137,7 @@ def plan_partitions(client, inputs, header, chunk, rows_per_partition=None, spli
 def open_partition(part: Partition, options: dict, chunk: int) -> CsvReader:
     """A CsvReader over one partition: the header is read and checked as usual, then reading
     jumps to the partition's first row, keeping the file's real row and line numbers."""
-    reader = CsvReader(part.open_path, chunk_rows=chunk, name=part.path, **options)
+    reader = CsvReader(part.open_path, name=part.path, **{**options, "chunk_rows": chunk})
     if part.offset is not None:
         reader.start_at(part.offset, part.lines_before, part.skip, part.first_row, part.n_rows)
     return reader
@@ -152,7 +157,8 @@ class Job:
     meta: dict
     dtype: str
     mode: str
-    inputs: InputSpec  # the reader's options and --rows
+    inputs: InputSpec  # --rows
+    reader: dict  # the local reader's resolved options (CsvReader.options()): columns by name, dialect
     chunk: int = 0  # the reader's chunk (set by the runner)
     staging: str = ""  # where the part files go (set by the runner)
     out_idx: list | None = None
@@ -180,7 +186,7 @@ def _write_part(job: Job, part: Partition, reader, blocks, produce) -> dict:
 
 
 def _blocks(model, job: Job, part: Partition, outputs=None, wrt=None):
-    reader = open_partition(part, job.inputs.reader_options(), job.chunk)
+    reader = open_partition(part, job.reader, job.chunk)
     return reader, jacobian_blocks(model, reader, job.mode, outputs, wrt, job.dtype, parse_rows(job.inputs.rows))
 
 

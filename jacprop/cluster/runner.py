@@ -180,7 +180,7 @@ def _execute(run: Run, task, job: Job, model) -> tuple[list, list, list]:
     with connection as client:
         job = replace(job, staging=output.make_staging(run.out, run.scheduler is not None))
         try:
-            parts = plan_partitions(client, run.inputs, job.inputs.header, job.chunk,
+            parts = plan_partitions(client, run.inputs, job.reader, job.chunk,
                                     tuning.partition_rows or PARTITION_ROWS, tuning.split_bytes or SPLIT_BYTES)
             parts = [replace(p, name=name) for p, name in zip(parts, output.part_names(len(parts), run.out.fmt))]
             show = not run.quiet and sys.stderr.isatty()
@@ -227,7 +227,7 @@ def run_jacobian(paths, spec_for, scheduler=None, workers=None, tuning: Tuning =
                                 {"scheduler": scheduler, "workers": workers}, tuning)
     _check_inputs(local.model, run.inputs, spec.inputs)
     job = Job("jacobian", run.out.fmt, local.fields, local.meta, spec.output.dtype, spec.mode, spec.inputs,
-              out_idx=local.out_idx, wrt_idx=local.wrt_idx)
+              local.reader.options(), out_idx=local.out_idx, wrt_idx=local.wrt_idx)
     _, _, notes = _execute(run, jacobian_part, job, local.model)
     return Outcome(0, local.notes + notes)
 
@@ -241,7 +241,7 @@ def run_propagate(paths, spec_for, scheduler=None, workers=None, tuning: Tuning 
     spec_inputs = replace(spec.inputs, extra_columns=command.extra_columns(spec))
     _check_inputs(local.model, run.inputs, spec_inputs)
     job = Job("propagate", run.out.fmt, local.fields, local.meta, spec.output.dtype, spec.mode, spec_inputs,
-              estimator=local.estimator)
+              local.reader.options(), estimator=local.estimator)
     results, parts, notes = _execute(run, propagate_part, job, local.model)
 
     def where(r, part):

@@ -24,7 +24,7 @@ def run(spec: CheckSpec) -> tuple[dict, Outcome]:
     """The report (as ``--format json`` prints it) and the outcome: exit 1 when an error exceeds its tolerance."""
     notes = []
     model = load_model(spec.model, notes)
-    reader = open_inputs(model, spec.inputs)
+    reader = open_inputs(model, spec.inputs, notes=notes)
     expected = read_expected(spec.expect_y, model.output_names) if spec.expect_y else None
     checker = Checker(model, reader.columns, spec.tol, spec.y_tol)
     try:

@@ -35,20 +35,24 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """The INPUTS csv ('-' = stdin) and which of its columns and rows to read."""
+    """The INPUTS csv ('-' = stdin), how it is written and which of its columns and rows to read."""
 
     path: str
     columns: tuple | None = None
     id_column: str | None = None
-    delimiter: str = ","
-    header: bool = True
+    delimiter: str | None = None  # None: sniffed from the header line
+    header: bool | None = None  # None: a first line of numbers is data
     on_invalid: str = "error"
     rows: str | None = None  # --rows 1-5,10,20-
     extra_columns: tuple = ()  # numeric columns read alongside (per-row uncertainties)
+    na_values: tuple | None = None  # None: io.dialect.NA_VALUES
+    comment: str | None = None
+    by_position: bool = False  # take the columns in order even where the model knows its input names
 
     def reader_options(self) -> dict:
         return dict(delimiter=self.delimiter, header=self.header, columns=list(self.columns or ()) or None,
-                    id_column=self.id_column, on_invalid=self.on_invalid, exclude=tuple(self.extra_columns))
+                    id_column=self.id_column, on_invalid=self.on_invalid, exclude=tuple(self.extra_columns),
+                    na_values=self.na_values, comment=self.comment)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class OutputSpec:
     dtype: str = "float64"
     max_rows: int = 10  # rows shown one by one in the table format
     quiet: bool = False
+    row: bool = True  # csv: a first column 'row', the data row number of the input (--no-row: none)
 
     def format(self, allowed=FORMATS) -> str:
         """The format asked for, else from -o's extension, else a table on a terminal, csv in a pipe."""
@@ -94,17 +99,63 @@ def load_model(spec: ModelSpec, notes: list):
     return model
 
 
-def open_inputs(model, spec: InputSpec, path=None) -> CsvReader:
-    """A CsvReader whose selected columns are the model's D inputs (plus the extra columns)."""
+def open_inputs(model, spec: InputSpec, path=None, notes=None) -> CsvReader:
+    """A CsvReader whose selected columns are the model's D inputs (plus the extra columns):
+    by name where the header names the model's inputs (``match_names``), else in order.
+    The reader's notes (sniffed delimiter, headerless file, columns matched by name) are
+    added to ``notes`` (None: dropped, as with --quiet)."""
     reader = CsvReader(path or spec.path, **spec.reader_options())
-    if len(reader.columns) != model.D:
+    try:
+        match_names(reader, model.input_names, spec)
+        if len(reader.columns) != model.D:
+            hint = "" if spec.columns else " (choose them with --columns, or name the id column with --id-column)"
+            if len(reader.columns) == 1 and any(c in reader.columns[0] for c in " ;\t|,"):
+                hint = " (is the delimiter right? --delimiter chooses it)"
+            raise UsageError(
+                f"{reader.path}: the model takes {model.D} inputs but {len(reader.columns)} columns were selected "
+                f"{reader.columns[:6]}{'...' if len(reader.columns) > 6 else ''}{hint}"
+            )
+    except BaseException:
         reader.close()
-        hint = "" if spec.columns else " (choose them with --columns, or name the id column with --id-column)"
-        raise UsageError(
-            f"{reader.path}: the model takes {model.D} inputs but {len(reader.columns)} columns were selected "
-            f"{reader.columns[:6]}{'...' if len(reader.columns) > 6 else ''}{hint}"
-        )
+        raise
+    if notes is not None:
+        notes += reader.notes
     return reader
+
+
+def _listed(names, n=6) -> str:
+    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
+
+
+def match_names(reader: CsvReader, model_names, spec: InputSpec) -> None:
+    """Select the model's inputs by name when the header names them: every one of them, once,
+    in another order or among other columns (a note says so).  A header (or --columns) that
+    names some of the model's inputs but not all, or one twice, is refused: a column taken by
+    position under another input's name would give a wrong number.  Nothing changes when no
+    selected name is a model input name, with --no-header, or with --by-position."""
+    if spec.by_position or not reader.has_header:
+        return
+    chosen = list(spec.columns) if spec.columns else reader.columns
+    named = [n for n in chosen if n in set(model_names)]
+    if not named:
+        return
+    where = "--columns" if spec.columns else f"{reader.path}: line 1"
+    twice = sorted({n for n in named if named.count(n) > 1})
+    if twice:
+        raise UsageError(f"{where}: names the model's input(s) {_listed(twice)} twice")
+    missing = [n for n in model_names if n not in named]
+    if missing:
+        raise UsageError(
+            f"{where}: names the model's inputs {_listed(named)} but not {_listed(missing)}; columns are matched to "
+            "the model's inputs by name, so name all of them (or none: then they are taken in order), or give "
+            "--by-position to take the selected columns in order")
+    if chosen == list(model_names):
+        return
+    reader.select(list(model_names), reader.id_column, reader.extra)
+    unused = [n for n in chosen if n not in set(model_names)]
+    reader.notes.append(f"jacprop: note: {reader.path}: inputs matched to the model's by name "
+                        f"({_listed(list(model_names))})" + (f"; the file's order was {_listed(named)}" if named != list(model_names) else "")
+                        + (f"; columns not used: {_listed(unused)}" if unused else ""))
 
 
 def resolve(names_or_indices, names, what) -> list[int] | None:

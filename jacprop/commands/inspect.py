@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..graph import Model
+from ..graph import Model, input_names_from
 
 
 def describe(model: Model) -> dict:
@@ -24,6 +24,7 @@ def describe(model: Model) -> dict:
         "D": model.D,
         "K": model.K,
         "input_names": model.input_names,
+        "input_names_from": input_names_from(model),
         "output_names": model.output_names,
         "params": model.n_params(),
         "layers": layers,

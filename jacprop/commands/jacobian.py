@@ -57,7 +57,7 @@ class JacobianPlan:
     @property
     def meta(self) -> dict:
         return {"input_names": self.input_names, "output_names": self.output_names,
-                "id_name": self.spec.inputs.id_column, "npy_field": "jacobian"}
+                "id_name": self.spec.inputs.id_column, "npy_field": "jacobian", "row": self.spec.output.row}
 
 
 def prepare(spec: JacobianSpec, allowed=("table", "csv", "jsonl", "npy", "npz")) -> JacobianPlan:
@@ -67,7 +67,7 @@ def prepare(spec: JacobianSpec, allowed=("table", "csv", "jsonl", "npy", "npz"))
     fmt = spec.output.format(allowed)
     if spec.summary and fmt == "npy":
         raise UsageError("--summary writes table, csv, jsonl or npz")
-    reader = open_inputs(model, spec.inputs)
+    reader = open_inputs(model, spec.inputs, notes=None if spec.output.quiet else notes)
     out_idx = resolve(spec.outputs, model.output_names, "outputs")
     wrt_idx = resolve(spec.wrt, reader.columns, "wrt")
     return JacobianPlan(spec, model, reader, out_idx, wrt_idx, pick(reader.columns, wrt_idx),

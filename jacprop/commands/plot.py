@@ -37,7 +37,7 @@ class PlotSpec:
     dpi: int = 100
     columns: tuple | None = None
     id_column: str | None = None
-    delimiter: str = ","
+    delimiter: str | None = None  # None: sniffed from the header line
     no_header: bool = False
     rows: str | None = None
     activation: str | None = None
@@ -45,8 +45,8 @@ class PlotSpec:
 
     @property
     def inputs(self) -> InputSpec:
-        return InputSpec(self.paths[-1], self.columns, self.id_column, self.delimiter, not self.no_header,
-                         rows=self.rows)
+        return InputSpec(self.paths[-1], self.columns, self.id_column, self.delimiter,
+                         False if self.no_header else None, rows=self.rows)
 
 
 def run(**options) -> None:

@@ -183,7 +183,8 @@ def _open_source(spec: PropagateSpec, settings: P.Settings, notes: list):
     """(model, reader, stream, input names, output names, id column) for MODEL... INPUTS or a J stream."""
     if spec.model is not None:
         model = load_model(spec.model, notes)
-        reader = open_inputs(model, replace(spec.inputs, extra_columns=extra_columns(spec)))
+        reader = open_inputs(model, replace(spec.inputs, extra_columns=extra_columns(spec)),
+                             notes=None if spec.output.quiet else notes)
         return model, reader, None, reader.columns, model.output_names, spec.inputs.id_column
     from ..io.readback import read_jacobian
 
@@ -236,7 +237,7 @@ def prepare(spec: PropagateSpec, allowed=("table", "csv", "jsonl", "npz")) -> Pr
         raise
     estimator = Estimator(settings, unc, list(in_names), list(out_names), gate_dy, spec.max_nonlinearity, spec.tol,
                           fmt == "table")
-    meta = {"input_names": in_names, "output_names": out_names, "id_name": id_name}
+    meta = {"input_names": in_names, "output_names": out_names, "id_name": id_name, "row": spec.output.row}
     return PropagatePlan(spec, model, reader, stream, estimator, fields_of(settings, in_names, out_names, has_x),
                          meta, fmt, notes)
 

@@ -1,5 +1,9 @@
 """Reading back what ``jacprop jacobian`` wrote (CSV, JSON Lines or NPZ; sniffed from the
-first bytes), for ``jacprop propagate`` at the end of a pipe."""
+first bytes), for ``jacprop propagate`` at the end of a pipe.
+
+Both forms are read: today's, whose rows carry their data row numbers (the CSV ``row``
+column, the NPZ ``rows`` array) and whose JSON Lines records carry ``input_names`` and
+``output_names``; and the older one without them (rows 1, 2, ...; names x0.., y0..)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from .writers import ROW_COLUMN
 
 _J_COLUMN = re.compile(r"^d\((.*)\)/d\((.*)\)$")
 CHUNK_ROWS = 16384
@@ -61,7 +66,7 @@ def _npz(stream, where):
     Y, J = arrays["y"].astype(np.float64), arrays["jacobian"].astype(np.float64)
     X = arrays["x"].astype(np.float64) if "x" in arrays else None
     ids = arrays.get("ids")
-    rows = np.arange(1, len(Y) + 1)
+    rows = arrays["rows"].astype(np.int64) if "rows" in arrays else np.arange(1, len(Y) + 1)
     return JacobianStream(list(arrays["input_names"]), list(arrays["output_names"]), "id" if ids is not None else None,
                           iter([(rows, ids, X, Y, J)]), X is not None)
 
@@ -75,6 +80,9 @@ def _jsonl(stream, where):
     except (ValueError, KeyError, TypeError, IndexError) as e:
         raise InputError(f"{where}: line 1: not a `jacprop jacobian --format jsonl` record ({e})") from None
     has_id = "id" in first
+    in_names, out_names = first.get("input_names"), first.get("output_names")
+    if not (isinstance(in_names, list) and len(in_names) == d and isinstance(out_names, list) and len(out_names) == k):
+        in_names, out_names = [f"x{i}" for i in range(d)], [f"y{j}" for j in range(k)]  # the older form: no names
 
     def chunks():
         lines, number = [first_line], 1
@@ -88,7 +96,7 @@ def _jsonl(stream, where):
         if lines:
             yield _jsonl_block(lines, number, where, k, d, has_id)
 
-    return JacobianStream([f"x{i}" for i in range(d)], [f"y{j}" for j in range(k)], "id" if has_id else None,
+    return JacobianStream([str(n) for n in in_names], [str(n) for n in out_names], "id" if has_id else None,
                           chunks(), "x" in first)
 
 
@@ -108,7 +116,8 @@ def _jsonl_block(lines, first_number, where, k, d, has_id):
 def _csv(stream, where):
     from .reader import CsvReader
 
-    reader = CsvReader(stream, name=where, on_invalid="keep", chunk_rows=CHUNK_ROWS)  # NaN rows pass through
+    reader = CsvReader(stream, name=where, on_invalid="keep", chunk_rows=CHUNK_ROWS,  # NaN rows pass through
+                       delimiter=",", header=True)
     header = reader.names
     j_cols = [(c, m[1], m[2]) for c in header if (m := _J_COLUMN.match(c))]
     if not j_cols:
@@ -122,11 +131,17 @@ def _csv(stream, where):
     if missing:
         raise InputError(f"{where}: line 1: no column for output {missing[0]!r}")
     rest = [c for c in header if c not in outputs and not _J_COLUMN.match(c)]
+    row_column = header[0] == ROW_COLUMN and ROW_COLUMN not in outputs
+    rest = rest[1:] if row_column else rest
     id_name = rest[0] if rest else None
-    reader.select(outputs + [c for c, _, _ in j_cols], id_column=id_name)
+    reader.select(outputs + [c for c, _, _ in j_cols], id_column=id_name, exclude=(ROW_COLUMN,) if row_column else ())
 
     def chunks():
         for chunk in reader.chunks():
-            yield chunk.rows, chunk.ids, None, chunk.X[:, :k], chunk.X[:, k:].reshape(-1, k, d)
+            rows = chunk.extra[ROW_COLUMN] if row_column else chunk.rows
+            if row_column and not (np.isfinite(rows).all() and (rows == np.round(rows)).all() and (rows >= 1).all()):
+                bad = int(np.flatnonzero(~(np.isfinite(rows) & (rows == np.round(rows)) & (rows >= 1)))[0])
+                raise InputError(f"{where}: row {chunk.rows[bad]}: {ROW_COLUMN} {rows[bad]} is not a row number")
+            yield rows.astype(np.int64), chunk.ids, None, chunk.X[:, :k], chunk.X[:, k:].reshape(-1, k, d)
 
     return JacobianStream(inputs, outputs, id_name, chunks(), False)

@@ -1,12 +1,15 @@
 """Reading input rows from CSV in chunks, with errors that name the row and column.
 
 Rows are numbered as a spreadsheet user sees them: the first data row is row 1;
-``line`` is the physical line in the file (header = line 1).
+``line`` is the physical line in the file (header = line 1).  Blank lines and comment
+lines (``comment``) are not rows.  How the file is written (compression, delimiter, header,
+missing values) is ``io.dialect``'s.
 
 Speed: text is read in large pieces; a chunk whose lines are plain (ASCII, LF or CRLF,
-none blank) is cut at its newlines with numpy and, when pyarrow is installed (the ``fast``
-extra), parsed by pyarrow straight from its bytes.  Anything else goes line by line to
-``numpy.loadtxt``, the reference, which also locates errors.  Both give the same float64
+none blank, no comment character) is cut at its newlines with numpy and, when pyarrow is
+installed (the ``fast`` extra), parsed by pyarrow straight from its bytes.  Anything else goes
+line by line to ``numpy.loadtxt``, the reference, and a chunk loadtxt refuses (missing-value
+tokens, words) to a cell-by-cell parse that also locates errors.  All give the same float64
 values, so the output never depends on which path a chunk took.
 """
 
@@ -23,6 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, UsageError
+from . import dialect
+from .dialect import first_bad_utf8 as _first_bad_utf8
+from .fastcsv import arrow_parse as _arrow_parse
 
 CHUNK_ROWS = 65536  # rows per chunk handed to the engine (a Dask partition is a multiple of it)
 BLOCK_CHARS = 1 << 20  # text read at a time
@@ -59,55 +65,66 @@ class Lines:
         return self._lines
 
 
-def open_text(source) -> io.TextIOBase:
-    """A text stream on a file, stdin ("-") or an open binary stream: UTF-8 with an optional
-    BOM, any newline style."""
-    if hasattr(source, "read"):
-        return io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
-    if str(source) == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
-    try:
-        return open(source, encoding="utf-8-sig", newline="")
-    except OSError as e:
-        raise InputError(f"{source}: cannot open input: {e.strerror or e}") from None
-
-
 class CsvReader:
-    """A CSV of numbers with a header line (or ``header=False``: columns c0, c1, ...).
-
-    ``columns`` picks the input columns by name, in order (default: every column but
-    the id column and the ``exclude`` columns, which are read alongside); ``id_column`` is
-    carried through as text.  ``on_invalid`` says what to
-    do with NaN/inf cells: error (default), skip the row, or keep it.
+    """A CSV of numbers with a header line; ``header``: True (the first line names the
+    columns), False (it is data: columns c0, c1, ...) or None (data when every field of it is
+    a number, with a note).  ``delimiter`` None: sniffed from the first line (a note when it
+    is not a comma).  ``columns`` picks the input columns by name, in order (default: every
+    column but the id column and the ``exclude`` columns, which are read alongside);
+    ``id_column`` is carried through as text.  ``na_values``: cell texts read as NaN (default
+    ``dialect.NA_VALUES``); ``on_invalid`` says what to do with NaN/inf cells: error
+    (default), skip the row, or keep it.  ``comment``: a character starting a comment.
     """
 
-    def __init__(self, path, delimiter=",", header=True, columns=None, id_column=None,
-                 on_invalid="error", chunk_rows=CHUNK_ROWS, exclude=(), name=None):
-        self.path, self.delimiter, self.chunk_rows = name or str(path), delimiter, chunk_rows
+    def __init__(self, path, delimiter=None, header=None, columns=None, id_column=None, on_invalid="error",
+                 chunk_rows=CHUNK_ROWS, exclude=(), name=None, na_values=None, comment=None):
+        self.path, self.chunk_rows, self.notes, self.skipped = name or str(path), chunk_rows, [], 0
         self._file = None if hasattr(path, "read") or str(path) == "-" else str(path)  # for locating bad UTF-8
         if on_invalid not in INVALID_POLICIES:
             raise UsageError(f"--on-invalid must be one of {', '.join(INVALID_POLICIES)}")
-        self.on_invalid = on_invalid
-        self.skipped = 0
-        self._f = open_text(path)
+        self.on_invalid, self.comment, self.given = on_invalid, dialect.parse_comment(comment), (delimiter, header)
+        self.na_values = tuple(dialect.NA_VALUES if na_values is None else na_values)
+        self._na_numbers = dialect.na_numbers(self.na_values)
+        self._f, self.compression = dialect.open_text(path)
         self._line, self._tail = 0, ""  # _tail: text read from _f but not yet used
-        first = self._readline()
-        if first is None:
-            raise InputError(f"{self.path}: empty input: expected a header line and rows of numbers")
+        first = self._first_line()
+        self.delimiter = dialect.parse_delimiter(delimiter) or dialect.sniff_delimiter(first, self.path)
+        if delimiter is None and self.delimiter != ",":
+            self.notes.append(f"jacprop: note: {self.path}: fields separated by {dialect.shown(self.delimiter)} "
+                              "(sniffed from line 1; --delimiter chooses)")
         cells = self._split(first)
-        if header:
-            self.names = [c.strip() for c in cells]
-            dup = {n for n in self.names if self.names.count(n) > 1}
-            if dup:
-                raise InputError(f"{self.path}: line 1: duplicate column name(s) {sorted(dup)}")
-            if "" in self.names:
-                raise InputError(f"{self.path}: line 1: column {self.names.index('') + 1} has no name")
+        if header is None and dialect.is_data_line(cells, self.na_values):
+            header = False
+            self.notes.append(f"jacprop: note: {self.path}: line {self._line} holds only numbers, so it is read as "
+                              "data (columns c0, c1, ...); --header takes it for names, --no-header says so")
+        self.has_header = header is not False
+        if self.has_header:
+            self._names(cells)
         else:
             self.names = [f"c{i}" for i in range(len(cells))]
-            self._tail, self._line = first, 0  # the first line is data: read it again
+            self._tail, self._line = first, self._line - 1  # the first line is data: read it again
         self._row = 0
         self._left = None  # rows still to read, when a limit is set (a Dask partition)
         self.select(columns, id_column, exclude)
+
+    def _first_line(self) -> str:
+        """The first line that is not a comment line, without its comment."""
+        while True:
+            first = self._readline()
+            if first is None:
+                raise InputError(f"{self.path}: empty input: expected a header line and rows of numbers")
+            if not self.comment:
+                return first
+            if not first.lstrip().startswith(self.comment):
+                return dialect.cut_comment(first, self.comment)
+
+    def _names(self, cells):
+        self.names = [c.strip() for c in cells]
+        dup = {n for n in self.names if self.names.count(n) > 1}
+        if dup:
+            raise InputError(f"{self.path}: line {self._line}: duplicate column name(s) {sorted(dup)}")
+        if "" in self.names:
+            raise InputError(f"{self.path}: line {self._line}: column {self.names.index('') + 1} has no name")
 
     def select(self, columns=None, id_column=None, exclude=()):
         """Which columns to read: see the class docstring (callable again before reading,
@@ -116,17 +133,39 @@ class CsvReader:
         for name in [*(columns or []), *([id_column] if id_column else []), *exclude]:
             if name not in index:
                 raise UsageError(f"{self.path}: no column named {name!r}; the columns are {self.names}")
-        self.id_index = index[id_column] if id_column else None
+        self.id_column, self.id_index = id_column, index[id_column] if id_column else None
         chosen = columns or [n for n in self.names if n != id_column and n not in exclude]
         self.columns = list(chosen)
         self.extra = list(dict.fromkeys(exclude))
         self.usecols = [index[n] for n in chosen + self.extra]
 
-    def _readline(self):
+    def options(self) -> dict:
+        """The constructor's options that read another file (or a part of this one) as this one
+        is read: the selected columns by name, the delimiter and header as given (each file is
+        sniffed on its own)."""
+        delimiter, header = self.given
+        return dict(delimiter=delimiter, header=header, columns=list(self.columns), id_column=self.id_column,
+                    on_invalid=self.on_invalid, chunk_rows=self.chunk_rows, exclude=tuple(self.extra),
+                    na_values=self.na_values, comment=self.comment)
+
+    def _decode_error(self, e) -> InputError:
+        if isinstance(e, UnicodeDecodeError):
+            where = None if self.compression else _first_bad_utf8(self._file)
+            return InputError(f"{self.path}: {where or 'not UTF-8 text'} ({e.reason})")
+        return InputError(f"{self.path}: corrupt or truncated {self.compression} data ({e})")
+
+    def _read(self, method, *args) -> str:
         try:
-            line = self._f.readline()
+            return method(*args)
         except UnicodeDecodeError as e:
-            raise InputError(f"{self.path}: {_first_bad_utf8(self._file) or 'not UTF-8 text'} ({e.reason})") from None
+            raise self._decode_error(e) from None
+        except dialect.DECOMPRESSION_ERRORS as e:
+            if not self.compression:
+                raise
+            raise self._decode_error(e) from None
+
+    def _readline(self):
+        line = self._read(self._f.readline)
         if not line:
             return None
         self._line += 1
@@ -156,12 +195,9 @@ class CsvReader:
 
     def _fetch(self) -> str:
         """The next piece of the input (about ``BLOCK_CHARS``), ending at a line end or at the end."""
-        try:
-            text = self._f.read(BLOCK_CHARS)
-            if text and text[-1] != "\n":
-                text += self._f.readline()
-        except UnicodeDecodeError as e:
-            raise InputError(f"{self.path}: {_first_bad_utf8(self._file) or 'not UTF-8 text'} ({e.reason})") from None
+        text = self._read(self._f.read, BLOCK_CHARS)
+        if text and text[-1] != "\n":
+            text += self._read(self._f.readline)
         return text
 
     def _read_lines(self, n) -> list[str]:
@@ -180,7 +216,8 @@ class CsvReader:
 
     def _plain_block(self, n) -> Lines | None:
         """The next ``n`` lines as one text when that is plain: ASCII, every line ending in LF
-        or CRLF, none blank or starting with white space (else None: ``_read_lines`` decides)."""
+        or CRLF, none blank or starting with white space, no comment character (else None:
+        ``_read_lines`` decides)."""
         pieces, have = [self._tail], self._tail.count("\n")
         while have < n and (piece := self._fetch()):
             pieces.append(piece)
@@ -198,6 +235,8 @@ class CsvReader:
         codes = np.frombuffer(block, np.uint8)
         if np.isin(codes[np.concatenate([[0], ends[: count - 1] + 1])], _SPACE).any():
             return None  # a blank line, or one starting with white space
+        if self.comment and self.comment.encode() in block:
+            return None
         if b"\r" in block:
             cr = np.flatnonzero(codes == 13)
             if cr[-1] == size - 1 or (codes[cr + 1] != 10).any():
@@ -208,7 +247,7 @@ class CsvReader:
         return Lines(np.arange(first, first + count), block)
 
     def _lines(self) -> Lines:
-        """The next chunk's non-blank lines: at most ``chunk_rows``, and at most ``_left`` when set."""
+        """The next chunk's rows (lines with data): at most ``chunk_rows``, and at most ``_left`` when set."""
         want = self.chunk_rows if self._left is None else min(self.chunk_rows, self._left)
         block = self._plain_block(want) if want else None
         if block is None:
@@ -219,6 +258,8 @@ class CsvReader:
                 if not got:
                     break
                 numbered = np.arange(first, first + len(got))
+                if self.comment:
+                    got = [dialect.cut_comment(line, self.comment) for line in got]
                 if not all(map(str.strip, got)):  # blank lines are rare: filter only when there are some
                     keep = [bool(line.strip()) for line in got]
                     got, numbered = list(itertools.compress(got, keep)), numbered[keep]
@@ -237,19 +278,16 @@ class CsvReader:
                 break
             X = self._parse(block)
             X, extra = X[:, : len(self.columns)], dict(zip(self.extra, X[:, len(self.columns) :].T))
-            ids = None
-            if self.id_index is not None:
-                ids = self._ids(block)
+            ids = self._ids(block) if self.id_index is not None else None
             rows = np.arange(self._row + 1, self._row + 1 + len(block))
             self._row += len(block)
             bad = ~np.isfinite(X)
             if bad.any():
                 if self.on_invalid == "error":
                     r, c = np.argwhere(bad)[0]
-                    raise InputError(
-                        f"{self.path}: row {rows[r]}, column {self.columns[c]!r}: value {X[r, c]} is not finite "
-                        "(use --on-invalid skip or keep)"
-                    )
+                    what = "" if np.isinf(X[r, c]) else " (a NaN or missing cell: see --na-values)"
+                    raise InputError(f"{self.path}: row {rows[r]}, column {self.columns[c]!r}: value {X[r, c]} is not "
+                                     f"finite{what} (use --on-invalid skip or keep)")
                 if self.on_invalid == "skip":
                     keep = ~bad.any(axis=1)
                     self.skipped += int((~keep).sum())
@@ -259,21 +297,26 @@ class CsvReader:
             yield Chunk(X, ids, rows, extra)
 
     def _parse(self, block: Lines) -> np.ndarray:
-        """The chunk's ``usecols`` as float64: by pyarrow when installed and the chunk is large
-        (``FAST_MIN_ROWS``), else (and whenever pyarrow refuses the chunk) by ``numpy.loadtxt``,
-        whose errors are then located.  Both read every number correctly rounded, so the
-        result does not depend on which one ran (tests/test_csv_fast.py checks this)."""
+        """The chunk's ``usecols`` as float64, missing values as NaN: by pyarrow when installed
+        and the chunk is large (``FAST_MIN_ROWS``), else (and whenever pyarrow refuses the chunk)
+        by ``numpy.loadtxt``, else cell by cell (``_parse_cells``).  All read every number
+        correctly rounded, so the result does not depend on which one ran (tests/test_csv_fast.py)."""
+        X = None
         if block.data is not None and len(block) >= FAST_MIN_ROWS:
-            X = _arrow_parse(block.data, len(block), len(self.names), self.usecols, self.delimiter)
-            if X is not None:
-                return X
+            X = _arrow_parse(block.data, len(block), len(self.names), self.usecols, self.delimiter, self.na_values)
+        if X is None:
+            X = self._parse_lines(block)
+        if self._na_numbers:
+            X[np.isin(X, self._na_numbers)] = np.nan
+        return X
+
+    def _parse_lines(self, block: Lines) -> np.ndarray:
         lines, line_numbers = block.lines, block.numbers
         try:
             X = np.loadtxt(lines, delimiter=self.delimiter, usecols=self.usecols, quotechar='"',
                            ndmin=2, dtype=np.float64, comments=None)
         except ValueError:
-            self._locate_error(lines, line_numbers)
-            raise  # pragma: no cover  (_locate_error always raises)
+            return self._parse_cells(lines, line_numbers)
         # loadtxt reads the columns it is asked for and says nothing of extra fields (pyarrow refuses them)
         counts = np.fromiter(map(str.count, lines, itertools.repeat(self.delimiter)), np.int64, len(lines))
         for offset in np.flatnonzero(counts != len(self.names) - 1):
@@ -283,19 +326,21 @@ class CsvReader:
                                  f"{len(cells)} fields, but the header has {len(self.names)}")
         return X
 
-    def _locate_error(self, lines, line_numbers):
-        """Find the first bad cell of a chunk that failed to parse, and say where it is."""
+    def _parse_cells(self, lines, line_numbers) -> np.ndarray:
+        """Cell by cell, missing-value tokens as NaN; the first bad cell raises, located."""
+        na, X = set(self.na_values), np.empty((len(lines), len(self.usecols)))
         for offset, line in enumerate(lines):
             cells = self._split(line)
             where = f"{self.path}: row {self._row + offset + 1} (line {line_numbers[offset]})"
             if len(cells) != len(self.names):
                 raise InputError(f"{where}: {len(cells)} fields, but the header has {len(self.names)}")
-            for c in self.usecols:
+            for j, c in enumerate(self.usecols):
+                text = cells[c].strip()
                 try:
-                    float(cells[c].strip().strip('"'))
+                    X[offset, j] = np.nan if text in na else float(text if "_" not in text else "?")
                 except ValueError:
                     raise InputError(f"{where}, column {self.names[c]!r}: {cells[c][:40]!r} is not a number") from None
-        raise InputError(f"{self.path}: rows {self._row + 1}-{self._row + len(lines)}: cannot parse as numbers")
+        return X
 
     @property
     def rows_read(self) -> int:
@@ -305,10 +350,10 @@ class CsvReader:
     def start_at(self, offset: int, lines_before: int, skip: int, first_row: int, n_rows: int) -> None:
         """Read only ``n_rows`` rows from byte ``offset`` (a line start), after skipping ``skip``
         non-blank lines there; ``lines_before`` lines and ``first_row`` data rows precede it in
-        the file, so row and line numbers stay the file's own (a Dask partition).  Call before
-        reading; the header has been read and checked already."""
-        if self._file is None:
-            raise UsageError(f"{self.path}: a partition needs a file, not a stream")
+        the file, so row and line numbers stay the file's own (a Dask partition of a plain file:
+        not compressed, no comments).  Call before reading; the header has been read and checked."""
+        if self._file is None or self.compression or self.comment:
+            raise UsageError(f"{self.path}: a partition needs a plain file, not a stream, compressed or with comments")
         self._f.close()
         raw = open(self._file, "rb")
         raw.seek(offset)
@@ -342,50 +387,6 @@ def no_data_rows(where: str | None, skipped: int = 0) -> InputError:
     """The one error for an input without data rows (``where``: the file, "N inputs", or None)."""
     prefix = f"{where}: " if where else ""
     return InputError(f"{prefix}no data rows" + (f" ({skipped} skipped for NaN/inf values)" if skipped else ""))
-
-
-def _arrow_parse(data: bytes, n_rows, n_columns, usecols, delimiter) -> np.ndarray | None:
-    """pyarrow's multi-threaded CSV parser over a chunk of lines (the ``fast`` extra), or None
-    when pyarrow is not installed or the chunk is anything but a plain table of numbers
-    (ragged rows, empty cells, words, quotes around a newline): numpy then decides."""
-    try:
-        import pyarrow as pa
-        from pyarrow import csv as pacsv
-    except ImportError:
-        return None
-    names = [str(i) for i in range(n_columns)]
-    wanted = list(dict.fromkeys(usecols))  # a column may be asked for twice (as input and as --dx-column)
-    try:
-        table = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 20),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"', ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={names[c]: pa.float64() for c in wanted}, include_columns=[names[c] for c in wanted],
-                null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False),
-        )
-    except (pa.ArrowException, ValueError):
-        return None
-    if table.num_rows != n_rows or any(column.null_count for column in table.columns):
-        return None
-    X = np.empty((n_rows, len(usecols)))
-    for j, c in enumerate(usecols):  # straight from the float64 buffers (to_numpy would import pandas)
-        X[:, j] = np.concatenate([np.frombuffer(a.buffers()[1], np.float64, len(a), 8 * a.offset)
-                                  for a in table.column(wanted.index(c)).chunks])
-    return X
-
-
-def _first_bad_utf8(path) -> str | None:
-    """'line L, byte B: not UTF-8 text' for the first undecodable line of a file (None for a stream)."""
-    if path is None:
-        return None
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                return f"line {number}, byte {e.start + 1}: not UTF-8 text"
-    return None
 
 
 def read_all(path, **kwargs) -> tuple[np.ndarray, np.ndarray | None, CsvReader]:

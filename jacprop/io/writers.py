@@ -108,10 +108,18 @@ def jacobian_fields(input_names, output_names) -> list[Field]:
             Field("jacobian", (k, d), jacobian_columns(input_names, output_names))]
 
 
+ROW_COLUMN = "row"  # the data row number of the input file, first in CSV output (unless meta["row"] is False)
+
+
 def csv_header(fields: list[Field], meta: dict) -> bytes:
-    """The CSV header line: the id column (if any), then every field's columns."""
-    names = ([meta["id_name"]] if meta.get("id_name") else []) + [c for f in fields if f.columns is not None
-                                                                  for c in f.columns]
+    """The CSV header line: ``row`` (unless meta["row"] is False), the id column (if any), then
+    every field's columns."""
+    row = [ROW_COLUMN] if meta.get("row", True) else []
+    if row and meta.get("id_name") == ROW_COLUMN:
+        raise UsageError(f"--id-column {ROW_COLUMN}: the output has a {ROW_COLUMN!r} column of its own (the data row "
+                         "number); give --no-row to leave it out, or rename the id column")
+    names = row + ([meta["id_name"]] if meta.get("id_name") else []) + [c for f in fields if f.columns is not None
+                                                                        for c in f.columns]
     return (",".join(map(_csv_cell, names)) + "\n").encode()
 
 
@@ -140,7 +148,7 @@ class Writer:
 
 
 class CsvWriter(Writer):
-    """A header ([id], then every field's columns), then one line per row; numbers in
+    """A header ([row], [id], then every field's columns), then one line per row; numbers in
     ``repr`` form, the shortest text that reads back as the same float64."""
 
     def __init__(self, *args, **kw):
@@ -156,23 +164,29 @@ class CsvWriter(Writer):
         lines = [",".join(map(repr, r)) for r in flat.tolist()]
         if ids is not None:
             lines = [f"{_csv_cell(i)},{line}" for i, line in zip(ids.tolist(), lines)]
+        if self.meta.get("row", True):
+            lines = [f"{r},{line}" for r, line in zip(rows.tolist(), lines)]
         if lines:
             self.out.file.write(("\n".join(lines) + "\n").encode())
             self.out.file.flush()
 
 
 class JsonlWriter(Writer):
-    """One object per row: {"row": n, ["id": ...,] <field>: nested lists, ...}."""
+    """One object per row: {"row": n, ["id": ...,] <field>: nested lists, ..., "input_names": [...],
+    "output_names": [...]}: every record carries the names, so any line (or a part of a Dask run)
+    can be read on its own."""
 
     def _write(self, rows, ids, arrays):
         lists = {f.name: arrays[f.name].tolist() for f in self.fields}
+        names = json.dumps({"input_names": list(self.meta["input_names"]),
+                            "output_names": list(self.meta["output_names"])})[1:]  # '"input_names": ..., ...}'
         out = []
         for n in range(len(rows)):
             obj = {"row": int(rows[n])}
             if ids is not None:
                 obj["id"] = str(ids[n])
             obj.update((name, values[n]) for name, values in lists.items())
-            out.append(json.dumps(obj))
+            out.append(json.dumps(obj)[:-1] + ", " + names)
         if out:
             self.out.file.write(("\n".join(out) + "\n").encode())
             self.out.file.flush()
@@ -213,16 +227,18 @@ class NpyWriter(Writer):
 
 
 class NpzWriter(Writer):
-    """Every field as an array (N, *tail), plus input_names, output_names and ids (with an id column)."""
+    """Every field as an array (N, *tail), plus rows (the data row numbers), input_names,
+    output_names and ids (with an id column)."""
 
     def __init__(self, *args, dtype=np.float64, **kw):
         super().__init__(*args, **kw)
         self.streams = {f.name: NpyStream(f.tail, dtype) for f in self.fields}
+        self.streams["rows"] = NpyStream((), np.int64)
         self.ids = []
 
     def _write(self, rows, ids, arrays):
         for name, stream in self.streams.items():
-            stream.write(arrays[name])
+            stream.write(rows if name == "rows" else arrays[name])
         if ids is not None:
             self.ids.append(ids)
 
@@ -252,6 +268,8 @@ def open_writer(fmt, output, fields, meta, dtype=np.float64, allowed=FORMATS):
     """The writer for a data format ``fmt`` on ``output`` (None or "-" = stdout)."""
     check_format(fmt, allowed)
     kwargs = {"dtype": dtype} if fmt in ("npy", "npz") else {}
+    if fmt == "csv":
+        csv_header(fields, meta)  # its errors before any file is made
     return WRITERS[fmt](AtomicOutput(output), fields, meta, **kwargs)
 
 

@@ -2,6 +2,7 @@
 
 (a) jacprop schema, written by ``save``: an array ``__jacprop__`` holding JSON
     {"format": "jacprop", "version": 1, "D": D, "input_names": [...], "output_names": [...],
+     "input_names_from": "numbered by jacprop" | "the model's inputs" | "given to jacprop convert" | ...,
      "nodes": [{"name", "kind", "op", "inputs": [node indices], "config": {...}}, ...]}
     and each node's parameter arrays under "<node index>/<field>" (e.g. "2/kernel").
     Node 0 is the flat input row; the last node is the flat output row.  Any op of
@@ -14,6 +15,8 @@
       (out, in), ordered by the numbers in the names.
     Activations: an array ``activations`` (one name per layer) in the file, else the
     ``activation`` option for hidden layers and ``output_activation`` (default linear).
+    Optional string arrays ``input_names`` (D,) and ``output_names`` (K,) name the columns;
+    input columns of a CSV are then matched to them by name.
 
 Files are read with ``allow_pickle=False``: object arrays are refused, never unpickled.
 """
@@ -29,7 +32,7 @@ import numpy as np
 
 from .. import ops
 from ..errors import ModelError
-from ..graph import GraphBuilder, Model
+from ..graph import GraphBuilder, Model, input_names_from
 from ..ops import Activation
 
 SCHEMA_KEY = "__jacprop__"
@@ -86,6 +89,8 @@ def _load_schema(path, arrays) -> Model:
             if len(names) != (model.D if attr == "input_names" else model.K):
                 raise ModelError(f"{path}: {attr} has {len(names)} entries for a model of D={model.D}, K={model.K}")
             setattr(model, attr, [str(n) for n in names])
+    if spec.get("input_names") is not None:  # older files do not say where their names came from
+        model.source["input_names_from"] = str(spec.get("input_names_from") or "the NPZ file")
     return model
 
 
@@ -100,7 +105,7 @@ def save(model: Model, file) -> None:
         for field, value in node.op.arrays().items():
             arrays[f"{i}/{field}"] = value
     spec = {"format": "jacprop", "version": 1, "D": model.D, "input_names": model.input_names,
-            "output_names": model.output_names, "nodes": nodes}
+            "output_names": model.output_names, "input_names_from": input_names_from(model), "nodes": nodes}
     arrays[SCHEMA_KEY] = np.array(json.dumps(spec))
     np.savez(file, **arrays)
 
@@ -112,8 +117,8 @@ def _natural_key(name: str):
 def _weight_list(path, arrays) -> list[tuple[str, np.ndarray, np.ndarray | None, bool]]:
     """[(layer name, W, b, W is (out, in)), ...] in layer order."""
     torch = {k[: -len(".weight")]: k for k in arrays if k.endswith(".weight")}
-    known = {"activations"} | ({k for k in arrays if k.endswith((".weight", ".bias"))} if torch else
-                               {k for k in arrays if _LAYER_NAME.match(k)})
+    known = {"activations", "input_names", "output_names"} | (
+        {k for k in arrays if k.endswith((".weight", ".bias"))} if torch else {k for k in arrays if _LAYER_NAME.match(k)})
     extra = sorted(set(arrays) - known)
     if extra and (torch or any(_LAYER_NAME.match(k) for k in arrays)):
         raise ModelError(f"{path}: unexpected array(s) {extra[:5]}: a weight list holds only weights, biases and "
@@ -188,4 +193,19 @@ def _load_weight_list(path, arrays, activation, output_activation) -> Model:
         except ValueError as e:
             raise ModelError(f"{path}: layer {name!r}: {e}") from None
         node = b.add(name, op, [node], "Dense")
-    return b.finish([node], source={"format": "npz-weights"})
+    model = b.finish([node], source={"format": "npz-weights"})
+    _names_from_arrays(path, arrays, model)
+    return model
+
+
+def _names_from_arrays(path, arrays, model: Model) -> None:
+    """A weight list's optional ``input_names`` (D,) and ``output_names`` (K,) string arrays."""
+    for attr, size in (("input_names", model.D), ("output_names", model.K)):
+        if attr in arrays:
+            names = [str(n) for n in np.atleast_1d(arrays[attr])]
+            if len(names) != size or len(set(names)) != size or arrays[attr].dtype.kind not in "US":
+                raise ModelError(f"{path}: {attr} must be {size} distinct strings, got {arrays[attr].dtype} "
+                                 f"{arrays[attr].shape}")
+            setattr(model, attr, names)
+    if "input_names" in arrays:
+        model.source["input_names_from"] = "the NPZ file"
