@@ -123,7 +123,7 @@ def propagate_rows(console, rows, ids, arrays, meta) -> int:
         for k, out in enumerate(meta["output_names"]):
             cells = [_label(rows[n], None if ids is None else ids[n]).removeprefix("row ") if k == 0 else "",
                      escape(shorten(out)), number(arrays["y"][n, k])]
-            cells += [number(arrays[name][n, k]) for name in shown]
+            cells += [_cell(name, arrays[name][n, k]) for name in shown]
             if "budget" in arrays:
                 i = int(arrays["budget"][n, k].argmax())
                 cells.append(f"{escape(shorten(meta['input_names'][i], 12))} {arrays['budget'][n, k, i]:.0%}")
@@ -132,6 +132,13 @@ def propagate_rows(console, rows, ids, arrays, meta) -> int:
             table.add_row(*cells, style=style)
     console.print(table)
     return len(rows)
+
+
+def _cell(name: str, v: float) -> str:
+    """A propagate table cell: gum_valid as yes/no, the rest as numbers."""
+    if name == "gum_valid":
+        return "yes" if v == 1 else "NO"
+    return number(v)
 
 
 class TextBridge:
@@ -171,6 +178,8 @@ class TableWriter(Writer):
             self.meta["table_close"](self.console, self)
         elif self.n > self.shown:
             self.console.print(f"... {self.n - self.shown} more rows not shown (--max-rows, or --format csv/jsonl/npz for all)")
+        for line in self.meta.get("footer", ()):  # what the numbers mean (propagate: k, the Monte Carlo's settings)
+            self.console.print(Text(line, style="dim"))
         self.out.commit()
 
 
