@@ -22,6 +22,8 @@ in J Delta x cannot cancel in it.  For a quadratic f, e_i = |H_ii| dx_i^2 / 2.
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -140,7 +142,10 @@ class Settings:
         return self.k is not None or self.level is not None
 
     def mc_options(self) -> mc.McOptions:
-        return mc.McOptions(self.samples, self.seed, self.mc_level, self.interval, self.digits or None, self.dist)
+        """With ``validate`` the Monte Carlo runs to one more digit than the validation's delta, so that
+        its own numerical error is small against delta (JCGM 101 8.2)."""
+        digits = (self.digits + 1 if self.validate else self.digits) or None
+        return mc.McOptions(self.samples, self.seed, self.mc_level, self.interval, digits, self.dist)
 
 
 @dataclass
@@ -294,3 +299,14 @@ def propagate(model=None, X=None, dx=None, *, J=None, cov=None, corr=None, input
     block = Block(J, np.array(dxs, dtype=np.float64), corr, None if X is None else np.atleast_2d(X), Y,
                   np.arange(1, n + 1), forward)
     return {"y": Y, **estimate(block, s)}
+
+
+class _CallableModule(type(math)):
+    """``jacprop.propagate`` is both this module and its function: once the module is imported, the
+    package attribute is the module, and calling it must still mean ``propagate(...)``."""
+
+    def __call__(self, *args, **kwargs):
+        return propagate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -179,7 +179,7 @@ class TableWriter(Writer):
         elif self.n > self.shown:
             self.console.print(f"... {self.n - self.shown} more rows not shown (--max-rows, or --format csv/jsonl/npz for all)")
         for line in self.meta.get("footer", ()):  # what the numbers mean (propagate: k, the Monte Carlo's settings)
-            self.console.print(Text(line, style="dim"))
+            self.console.print(Text(line, style="dim"), soft_wrap=True)
         self.out.commit()
 
 

@@ -356,12 +356,14 @@ def footer(s: P.Settings) -> list[str]:
             lines.append(f"U = k·u with k = {s.k:g} (--coverage)")
         elif s.dof is not None:
             lines.append(f"U = k·u with k = t_p(ν eff) per row, p = {(1 + s.level) / 2:g}: Student's t at the "
-                         "Welch-Satterthwaite degrees of freedom, truncated (JCGM 100 G.4)")
+                         "Welch-Satterthwaite degrees of freedom (JCGM 100 G.4)")
         else:
             lines.append(f"U = k·u with k = {P.normal_quantile((1 + s.level) / 2):.4g} (normal, level {s.level:g})")
     if "mc" in s.methods:
-        lines.append(f"σ mc ± se: standard error from the draws; mc lo/hi: {s.interval} {s.mc_level:.4g} interval; "
-                     f"adaptive (JCGM 101 7.9) to {s.digits} significant digits, at most {s.samples:,} draws per row")
+        digits = s.mc_options().digits
+        run = (f"adaptive (JCGM 101 7.9) to {digits} significant digits, at most {s.samples:,} draws per row" if digits
+               else f"{s.samples:,} draws per row")
+        lines.append(f"σ mc ± se: standard error from the draws; mc lo/hi: {s.interval} {s.mc_level:.4g} interval; {run}")
     if s.validate:
         lines.append("valid: GUM's y ± U within δ of the Monte Carlo interval ends (JCGM 101 8)")
     return lines
@@ -378,8 +380,10 @@ def findings_outcome(found: dict, tol, quiet, notes, settings: P.Settings | None
                      + "; ".join(f"row {r} {o}: {what}" for r, o, what in found["nonfinite"][:20])
                      + (" ..." if n_nonfinite > 20 else ""))
     if n_capped and not quiet and settings is not None:
+        digits = settings.mc_options().digits
+        why = " (--validate runs it to one digit more than --digits)" if settings.validate else ""
         notes.append(f"jacprop: note: {n_capped} rows reached --samples {settings.samples} before the Monte Carlo "
-                     f"was stable to --digits {settings.digits}: rows " + ", ".join(map(str, found["capped"][:20]))
+                     f"was stable to {digits} significant digits{why}: rows " + ", ".join(map(str, found["capped"][:20]))
                      + (" ..." if n_capped > 20 else "") + " (their standard errors say how far to trust them)")
     if n_flagged and not quiet:
         notes.append(f"jacprop: {n_flagged} (row, output) pairs depart from linearity by more than --tol {tol:g}: "

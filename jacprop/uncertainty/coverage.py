@@ -141,16 +141,16 @@ def welch_satterthwaite(terms: np.ndarray, dof: np.ndarray) -> np.ndarray:
 
 def coverage_factors(level: float, nu_eff: np.ndarray | None) -> np.ndarray | float:
     """k for a coverage probability ``level``: the normal quantile z_{(1+p)/2}, or with degrees of
-    freedom t_{(1+p)/2}(floor(nu_eff)) (JCGM 100 G.4.1: nu_eff truncated to the next lower integer)."""
+    freedom Student's t_{(1+p)/2}(nu_eff) at the real nu_eff (the limit of interpolating JCGM 100
+    table G.2, which G.4.1 allows beside truncating nu_eff to an integer)."""
     p = (1 + level) / 2
     z = normal_quantile(p)
     if nu_eff is None:
         return z
-    nu = np.floor(np.asarray(nu_eff, dtype=np.float64))
+    nu = np.asarray(nu_eff, dtype=np.float64)
     k = np.full(nu.shape, z)
     cache: dict = {}
-    finite = np.isfinite(nu)
-    for index in zip(*np.nonzero(finite)):
+    for index in zip(*np.nonzero(np.isfinite(nu))):
         v = max(float(nu[index]), 1.0)
         if v not in cache:
             cache[v] = t_quantile(p, v)

@@ -25,12 +25,16 @@ class Uncertainty:
     corr: np.ndarray | None = None
 
     def dx(self, X: np.ndarray, column_values: dict | None = None) -> np.ndarray:
-        """Delta x per row: (N, D)."""
-        dx = self.absolute + self.relative * np.abs(X)
+        """Delta x per row: (N, D).  A relative uncertainty of a NaN/inf input kept by --on-invalid keep
+        is NaN (its results are reported as non-finite); every other value must be finite and >= 0."""
+        with np.errstate(invalid="ignore"):
+            dx = self.absolute + np.where(self.relative > 0, self.relative * np.abs(X), 0.0)
         for i, values in (column_values or {}).items():
             dx[:, i] = values
-        if (dx < 0).any() or not np.isfinite(dx).all():
-            r, c = np.argwhere((dx < 0) | ~np.isfinite(dx))[0]
+        bad = (dx < 0) | ~np.isfinite(dx)
+        bad &= ~((self.relative > 0) & ~np.isfinite(X))
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
             raise UsageError(f"row {r + 1}: uncertainty of input {c} is {dx[r, c]}; it must be finite and >= 0")
         return dx
 
