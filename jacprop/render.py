@@ -135,10 +135,10 @@ def propagate_rows(console, rows, ids, arrays, meta) -> int:
 
 
 def _cell(name: str, v: float) -> str:
-    """A propagate table cell: gum_valid as yes/no, the rest as numbers."""
+    """A propagate table cell: gum_valid as yes/no, standard errors to 2 digits, the rest to 4."""
     if name == "gum_valid":
         return "yes" if v == 1 else "NO"
-    return number(v)
+    return number(v, 2) if name.endswith("_se") else number(v)
 
 
 class TextBridge:

@@ -110,7 +110,7 @@ class Estimator:
     gate_dy: np.ndarray | None
     max_nonlinearity: float | None
     tol: float
-    table: bool
+    table: bool  # the table's "top input" column: the budget even when not asked for (not beside mc: too wide)
     require_valid: bool = False
 
     @property
@@ -311,7 +311,7 @@ def prepare(spec: PropagateSpec, allowed=("table", "csv", "jsonl", "npz")) -> Pr
             reader.close()
         raise
     estimator = Estimator(settings, unc, list(in_names), list(out_names), gate_dy, spec.max_nonlinearity, spec.tol,
-                          fmt == "table", spec.require_valid)
+                          fmt == "table" and (settings.budget or "mc" not in settings.methods), spec.require_valid)
     meta = {"input_names": in_names, "output_names": out_names, "id_name": id_name}
     return PropagatePlan(spec, model, reader, stream, estimator, fields_of(settings, in_names, out_names, has_x),
                          meta, fmt, notes)
@@ -384,7 +384,9 @@ def findings_outcome(found: dict, tol, quiet, notes, settings: P.Settings | None
         why = " (--validate runs it to one digit more than --digits)" if settings.validate else ""
         notes.append(f"jacprop: note: {n_capped} rows reached --samples {settings.samples} before the Monte Carlo "
                      f"was stable to {digits} significant digits{why}: rows " + ", ".join(map(str, found["capped"][:20]))
-                     + (" ..." if n_capped > 20 else "") + " (their standard errors say how far to trust them)")
+                     + (" ..." if n_capped > 20 else "") + (" (their standard errors say how far to trust them"
+                     + ("; --validate's verdict there rests on a Monte Carlo less precise than delta" if why else "")
+                     + ")"))
     if n_flagged and not quiet:
         notes.append(f"jacprop: {n_flagged} (row, output) pairs depart from linearity by more than --tol {tol:g}: "
                      + ", ".join(f"row {r} {o}" for r, o in found["flagged"][:10]) + (" ..." if n_flagged > 10 else ""))
