@@ -248,7 +248,7 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, fmt, mode, 
 @click.option("--method", "methods", multiple=True, type=click.Choice(["linear", "gum", "worst", "mc", "all"]),
               help="linear: J dx; gum: sqrt(J Sigma J^T) (default); worst: sum |J| |dx|; mc: Monte Carlo through "
                    "the network.")
-@click.option("--samples", type=click.IntRange(1), default=200_000, show_default=True,
+@click.option("--samples", type=click.IntRange(2), default=200_000, show_default=True,
               help="Monte Carlo: the most draws per row (the cap of the adaptive procedure; a note names the rows "
                    "that reach it).")
 @click.option("--digits", type=click.IntRange(0, 6), default=2, show_default=True,

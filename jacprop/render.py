@@ -141,6 +141,30 @@ def _cell(name: str, v: float) -> str:
     return number(v, 2) if name.endswith("_se") else number(v)
 
 
+def propagate_footer(s) -> list[str]:
+    """What a propagate table's numbers mean, from its ``propagate.Settings``: the coverage factor,
+    the Monte Carlo's interval and tolerance, the validation."""
+    from .uncertainty.coverage import normal_quantile
+
+    lines = []
+    if "gum" in s.methods and s.expanded:
+        if s.k is not None:
+            lines.append(f"U = k·u with k = {s.k:g} (--coverage)")
+        elif s.dof is not None:
+            lines.append(f"U = k·u with k = t_p(ν eff) per row, p = {(1 + s.level) / 2:g}: Student's t at the "
+                         "Welch-Satterthwaite degrees of freedom (JCGM 100 G.4)")
+        else:
+            lines.append(f"U = k·u with k = {normal_quantile((1 + s.level) / 2):.4g} (normal, level {s.level:g})")
+    if "mc" in s.methods:
+        digits = s.mc_options().digits
+        run = (f"adaptive (JCGM 101 7.9) to {digits} significant digits, at most {s.samples:,} draws per row" if digits
+               else f"{s.samples:,} draws per row")
+        lines.append(f"σ mc ± se: standard error from the draws; mc lo/hi: {s.interval} {s.mc_level:.4g} interval; {run}")
+    if s.validate:
+        lines.append("valid: GUM's y ± U within δ of the Monte Carlo interval ends (JCGM 101 8)")
+    return lines
+
+
 class TextBridge:
     """A text file on top of a binary one, for rich."""
 

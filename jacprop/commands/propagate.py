@@ -133,8 +133,9 @@ class Estimator:
                                        for n, k in sorted(bad))
         else:
             findings.nonfinite.extend((int(rows[n]), outs[k], ", ".join(bad[n, k])) for n, k in sorted(bad))
-        if "mc_converged" in a:
-            findings.capped.extend(int(r) for r in rows[~a.pop("mc_converged")])
+        if "mc_converged" in a:  # rows stopped by the cap (not those stopped by a NaN: reported above)
+            capped = ~a.pop("mc_converged") & np.isfinite(a["dy_mc"]).all(axis=1)
+            findings.capped.extend(int(r) for r in rows[capped])
         ok = np.ones(a["y"].shape, bool)
         for n, k in bad:
             ok[n, k] = False
@@ -265,7 +266,8 @@ def _open_source(spec: PropagateSpec, settings: P.Settings, notes: list):
             raise UsageError(f"{opt} needs MODEL... INPUTS (it reads the input CSV)")
     stream = read_jacobian(spec.inputs.path)
     if set(settings.methods) & set(P.NEEDS_NETWORK) or settings.check_linearity:
-        raise UsageError("--method mc and --check-linearity run the network: give MODEL... INPUTS, not a Jacobian stream")
+        raise UsageError("--method mc, --validate and --check-linearity run the network: give MODEL... INPUTS, "
+                         "not a Jacobian stream")
     return None, None, stream, stream.input_names, stream.output_names, stream.id_name
 
 
@@ -327,14 +329,14 @@ def _blocks(plan: PropagatePlan):
 
 
 def run(plan: PropagatePlan) -> Outcome:
-    from ..render import propagate_rows
+    from ..render import propagate_footer, propagate_rows
 
     est, spec = plan.estimator, plan.spec
     meta = dict(plan.meta)
     if plan.fmt == "table":
         hidden = () if est.settings.dof is not None else ("k",)  # a constant k is in the footer
         meta.update(columns=[c for c in TABLE_COLUMNS if c[0] not in hidden], table=propagate_rows,
-                    footer=footer(est.settings),
+                    footer=propagate_footer(est.settings),
                     flag=(lambda a, n, k: a["nonlinearity"][n, k] > est.tol) if est.settings.check_linearity else None)
     writer = open_output(plan.fmt, spec.output, plan.fields, meta)
     findings = Findings()
@@ -346,27 +348,6 @@ def run(plan: PropagatePlan) -> Outcome:
             plan.reader.close()
     skipped = skipped_note(plan.reader, spec.output.quiet) if plan.reader is not None else []
     return findings_outcome(findings.result(), est.tol, spec.output.quiet, plan.notes + skipped, est.settings)
-
-
-def footer(s: P.Settings) -> list[str]:
-    """What the table's numbers mean: the coverage factor, the Monte Carlo's interval and tolerance."""
-    lines = []
-    if "gum" in s.methods and s.expanded:
-        if s.k is not None:
-            lines.append(f"U = k·u with k = {s.k:g} (--coverage)")
-        elif s.dof is not None:
-            lines.append(f"U = k·u with k = t_p(ν eff) per row, p = {(1 + s.level) / 2:g}: Student's t at the "
-                         "Welch-Satterthwaite degrees of freedom (JCGM 100 G.4)")
-        else:
-            lines.append(f"U = k·u with k = {P.normal_quantile((1 + s.level) / 2):.4g} (normal, level {s.level:g})")
-    if "mc" in s.methods:
-        digits = s.mc_options().digits
-        run = (f"adaptive (JCGM 101 7.9) to {digits} significant digits, at most {s.samples:,} draws per row" if digits
-               else f"{s.samples:,} draws per row")
-        lines.append(f"σ mc ± se: standard error from the draws; mc lo/hi: {s.interval} {s.mc_level:.4g} interval; {run}")
-    if s.validate:
-        lines.append("valid: GUM's y ± U within δ of the Monte Carlo interval ends (JCGM 101 8)")
-    return lines
 
 
 def findings_outcome(found: dict, tol, quiet, notes, settings: P.Settings | None = None) -> Outcome:
