@@ -444,3 +444,20 @@ def test_non_normal_or_dof_inputs_must_not_be_correlated(tmp_path):
     # an uncorrelated input may have both
     assert run(*base, "--dist", "flow=rect", "--dof", "flow=4", "--method", "gum", "--method", "mc", "--samples", "100",
                "--format", "csv").exit_code == 0
+
+
+def test_uncorrelated_non_normal_inputs_keep_their_shape_beside_correlated_ones(tmp_path):
+    """R correlates x0 and x1 only; x2 and x3 are rectangular.  Their draws must stay rectangular (half-width
+    sqrt(3) dx): a root of R that mixed them with the normal ones would widen the ends."""
+    model, inputs = linear_model(tmp_path, np.eye(4), 1)
+    R = np.eye(4)
+    R[0, 1] = R[1, 0] = 0.6
+    (tmp_path / "corr.csv").write_text("x0,x1,x2,x3\n" + "".join(",".join(map(repr, r)) + "\n" for r in R.tolist()))
+    out, _ = npz_result("propagate", model, inputs, "--dx", "1", "--corr", tmp_path / "corr.csv", "--dist", "x2=rect",
+                        "--dist", "x3=rect", "--method", "mc", "--samples", "200000", "--digits", "0", "--output-cov")
+    hi = 0.95 * math.sqrt(3)
+    for k in (2, 3):
+        assert abs(out["mc_hi"][0, k] - hi) < 4 * out["mc_hi_se"][0, k] + 1e-3
+        assert abs(out["mc_lo"][0, k] + hi) < 4 * out["mc_lo_se"][0, k] + 1e-3
+    np.testing.assert_allclose(out["cov_mc"][0], R, atol=0.02)
+    assert abs(out["mc_hi"][0, 0] - statistics.NormalDist().inv_cdf(0.975)) < 4 * out["mc_hi_se"][0, 0] + 1e-3

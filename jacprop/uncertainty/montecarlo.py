@@ -172,7 +172,9 @@ def monte_carlo(forward, X, dx, corr, rows, opts: McOptions) -> dict:
     root = None
     if corr is not None:
         w, v = np.linalg.eigh(corr)
-        root = v * np.sqrt(np.maximum(w, 0))  # root @ root.T == R, also when R is singular
+        # the symmetric root V sqrt(W) V^T: root @ root.T == R, also when R is singular, and block diagonal
+        # where R is, so an uncorrelated (perhaps non-normal) input keeps its own draws unmixed
+        root = (v * np.sqrt(np.maximum(w, 0))) @ v.T
     y0 = np.asarray(forward(X), dtype=np.float64)
     k = y0.shape[1]
     per_row = opts.samples * k * 8
