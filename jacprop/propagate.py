@@ -261,14 +261,14 @@ def _dx_rows(dx, cov, corr, names, X, n, d):
     return np.broadcast_to(values, (n, d)), corr
 
 
-def propagate(model=None, X=None, dx=None, *, J=None, cov=None, corr=None, input_names=None, dist=None, dof=None,
-              **settings) -> dict:
+def propagate(model=None, X=None, dx=None, *, J=None, cov=None, corr=None, **settings) -> dict:
     """Output uncertainty from input uncertainty at every row, as ``jacprop propagate`` computes it.
 
     Give ``model`` and X (N, D), or a Jacobian J (N, K, D) (then only methods that need J alone).
     ``dx``: the standard uncertainty of each input, a number, a (D,) or an (N, D) array, or
     ``--dx`` strings ("0.01", "temp=0.5", "temp=2%"; names from ``input_names`` or the model);
-    or ``cov`` (D, D) instead; ``corr`` (D, D) correlates the dx.  ``dist``: {name or index: "rect",
+    or ``cov`` (D, D) instead; ``corr`` (D, D) correlates the dx; ``input_names`` (D,) name the
+    inputs for ``dx``, ``dist`` and ``dof``.  ``dist``: {name or index: "rect",
     "triangular", "arcsine", "t:5", "normal"} for Monte Carlo; ``dof``: {name or index: nu}.
     ``settings``: the fields of ``Settings`` (methods=("gum", "mc"), coverage factor ``k`` or
     ``level``, samples (the Monte Carlo cap), seed, digits, interval, check_linearity, output_cov,
@@ -288,6 +288,7 @@ def propagate(model=None, X=None, dx=None, *, J=None, cov=None, corr=None, input
         J = np.asarray(J, dtype=np.float64)
         Y = np.full(J.shape[:2], np.nan) if X is None or model is None else model.forward(X)
     n, _, d = J.shape
+    input_names, dist, dof = (settings.pop(key, None) for key in ("input_names", "dist", "dof"))
     names = list(input_names or (model.input_names if model is not None else [f"x{i}" for i in range(d)]))
     specs = {key: [f"{name}={value}" for name, value in (given or {}).items()] for key, given in (("dist", dist), ("dof", dof))}
     s = settings_for(**settings, dist=distributions_of(specs["dist"], names), dof=dof_of(specs["dof"], names))
