@@ -255,28 +255,55 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt
 @click.option("--method", "methods", multiple=True, type=click.Choice(["linear", "gum", "worst", "mc", "all"]),
               help="linear: J dx; gum: sqrt(J Sigma J^T) (default); worst: sum |J| |dx|; mc: Monte Carlo through "
                    "the network.")
-@click.option("--samples", default=1000, show_default=True, help="Monte Carlo samples per row.")
-@click.option("--seed", default=0, show_default=True, help="Monte Carlo random seed.")
+@click.option("--samples", type=click.IntRange(2), default=200_000, show_default=True,
+              help="Monte Carlo: the most draws per row (the cap of the adaptive procedure; a note names the rows "
+                   "that reach it).")
+@click.option("--digits", type=click.IntRange(0, 6), default=2, show_default=True,
+              help="Monte Carlo: draw batches of 10^4 until u, the mean and the interval ends are stable to this many "
+                   "significant digits of u (JCGM 101 7.9); 0: exactly --samples draws (7.2). Also the tolerance "
+                   "of --validate (which needs digits >= 1).")
+@click.option("--interval", type=click.Choice(["symmetric", "shortest"]), default="symmetric", show_default=True,
+              help="Monte Carlo coverage interval at --level (default 0.95): probabilistically symmetric or shortest "
+                   "(JCGM 101 7.7).")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Monte Carlo random seed.")
+@click.option("--dist", multiple=True, metavar="[NAME=]normal|rect|triangular|arcsine|t:NU",
+              help="Monte Carlo: an input's distribution, scaled so that its standard deviation is --dx (rect: "
+                   "half-width sqrt(3)·dx; triangular: sqrt(6)·dx; arcsine: sqrt(2)·dx; t:NU: NU > 2). "
+                   "Correlated inputs must be normal. Repeatable.")
+@click.option("--dof", multiple=True, metavar="[NAME=]NU",
+              help="Degrees of freedom of an input's uncertainty (default infinite): gum writes the "
+                   "Welch-Satterthwaite nu_eff and, with --level, takes k from Student's t (JCGM 100 G.4). Repeatable.")
 @click.option("--coverage", type=float, help="Coverage factor k: expanded uncertainty U = k u.")
 @click.option("--level", type=float,
-              help="Coverage probability (e.g. 0.95): k from the normal distribution; also the mc interval.")
-@click.option("--output-cov", is_flag=True, help="Also write the output covariance J Sigma J^T per row.")
+              help="Coverage probability (e.g. 0.95): k from the normal distribution (Student's t with --dof); also "
+                   "the mc interval.")
+@click.option("--output-cov", is_flag=True,
+              help="Also write the output covariance per row: J Sigma J^T (cov), and from the draws with mc (cov_mc).")
 @click.option("--check-linearity", is_flag=True,
-              help="Compare J dx with f(x+dx)-f(x) and f(x)-f(x-dx); flag rows above --tol.")
-@click.option("--tol", default=0.1, show_default=True, help="Relative departure from linearity that --check-linearity flags.")
-@click.option("--budget", is_flag=True, help="Write each input's share of u(y)^2 (the uncertainty budget).")
-@click.option("--max-dy", multiple=True, help="Gate: exit 1 if an estimate exceeds VALUE or OUTPUT=VALUE.")
-@click.option("--max-nonlinearity", type=float, help="Gate: exit 1 if the departure from linearity exceeds this.")
+              help="Departure from linearity along each input i: e_i = max(|f(x+dx_i)-f(x)-J_i dx_i|, "
+                   "|f(x)-f(x-dx_i)-J_i dx_i|); nonlinearity = sqrt(sum_i e_i^2) / u; flag rows above --tol.")
+@click.option("--tol", default=0.1, show_default=True, help="The nonlinearity that --check-linearity flags.")
+@click.option("--budget", is_flag=True,
+              help="Write each input's share of u(y)^2: c_i (Sigma c)_i / u^2 (c = J's row; the shares sum to 1; "
+                   "c_i^2 dx_i^2 / u^2 without correlation; negative where a correlation lowers u).")
+@click.option("--validate", is_flag=True,
+              help="Validate GUM by Monte Carlo (JCGM 101 8): gum_valid = 1 where |y -/+ U - mc interval end| <= "
+                   "delta (the tolerance of u at --digits), at --level (default 0.95). Implies --method gum and mc.")
+@click.option("--require-valid", is_flag=True, help="Gate: exit 1 if --validate fails on any row (implies --validate).")
+@click.option("--max-dy", multiple=True,
+              help="Gate: exit 1 if an estimate exceeds VALUE or OUTPUT=VALUE (or is NaN/inf).")
+@click.option("--max-nonlinearity", type=float, help="Gate: exit 1 if the nonlinearity exceeds this (or is NaN/inf).")
 @click.option("--rows", "rows", help="Only these data rows (counted from 1), e.g. 1-5,10.")
 @click.option("--max-rows", default=10, show_default=True, help="Rows shown in the table format.")
 @handle_errors
-def propagate(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt, mode, dx, dx_column, cov_file,
-              corr_file, methods, samples, seed, coverage, level, output_cov, check_linearity, tol, budget, max_dy,
-              max_nonlinearity, rows, max_rows, cluster):
+def propagate(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt, mode, dx, dx_column, cov_file, corr_file,
+              methods, samples, digits, interval, seed, dist, dof, coverage, level, output_cov, check_linearity, tol,
+              budget, validate, require_valid, max_dy, max_nonlinearity, rows, max_rows, cluster):
     """Output uncertainty from input uncertainty, Delta y ~= J Delta x, at every row.
 
     Reads MODEL... INPUTS, or what `jacprop jacobian` wrote (csv, jsonl or npz; a file
-    or stdin).  Exit code 1 when a --max-dy or --max-nonlinearity gate is crossed.
+    or stdin).  Exit code 1 when a --max-dy, --max-nonlinearity or --require-valid gate is
+    crossed, or a gated result is NaN/inf (reported on stderr also without a gate).
 
     \b
     Example:
@@ -293,8 +320,11 @@ def propagate(paths, load_options, csv_options, dtype, quiet, output, no_row, fm
         return command.PropagateSpec(
             ModelSpec(models, **load_options) if models else None, InputSpec(inputs, rows=rows, **csv_options),
             OutputSpec(output, fmt, dtype, max_rows, quiet, not no_row),
-            command.UncertaintySpec(tuple(dx), tuple(dx_column), cov_file, corr_file), tuple(methods), mode, samples,
-            seed, coverage, level, output_cov, check_linearity, tol, budget, tuple(max_dy), max_nonlinearity)
+            command.UncertaintySpec(tuple(dx), tuple(dx_column), cov_file, corr_file), tuple(methods), mode,
+            samples=samples, seed=seed, digits=digits, interval=interval, dist=tuple(dist), dof=tuple(dof),
+            validate=validate, require_valid=require_valid, coverage=coverage, level=level, output_cov=output_cov,
+            check_linearity=check_linearity, tol=tol, budget=budget, max_dy=tuple(max_dy),
+            max_nonlinearity=max_nonlinearity)
 
     if cluster is not None:
         from .cluster import runner

@@ -1,118 +1,45 @@
 """From (x, y, J) and input uncertainties to output uncertainties, per row and output.
 
-All methods are first order except ``mc``; they hold for small Delta x (Bishop 8.1.5):
+With Sigma = diag(dx) R diag(dx) the input covariance (R the correlation matrix, identity unless
+given) and c = J_k. the sensitivities of output k:
 
 - ``linear``: the signed change Delta y_k = sum_i J_ki Delta x_i for the given perturbation.
-- ``gum``: the standard uncertainty u(y_k) = sqrt((J Sigma J^T)_kk) (GUM's law of
-  propagation of uncertainty), Sigma = diag(dx) R diag(dx) with R the correlation matrix
-  (identity unless given); the expanded uncertainty U = k u with ``coverage`` k.
+- ``gum``: the standard uncertainty u(y_k) = sqrt((J Sigma J^T)_kk), GUM's law of propagation
+  (JCGM 100 5.1.2, 5.2.2; first order); the expanded uncertainty U = k u with k given
+  (``k``) or from a coverage probability ``level``: the normal quantile, or with degrees of freedom
+  (``dof``) Student's t at the Welch-Satterthwaite nu_eff (``uncertainty.coverage``).
 - ``worst``: the bound sum_i |J_ki| |Delta x_i| (exact for linear f, any signs).
-- ``mc``: Monte Carlo through the real network: x + dx * (R^1/2 z) with z ~ N(0, I),
-  returning the mean shift, the standard deviation and a central interval.
+- ``mc``: JCGM 101's Monte Carlo through the real network, adaptive (``uncertainty.montecarlo``).
 
-``linearity`` measures how far f(x + Delta x) - f(x) and f(x) - f(x - Delta x) are from
-J Delta x, relative to |J Delta x|: the seed's warning that the relation holds only for
-small Delta x, as a number.
+``budget``: the share of u(y_k)^2 from input i, c_i (Sigma c)_i / u^2; the shares sum to 1 and
+reduce to c_i^2 dx_i^2 / u^2 without correlation (a negative share: a correlation that lowers u).
+
+``linearity``: the departure from linearity along each input separately, combined in quadrature
+and compared with u: sqrt(sum_i e_i^2) / u_k with e_i = max(|f(x + dx_i e_i) - f(x) - J_ki dx_i|,
+|f(x) - f(x - dx_i e_i) - J_ki dx_i|) (e_i the unit vector of input i).  Terms of opposite sign
+in J Delta x cannot cancel in it.  For a quadratic f, e_i = |H_ii| dx_i^2 / 2.
 """
 
 from __future__ import annotations
 
 import math
-import re
-import statistics
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import UsageError
-
-
-@dataclass
-class Uncertainty:
-    """Input uncertainty: per-input absolute values ``absolute`` (D,), relative fractions
-    ``relative`` (D,) of |x|, per-row values from columns, and a correlation matrix ``corr``
-    (D, D; None = uncorrelated).  A covariance file becomes absolute = sqrt(diag), corr."""
-
-    absolute: np.ndarray
-    relative: np.ndarray
-    columns: dict  # input index -> name of a CSV column holding per-row values
-    corr: np.ndarray | None = None
-
-    def dx(self, X: np.ndarray, column_values: dict | None = None) -> np.ndarray:
-        """Delta x per row: (N, D)."""
-        dx = self.absolute + self.relative * np.abs(X)
-        for i, values in (column_values or {}).items():
-            dx[:, i] = values
-        if (dx < 0).any() or not np.isfinite(dx).all():
-            r, c = np.argwhere((dx < 0) | ~np.isfinite(dx))[0]
-            raise UsageError(f"row {r + 1}: uncertainty of input {c} is {dx[r, c]}; it must be finite and >= 0")
-        return dx
-
-    @property
-    def needs_x(self) -> bool:
-        return bool(self.relative.any())
-
-
-def parse_dx(specs, input_names, dx_columns=(), corr=None) -> Uncertainty:
-    """--dx 0.01 | NAME=0.5 | NAME=2% (NAME may be an index; repeatable), --dx-column NAME=COLUMN."""
-    d = len(input_names)
-    absolute, relative = np.zeros(d), np.zeros(d)
-    index = {n: i for i, n in enumerate(input_names)}
-    for spec in specs:
-        name, sep, value = spec.rpartition("=")
-        if sep and name not in index and name.isdigit() and int(name) < d:
-            name = input_names[int(name)]  # an input given by its index
-        targets = [index[name]] if sep and name in index else list(range(d)) if not sep else None
-        if targets is None:
-            raise UsageError(f"--dx {spec}: no input named {name!r}; the inputs are {input_names}")
-        m = re.fullmatch(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(%?)\s*", value)
-        if not m:
-            raise UsageError(f"--dx {spec}: expected a number or a percentage (e.g. 0.01, temp=0.5, temp=2%)")
-        v = float(m[1])
-        if v < 0 or not math.isfinite(v):
-            raise UsageError(f"--dx {spec}: an uncertainty must be finite and >= 0")
-        for i in targets:
-            if m[2]:
-                relative[i], absolute[i] = v / 100, 0.0
-            else:
-                absolute[i], relative[i] = v, 0.0
-    columns = {}
-    for spec in dx_columns:
-        name, sep, column = spec.partition("=")
-        if not sep or name not in index:
-            raise UsageError(f"--dx-column {spec}: expected INPUT=COLUMN with INPUT one of {input_names}")
-        columns[index[name]] = column
-    return Uncertainty(absolute, relative, columns, corr)
-
-
-def split_covariance(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """cov -> (sigma, R) with cov = diag(sigma) R diag(sigma); R_ii = 1 where sigma_i = 0."""
-    sigma = np.sqrt(np.diag(cov))
-    outer = np.outer(sigma, sigma)
-    corr = np.divide(cov, outer, out=np.zeros_like(cov), where=outer > 0)
-    np.fill_diagonal(corr, 1.0)
-    return sigma, corr
-
-
-def check_covariance(cov: np.ndarray, where: str) -> np.ndarray:
-    """A covariance must be square, finite, symmetric and positive semi-definite."""
-    if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or not np.isfinite(cov).all():
-        raise UsageError(f"{where}: a covariance must be a finite square matrix, got shape {cov.shape}")
-    scale = max(float(np.abs(cov).max()), 1e-300)
-    if np.abs(cov - cov.T).max() > 1e-10 * scale:
-        i, j = np.unravel_index(np.abs(cov - cov.T).argmax(), cov.shape)
-        raise UsageError(f"{where}: not symmetric: entry ({i + 1}, {j + 1}) is {cov[i, j]} but ({j + 1}, {i + 1}) is {cov[j, i]}")
-    lowest = float(np.linalg.eigvalsh((cov + cov.T) / 2).min())
-    if lowest < -1e-10 * scale:
-        raise UsageError(f"{where}: not positive semi-definite (smallest eigenvalue {lowest:.3g})")
-    return (cov + cov.T) / 2
-
-
-def normal_quantile(p: float) -> float:
-    """Phi^-1(p), the standard normal quantile (``statistics.NormalDist``, exact to rounding)."""
-    if not 0 < p < 1:
-        raise UsageError(f"a probability must lie in (0, 1), got {p}")
-    return statistics.NormalDist().inv_cdf(p)
+from .uncertainty import montecarlo as mc
+from .uncertainty.coverage import coverage_factors, normal_quantile, welch_satterthwaite  # noqa: F401
+from .uncertainty.inputs import (  # noqa: F401  (the public names of the input side)
+    Uncertainty,
+    check_covariance,
+    check_independent,
+    distributions_of,
+    dof_of,
+    parse_dx,
+    split_covariance,
+)
 
 
 def linear(J, dx):
@@ -120,9 +47,13 @@ def linear(J, dx):
     return np.einsum("nki,ni->nk", J, dx)
 
 
+def _terms(J, dx):
+    return J * dx[:, None, :]  # c_i u_i: (N, K, D)
+
+
 def gum(J, dx, corr=None):
     """u(y_k) = sqrt((J Sigma J^T)_kk), Sigma = diag(dx) R diag(dx): sqrt(sum_i J_ki^2 dx_i^2) when R = I."""
-    JD = J * dx[:, None, :]
+    JD = _terms(J, dx)
     if corr is None:
         return np.sqrt(np.einsum("nki,nki->nk", JD, JD))
     return np.sqrt(np.maximum(np.einsum("nki,ij,nkj->nk", JD, corr, JD), 0))
@@ -130,7 +61,7 @@ def gum(J, dx, corr=None):
 
 def output_covariance(J, dx, corr=None):
     """J Sigma J^T per row: (N, K, K)."""
-    JD = J * dx[:, None, :]
+    JD = _terms(J, dx)
     if corr is None:
         return np.einsum("nki,nli->nkl", JD, JD)
     return np.einsum("nki,ij,nlj->nkl", JD, corr, JD)
@@ -141,49 +72,39 @@ def worst(J, dx):
     return np.einsum("nki,ni->nk", np.abs(J), np.abs(dx))
 
 
-def budget(J, dx):
-    """Share of u(y_k)^2 from each input: J_ki^2 dx_i^2 / sum_i (...), (N, K, D); 0 where u = 0.
-    With correlated inputs these are the shares of the uncorrelated terms."""
-    parts = J * J * (dx * dx)[:, None, :]
+def budget(J, dx, corr=None):
+    """Share of u(y_k)^2 from each input, a_i (R a)_i / (a^T R a) with a_i = J_ki dx_i, i.e.
+    c_i (Sigma c)_i / u^2: (N, K, D), summing to 1 over inputs; 0 where u = 0."""
+    a = _terms(J, dx)
+    parts = a * a if corr is None else a * np.einsum("nki,ij->nkj", a, corr)
     total = parts.sum(axis=-1, keepdims=True)
     return np.divide(parts, total, out=np.zeros_like(parts), where=total > 0)
 
 
 def monte_carlo(forward, X, dx, corr, samples, seed, level, rows):
-    """Sample x + dx * (R^1/2 z) through ``forward``; returns mean shift, std, lo, hi (N, K each).
+    """A fixed run of ``samples`` normal draws per row: (mean shift, std, lo, hi), (N, K) each."""
+    out = mc.monte_carlo(forward, X, dx, corr, rows, mc.McOptions(samples, seed, level, digits=None))
+    return out["mc_shift"], out["dy_mc"], out["mc_lo"], out["mc_hi"]
 
-    forward maps (M, D) -> (M, K).  The draws z of a row come from a generator seeded with
-    (seed, row number), so a row's result does not depend on how rows are chunked.  Rows are
-    processed in blocks so memory stays bounded.
-    """
+
+def linearity(forward, X, Y, J, dx, corr=None):
+    """(nonlinearity, f(x+dx) - f(x), f(x) - f(x-dx)) per row and output: the departure along
+    each input separately, combined in quadrature, over u (see the module's docstring); the
+    last two move every input at once (what a plot of J dx against f shows)."""
     n, d = X.shape
-    if corr is not None:
-        w, v = np.linalg.eigh(corr)
-        root = v * np.sqrt(np.maximum(w, 0))  # root @ root.T == R, also when R is singular
-    y0 = forward(X)
-    shift, std, lo, hi = (np.empty_like(y0) for _ in range(4))
-    q = [(1 - level) / 2, (1 + level) / 2]
-    block = max(1, 200_000 // max(samples, 1))
-    for start in range(0, n, block):
-        sl = slice(start, start + block)
-        z = np.stack([np.random.default_rng([seed, int(r)]).standard_normal((samples, d)) for r in rows[sl]])
-        noise = (z @ root.T if corr is not None else z) * dx[sl, None, :]
-        ys = forward((X[sl, None, :] + noise).reshape(-1, d)).reshape(noise.shape[0], samples, -1)
-        shift[sl] = ys.mean(axis=1) - y0[sl]
-        std[sl] = ys.std(axis=1, ddof=1)
-        lo[sl], hi[sl] = np.quantile(ys, q, axis=1)
-    return shift, std, lo, hi
-
-
-def linearity(forward, X, Y, J, dx):
-    """Relative departure from linearity per row and output:
-    max(|f(x+dx) - f(x) - J dx|, |f(x) - f(x-dx) - J dx|) / max(|J dx|, tiny).
-    Returns (nonlinearity, f(x+dx) - f(x), f(x) - f(x-dx))."""
-    jdx = linear(J, dx)
-    up, down = forward(X + dx) - Y, Y - forward(X - dx)
-    err = np.maximum(np.abs(up - jdx), np.abs(down - jdx))
-    scale = np.abs(jdx) + 1e-12 * (1 + np.abs(Y))  # rounding in f(x +- dx) - f(x) is ~1e-16 |y|
-    return err / scale, up, down
+    steps = np.zeros((2 * d + 2, n, d))
+    for i in range(d):
+        steps[2 * i, :, i], steps[2 * i + 1, :, i] = dx[:, i], -dx[:, i]
+    steps[-2], steps[-1] = dx, -dx
+    f = np.asarray(forward((X[None] + steps).reshape(-1, d)), dtype=np.float64).reshape(2 * d + 2, n, -1)
+    departure = np.zeros_like(Y)
+    for i in range(d):
+        jdx = J[:, :, i] * dx[:, i : i + 1]
+        e = np.maximum(np.abs(f[2 * i] - Y - jdx), np.abs(Y - f[2 * i + 1] - jdx))
+        departure = departure + e * e
+    u = gum(J, dx, corr)
+    scale = u + 1e-12 * (1 + np.abs(Y))  # rounding in f(x +- dx) - f(x) is ~1e-16 |y|
+    return np.sqrt(departure) / scale, f[-2] - Y, Y - f[-1]
 
 
 # ---------------------------------------------------------------------------
@@ -192,18 +113,39 @@ def linearity(forward, X, Y, J, dx):
 
 @dataclass(frozen=True)
 class Settings:
-    """What to estimate: the ``methods`` (names of ``METHODS``), the coverage factor k of the
-    expanded uncertainty (None: none), Monte Carlo's interval level, sample count and seed,
-    and the optional diagnostics."""
+    """What to estimate: the ``methods`` (names of ``METHODS``); the coverage factor ``k`` of the
+    expanded uncertainty or a coverage probability ``level`` (k from it; also the Monte Carlo
+    interval's, 0.95 when None); Monte Carlo's cap ``samples``, ``seed``, ``digits`` (adaptive
+    tolerance) and ``interval`` (symmetric | shortest); per input ``dist`` ((kind, nu) or None:
+    normal) and ``dof`` (None: infinite); and the optional diagnostics."""
 
     methods: tuple = ("gum",)
     k: float | None = None
-    mc_level: float = 0.95
-    samples: int = 1000
+    level: float | None = None
+    samples: int = 200_000
     seed: int = 0
+    digits: int = 2
+    interval: str = "symmetric"
+    dist: tuple | None = None
+    dof: tuple | None = None
     check_linearity: bool = False
     output_cov: bool = False
     budget: bool = False
+    validate: bool = False
+
+    @property
+    def mc_level(self) -> float:
+        return self.level if self.level is not None else 0.95
+
+    @property
+    def expanded(self) -> bool:
+        return self.k is not None or self.level is not None
+
+    def mc_options(self) -> mc.McOptions:
+        """With ``validate`` the Monte Carlo runs to one more digit than the validation's delta, so that
+        its own numerical error is small against delta (JCGM 101 8.2)."""
+        digits = (self.digits + 1 if self.validate else self.digits) or None
+        return mc.McOptions(self.samples, self.seed, self.mc_level, self.interval, digits, self.dist)
 
 
 @dataclass
@@ -227,7 +169,14 @@ def _linear(b: Block, s: Settings) -> dict:
 
 def _gum(b: Block, s: Settings) -> dict:
     u = gum(b.J, b.dx, b.corr)
-    return {"dy_gum": u, **({"U_gum": s.k * u} if s.k is not None else {})}
+    out = {"dy_gum": u}
+    nu = welch_satterthwaite(_terms(b.J, b.dx), np.asarray(s.dof)) if s.dof is not None else None
+    if s.expanded:
+        k = np.full(u.shape, float(s.k)) if s.k is not None else np.broadcast_to(coverage_factors(s.level, nu), u.shape)
+        out.update(U_gum=k * u, k=np.array(k, dtype=np.float64))
+    if nu is not None:
+        out["nu_eff"] = nu
+    return out
 
 
 def _worst(b: Block, s: Settings) -> dict:
@@ -235,53 +184,99 @@ def _worst(b: Block, s: Settings) -> dict:
 
 
 def _mc(b: Block, s: Settings) -> dict:
-    shift, std, lo, hi = monte_carlo(b.forward, b.X, b.dx, b.corr, s.samples, s.seed, s.mc_level, b.rows)
-    return {"dy_mc": std, "mc_shift": shift, "mc_lo": lo, "mc_hi": hi}
+    return mc.monte_carlo(b.forward, b.X, b.dx, b.corr, b.rows, s.mc_options())
 
 
 METHODS = {"linear": _linear, "gum": _gum, "worst": _worst, "mc": _mc}
 NEEDS_NETWORK = ("mc",)  # methods that run the model (the rest need J only)
-QUANTITIES = {"linear": ("dy_linear",), "gum": ("dy_gum", "U_gum"), "worst": ("dy_worst",),
-              "mc": ("dy_mc", "mc_shift", "mc_lo", "mc_hi")}  # what each method writes, in order
+MC_QUANTITIES = ("dy_mc", "dy_mc_se", "mc_shift", "mc_shift_se", "mc_lo", "mc_lo_se", "mc_hi", "mc_hi_se", "mc_samples")
+VALIDATION = ("gum_d_low", "gum_d_high", "gum_delta", "gum_valid")
+LINEARITY = ("nonlinearity", "dy_plus", "dy_minus")
 
 
 def quantities(s: Settings) -> list[str]:
-    """The per-output arrays ``estimate`` returns for ``s``, in column order (y first, not listed)."""
-    names = [q for m in s.methods for q in QUANTITIES[m] if q != "U_gum" or s.k is not None]
-    return names + (["nonlinearity", "dy_plus", "dy_minus"] if s.check_linearity else [])
+    """The per-output (N, K) arrays ``estimate`` returns for ``s``, in column order (y first, not listed)."""
+    names = []
+    for m in s.methods:
+        if m == "gum":
+            names += ["dy_gum"] + (["U_gum", "k"] if s.expanded else []) + (["nu_eff"] if s.dof is not None else [])
+        else:
+            names += list(MC_QUANTITIES) if m == "mc" else [f"dy_{m}"]
+    return names + (list(VALIDATION) if s.validate else []) + (list(LINEARITY) if s.check_linearity else [])
 
 
 def estimate(b: Block, s: Settings, with_budget: bool = False) -> dict:
-    """Every asked-for estimate for one block, as (N, K) arrays by name (``cov_y`` (N, K, K),
-    ``budget`` (N, K, D)); ``with_budget`` adds the budget even when not asked for (tables)."""
+    """Every asked-for estimate for one block, as (N, K) arrays by name (``cov_y``, ``cov_mc`` (N, K, K),
+    ``budget`` (N, K, D), ``mc_converged`` (N,)); ``with_budget`` adds the budget even when not asked for."""
     out = {}
     for m in s.methods:
         out.update(METHODS[m](b, s))
+    if s.validate:
+        out.update(mc.validate(b.Y, out["dy_gum"], out["k"], out["mc_lo"], out["mc_hi"], s.digits))
     if s.check_linearity:
-        out["nonlinearity"], out["dy_plus"], out["dy_minus"] = linearity(b.forward, b.X, b.Y, b.J, b.dx)
+        out["nonlinearity"], out["dy_plus"], out["dy_minus"] = linearity(b.forward, b.X, b.Y, b.J, b.dx, b.corr)
     if s.output_cov:
         out["cov_y"] = output_covariance(b.J, b.dx, b.corr)
+    elif "cov_mc" in out:
+        del out["cov_mc"]
     if s.budget or with_budget:
-        out["budget"] = budget(b.J, b.dx)
+        out["budget"] = budget(b.J, b.dx, b.corr)
     return out
 
 
-def propagate(model=None, X=None, dx=None, *, J=None, cov=None, corr=None, input_names=None, **settings) -> dict:
+def settings_for(**given) -> Settings:
+    """Settings from keyword arguments, checked: the methods known, --validate with gum and mc at a level."""
+    methods = tuple(dict.fromkeys(given.pop("methods", ("gum",))))
+    validate = given.get("validate", False)
+    if validate:
+        if given.get("digits", 2) < 1:
+            raise UsageError("--validate needs --digits >= 1 (its tolerance delta comes from them)")
+        if given.get("k") is not None:
+            raise UsageError("--validate compares coverage intervals at a probability: give --level, not --coverage")
+        methods = tuple(dict.fromkeys(("gum", *methods, "mc")))
+        given.setdefault("level", 0.95)
+        if given["level"] is None:
+            given["level"] = 0.95
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise UsageError(f"unknown method(s) {sorted(unknown)}; the methods are {list(METHODS)}")
+    if given.get("interval", "symmetric") not in ("symmetric", "shortest"):
+        raise UsageError(f"interval {given['interval']!r}: expected symmetric or shortest")
+    if given.get("level") is not None and not 0 < given["level"] < 1:
+        raise UsageError(f"a probability must lie in (0, 1), got {(1 + given['level']) / 2}")
+    return Settings(methods=methods, **given)
+
+
+def _dx_rows(dx, cov, corr, names, X, n, d):
+    """(dx (N, D), corr) from a number, an array, --dx strings or a covariance."""
+    if cov is not None:
+        sigma, corr = split_covariance(check_covariance(np.asarray(cov, dtype=np.float64), "cov"))
+        return np.broadcast_to(sigma, (n, d)), corr
+    if isinstance(dx, (str, list, tuple)) and all(isinstance(v, str) for v in np.atleast_1d(dx)):
+        unc = parse_dx(list(np.atleast_1d(dx)), names, (), corr)
+        return unc.dx(np.zeros((n, d)) if X is None else np.atleast_2d(X)), corr
+    values = np.asarray(dx, dtype=np.float64)
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise UsageError("dx: an uncertainty must be finite and >= 0")
+    return np.broadcast_to(values, (n, d)), corr
+
+
+def propagate(model=None, X=None, dx=None, *, J=None, cov=None, corr=None, **settings) -> dict:
     """Output uncertainty from input uncertainty at every row, as ``jacprop propagate`` computes it.
 
     Give ``model`` and X (N, D), or a Jacobian J (N, K, D) (then only methods that need J alone).
     ``dx``: the standard uncertainty of each input, a number, a (D,) or an (N, D) array, or
     ``--dx`` strings ("0.01", "temp=0.5", "temp=2%"; names from ``input_names`` or the model);
-    or ``cov`` (D, D) instead; ``corr`` (D, D) correlates the dx.  ``settings``: the fields of
-    ``Settings`` (methods=("gum", "mc"), coverage k as ``k``, mc_level, samples, seed,
-    check_linearity, output_cov, budget).  Returns arrays named as in the NPZ output (the CSV
-    column stems): y, dy_gum, U_gum, dy_linear, dy_worst, dy_mc, mc_shift, mc_lo, mc_hi,
-    nonlinearity, dy_plus, dy_minus, cov_y, budget, as computed.
+    or ``cov`` (D, D) instead; ``corr`` (D, D) correlates the dx; ``input_names`` (D,) name the
+    inputs for ``dx``, ``dist`` and ``dof``.  ``dist``: {name or index: "rect",
+    "triangular", "arcsine", "t:5", "normal"} for Monte Carlo; ``dof``: {name or index: nu}.
+    ``settings``: the fields of ``Settings`` (methods=("gum", "mc"), coverage factor ``k`` or
+    ``level``, samples (the Monte Carlo cap), seed, digits, interval, check_linearity, output_cov,
+    budget, validate).  Returns arrays named as in the NPZ output (the CSV column stems): y, dy_gum,
+    U_gum, k, nu_eff, dy_linear, dy_worst, dy_mc, dy_mc_se, mc_shift, mc_shift_se, mc_lo, mc_lo_se,
+    mc_hi, mc_hi_se, mc_samples, mc_converged, gum_d_low, gum_d_high, gum_delta, gum_valid,
+    nonlinearity, dy_plus, dy_minus, cov_y, cov_mc, budget, as computed.
     """
-    s = Settings(**{**settings, "methods": tuple(settings.get("methods", ("gum",)))})
-    unknown = set(s.methods) - set(METHODS)
-    if unknown:
-        raise UsageError(f"unknown method(s) {sorted(unknown)}; the methods are {list(METHODS)}")
     if J is None:
         if model is None or X is None:
             raise UsageError("give a model and X, or a Jacobian J")
@@ -292,19 +287,27 @@ def propagate(model=None, X=None, dx=None, *, J=None, cov=None, corr=None, input
     else:
         J = np.asarray(J, dtype=np.float64)
         Y = np.full(J.shape[:2], np.nan) if X is None or model is None else model.forward(X)
-        if model is None and (set(s.methods) & set(NEEDS_NETWORK) or s.check_linearity):
-            raise UsageError("--method mc and --check-linearity run the network: give the model")
     n, _, d = J.shape
-    names = input_names or (model.input_names if model is not None else [f"x{i}" for i in range(d)])
-    if cov is not None:
-        sigma, corr = split_covariance(check_covariance(np.asarray(cov, dtype=np.float64), "cov"))
-        dxs = np.broadcast_to(sigma, (n, d))
-    elif isinstance(dx, (str, list, tuple)) and all(isinstance(v, str) for v in np.atleast_1d(dx)):
-        unc = parse_dx(list(np.atleast_1d(dx)), names, (), corr)
-        dxs = unc.dx(np.zeros((n, d)) if X is None else np.atleast_2d(X))
-    else:
-        dxs = np.broadcast_to(np.asarray(dx, dtype=np.float64), (n, d))
+    input_names, dist, dof = (settings.pop(key, None) for key in ("input_names", "dist", "dof"))
+    names = list(input_names or (model.input_names if model is not None else [f"x{i}" for i in range(d)]))
+    specs = {key: [f"{name}={value}" for name, value in (given or {}).items()] for key, given in (("dist", dist), ("dof", dof))}
+    s = settings_for(**settings, dist=distributions_of(specs["dist"], names), dof=dof_of(specs["dof"], names))
+    if model is None and (set(s.methods) & set(NEEDS_NETWORK) or s.check_linearity):
+        raise UsageError("--method mc and --check-linearity run the network: give the model")
+    dxs, corr = _dx_rows(dx, cov, corr, names, X, n, d)
+    check_independent(corr, s.dist, s.dof, names)
     forward = None if model is None else (lambda Z: model.forward(Z, deterministic=True))
     block = Block(J, np.array(dxs, dtype=np.float64), corr, None if X is None else np.atleast_2d(X), Y,
                   np.arange(1, n + 1), forward)
     return {"y": Y, **estimate(block, s)}
+
+
+class _CallableModule(type(math)):
+    """``jacprop.propagate`` is both this module and its function: once the module is imported, the
+    package attribute is the module, and calling it must still mean ``propagate(...)``."""
+
+    def __call__(self, *args, **kwargs):
+        return propagate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -123,7 +123,7 @@ def propagate_rows(console, rows, ids, arrays, meta) -> int:
         for k, out in enumerate(meta["output_names"]):
             cells = [_label(rows[n], None if ids is None else ids[n]).removeprefix("row ") if k == 0 else "",
                      escape(shorten(out)), number(arrays["y"][n, k])]
-            cells += [number(arrays[name][n, k]) for name in shown]
+            cells += [_cell(name, arrays[name][n, k]) for name in shown]
             if "budget" in arrays:
                 i = int(arrays["budget"][n, k].argmax())
                 cells.append(f"{escape(shorten(meta['input_names'][i], 12))} {arrays['budget'][n, k, i]:.0%}")
@@ -132,6 +132,37 @@ def propagate_rows(console, rows, ids, arrays, meta) -> int:
             table.add_row(*cells, style=style)
     console.print(table)
     return len(rows)
+
+
+def _cell(name: str, v: float) -> str:
+    """A propagate table cell: gum_valid as yes/no, standard errors to 2 digits, the rest to 4."""
+    if name == "gum_valid":
+        return "yes" if v == 1 else "NO"
+    return number(v, 2) if name.endswith("_se") else number(v)
+
+
+def propagate_footer(s) -> list[str]:
+    """What a propagate table's numbers mean, from its ``propagate.Settings``: the coverage factor,
+    the Monte Carlo's interval and tolerance, the validation."""
+    from .uncertainty.coverage import normal_quantile
+
+    lines = []
+    if "gum" in s.methods and s.expanded:
+        if s.k is not None:
+            lines.append(f"U = k·u with k = {s.k:g} (--coverage)")
+        elif s.dof is not None:
+            lines.append(f"U = k·u with k = t_p(ν eff) per row, p = {(1 + s.level) / 2:g}: Student's t at the "
+                         "Welch-Satterthwaite degrees of freedom (JCGM 100 G.4)")
+        else:
+            lines.append(f"U = k·u with k = {normal_quantile((1 + s.level) / 2):.4g} (normal, level {s.level:g})")
+    if "mc" in s.methods:
+        digits = s.mc_options().digits
+        run = (f"adaptive (JCGM 101 7.9) to {digits} significant digits, at most {s.samples:,} draws per row" if digits
+               else f"{s.samples:,} draws per row")
+        lines.append(f"σ mc ± se: standard error from the draws; mc lo/hi: {s.interval} {s.mc_level:.4g} interval; {run}")
+    if s.validate:
+        lines.append("valid: GUM's y ± U within δ of the Monte Carlo interval ends (JCGM 101 8)")
+    return lines
 
 
 class TextBridge:
@@ -171,6 +202,8 @@ class TableWriter(Writer):
             self.meta["table_close"](self.console, self)
         elif self.n > self.shown:
             self.console.print(f"... {self.n - self.shown} more rows not shown (--max-rows, or --format csv/jsonl/npz for all)")
+        for line in self.meta.get("footer", ()):  # what the numbers mean (propagate: k, the Monte Carlo's settings)
+            self.console.print(Text(line, style="dim"), soft_wrap=True)
         self.out.commit()
 
 

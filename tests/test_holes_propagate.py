@@ -82,7 +82,7 @@ def test_mc_with_correlated_inputs_matches_an_independent_monte_carlo(tmp_path, 
     else:
         options = ["--cov", write_matrix(tmp_path / "cov.csv", COV)]
     out = npz_result("propagate", MODEL, INPUTS, *options, "--method", "mc", "--method", "gum",
-                     "--samples", "200000", "--level", "0.9")
+                     "--samples", "200000", "--digits", "0", "--level", "0.9")
     ref = independent_mc
     # sampling error of a std from n draws: ~ sigma / sqrt(2 n): 0.16 % for 2e5, 0.07 % for 1e6; allow ~5x
     np.testing.assert_allclose(out["dy_mc"], ref["std"], rtol=0.01)
@@ -104,7 +104,7 @@ def test_mc_on_a_linear_model_reproduces_gum_with_correlations_and_the_normal_in
     write_csv(tmp_path / "x.csv", NAMES, x)
     corr = write_matrix(tmp_path / "corr.csv", R)
     out = npz_result("propagate", tmp_path / "lin.npz", tmp_path / "x.csv", "--corr", corr, *sigma_options(),
-                     "--method", "mc", "--method", "gum", "--samples", "200000", "--level", "0.95")
+                     "--method", "mc", "--method", "gum", "--samples", "200000", "--digits", "0", "--level", "0.95")
     u = np.sqrt(np.einsum("ki,ij,kj->k", W, COV, W))
     np.testing.assert_allclose(out["dy_gum"], np.tile(u, (2, 1)), rtol=1e-12)
     np.testing.assert_allclose(out["dy_mc"], np.tile(u, (2, 1)), rtol=0.01)
@@ -189,7 +189,16 @@ def test_linearity_check_reports_each_side_and_flags_a_bend_on_either(tmp_path):
     np.testing.assert_allclose(out["dy_linear"], jdx, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(out["dy_plus"], plus, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(out["dy_minus"], minus, rtol=1e-12, atol=1e-15)
-    expected = np.maximum(np.abs(plus - jdx), np.abs(minus - jdx)) / (np.abs(jdx) + 1e-12 * (1 + np.abs(Y)))
+    # issue 13.5: the departure along each input alone, in quadrature, over u (not over |J dx|)
+    departure = np.zeros_like(Y)
+    for i in range(3):
+        step = np.zeros(3)
+        step[i] = dx[i]
+        e = np.maximum(np.abs(relu_forward(X + step) - Y - J[:, :, i] * dx[i]),
+                       np.abs(Y - relu_forward(X - step) - J[:, :, i] * dx[i]))
+        departure += e**2
+    u = np.sqrt(((J * dx) ** 2).sum(-1))
+    expected = np.sqrt(departure) / (u + 1e-12 * (1 + np.abs(Y)))
     np.testing.assert_allclose(out["nonlinearity"], expected, rtol=1e-6, atol=1e-12)
     # the sides really differ: row 1 bends on the minus side only, row 2 on the plus side only
     assert np.allclose(plus[0], jdx[0], atol=1e-14) and not np.allclose(minus[0], jdx[0], atol=1e-3)
@@ -203,7 +212,8 @@ def test_linearity_check_reports_each_side_and_flags_a_bend_on_either(tmp_path):
     gate = run("propagate", tmp_path / "relu.npz", tmp_path / "row1.csv", *dx_options, "--max-nonlinearity", "0.2",
                "--format", "csv")
     assert gate.exit_code == 1
-    message = f"1 (row, output) pairs exceed the bounds: row 1 y[1]: nonlinearity {expected[0, 1]:.3g} > 0.2\n"
+    assert expected[0, 0] > 0.2 > expected[0, 1]
+    message = f"1 (row, output) pairs exceed the bounds: row 1 y[0]: nonlinearity {expected[0, 0]:.3g} > 0.2\n"
     assert message in gate.stderr
 
 

@@ -213,8 +213,7 @@ def propagate_part(model, job: Job, part: Partition) -> dict:
         return model.forward(X, dtype=dtype, deterministic=True)
 
     result = _write_part(job, part, reader, blocks, lambda b: job.estimator.produce(b, forward, findings))
-    result.update(flagged=findings.flagged[:20], n_flagged=len(findings.flagged),
-                  violations=findings.violations[:20], n_violations=len(findings.violations))
+    result.update(findings.result())
     return result
 
 

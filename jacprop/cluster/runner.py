@@ -247,8 +247,5 @@ def run_propagate(paths, spec_for, scheduler=None, workers=None, tuning: Tuning 
     def where(r, part):
         return f"{r} of {part.path}" if len(run.inputs) > 1 else r
 
-    flagged = [(where(r, p), o) for p, res in zip(parts, results) for r, o in res["flagged"]]
-    violations = [(where(r, p), o, why) for p, res in zip(parts, results) for r, o, why in res["violations"]]
-    return command.findings_outcome(flagged, violations, sum(r["n_flagged"] for r in results),
-                                    sum(r["n_violations"] for r in results), spec.tol, spec.output.quiet,
-                                    local.notes + notes)
+    return command.findings_outcome(command.merge_findings(results, parts, where), spec.tol, spec.output.quiet,
+                                    local.notes + notes, local.estimator.settings)

@@ -2,7 +2,12 @@
 
 Reads MODEL... INPUTS (J computed here), or what ``jacprop jacobian`` wrote (a J stream).
 The estimates are ``propagate.estimate``'s; this module adds the options, the columns, the
---max-dy / --max-nonlinearity gates and the linearity flags.
+--max-dy / --max-nonlinearity / --require-valid gates, the linearity flags and the notes on
+non-finite results and on Monte Carlo rows that reached --samples.
+
+Non-finite results: a NaN or inf in y, J or any estimate (nu_eff = inf excepted: no degrees of
+freedom given means infinitely many) fails every gate for that (row, output), and is reported
+on stderr when no gate is given.
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ from .common import (
 )
 
 TABLE_COLUMNS = [  # array name, table header
-    ("dy_linear", "Δy lin"), ("dy_gum", "u gum"), ("U_gum", "U=k·u"), ("dy_worst", "worst"),
-    ("dy_mc", "σ mc"), ("mc_shift", "mc shift"), ("nonlinearity", "nonlin"),
-]  # the data formats also hold mc_lo, mc_hi, dy_plus, dy_minus, cov_y and budget
+    ("dy_linear", "Δy lin"), ("dy_gum", "u gum"), ("U_gum", "U=k·u"), ("k", "k"), ("nu_eff", "ν eff"),
+    ("dy_worst", "worst"), ("dy_mc", "σ mc"), ("dy_mc_se", "± se"), ("mc_shift", "mc shift"),
+    ("gum_valid", "valid"), ("nonlinearity", "nonlin"),
+]  # the data formats also hold mc_lo/hi, the other standard errors, mc_samples, d_low/d_high, dy_plus/minus, cov, budget
 GATED = ("dy_linear", "dy_gum", "dy_worst", "dy_mc")  # what --max-dy bounds (u-like ones times k)
+FINITE_ANYWAY = ("nu_eff",)  # inf is a legitimate value
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,14 @@ class PropagateSpec:
     uncertainty: UncertaintySpec = UncertaintySpec()
     methods: tuple = ()
     mode: str = "auto"
-    samples: int = 1000
+    samples: int = 200_000
     seed: int = 0
+    digits: int = 2
+    interval: str = "symmetric"
+    dist: tuple = ()
+    dof: tuple = ()
+    validate: bool = False
+    require_valid: bool = False
     coverage: float | None = None
     level: float | None = None
     output_cov: bool = False
@@ -71,10 +84,18 @@ class PropagateSpec:
 
 @dataclass
 class Findings:
-    """Linearity flags and gate violations, (row, output[, why]) each, gathered while streaming."""
+    """Linearity flags, gate violations and non-finite results, (row, output[, why]) each, and the
+    Monte Carlo rows that reached the cap, gathered while streaming."""
 
     flagged: list = field(default_factory=list)
     violations: list = field(default_factory=list)
+    nonfinite: list = field(default_factory=list)
+    capped: list = field(default_factory=list)
+
+    def result(self, limit=20) -> dict:
+        """The first findings of each kind and their counts (what a Dask partition sends back)."""
+        return {**{name: getattr(self, name)[:limit] for name in ("flagged", "violations", "nonfinite", "capped")},
+                **{f"n_{name}": len(getattr(self, name)) for name in ("flagged", "violations", "nonfinite", "capped")}}
 
 
 @dataclass(frozen=True)
@@ -89,7 +110,12 @@ class Estimator:
     gate_dy: np.ndarray | None
     max_nonlinearity: float | None
     tol: float
-    table: bool
+    table: bool  # the table's "top input" column: the budget even when not asked for (not beside mc: too wide)
+    require_valid: bool = False
+
+    @property
+    def gated(self) -> bool:
+        return self.gate_dy is not None or self.max_nonlinearity is not None or self.require_valid
 
     def produce(self, b: RowBlock, forward, findings: Findings):
         """(rows, ids, arrays) for one block; appends to ``findings``."""
@@ -101,16 +127,54 @@ class Estimator:
         rows, outs = b.rows, self.out_names
         if self.settings.check_linearity:
             findings.flagged.extend((int(rows[n]), outs[k]) for n, k in np.argwhere(a["nonlinearity"] > self.tol))
+        bad = nonfinite(a, b.J)
+        if self.gated:
+            findings.violations.extend((int(rows[n]), outs[k], f"non-finite {', '.join(bad[n, k])}")
+                                       for n, k in sorted(bad))
+        else:
+            findings.nonfinite.extend((int(rows[n]), outs[k], ", ".join(bad[n, k])) for n, k in sorted(bad))
+        if "mc_converged" in a:  # rows stopped by the cap (not those stopped by a NaN: reported above)
+            capped = ~a.pop("mc_converged") & np.isfinite(a["dy_mc"]).all(axis=1)
+            findings.capped.extend(int(r) for r in rows[capped])
+        ok = np.ones(a["y"].shape, bool)
+        for n, k in bad:
+            ok[n, k] = False
+        self._gates(a, rows, ok, findings)
+        return rows, b.ids, a
+
+    def _gates(self, a, rows, ok, findings):
+        """--max-dy, --max-nonlinearity and --require-valid on the finite (row, output) pairs ``ok``."""
+        outs = self.out_names
         if self.gate_dy is not None:
-            k_factor = self.settings.k or 1
+            s = self.settings
+            k_factor = a["k"] if "k" in a else s.k if s.k is not None else (
+                P.normal_quantile((1 + s.level) / 2) if s.level is not None else 1.0)
             size = np.max([np.abs(a[q]) * (k_factor if q in ("dy_gum", "dy_mc") else 1) for q in GATED if q in a], axis=0)
             findings.violations.extend((int(rows[n]), outs[k], f"{size[n, k]:.4g} > {self.gate_dy[k]:.4g}")
-                                       for n, k in np.argwhere(size > self.gate_dy))
+                                       for n, k in np.argwhere((size > self.gate_dy) & ok))
         if self.max_nonlinearity is not None:
             findings.violations.extend(
                 (int(rows[n]), outs[k], f"nonlinearity {a['nonlinearity'][n, k]:.3g} > {self.max_nonlinearity:.3g}")
-                for n, k in np.argwhere(a["nonlinearity"] > self.max_nonlinearity))
-        return rows, b.ids, a
+                for n, k in np.argwhere((a["nonlinearity"] > self.max_nonlinearity) & ok))
+        if self.require_valid:
+            findings.violations.extend(
+                (int(rows[n]), outs[k], f"GUM not validated by Monte Carlo: d_low {a['gum_d_low'][n, k]:.3g}, "
+                                        f"d_high {a['gum_d_high'][n, k]:.3g} > delta {a['gum_delta'][n, k]:.3g}")
+                for n, k in np.argwhere((a["gum_valid"] == 0) & ok))
+
+
+def nonfinite(a: dict, J) -> dict:
+    """{(n, k): [names of the quantities that are NaN or inf there]} over y, J and every (N, K, ...) estimate."""
+    y = a["y"]
+    arrays = {"y": y, "J": J, **{q: v for q, v in a.items() if q not in ("x", "y") and q not in FINITE_ANYWAY
+                                 and np.ndim(v) >= 2 and v.shape[:2] == y.shape}}
+    bad = {}
+    for name, v in arrays.items():
+        v = np.asarray(v, dtype=np.float64)
+        flags = ~np.isfinite(v).reshape(*y.shape, -1).all(axis=-1)
+        for n, k in np.argwhere(flags):
+            bad.setdefault((int(n), int(k)), []).append(name)
+    return bad
 
 
 @dataclass
@@ -131,14 +195,23 @@ class PropagatePlan:
         return None if model is None else (lambda X: model.forward(X, dtype=dtype, deterministic=True))
 
 
-def settings_of(spec: PropagateSpec) -> P.Settings:
-    """--method, --coverage/--level, --samples... as ``propagate.Settings``."""
+def settings_of(spec: PropagateSpec, in_names=None) -> P.Settings:
+    """--method, --coverage/--level, --samples, --dist, --dof... as ``propagate.Settings`` (the
+    per-input ones need the input names)."""
     methods = list(P.METHODS) if "all" in spec.methods else list(dict.fromkeys(spec.methods or ["gum"]))
     if spec.coverage is not None and spec.level is not None:
         raise UsageError("give --coverage or --level, not both")
-    k = spec.coverage if spec.coverage is not None else P.normal_quantile((1 + spec.level) / 2) if spec.level is not None else None
-    return P.Settings(tuple(methods), k, spec.level if spec.level is not None else 0.95, spec.samples, spec.seed,
-                      spec.check_linearity or spec.max_nonlinearity is not None, spec.output_cov, spec.budget)
+    if spec.level is not None:
+        P.normal_quantile((1 + spec.level) / 2)  # a level outside (0, 1) fails here, naming the probability
+    if spec.dof and "gum" not in methods and not spec.validate and not spec.require_valid:
+        raise UsageError("--dof gives the GUM method's degrees of freedom: add --method gum")
+    names = list(in_names or ())
+    return P.settings_for(methods=tuple(methods), k=spec.coverage, level=spec.level, samples=spec.samples,
+                          seed=spec.seed, digits=spec.digits, interval=spec.interval,
+                          dist=P.distributions_of(spec.dist, names) if names else None,
+                          dof=P.dof_of(spec.dof, names) if names else None,
+                          check_linearity=spec.check_linearity or spec.max_nonlinearity is not None,
+                          output_cov=spec.output_cov, budget=spec.budget, validate=spec.validate or spec.require_valid)
 
 
 def uncertainty_of(u: UncertaintySpec, in_names) -> P.Uncertainty:
@@ -194,7 +267,8 @@ def _open_source(spec: PropagateSpec, settings: P.Settings, notes: list):
             raise UsageError(f"{opt} needs MODEL... INPUTS (it reads the input CSV)")
     stream = read_jacobian(spec.inputs.path)
     if set(settings.methods) & set(P.NEEDS_NETWORK) or settings.check_linearity:
-        raise UsageError("--method mc and --check-linearity run the network: give MODEL... INPUTS, not a Jacobian stream")
+        raise UsageError("--method mc, --validate and --check-linearity run the network: give MODEL... INPUTS, "
+                         "not a Jacobian stream")
     return None, None, stream, stream.input_names, stream.output_names, stream.id_name
 
 
@@ -206,6 +280,8 @@ def fields_of(settings: P.Settings, in_names, out_names, has_x: bool) -> list:
     fields += [Field(q, (k,), [f"{q}({o})" for o in out_names]) for q in P.quantities(settings)]
     if settings.output_cov:
         fields.append(Field("cov_y", (k, k), [f"cov({a},{b})" for a in out_names for b in out_names]))
+        if "mc" in settings.methods:
+            fields.append(Field("cov_mc", (k, k), [f"cov_mc({a},{b})" for a in out_names for b in out_names]))
     if settings.budget:
         fields.append(Field("budget", (k, len(in_names)), [f"budget({o},{i})" for o in out_names for i in in_names]))
     return fields
@@ -217,14 +293,16 @@ def extra_columns(spec: PropagateSpec) -> tuple:
 
 
 def prepare(spec: PropagateSpec, allowed=("table", "csv", "jsonl", "npz")) -> PropagatePlan:
-    settings = settings_of(spec)
+    settings = settings_of(spec)  # the checks that need no names, before the model is read
     if spec.uncertainty.cov_file and spec.uncertainty.corr_file:
         raise UsageError("give --cov or --corr, not both")
     parse_rows(spec.inputs.rows)
     notes = []
     model, reader, stream, in_names, out_names, id_name = _open_source(spec, settings, notes)
     try:
+        settings = settings_of(spec, in_names)
         unc = uncertainty_of(spec.uncertainty, in_names)
+        P.check_independent(unc.corr, settings.dist, settings.dof, list(in_names))
         has_x = model is not None or stream.has_x
         if unc.needs_x and not has_x:
             raise UsageError("a relative --dx (%) needs the inputs x: give MODEL... INPUTS, "
@@ -236,7 +314,7 @@ def prepare(spec: PropagateSpec, allowed=("table", "csv", "jsonl", "npz")) -> Pr
             reader.close()
         raise
     estimator = Estimator(settings, unc, list(in_names), list(out_names), gate_dy, spec.max_nonlinearity, spec.tol,
-                          fmt == "table")
+                          fmt == "table" and (settings.budget or "mc" not in settings.methods), spec.require_valid)
     meta = {"input_names": in_names, "output_names": out_names, "id_name": id_name, "row": spec.output.row}
     return PropagatePlan(spec, model, reader, stream, estimator, fields_of(settings, in_names, out_names, has_x),
                          meta, fmt, notes)
@@ -252,12 +330,14 @@ def _blocks(plan: PropagatePlan):
 
 
 def run(plan: PropagatePlan) -> Outcome:
-    from ..render import propagate_rows
+    from ..render import propagate_footer, propagate_rows
 
     est, spec = plan.estimator, plan.spec
     meta = dict(plan.meta)
     if plan.fmt == "table":
-        meta.update(columns=TABLE_COLUMNS, table=propagate_rows,
+        hidden = () if est.settings.dof is not None else ("k",)  # a constant k is in the footer
+        meta.update(columns=[c for c in TABLE_COLUMNS if c[0] not in hidden], table=propagate_rows,
+                    footer=propagate_footer(est.settings),
                     flag=(lambda a, n, k: a["nonlinearity"][n, k] > est.tol) if est.settings.check_linearity else None)
     writer = open_output(plan.fmt, spec.output, plan.fields, meta)
     findings = Findings()
@@ -268,19 +348,44 @@ def run(plan: PropagatePlan) -> Outcome:
         if plan.reader is not None:
             plan.reader.close()
     skipped = skipped_note(plan.reader, spec.output.quiet) if plan.reader is not None else []
-    return findings_outcome(findings.flagged, findings.violations, len(findings.flagged), len(findings.violations),
-                            est.tol, spec.output.quiet, plan.notes + skipped)
+    return findings_outcome(findings.result(), est.tol, spec.output.quiet, plan.notes + skipped, est.settings)
 
 
-def findings_outcome(flagged, violations, n_flagged, n_violations, tol, quiet, notes) -> Outcome:
-    """The linearity flags and gate violations as lines for stderr; exit 1 when a gate was crossed.
-    ``flagged``/``violations``: the first findings (at least 10/20 of them), of ``n_*`` in all."""
+def findings_outcome(found: dict, tol, quiet, notes, settings: P.Settings | None = None) -> Outcome:
+    """The findings (``Findings.result()``, or merged from Dask partitions) as lines for stderr;
+    exit 1 when a gate was crossed."""
     notes = list(notes)
+    n_flagged, n_violations = found["n_flagged"], found["n_violations"]
+    n_nonfinite, n_capped = found.get("n_nonfinite", 0), found.get("n_capped", 0)
+    if n_nonfinite:
+        notes.append(f"jacprop: warning: {n_nonfinite} (row, output) pairs have non-finite results (NaN or inf): "
+                     + "; ".join(f"row {r} {o}: {what}" for r, o, what in found["nonfinite"][:20])
+                     + (" ..." if n_nonfinite > 20 else ""))
+    if n_capped and not quiet and settings is not None:
+        digits = settings.mc_options().digits
+        why = " (--validate runs it to one digit more than --digits)" if settings.validate else ""
+        notes.append(f"jacprop: note: {n_capped} rows reached --samples {settings.samples} before the Monte Carlo "
+                     f"was stable to {digits} significant digits{why}: rows " + ", ".join(map(str, found["capped"][:20]))
+                     + (" ..." if n_capped > 20 else "") + (" (their standard errors say how far to trust them"
+                     + ("; --validate's verdict there rests on a Monte Carlo less precise than delta" if why else "")
+                     + ")"))
     if n_flagged and not quiet:
         notes.append(f"jacprop: {n_flagged} (row, output) pairs depart from linearity by more than --tol {tol:g}: "
-                     + ", ".join(f"row {r} {o}" for r, o in flagged[:10]) + (" ..." if n_flagged > 10 else ""))
+                     + ", ".join(f"row {r} {o}" for r, o in found["flagged"][:10]) + (" ..." if n_flagged > 10 else ""))
     if n_violations:
         notes.append(f"jacprop: {n_violations} (row, output) pairs exceed the bounds: "
-                     + "; ".join(f"row {r} {o}: {why}" for r, o, why in violations[:20])
+                     + "; ".join(f"row {r} {o}: {why}" for r, o, why in found["violations"][:20])
                      + (" ..." if n_violations > 20 else ""))
     return Outcome(1 if n_violations else 0, notes)
+
+
+def merge_findings(results, parts, where) -> dict:
+    """The findings of Dask partitions (``Findings.result()`` each) as one, rows named by ``where(row, part)``."""
+    merged = {}
+    for name in ("flagged", "violations", "nonfinite", "capped"):
+        merged[f"n_{name}"] = sum(r.get(f"n_{name}", 0) for r in results)
+        if name == "capped":
+            merged[name] = [where(r, p) for p, res in zip(parts, results) for r in res.get(name, [])]
+        else:
+            merged[name] = [(where(item[0], p), *item[1:]) for p, res in zip(parts, results) for item in res.get(name, [])]
+    return merged
