@@ -219,5 +219,5 @@ def test_keep_freed_memory_keeps_blocks_up_to_32_mib_in_the_heap():
         assert r.returncode == 0, r.stderr
         return r.stdout.strip()
 
-    assert run("0") == "[1, 1, 1, 1]"  # glibc's default threshold (128 KiB) mmaps all of them
+    assert run("0").endswith(", 1, 1, 1]")  # glibc's default (dynamic, from 128 KiB) mmaps 31 MiB
     assert run("1") == "[0, 0, 1, 1]"  # M_MMAP_THRESHOLD = 32 MiB
