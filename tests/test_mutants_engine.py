@@ -221,3 +221,30 @@ def test_keep_freed_memory_keeps_blocks_up_to_32_mib_in_the_heap():
 
     assert run("0").endswith(", 1, 1, 1]")  # glibc's default (dynamic, from 128 KiB) mmaps 31 MiB
     assert run("1") == "[0, 0, 1, 1]"  # M_MMAP_THRESHOLD = 32 MiB
+
+
+# ---------------------------------------------------------------------------
+# chain: names, sources and the refusal
+
+
+def test_chain_keeps_the_first_inputs_the_last_outputs_and_every_source():
+    from dataclasses import replace
+
+    from jacprop.errors import ModelError
+    from jacprop.graph import chain
+
+    a = replace(mlp([4, 6, 3], ["tanh", "linear"]), input_names=list("pqrs"), source={"path": "a.npz"})
+    b = replace(mlp([3, 5, 2], ["tanh", "linear"], seed=1), output_names=["u", "v"], source={"path": "b.npz"})
+    c = replace(mlp([2, 2, 2], ["sigmoid", "linear"], seed=2), output_names=["y0", "y1"], source={"path": "c.npz"})
+    ab = chain([a, b])
+    assert ab.input_names == list("pqrs") and ab.output_names == ["u", "v"]
+    assert ab.source == {"chain": [{"path": "a.npz"}, {"path": "b.npz"}]}
+    abc = chain([a, b, c])
+    assert abc.output_names == ["y0", "y1"] and abc.source == {"chain": [a.source, b.source, c.source]}
+    assert chain([a]).source == {"path": "a.npz"} and chain([a]).output_names == a.output_names
+    X = RNG.normal(size=(3, 4))
+    np.testing.assert_allclose(abc.forward(X), c.forward(b.forward(a.forward(X))), rtol=1e-14)
+    with pytest.raises(ModelError, match=r"^cannot chain: b\.npz has 2 outputs but a\.npz takes 4 inputs$"):
+        chain([a, b, a])
+    with pytest.raises(ModelError, match=r"^cannot chain: model has 3 outputs but the next model takes 2 inputs$"):
+        chain([replace(a, source={}), replace(c, source={})])
