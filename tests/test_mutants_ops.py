@@ -123,3 +123,21 @@ def test_dense_forward_is_h_of_x_w_plus_b(act):
         np.testing.assert_allclose(y, Activation(act)(a), rtol=1e-13, atol=1e-15)
     model = one_op(ops.Dense(kernel=k, bias=b, activation=Activation(act)), (4,))
     check_jacobian(model, x)
+
+
+def test_merge_forward_values_and_refusals():
+    xs = [R.normal(size=(5, 2, 3)) for _ in range(3)]
+    expected = {"add": xs[0] + xs[1] + xs[2], "average": (xs[0] + xs[1] + xs[2]) / 3, "multiply": xs[0] * xs[1] * xs[2],
+                "maximum": np.maximum(np.maximum(xs[0], xs[1]), xs[2]),
+                "minimum": np.minimum(np.minimum(xs[0], xs[1]), xs[2])}
+    for how, ref in expected.items():
+        op = ops.Merge(how=how)
+        assert op.out_shape((2, 3), (2, 3), (2, 3)) == (2, 3)
+        np.testing.assert_allclose(op.bind((2, 3), (2, 3), (2, 3)).forward(*xs)[0], ref, rtol=1e-15)
+    np.testing.assert_array_equal(ops.Merge(how="subtract").bind((2, 3), (2, 3)).forward(*xs[:2])[0], xs[0] - xs[1])
+    with pytest.raises(ValueError, match=r"^inputs of different shapes \[\(2, 3\), \(3, 2\)\]$"):
+        ops.Merge(how="add").out_shape((2, 3), (3, 2))
+    with pytest.raises(ValueError, match=r"^subtract takes 2 inputs, got 3$"):
+        ops.Merge(how="subtract").out_shape((3,), (3,), (3,))
+    with pytest.raises(ValueError, match=r"^unknown merge 'mean'$"):
+        ops.Merge(how="mean").out_shape((3,), (3,))
