@@ -141,3 +141,37 @@ def test_merge_forward_values_and_refusals():
         ops.Merge(how="subtract").out_shape((3,), (3,), (3,))
     with pytest.raises(ValueError, match=r"^unknown merge 'mean'$"):
         ops.Merge(how="mean").out_shape((3,), (3,))
+
+
+def test_structure_ops_forward_values_and_refusals():
+    x = R.normal(size=(2, 3, 4, 5))
+    t = ops.Transpose(perm=(2, 0, 1))
+    assert t.out_shape((3, 4, 5)) == (5, 3, 4)
+    np.testing.assert_array_equal(t.bind((3, 4, 5)).forward(x)[0], x.transpose(0, 3, 1, 2))
+    with pytest.raises(ValueError, match=r"^permutation \(1, 0\) does not fit shape \(3, 4, 5\)$"):
+        t.__class__(perm=(1, 0)).out_shape((3, 4, 5))
+    r = ops.Reshape(shape=(-1, 10)).bind((3, 4, 5))
+    assert r.shape == (6, 10) and r.in_shape == (3, 4, 5)
+    np.testing.assert_array_equal(r.forward(x)[0], x.reshape(2, 6, 10))
+    for shape, msg in (((-1, 7), r"^cannot reshape \(3, 4, 5\) to \(-1, 7\)$"),
+                       ((0, -1), r"^cannot reshape \(3, 4, 5\) to \(0, -1\)$"),
+                       ((7, 8), r"^cannot reshape \(3, 4, 5\) \(60 values\) to \(7, 8\)$")):
+        with pytest.raises(ValueError, match=msg):
+            ops.Reshape(shape=shape).out_shape((3, 4, 5))
+    s = ops.Slice(2, 6, (2, 2)).bind((7,))
+    xf = R.normal(size=(3, 7))
+    np.testing.assert_array_equal(s.forward(xf)[0], xf[:, 2:6].reshape(3, 2, 2))
+    with pytest.raises(ValueError, match=r"^cannot take columns 2:9 of \(7,\)$"):
+        ops.Slice(2, 9, (7,)).out_shape((7,))
+    with pytest.raises(ValueError, match=r"^cannot take columns 0:2 of \(2, 1\)$"):
+        ops.Slice(0, 2, (2,)).out_shape((2, 1))
+    with pytest.raises(ValueError, match=r"^4 columns do not make shape \(3,\)$"):
+        ops.Slice(2, 6, (3,)).out_shape((7,))
+    c = ops.Concat(axis=-2)
+    assert c.out_shape((2, 3), (4, 3)) == (6, 3)
+    a, b = R.normal(size=(2, 2, 3)), R.normal(size=(2, 4, 3))
+    np.testing.assert_array_equal(c.bind((2, 3), (4, 3)).forward(a, b)[0], np.concatenate([a, b], axis=1))
+    with pytest.raises(ValueError, match=r"^cannot concatenate shapes \[\(2, 3\), \(4, 2\)\] along axis -2$"):
+        c.out_shape((2, 3), (4, 2))
+    with pytest.raises(ValueError, match=r"^cannot concatenate shapes \[\(3,\), \(4,\)\] along axis -2$"):
+        c.out_shape((3,), (4,))
