@@ -26,11 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The numerical and IO core, and the tests that check each module's results (the fast selection).
 TESTS = {
-    "jacprop/engine.py": ["tests/test_engine.py"],
-    "jacprop/graph.py": ["tests/test_engine.py"],
-    **{f"jacprop/ops/{m}.py": ["tests/test_ops.py", "tests/test_engine.py"]
-       for m in ("base", "structure", "dense", "norm", "merge", "spatial")},
-    "jacprop/ops/activations.py": ["tests/test_ops.py", "tests/test_constants.py"],
+    "jacprop/engine.py": ["tests/test_engine.py", "tests/test_mutants_engine.py"],
+    "jacprop/graph.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_npz.py"],
+    # base.py also holds the ops' (de)serialisation, which the NPZ tests exercise
+    "jacprop/ops/base.py": ["tests/test_ops.py", "tests/test_engine.py", "tests/test_mutants_engine.py",
+                            "tests/test_npz.py"],
+    **{f"jacprop/ops/{m}.py": ["tests/test_ops.py", "tests/test_engine.py", "tests/test_mutants_ops.py"]
+       for m in ("structure", "dense", "norm", "merge", "spatial")},
+    "jacprop/ops/activations.py": ["tests/test_ops.py", "tests/test_constants.py", "tests/test_mutants_activations.py"],
+    "jacprop/ops/tensor.py": ["tests/test_onnx.py", "tests/test_ops.py"],
     "jacprop/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py"],
     "jacprop/commands/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py"],
     "jacprop/io/reader.py": ["tests/test_holes_io.py", "tests/test_csv_fast.py", "tests/test_bad_inputs.py"],
