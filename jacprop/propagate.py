@@ -38,14 +38,20 @@ class Uncertainty:
     columns: dict  # input index -> name of a CSV column holding per-row values
     corr: np.ndarray | None = None
 
-    def dx(self, X: np.ndarray, column_values: dict | None = None) -> np.ndarray:
-        """Delta x per row: (N, D)."""
-        dx = self.absolute + self.relative * np.abs(X)
+    def dx(self, X: np.ndarray, column_values: dict | None = None, rows=None, names=None) -> np.ndarray:
+        """Delta x per row: (N, D).  A row holding NaN/inf inputs (kept by --on-invalid keep) may
+        get a NaN Delta x, which then gives NaN estimates; anywhere else Delta x must be finite
+        and >= 0.  ``rows``/``names``: the rows' data row numbers and the input names, for errors."""
+        dx = self.absolute + np.where(self.relative != 0, self.relative * np.abs(X), 0.0)  # not 0 * nan
         for i, values in (column_values or {}).items():
             dx[:, i] = values
-        if (dx < 0).any() or not np.isfinite(dx).all():
-            r, c = np.argwhere((dx < 0) | ~np.isfinite(dx))[0]
-            raise UsageError(f"row {r + 1}: uncertainty of input {c} is {dx[r, c]}; it must be finite and >= 0")
+        kept = ~np.isfinite(X).all(axis=1, keepdims=True)
+        bad = (dx < 0) | (~np.isfinite(dx) & ~kept)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            row = r + 1 if rows is None else int(rows[r])
+            name = c if names is None else repr(names[c])
+            raise UsageError(f"row {row}: uncertainty of input {name} is {dx[r, c]}; it must be finite and >= 0")
         return dx
 
     @property

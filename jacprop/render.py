@@ -16,9 +16,15 @@ from .io.writers import AtomicOutput, Writer
 NAME_WIDTH = 16  # characters of a name shown in a column header
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """rich would exit 1 here; the CLI ends a closed pipe quietly with 0, as for csv."""
+        raise BrokenPipeError
+
+
 def console(stderr=False, file=None, width=None) -> Console:
     """The one way jacprop makes a rich console: no syntax highlighting of numbers."""
-    return Console(stderr=stderr, file=file, width=width, highlight=False)
+    return _Console(stderr=stderr, file=file, width=width, highlight=False)
 
 
 def status(line: str) -> None:
@@ -210,10 +216,11 @@ def inspect_table(info: dict) -> None:
         out.print(f"note: {escape(note)}")
 
 
-def check_tables(result: dict) -> None:
-    """``jacprop check``: per output, the largest scaled error of J (and of y), on stdout."""
-    out = console()
-    table = Table(title=f"J vs central differences, {result['rows']} rows, tol {result['tolerance']:g}",
+def check_tables(result: dict, file=None) -> None:
+    """``jacprop check``: per output, the largest scaled error of J (and of y), on a binary ``file`` (stdout)."""
+    out = console(file=None if file is None else TextBridge(file))
+    dtype = f", J in {result['dtype']}" if result.get("dtype", "float64") != "float64" else ""
+    table = Table(title=f"J vs central differences, {result['rows']} rows, tol {result['tolerance']:g}{dtype}",
                   title_justify="left", show_edge=False, pad_edge=False)
     for col in ("output", "max |J - J_fd| / max(1, max|J|)", "row", "input", ""):
         table.add_column(col)

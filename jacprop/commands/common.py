@@ -130,11 +130,13 @@ def pick(names, index):
 
 def parse_rows(spec: str | None):
     """--rows 1-5,10,20-: a predicate on 1-based data row numbers (None = every row)."""
-    if not spec:
+    if spec is None:
         return None
     ranges = []
     for part in spec.split(","):
         lo, dash, hi = part.strip().partition("-")
+        if not lo and not hi:
+            raise UsageError(f"--rows {spec}: expected row numbers and ranges like 1-5,10,20-")
         try:
             a = int(lo) if lo else 1
             b = (int(hi) if hi else np.iinfo(np.int64).max) if dash else a

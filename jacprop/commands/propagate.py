@@ -95,7 +95,7 @@ class Estimator:
         """(rows, ids, arrays) for one block; appends to ``findings``."""
         J64 = b.J.astype(np.float64, copy=False)
         Xd = b.X if b.X is not None else np.zeros((len(b.Y), len(self.in_names)))
-        d = self.unc.dx(Xd, {i: b.extra[c] for i, c in self.unc.columns.items()})
+        d = self.unc.dx(Xd, {i: b.extra[c] for i, c in self.unc.columns.items()}, b.rows, self.in_names)
         block = P.Block(J64, d, self.unc.corr, b.X, b.Y, b.rows, forward)
         a = {"y": b.Y, **({"x": b.X} if b.X is not None else {}), **P.estimate(block, self.settings, self.table)}
         rows, outs = b.rows, self.out_names
@@ -174,6 +174,8 @@ def parse_gate(specs, output_names, what) -> np.ndarray | None:
             v = float(value)
         except ValueError:
             raise UsageError(f"{what} {spec}: expected a number or OUTPUT=NUMBER") from None
+        if not v >= 0:  # NaN too: a gate must be able to fail
+            raise UsageError(f"{what} {spec}: the bound must be a number >= 0")
         idx = resolve([name], output_names, what.lstrip("-")) if sep else None
         bound[idx if idx else slice(None)] = v
     return bound
