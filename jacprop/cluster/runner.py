@@ -501,10 +501,15 @@ def _write_directory(plan: OutputPlan, job: Job, parts, results, manifest: dict)
             old = {p["part"] for p in json.load(f).get("parts", []) if isinstance(p, dict) and "part" in p}
     except (OSError, ValueError, AttributeError):
         pass
-    for part in parts:
-        os.replace(os.path.join(job.staging, part.name), os.path.join(plan.path, part.name))
-    with writers.atomic_output(os.path.join(plan.path, "manifest.json")) as out:
+    staged = os.path.join(job.staging, "manifest.json")  # written first: a full disk fails before any part moves
+    with writers.atomic_output(staged) as out:
         out.file.write((json.dumps(manifest, indent=2) + "\n").encode())
+    for name in [p.name for p in parts] + ["manifest.json"]:  # renames: no space needed; the manifest last
+        target = os.path.join(plan.path, name)
+        mode = writers.existing_mode(target)  # a replaced part keeps its mode, as a replaced -o file does
+        if mode is not None:
+            os.chmod(os.path.join(job.staging, name), mode)
+        os.replace(os.path.join(job.staging, name), target)
     for name in old - {p.name for p in parts}:
         if os.path.basename(name) == name and name.startswith("part-"):
             with contextlib.suppress(OSError):

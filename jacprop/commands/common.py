@@ -207,8 +207,9 @@ def stream_to(writer, blocks, produce, show_progress=False, source=None) -> None
         if writer.n and writer.out.path is None:
             e.args = (f"{e.args[0]} ({writer.n} rows were already written to stdout)",)
         raise
-    except BaseException:
+    except BaseException as e:
         writer.out.abort()
+        writer.out.name_in(e)
         raise
 
 
