@@ -153,6 +153,17 @@ def engine_options(fn):
                              "like 'data/part-*.csv'.")(wrapped)
 
 
+def waiting_note(what: str, quiet: bool) -> None:
+    """stdin is a terminal: say what jacprop waits for (a silent wait looks like a hang), then take
+    everything typed up to the first Ctrl-D (the readers' block reads would each need one more)."""
+    import io
+
+    if not quiet:
+        click.echo(f"jacprop: reading {what} from the terminal; end with Ctrl-D (Ctrl-Z Enter on Windows)", err=True)
+    typed = sys.stdin.buffer.read()
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.BytesIO(typed)), encoding="utf-8")
+
+
 def models_and_inputs(paths):
     """MODEL... INPUTS -> (models, inputs); the last argument is the input."""
     if len(paths) < 2:
@@ -256,7 +267,10 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, fmt, mode, 
         from .cluster import runner
 
         finish(runner.run_jacobian(paths, spec_for, **cluster))
-    finish(command.run(command.prepare(spec_for(*models_and_inputs(paths)))))
+    models, inputs = models_and_inputs(paths)
+    if inputs == "-" and sys.stdin.isatty():
+        waiting_note("the INPUTS csv", quiet)
+    finish(command.run(command.prepare(spec_for(models, inputs))))
 
 
 @main.command(context_settings=CONTEXT)
@@ -292,10 +306,15 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, fmt, mode, 
               help="Gate: exit 1 if the departure from linearity exceeds this (>= 0).")
 @click.option("--rows", "rows", callback=check_rows, help="Only these data rows (counted from 1), e.g. 1-5,10.")
 @click.option("--max-rows", type=COUNT, default=10, show_default=True, help="Rows shown in the table format.")
+@click.option("--outputs", multiple=True, help="Only these outputs (names or indices, comma-separated).")
+@click.option("--wrt", multiple=True, help="Only the uncertainty of these inputs (names or indices); the others are "
+              "taken as exact, so each estimate is the part of u(y) that comes from these inputs.")
+@click.option("--summary", is_flag=True, help="Statistics of every estimate over all rows per output (mean, RMS, "
+              "std, min, max, row of the largest), instead of the rows.")
 @handle_errors
 def propagate(paths, load_options, csv_options, dtype, quiet, output, fmt, mode, dx, dx_column, cov_file, corr_file,
               methods, samples, seed, coverage, level, output_cov, check_linearity, tol, budget, max_dy,
-              max_nonlinearity, rows, max_rows, cluster):
+              max_nonlinearity, rows, max_rows, outputs, wrt, summary, cluster):
     """Output uncertainty from input uncertainty, Delta y ~= J Delta x, at every row.
 
     Reads MODEL... INPUTS, or what `jacprop jacobian` wrote (csv, jsonl or npz; a file
@@ -317,13 +336,19 @@ def propagate(paths, load_options, csv_options, dtype, quiet, output, fmt, mode,
             ModelSpec(models, **load_options) if models else None, InputSpec(inputs, rows=rows, **csv_options),
             OutputSpec(output, fmt, dtype, max_rows, quiet),
             command.UncertaintySpec(tuple(dx), tuple(dx_column), cov_file, corr_file), tuple(methods), mode, samples,
-            seed, coverage, level, output_cov, check_linearity, tol, budget, tuple(max_dy), max_nonlinearity)
+            seed, coverage, level, output_cov, check_linearity, tol, budget, tuple(max_dy), max_nonlinearity,
+            split_list(outputs), split_list(wrt), summary)
 
     if cluster is not None:
         from .cluster import runner
 
         finish(runner.run_propagate(paths, spec_for, **cluster))
     models, inputs = models_and_inputs(paths) if len(paths) >= 2 else ((), paths[0] if paths else "-")
+    if inputs == "-" and sys.stdin.isatty():
+        if not paths:
+            fail("nothing to read: give MODEL... INPUTS, or pipe what `jacprop jacobian` wrote into stdin "
+                 "(jacprop jacobian model.h5 data.csv | jacprop propagate --dx 0.01)")
+        waiting_note("what `jacprop jacobian` wrote (csv or jsonl)" if not models else "the INPUTS csv", quiet)
     finish(command.run(command.prepare(spec_for(models, inputs))))
 
 

@@ -187,9 +187,27 @@ def close_jacobian_table(console, writer, stats, meta):
         summary_table(console, stats.result(), meta["input_names"], meta["output_names"], writer.n)
 
 
-def summary_to(binary_file, stats, input_names, output_names, n_rows) -> None:
-    """``jacobian --summary --format table`` onto a binary file (stdout's buffer or an -o file)."""
-    summary_table(console(file=TextBridge(binary_file)), stats, input_names, output_names, n_rows)
+def summary_to(binary_file, stats, input_names, output_names, n_rows, what="input") -> None:
+    """``jacobian --summary --format table`` onto a binary file (stdout's buffer or an -o file);
+    ``what="estimate"``: ``propagate --summary``, the estimates' statistics over rows."""
+    out = console(file=TextBridge(binary_file))
+    if what == "input":
+        summary_table(out, stats, input_names, output_names, n_rows)
+    else:
+        estimates_table(out, stats, input_names, output_names, n_rows)
+
+
+def estimates_table(console, stats: dict, names, output_names, n_rows: int) -> None:
+    """``propagate --summary``: per output, each estimate's statistics over the rows."""
+    for k, out in enumerate(output_names):
+        table = Table(title=f"{escape(shorten(out, 40))}: estimates over {n_rows} rows", title_justify="left",
+                      show_edge=False, pad_edge=False)
+        for col in ("estimate", "mean", "RMS", "std", "min", "max", "row max|.|"):
+            table.add_column(col, justify="left" if col == "estimate" else "right", no_wrap=True)
+        for i, name in enumerate(names):
+            table.add_row(name, *[number(stats[s][k, i]) for s in ("mean", "rms", "std", "min", "max")],
+                          str(stats["row_of_max_abs"][k, i]))
+        console.print(table)
 
 
 def inspect_table(info: dict) -> None:

@@ -226,6 +226,12 @@ CASES = [
      "Invalid value for '--workers': 0 is not in the range x>=1"),
     ("opt-check-tol-negative", "check --tol -1", None, None, ["check", "--tol", "-1"], "Invalid value for '--tol': -1 is not > 0"),
     ("opt-check-y-tol-zero", "check --y-tol 0", None, None, ["check", "--y-tol", "0"], "Invalid value for '--y-tol': 0 is not > 0"),
+    ("opt-propagate-unknown-output", "propagate --outputs names an unknown output", None, None,
+     ["propagate", "--dx", "0.1", "--outputs", "zz"], "--outputs: 'zz' is neither a name nor an index"),
+    ("opt-propagate-unknown-wrt", "propagate --wrt names an unknown input", None, None,
+     ["propagate", "--dx", "0.1", "--wrt", "speed"], "--wrt: 'speed' is neither a name nor an index"),
+    ("opt-propagate-summary-npy", "propagate --summary -o x.npy", None, None,
+     ["propagate", "--dx", "0.1", "--summary", "-o", "x.npy"], "--format npy is not available here"),
     # I/O
     ("io-missing-directory", "-o into a missing directory", None, None, ["-o", "nodir/out.csv"], "does not exist"),
     ("io-output-is-directory", "-o names a directory", None, None, ["-o", "."], "is a directory"),

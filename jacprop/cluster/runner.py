@@ -323,15 +323,15 @@ def propagate_part(model, job: Job, part: Partition) -> dict:
     from ..commands.propagate import Findings
 
     reader = open_partition(part, job.reader)
-    blocks = jacobian_blocks(model, reader, job.mode, None, None, job.dtype, parse_rows(job.rows))
+    blocks = jacobian_blocks(model, reader, job.mode, job.estimator.out_idx, None, job.dtype, parse_rows(job.rows))
     findings, dtype = Findings(), job.dtype
 
     def forward(X):
         return model.forward(X, dtype=dtype, deterministic=True)
 
     result = _write_part(job, part, reader, blocks, lambda b: job.estimator.produce(b, forward, findings))
-    result.update(flagged=findings.flagged[:20], n_flagged=len(findings.flagged),
-                  violations=findings.violations[:20], n_violations=len(findings.violations))
+    result.update(flagged=findings.flagged, n_flagged=findings.n_flagged, violations=findings.violations,
+                  n_violations=findings.n_violations)
     return result
 
 
@@ -636,7 +636,7 @@ def run_propagate(paths, spec_for, scheduler=None, workers=None, tuning: Tuning 
         return f"{r} of {part.path}" if len(inputs) > 1 else r
 
     flagged = [(where(r, p), o) for p, res in zip(parts, results) for r, o in res["flagged"]]
-    violations = [(where(r, p), o, why) for p, res in zip(parts, results) for r, o, why in res["violations"]]
+    violations = [(x, v, where(r, p), o, why) for p, res in zip(parts, results) for x, v, r, o, why in res["violations"]]
     return command.findings_outcome(flagged, violations, sum(r["n_flagged"] for r in results),
                                     sum(r["n_violations"] for r in results), spec.tol, spec.output.quiet,
                                     local.notes + notes)

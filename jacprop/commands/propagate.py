@@ -26,6 +26,7 @@ from .common import (
     open_inputs,
     open_output,
     parse_rows,
+    pick,
     resolve,
     show_progress,
     skipped_note,
@@ -67,14 +68,46 @@ class PropagateSpec:
     budget: bool = False
     max_dy: tuple = ()
     max_nonlinearity: float | None = None
+    outputs: tuple | None = None  # --outputs: only these outputs
+    wrt: tuple | None = None  # --wrt: only the uncertainty of these inputs (the others taken as exact)
+    summary: bool = False  # --summary: statistics of every estimate over the rows instead of the rows
+
+
+WORST_KEPT = 20  # gate violations named on stderr, the worst first
 
 
 @dataclass
 class Findings:
-    """Linearity flags and gate violations, (row, output[, why]) each, gathered while streaming."""
+    """Linearity flags ((row, output), the first ones) and gate violations, gathered while
+    streaming: the WORST_KEPT largest by how far they cross their bound (``ratio`` = value /
+    bound, NaN counted as infinitely far; ties, as for a bound of 0, by the value), as
+    (ratio, value, row, output, why), and the counts."""
 
     flagged: list = field(default_factory=list)
     violations: list = field(default_factory=list)
+    n_flagged: int = 0
+    n_violations: int = 0
+
+    def flag(self, pairs) -> None:
+        self.n_flagged += len(pairs)
+        self.flagged.extend(pairs[: max(0, WORST_KEPT - len(self.flagged))])
+
+    def violate(self, ratio, value, rows, outs, why) -> None:
+        """Violations at (n, k) where ``ratio`` (N, K) > 1 (or NaN); ``value``: what was bounded;
+        ``why(n, k)`` says what crossed what."""
+        bad = np.argwhere(~(ratio <= 1))
+        self.n_violations += len(bad)
+        score = np.nan_to_num(ratio[bad[:, 0], bad[:, 1]], nan=np.inf)
+        size = np.nan_to_num(value[bad[:, 0], bad[:, 1]], nan=np.inf)
+        for j in np.lexsort((-size, -score))[:WORST_KEPT]:
+            n, k = bad[j]
+            self.violations.append((float(score[j]), float(size[j]), int(rows[n]), outs[k], why(n, k)))
+        self.violations = merge_worst(self.violations)
+
+
+def merge_worst(violations, keep=WORST_KEPT) -> list:
+    """The ``keep`` worst (ratio, value, row, output, why) records, worst first (ties: in row order)."""
+    return sorted(violations, key=lambda v: (-v[0], -v[1]))[:keep]
 
 
 @dataclass(frozen=True)
@@ -90,27 +123,52 @@ class Estimator:
     max_nonlinearity: float | None
     tol: float
     table: bool
+    out_idx: list | None = None  # --outputs, as indices of the model's outputs
 
     def produce(self, b: RowBlock, forward, findings: Findings):
         """(rows, ids, arrays) for one block; appends to ``findings``."""
         J64 = b.J.astype(np.float64, copy=False)
         Xd = b.X if b.X is not None else np.zeros((len(b.Y), len(self.in_names)))
         d = self.unc.dx(Xd, {i: b.extra[c] for i, c in self.unc.columns.items()}, b.rows, self.in_names)
+        if forward is not None and self.out_idx is not None:
+            forward = _outputs_of(forward, self.out_idx)
         block = P.Block(J64, d, self.unc.corr, b.X, b.Y, b.rows, forward)
         a = {"y": b.Y, **({"x": b.X} if b.X is not None else {}), **P.estimate(block, self.settings, self.table)}
         rows, outs = b.rows, self.out_names
         if self.settings.check_linearity:
-            findings.flagged.extend((int(rows[n]), outs[k]) for n, k in np.argwhere(a["nonlinearity"] > self.tol))
+            findings.flag([(int(rows[n]), outs[k]) for n, k in np.argwhere(a["nonlinearity"] > self.tol)])
         if self.gate_dy is not None:
-            k_factor = self.settings.k or 1
-            size = np.max([np.abs(a[q]) * (k_factor if q in ("dy_gum", "dy_mc") else 1) for q in GATED if q in a], axis=0)
-            findings.violations.extend((int(rows[n]), outs[k], f"{size[n, k]:.4g} > {self.gate_dy[k]:.4g}")
-                                       for n, k in np.argwhere(size > self.gate_dy))
+            self._gate_dy(a, rows, findings)
         if self.max_nonlinearity is not None:
-            findings.violations.extend(
-                (int(rows[n]), outs[k], f"nonlinearity {a['nonlinearity'][n, k]:.3g} > {self.max_nonlinearity:.3g}")
-                for n, k in np.argwhere(a["nonlinearity"] > self.max_nonlinearity))
+            bound = self.max_nonlinearity
+            nl = a["nonlinearity"]
+            findings.violate(nl / bound if bound else np.where(nl > 0, np.inf, 0), nl, rows, outs,
+                             lambda n, k: f"nonlinearity {nl[n, k]:.4g} > --max-nonlinearity {bound:.4g}")
         return rows, b.ids, a
+
+    def _gate_dy(self, a, rows, findings) -> None:
+        """--max-dy: each gated estimate (u-like ones times k) against its output's bound; a
+        violation names the estimate that crossed it by the most."""
+        k_factor = self.settings.k or 1
+        gated = [q for q in GATED if q in a]
+        size = np.stack([np.abs(a[q]) * (k_factor if q in ("dy_gum", "dy_mc") else 1) for q in gated])  # (Q, N, K)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(size == 0, 0.0, size / self.gate_dy)
+        which = np.nan_to_num(ratio, nan=np.inf).argmax(axis=0)
+        worst = np.take_along_axis(ratio, which[None], axis=0)[0]
+        value = np.take_along_axis(size, which[None], axis=0)[0]
+
+        def why(n, k):
+            q = gated[which[n, k]]
+            label = f"{q} x k={k_factor:g}" if k_factor != 1 and q in ("dy_gum", "dy_mc") else q
+            return f"{label} = {size[which[n, k], n, k]:.4g} > --max-dy {self.gate_dy[k]:.4g}"
+
+        findings.violate(worst, value, rows, self.out_names, why)
+
+
+def _outputs_of(forward, index):
+    """The network restricted to the outputs ``index`` (--outputs), for Monte Carlo and linearity."""
+    return lambda X: forward(X)[:, index]
 
 
 @dataclass
@@ -225,7 +283,9 @@ def prepare(spec: PropagateSpec, allowed=("table", "csv", "jsonl", "npz")) -> Pr
     notes = []
     model, reader, stream, in_names, out_names, id_name = _open_source(spec, settings, notes)
     try:
-        unc = uncertainty_of(spec.uncertainty, in_names)
+        out_idx, wrt_idx = resolve(spec.outputs, out_names, "outputs"), resolve(spec.wrt, in_names, "wrt")
+        out_names = pick(out_names, out_idx)
+        unc = only_from(uncertainty_of(spec.uncertainty, in_names), wrt_idx)
         has_x = model is not None or stream.has_x
         if unc.needs_x and not has_x:
             raise UsageError("a relative --dx (%) needs the inputs x: give MODEL... INPUTS, "
@@ -236,19 +296,34 @@ def prepare(spec: PropagateSpec, allowed=("table", "csv", "jsonl", "npz")) -> Pr
         if reader is not None:
             reader.close()
         raise
+    if spec.summary and fmt not in SUMMARY_FORMATS:
+        raise UsageError(f"--summary writes {', '.join(SUMMARY_FORMATS)}")
     estimator = Estimator(settings, unc, list(in_names), list(out_names), gate_dy, spec.max_nonlinearity, spec.tol,
-                          fmt == "table")
+                          fmt == "table" and not spec.summary, out_idx)
     meta = {"input_names": in_names, "output_names": out_names, "id_name": id_name}
     return PropagatePlan(spec, model, reader, stream, estimator, fields_of(settings, in_names, out_names, has_x),
                          meta, fmt, notes)
 
 
+def only_from(unc: P.Uncertainty, wrt_idx) -> P.Uncertainty:
+    """--wrt: the other inputs' uncertainty set to zero (they are taken as exact), so every estimate is
+    the part of the output uncertainty that comes from the --wrt inputs (with --cov: their block of Sigma)."""
+    if wrt_idx is None:
+        return unc
+    other = np.ones(len(unc.absolute), bool)
+    other[wrt_idx] = False
+    unc.absolute, unc.relative = np.where(other, 0.0, unc.absolute), np.where(other, 0.0, unc.relative)
+    unc.columns = {i: c for i, c in unc.columns.items() if not other[i]}
+    return unc
+
+
 def _blocks(plan: PropagatePlan):
-    keep = parse_rows(plan.spec.inputs.rows)
+    keep, out_idx = parse_rows(plan.spec.inputs.rows), plan.estimator.out_idx
     if plan.reader is not None:
-        return jacobian_blocks(plan.model, plan.reader, plan.spec.mode, None, None, plan.spec.output.dtype, keep)
+        return jacobian_blocks(plan.model, plan.reader, plan.spec.mode, out_idx, None, plan.spec.output.dtype, keep)
     keep = keep or (lambda r: np.ones(len(r), bool))
-    return (RowBlock(r[m], None if i is None else i[m], None if X is None else X[m], Y[m], J[m], {})
+    k = slice(None) if out_idx is None else out_idx
+    return (RowBlock(r[m], None if i is None else i[m], None if X is None else X[m], Y[m][:, k], J[m][:, k], {})
             for r, i, X, Y, J in plan.stream.chunks for m in [keep(r)])
 
 
@@ -260,28 +335,64 @@ def run(plan: PropagatePlan) -> Outcome:
     if plan.fmt == "table":
         meta.update(columns=TABLE_COLUMNS, table=propagate_rows,
                     flag=(lambda a, n, k: a["nonlinearity"][n, k] > est.tol) if est.settings.check_linearity else None)
-    writer = open_output(plan.fmt, spec.output, plan.fields, meta)
     findings = Findings()
     try:
-        stream_to(writer, _blocks(plan), lambda b: est.produce(b, plan.forward, findings),
-                  plan.reader is not None and show_progress(spec.output, spec.inputs.path), plan.reader)
+        if spec.summary:
+            _summary(plan, lambda b: est.produce(b, plan.forward, findings))
+        else:
+            writer = open_output(plan.fmt, spec.output, plan.fields, meta)
+            stream_to(writer, _blocks(plan), lambda b: est.produce(b, plan.forward, findings),
+                      plan.reader is not None and show_progress(spec.output, spec.inputs.path), plan.reader)
     finally:
         if plan.reader is not None:
             plan.reader.close()
     skipped = skipped_note(plan.reader, spec.output.quiet) if plan.reader is not None else []
-    return findings_outcome(findings.flagged, findings.violations, len(findings.flagged), len(findings.violations),
+    return findings_outcome(findings.flagged, findings.violations, findings.n_flagged, findings.n_violations,
                             est.tol, spec.output.quiet, plan.notes + skipped)
+
+
+SUMMARY_FORMATS = ("table", "csv", "jsonl", "npz")
+
+
+def _summary(plan: PropagatePlan, produce) -> None:
+    """--summary: per output and estimate, its statistics over all rows (mean, mean |.|, RMS, std,
+    min, max and the row of the largest |value|), as ``jacobian --summary`` gives them for J."""
+    from ..io.reader import no_data_rows
+    from ..io.writers import atomic_output, write_summary
+    from ..summary import Summary
+
+    names = [q for q in P.quantities(plan.estimator.settings)]
+    acc = None
+    for b in _blocks(plan):
+        rows, _, a = produce(b)
+        acc = acc or Summary(len(plan.estimator.out_names), len(names))
+        acc.add(rows, np.stack([a[q] for q in names], axis=-1))
+    if acc is None:
+        raise no_data_rows(plan.spec.inputs.path, getattr(plan.reader, "skipped", 0))
+    stats = acc.result()
+    stats["rank"] = np.tile(np.arange(len(names)), (len(plan.estimator.out_names), 1))  # the estimates in order
+    with atomic_output(plan.spec.output.path) as out:
+        if plan.fmt == "table":
+            from ..render import summary_to
+
+            summary_to(out.file, stats, names, plan.estimator.out_names, acc.n, what="estimate")
+        else:
+            write_summary(out.file, plan.fmt, stats, names, plan.estimator.out_names, acc.n, what="estimate")
 
 
 def findings_outcome(flagged, violations, n_flagged, n_violations, tol, quiet, notes) -> Outcome:
     """The linearity flags and gate violations as lines for stderr; exit 1 when a gate was crossed.
-    ``flagged``/``violations``: the first findings (at least 10/20 of them), of ``n_*`` in all."""
+    ``flagged``: the first (row, output) pairs; ``violations``: (ratio, value, row, output, why) records,
+    the worst ones (any order: shown worst first); ``n_*``: how many in all."""
     notes = list(notes)
     if n_flagged and not quiet:
         notes.append(f"jacprop: {n_flagged} (row, output) pairs depart from linearity by more than --tol {tol:g}: "
                      + ", ".join(f"row {r} {o}" for r, o in flagged[:10]) + (" ..." if n_flagged > 10 else ""))
     if n_violations:
-        notes.append(f"jacprop: {n_violations} (row, output) pairs exceed the bounds: "
-                     + "; ".join(f"row {r} {o}: {why}" for r, o, why in violations[:20])
-                     + (" ..." if n_violations > 20 else ""))
+        worst = merge_worst(violations)
+        shown = "; ".join(f"row {r} {o}: {why}" for _, _, r, o, why in worst)
+        notes.append(f"jacprop: {n_violations} (row, output) pairs exceed the bounds"
+                     + (f", the {len(worst)} worst first" if n_violations > len(worst) else ", the worst first"
+                        if n_violations > 1 else "")
+                     + f": {shown}" + (" ..." if n_violations > len(worst) else ""))
     return Outcome(1 if n_violations else 0, notes)

@@ -313,17 +313,20 @@ def open_writer(fmt, output, fields, meta, dtype=np.float64, allowed=FORMATS):
     return WRITERS[fmt](AtomicOutput(output), fields, meta, **kwargs)
 
 
-def write_summary(file, fmt, stats: dict, input_names, output_names, n_rows: int) -> None:
+def write_summary(file, fmt, stats: dict, input_names, output_names, n_rows: int, what="input") -> None:
     """``jacobian --summary`` in a data format: one record per (output, input) with every
-    statistic and the input's rank for that output (1 = most influential)."""
+    statistic and the input's rank for that output (1 = most influential).  ``what="estimate"``
+    (``propagate --summary``): the "inputs" are the estimates (dy_gum, ...), without a rank."""
     from ..summary import STATS
 
     if fmt == "npz":
-        np.savez(file, rows=np.array(n_rows), input_names=np.array(input_names), output_names=np.array(output_names),
-                 **stats)
+        names = {"input_names": np.array(input_names)} if what == "input" else {"estimate_names": np.array(input_names)}
+        np.savez(file, rows=np.array(n_rows), **names, output_names=np.array(output_names),
+                 **{k: v for k, v in stats.items() if what == "input" or k != "rank"})
         return
     rank = np.argsort(stats["rank"], axis=1) + 1
-    records = [{"output": o, "input": input_names[i], **{s: stats[s][k, i].item() for s in STATS}, "rank": int(rank[k, i])}
+    records = [{"output": o, what: input_names[i], **{s: stats[s][k, i].item() for s in STATS},
+                **({"rank": int(rank[k, i])} if what == "input" else {})}
                for k, o in enumerate(output_names) for i in range(len(input_names))]
     if fmt == "csv":
         import csv
