@@ -36,18 +36,32 @@ def open_table(output, fields, meta, max_rows=10) -> TableWriter:
     return TableWriter(AtomicOutput(output), fields, meta, max_rows=max_rows)
 
 
-def progress(show: bool):
-    """A transient rows-done counter on stderr; a no-op unless ``show`` (stderr a terminal, not --quiet)."""
+def progress(show: bool, size=None):
+    """Progress on stderr, transient; a no-op unless ``show`` (stderr a terminal, not --quiet).
+    ``size``: (total bytes, a function giving the bytes read so far) when the input is a file: a bar
+    with the percentage and the time left; otherwise a spinner with the rows done."""
     if not show:
         return nullcontext(lambda n: None)
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    total, done = size if size else (None, None)
+    columns = [SpinnerColumn(), TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn()]
+    if total:
+        columns[2:2] = [BarColumn(), TaskProgressColumn(), TextColumn("ETA"), TimeRemainingColumn()]
 
     @contextmanager
     def bar():
-        with Progress(SpinnerColumn(), TextColumn("{task.completed:,} rows"), TimeElapsedColumn(),
-                      console=console(stderr=True), transient=True) as p:
-            task = p.add_task("rows", total=None)
-            yield lambda n: p.advance(task, n)
+        with Progress(*columns, console=console(stderr=True), transient=True) as p:
+            task = p.add_task("rows", total=total, rows=0)
+            count = 0
+
+            def advance(n):
+                nonlocal count
+                count += n
+                at = done() if done else None
+                p.update(task, rows=count, **({"completed": min(at, total)} if at is not None else {}))
+
+            yield advance
 
     return bar()
 

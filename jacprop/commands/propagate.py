@@ -21,6 +21,7 @@ from .common import (
     Outcome,
     OutputSpec,
     RowBlock,
+    Tally,
     jacobian_blocks,
     load_model,
     open_inputs,
@@ -29,6 +30,7 @@ from .common import (
     pick,
     resolve,
     show_progress,
+    show_tally,
     skipped_note,
     stream_to,
 )
@@ -341,14 +343,27 @@ def run(plan: PropagatePlan) -> Outcome:
             _summary(plan, lambda b: est.produce(b, plan.forward, findings))
         else:
             writer = open_output(plan.fmt, spec.output, plan.fields, meta)
+            tally = _tally(plan)
             stream_to(writer, _blocks(plan), lambda b: est.produce(b, plan.forward, findings),
-                      plan.reader is not None and show_progress(spec.output, spec.inputs.path), plan.reader)
+                      plan.reader is not None and show_progress(spec.output, spec.inputs.path), plan.reader, tally)
+            if tally is not None:
+                plan.notes.append(tally.line())
     finally:
         if plan.reader is not None:
             plan.reader.close()
     skipped = skipped_note(plan.reader, spec.output.quiet) if plan.reader is not None else []
     return findings_outcome(findings.flagged, findings.violations, findings.n_flagged, findings.n_violations,
                             est.tol, spec.output.quiet, plan.notes + skipped)
+
+
+def _tally(plan: PropagatePlan) -> Tally | None:
+    """The closing line watches the first gated estimate asked for (else the first estimate)."""
+    est = plan.estimator
+    if not show_tally(plan.spec.output, est.gate_dy is not None or est.max_nonlinearity is not None):
+        return None
+    names = P.quantities(est.settings)
+    what = next((q for q in GATED if q in names), names[0] if names else "y")
+    return Tally(what, lambda a: a[what], lambda k: est.out_names[k])
 
 
 SUMMARY_FORMATS = ("table", "csv", "jsonl", "npz")
