@@ -34,8 +34,11 @@ def central_jacobian(model, X: np.ndarray, step: np.ndarray) -> np.ndarray:
 class Checker:
     """Accumulates the worst scaled errors over blocks of rows (``add``), then ``result``."""
 
-    def __init__(self, model, input_names, tol=1e-6, y_tol=1e-5):
+    def __init__(self, model, input_names, tol=1e-6, y_tol=1e-5, dtype=np.float64):
+        """``dtype``: the precision J (and y) are computed in, as ``jacobian --dtype`` would; the
+        central differences are always float64, so float32 shows the float32 Jacobian's error."""
         self.model, self.input_names, self.tol, self.y_tol = model, list(input_names), tol, y_tol
+        self.dtype = np.dtype(dtype)
         self.worst = np.zeros(model.K)
         self.worst_at = [(0, 0)] * model.K
         self.y_err, self.y_rows, self.rows, self.step = np.zeros(model.K), 0, 0, None
@@ -44,7 +47,7 @@ class Checker:
         """Rows (1-based numbers) X of one block; ``expected``: their expected outputs."""
         if self.step is None:
             self.step = fd_steps(X)
-        Y, J = jacobian(self.model, X)
+        Y, J = (a.astype(np.float64) for a in jacobian(self.model, X, dtype=self.dtype))
         J_fd = central_jacobian(self.model, X, self.step)
         err = np.abs(J - J_fd) / np.maximum(1.0, np.abs(J_fd).max(axis=(0, 2)))[None, :, None]
         for k in range(self.model.K):
@@ -63,6 +66,7 @@ class Checker:
                          "input": self.input_names[self.worst_at[k][1]], "ok": bool(self.worst[k] <= self.tol)}
                         for k, o in enumerate(names)],
             "steps": {n: float(s) for n, s in zip(self.input_names, self.step)},
+            "dtype": self.dtype.name,
         }
         if with_y:
             result["y"] = [{"output": o, "max_scaled_error": float(e), "ok": bool(e <= self.y_tol)}

@@ -13,6 +13,7 @@ import click
 
 from . import __version__
 from .cli_inputs import checked, dialect_parser, input_dialect_options
+from .cli_options import COUNT, COVERAGE, LEVEL, NON_NEGATIVE, POSITIVE, SAMPLES, SEED, check_rows
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -57,11 +58,12 @@ def handle_errors(fn):
 
 
 def _silence_stdout():
+    """Point stdout at /dev/null, dropping what is buffered, so that exiting cannot fail on it again."""
     import os
 
     try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except OSError:
+    except (OSError, ValueError):
         pass
 
 
@@ -157,6 +159,17 @@ def engine_options(fn):
                              "like 'data/part-*.csv'.")(wrapped)
 
 
+def waiting_note(what: str, quiet: bool) -> None:
+    """stdin is a terminal: say what jacprop waits for (a silent wait looks like a hang), then take
+    everything typed up to the first Ctrl-D (the readers' block reads would each need one more)."""
+    import io
+
+    if not quiet:
+        click.echo(f"jacprop: reading {what} from the terminal; end with Ctrl-D (Ctrl-Z Enter on Windows)", err=True)
+    typed = sys.stdin.buffer.read()
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.BytesIO(typed)), encoding="utf-8")
+
+
 def models_and_inputs(paths):
     """MODEL... INPUTS -> (models, inputs); the last argument is the input."""
     if len(paths) < 2:
@@ -172,12 +185,31 @@ class Main(click.Group):
     def main(self, *args, **kwargs):
         kwargs.pop("standalone_mode", None)
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            try:
+                super().main(*args, standalone_mode=False, **kwargs)
+            except SystemExit:
+                _flush_stdout()
+                raise
+            _flush_stdout()  # here, not at interpreter exit where a failure would print a traceback
         except click.ClickException as e:
             fail(f"{' '.join(e.format_message().split())} (see jacprop --help)", e.exit_code)
         except click.exceptions.Abort:
             click.echo("jacprop: interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # `jacprop ... | head -1`: the reader has all it wanted
+            _silence_stdout()
+            sys.exit(0)
+        except OSError as e:  # help or a table onto a full disk (`> /dev/full`)
+            _silence_stdout()
+            fail(f"cannot write the output: {e.strerror or e}")
+
+
+def _flush_stdout():
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        raise
 
 
 @click.group(cls=Main, context_settings=CONTEXT)
@@ -188,9 +220,15 @@ def main():
 
     Models: Keras .h5 (Keras 2 and 3), Keras 3 .keras, NPZ.  Inputs: CSV, '-' for stdin.
     """
+    import warnings
+
+    import numpy as np
+
     from .engine import keep_freed_memory
 
     keep_freed_memory()
+    np.seterr(all="ignore")  # NaN and overflow show in the results and in jacprop's own notes, not as numpy warnings
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
 
 
 @main.command(context_settings=CONTEXT)
@@ -204,10 +242,10 @@ def main():
 @click.option("--wrt", multiple=True, help="Only derivatives with respect to these inputs (names or indices).")
 @click.option("--output-names", multiple=True, help="Names for the K outputs (comma-separated), instead of the model's.")
 @click.option("--logits", is_flag=True, help="Jacobian of the output layers' pre-activations (e.g. before a softmax).")
-@click.option("--rows", "rows", help="Only these data rows (counted from 1), e.g. 1-5,10,20-.")
+@click.option("--rows", "rows", callback=check_rows, help="Only these data rows (counted from 1), e.g. 1-5,10,20-.")
 @click.option("--summary", is_flag=True,
               help="Statistics of J over all rows per output and input, inputs ranked by mean |J|.")
-@click.option("--max-rows", default=10, show_default=True, help="Rows shown one by one in the table format.")
+@click.option("--max-rows", type=COUNT, default=10, show_default=True, help="Rows shown one by one in the table format.")
 @handle_errors
 def jacobian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt, mode, outputs, wrt, output_names,
              logits, rows, summary, max_rows, cluster):
@@ -236,7 +274,10 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt
         from .cluster import runner
 
         finish(runner.run_jacobian(paths, spec_for, **cluster))
-    finish(command.run(command.prepare(spec_for(*models_and_inputs(paths)))))
+    models, inputs = models_and_inputs(paths)
+    if inputs == "-" and sys.stdin.isatty():
+        waiting_note("the INPUTS csv", quiet)
+    finish(command.run(command.prepare(spec_for(models, inputs))))
 
 
 @main.command(context_settings=CONTEXT)
@@ -255,7 +296,7 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt
 @click.option("--method", "methods", multiple=True, type=click.Choice(["linear", "gum", "worst", "mc", "all"]),
               help="linear: J dx; gum: sqrt(J Sigma J^T) (default); worst: sum |J| |dx|; mc: Monte Carlo through "
                    "the network.")
-@click.option("--samples", type=click.IntRange(2), default=200_000, show_default=True,
+@click.option("--samples", type=SAMPLES, default=200_000, show_default=True,
               help="Monte Carlo: the most draws per row (the cap of the adaptive procedure; a note names the rows "
                    "that reach it).")
 @click.option("--digits", type=click.IntRange(0, 6), default=2, show_default=True,
@@ -265,7 +306,7 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt
 @click.option("--interval", type=click.Choice(["symmetric", "shortest"]), default="symmetric", show_default=True,
               help="Monte Carlo coverage interval at --level (default 0.95): probabilistically symmetric or shortest "
                    "(JCGM 101 7.7).")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Monte Carlo random seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Monte Carlo random seed (an integer >= 0).")
 @click.option("--dist", multiple=True, metavar="[NAME=]normal|rect|triangular|arcsine|t:NU",
               help="Monte Carlo: an input's distribution, scaled so that its standard deviation is --dx (rect: "
                    "half-width sqrt(3)·dx; triangular: sqrt(6)·dx; arcsine: sqrt(2)·dx; t:NU: NU > 2). "
@@ -273,16 +314,17 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt
 @click.option("--dof", multiple=True, metavar="[NAME=]NU",
               help="Degrees of freedom of an input's uncertainty (default infinite): gum writes the "
                    "Welch-Satterthwaite nu_eff and, with --level, takes k from Student's t (JCGM 100 G.4). Repeatable.")
-@click.option("--coverage", type=float, help="Coverage factor k: expanded uncertainty U = k u.")
-@click.option("--level", type=float,
-              help="Coverage probability (e.g. 0.95): k from the normal distribution (Student's t with --dof); also "
+@click.option("--coverage", type=COVERAGE, help="Coverage factor k >= 1: expanded uncertainty U = k u.")
+@click.option("--level", type=LEVEL,
+              help="Coverage probability in (0, 1), e.g. 0.95: k from the normal distribution (Student's t with --dof); also "
                    "the mc interval.")
 @click.option("--output-cov", is_flag=True,
               help="Also write the output covariance per row: J Sigma J^T (cov), and from the draws with mc (cov_mc).")
 @click.option("--check-linearity", is_flag=True,
               help="Departure from linearity along each input i: e_i = max(|f(x+dx_i)-f(x)-J_i dx_i|, "
                    "|f(x)-f(x-dx_i)-J_i dx_i|); nonlinearity = sqrt(sum_i e_i^2) / u; flag rows above --tol.")
-@click.option("--tol", default=0.1, show_default=True, help="The nonlinearity that --check-linearity flags.")
+@click.option("--tol", type=POSITIVE, default=0.1, show_default=True,
+              help="The nonlinearity (> 0) that --check-linearity flags.")
 @click.option("--budget", is_flag=True,
               help="Write each input's share of u(y)^2: c_i (Sigma c)_i / u^2 (c = J's row; the shares sum to 1; "
                    "c_i^2 dx_i^2 / u^2 without correlation; negative where a correlation lowers u).")
@@ -292,13 +334,20 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt
 @click.option("--require-valid", is_flag=True, help="Gate: exit 1 if --validate fails on any row (implies --validate).")
 @click.option("--max-dy", multiple=True,
               help="Gate: exit 1 if an estimate exceeds VALUE or OUTPUT=VALUE (or is NaN/inf).")
-@click.option("--max-nonlinearity", type=float, help="Gate: exit 1 if the nonlinearity exceeds this (or is NaN/inf).")
-@click.option("--rows", "rows", help="Only these data rows (counted from 1), e.g. 1-5,10.")
-@click.option("--max-rows", default=10, show_default=True, help="Rows shown in the table format.")
+@click.option("--max-nonlinearity", type=NON_NEGATIVE,
+              help="Gate: exit 1 if the nonlinearity exceeds this (>= 0; or is NaN/inf).")
+@click.option("--rows", "rows", callback=check_rows, help="Only these data rows (counted from 1), e.g. 1-5,10.")
+@click.option("--max-rows", type=COUNT, default=10, show_default=True, help="Rows shown in the table format.")
+@click.option("--outputs", multiple=True, help="Only these outputs (names or indices, comma-separated).")
+@click.option("--wrt", multiple=True, help="Only the uncertainty of these inputs (names or indices); the others are "
+              "taken as exact, so each estimate is the part of u(y) that comes from these inputs.")
+@click.option("--summary", is_flag=True, help="Statistics of every estimate over all rows per output (mean, RMS, "
+              "std, min, max, row of the largest), instead of the rows.")
 @handle_errors
 def propagate(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt, mode, dx, dx_column, cov_file, corr_file,
               methods, samples, digits, interval, seed, dist, dof, coverage, level, output_cov, check_linearity, tol,
-              budget, validate, require_valid, max_dy, max_nonlinearity, rows, max_rows, cluster):
+              budget, validate, require_valid, max_dy, max_nonlinearity, rows, max_rows, outputs, wrt, summary,
+              cluster):
     """Output uncertainty from input uncertainty, Delta y ~= J Delta x, at every row.
 
     Reads MODEL... INPUTS, or what `jacprop jacobian` wrote (csv, jsonl or npz; a file
@@ -324,50 +373,67 @@ def propagate(paths, load_options, csv_options, dtype, quiet, output, no_row, fm
             samples=samples, seed=seed, digits=digits, interval=interval, dist=tuple(dist), dof=tuple(dof),
             validate=validate, require_valid=require_valid, coverage=coverage, level=level, output_cov=output_cov,
             check_linearity=check_linearity, tol=tol, budget=budget, max_dy=tuple(max_dy),
-            max_nonlinearity=max_nonlinearity)
+            max_nonlinearity=max_nonlinearity, outputs=split_list(outputs), wrt=split_list(wrt), summary=summary)
 
     if cluster is not None:
         from .cluster import runner
 
         finish(runner.run_propagate(paths, spec_for, **cluster))
     models, inputs = models_and_inputs(paths) if len(paths) >= 2 else ((), paths[0] if paths else "-")
+    if inputs == "-" and sys.stdin.isatty():
+        if not paths:
+            fail("nothing to read: give MODEL... INPUTS, or pipe what `jacprop jacobian` wrote into stdin "
+                 "(jacprop jacobian model.h5 data.csv | jacprop propagate --dx 0.01)")
+        waiting_note("what `jacprop jacobian` wrote (csv or jsonl)" if not models else "the INPUTS csv", quiet)
     finish(command.run(command.prepare(spec_for(models, inputs))))
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True, metavar="MODEL... INPUTS")
 @model_and_input_options
-@click.option("--tol", default=1e-6, show_default=True, help="Largest accepted |J - J_fd| / max(1, max|J|) per output.")
+@click.option("--tol", type=POSITIVE, default=1e-6, show_default=True,
+              help="Largest accepted |J - J_fd| / max(1, max|J|) per output (> 0).")
 @click.option("--expect-y", type=click.Path(dir_okay=False),
               help="CSV of expected outputs (e.g. the framework's predict) to compare y with.")
-@click.option("--y-tol", default=1e-5, show_default=True, help="Largest accepted |y - expected| / max(1, |expected|).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--y-tol", type=POSITIVE, default=1e-5, show_default=True,
+              help="Largest accepted |y - expected| / max(1, |expected|) (> 0).")
+@click.option("--rows", "rows", callback=check_rows, help="Only these data rows (counted from 1), e.g. 1-5,10,20-.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the report to this file (json for a .json name, else the table); default stdout.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]),
+              help="Report format. Default: json for an -o name ending .json, else table.")
 @handle_errors
-def check(paths, load_options, csv_options, dtype, quiet, tol, expect_y, y_tol, fmt):
+def check(paths, load_options, csv_options, dtype, quiet, tol, expect_y, y_tol, rows, output, fmt):
     """Check backprop J against central finite differences at every row of INPUTS.
 
     The step for input i is eps^(1/3) * max(1, RMS of column i).  Exit 1 when an
-    error exceeds --tol (or --y-tol with --expect-y): a gate for CI.
+    error exceeds --tol (or --y-tol with --expect-y): a gate for CI.  With --dtype
+    float32, J and y are computed in float32 (as jacobian --dtype float32 would)
+    and compared with float64 differences: the report shows the float32 error.
 
     \b
     Example:
       jacprop check sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv
-      jacprop check model.h5 data.csv --expect-y predictions.csv --format json
+      jacprop check model.h5 data.csv --expect-y predictions.csv --format json -o check.json
     """
     from .commands import check as command
     from .commands.common import InputSpec, ModelSpec
+    from .io.writers import atomic_output
 
     models, inputs = models_and_inputs(paths)
-    result, outcome = command.run(command.CheckSpec(ModelSpec(models, **load_options), InputSpec(inputs, **csv_options),
-                                                    tol, expect_y, y_tol))
-    if fmt == "json":
-        import json
+    fmt = fmt or ("json" if output and output.lower().endswith(".json") else "table")
+    result, outcome = command.run(command.CheckSpec(ModelSpec(models, **load_options),
+                                                    InputSpec(inputs, rows=rows, **csv_options), tol, expect_y, y_tol,
+                                                    dtype))
+    with atomic_output(output) as out:
+        if fmt == "json":
+            import json
 
-        click.echo(json.dumps(result, indent=2))
-    else:
-        from .render import check_tables
+            out.file.write((json.dumps(result, indent=2) + "\n").encode())
+        else:
+            from .render import check_tables
 
-        check_tables(result)
+            check_tables(result, out.file)
     finish(outcome)
 
 
@@ -457,8 +523,8 @@ PLOT_STATS = ("mean-abs", "rms", "mean")
               "(inputs x0, x1, ... or <input>_0, ... in time-major order): the sensitivity per time step.")
 @click.option("--dx", multiple=True, help="MODEL... INPUTS, budget and linearity: the input uncertainty, as for "
               "jacprop propagate (0.01, NAME=0.5, NAME=2%). Repeatable.")
-@click.option("--samples", default=4000, show_default=True, help="linearity: Monte Carlo draws at --row.")
-@click.option("--seed", default=0, show_default=True, help="linearity: Monte Carlo seed (as in jacprop propagate).")
+@click.option("--samples", type=SAMPLES, default=4000, show_default=True, help="linearity: Monte Carlo draws at --row.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="linearity: Monte Carlo seed (as in jacprop propagate).")
 @click.option("--dpi", type=click.IntRange(10, 1200), default=100, show_default=True, help="PNG resolution.")
 @click.option("--columns", multiple=True, help="MODEL... INPUTS: input columns by name, in order.")
 @click.option("--id-column", help="MODEL... INPUTS: a column identifying rows (not an input).")
@@ -466,7 +532,7 @@ PLOT_STATS = ("mean-abs", "rms", "mean")
               help="MODEL... INPUTS: CSV field delimiter (default: sniffed, as in jacprop jacobian).")
 @click.option("--no-header", is_flag=True, help="MODEL... INPUTS: the CSV has no header line (default: a line 1 of "
               "numbers is data).")
-@click.option("--rows", "rows", help="MODEL... INPUTS: only these data rows (counted from 1), e.g. 1-100.")
+@click.option("--rows", "rows", callback=check_rows, help="MODEL... INPUTS: only these data rows (counted from 1), e.g. 1-100.")
 @click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say.")
 @click.option("--output-activation", default="linear", show_default=True,
               help="NPZ weight lists: the last layer's activation.")

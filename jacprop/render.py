@@ -3,11 +3,14 @@ module imports rich; the data formats are written by ``io.writers``."""
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager, nullcontext
+from functools import partial
 
 import numpy as np
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -16,9 +19,50 @@ from .io.writers import AtomicOutput, Writer
 NAME_WIDTH = 16  # characters of a name shown in a column header
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """rich would exit 1 here; the CLI ends a closed pipe quietly with 0, as for csv."""
+        raise BrokenPipeError
+
+
+WIDE = 200  # characters: the width of tables written to a file or a pipe (nobody's terminal to fit)
+TOP_INPUTS = 8  # inputs shown per output when a row's Jacobian does not fit as a matrix
+TALL_INPUTS = 40  # up to this many inputs, a Jacobian too wide for the screen is shown transposed
+
+
 def console(stderr=False, file=None, width=None) -> Console:
-    """The one way jacprop makes a rich console: no syntax highlighting of numbers."""
-    return Console(stderr=stderr, file=file, width=width, highlight=False)
+    """The one way jacprop makes a rich console: no syntax highlighting of numbers; results that
+    do not go to a terminal get the fixed width WIDE, not 80 columns."""
+    if width is None and not stderr and not getattr(file if file is not None else sys.stdout, "isatty", bool)():
+        width = WIDE
+    return _Console(stderr=stderr, file=file, width=width, highlight=False)
+
+
+def fits(console, renderable) -> bool:
+    """Whether ``renderable`` fits the console's width without wrapping or cutting a cell."""
+    unbounded = console.options.update(width=10**6, max_width=10**6)  # (a measure is capped at the given width)
+    return Measurement.get(console, unbounded, renderable).maximum <= console.width
+
+
+def print_fitting(console, *layouts) -> None:
+    """Print the first of ``layouts`` (functions making a renderable) that fits; the last one
+    (which must wrap rather than cut) when none does."""
+    for make in layouts[:-1]:
+        table = make()
+        if fits(console, table):
+            console.print(table)
+            return
+    console.print(layouts[-1]())
+
+
+def records(title, headers, rows, note=None):
+    """A table's rows as wrapped lines 'header value, header value, ...': the layout that never cuts a number."""
+    lines = [Text(title, style="bold")] if title else []
+    for cells in rows:
+        lines.append(Text(", ".join(f"{h} {c}".strip() for h, c in zip(headers, cells) if str(c) != "")))
+    if note:
+        lines.append(Text(note, style="dim"))
+    return Group(*lines)
 
 
 def status(line: str) -> None:
@@ -30,18 +74,32 @@ def open_table(output, fields, meta, max_rows=10) -> TableWriter:
     return TableWriter(AtomicOutput(output), fields, meta, max_rows=max_rows)
 
 
-def progress(show: bool):
-    """A transient rows-done counter on stderr; a no-op unless ``show`` (stderr a terminal, not --quiet)."""
+def progress(show: bool, size=None):
+    """Progress on stderr, transient; a no-op unless ``show`` (stderr a terminal, not --quiet).
+    ``size``: (total bytes, a function giving the bytes read so far) when the input is a file: a bar
+    with the percentage and the time left; otherwise a spinner with the rows done."""
     if not show:
         return nullcontext(lambda n: None)
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    total, done = size if size else (None, None)
+    columns = [SpinnerColumn(), TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn()]
+    if total:
+        columns[2:2] = [BarColumn(), TaskProgressColumn(), TextColumn("ETA"), TimeRemainingColumn()]
 
     @contextmanager
     def bar():
-        with Progress(SpinnerColumn(), TextColumn("{task.completed:,} rows"), TimeElapsedColumn(),
-                      console=console(stderr=True), transient=True) as p:
-            task = p.add_task("rows", total=None)
-            yield lambda n: p.advance(task, n)
+        with Progress(*columns, console=console(stderr=True), transient=True) as p:
+            task = p.add_task("rows", total=total, rows=0)
+            count = 0
+
+            def advance(n):
+                nonlocal count
+                count += n
+                at = done() if done else None
+                p.update(task, rows=count, **({"completed": min(at, total)} if at is not None else {}))
+
+            yield advance
 
     return bar()
 
@@ -73,64 +131,96 @@ def _label(row, ident):
 
 
 def jacobian_rows(console, rows, ids, arrays, meta) -> int:
-    """Each row's K x D Jacobian dy_k/dx_i, with y_k beside each output and x_i above."""
+    """Each row's K x D Jacobian dy_k/dx_i, with y_k beside each output and x_i above; transposed
+    (inputs down) when that fits and the matrix does not; else the largest TOP_INPUTS per output."""
     x, y, J = arrays["x"], arrays["y"], arrays["jacobian"]
+    ins, outs = meta["input_names"], meta["output_names"]
     for n in range(len(rows)):
-        table = Table(title=escape(_label(rows[n], None if ids is None else ids[n])), title_justify="left",
-                      show_edge=False, pad_edge=False)
-        table.add_column("dy/dx", style="bold")
-        table.add_column("y", justify="right")
-        for name in meta["input_names"]:
-            table.add_column(escape(shorten(name)), justify="right")
+        title = escape(_label(rows[n], None if ids is None else ids[n]))
         vmax = float(np.abs(J[n]).max(initial=0))
-        table.add_row(Text("x", style="dim"), "", *[Text(number(v), style="dim") for v in x[n]])
-        for k, name in enumerate(meta["output_names"]):
-            table.add_row(escape(shorten(name)), number(y[n, k]), *[Text(number(v), style=shade(v, vmax)) for v in J[n, k]])
-        console.print(table)
+        layouts = [partial(_matrix, title, x[n], y[n], J[n], ins, outs, vmax)]
+        if len(ins) <= TALL_INPUTS:
+            layouts.append(partial(_matrix, title, y[n], x[n], J[n].T, outs, ins, vmax, transposed=True))
+        print_fitting(console, *layouts, partial(_top_inputs, title, y[n], J[n], ins, outs),
+                      partial(_top_inputs, title, y[n], J[n], ins, outs, lines=True))
     return len(rows)
+
+
+def _matrix(title, top, side, M, columns, lines, vmax, transposed=False):
+    """M (len(lines), len(columns)) with ``top`` above the columns and ``side`` beside the lines."""
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("dx/dy" if transposed else "dy/dx", style="bold", no_wrap=True)
+    table.add_column("x" if transposed else "y", justify="right", no_wrap=True)
+    for name in columns:
+        table.add_column(escape(shorten(name)), justify="right", no_wrap=True)
+    table.add_row(Text("y" if transposed else "x", style="dim"), "", *[Text(number(v), style="dim") for v in top])
+    for k, name in enumerate(lines):
+        table.add_row(escape(shorten(name)), number(side[k]), *[Text(number(v), style=shade(v, vmax)) for v in M[k]])
+    return table
+
+
+def _top_inputs(title, y, J, ins, outs, lines=False):
+    """Per output, the TOP_INPUTS inputs with the largest |dy/dx|, with a note; as a table, or as
+    wrapped lines (``lines``: the layout that never cuts a number)."""
+    top = min(TOP_INPUTS, len(ins))
+    head = f"the {top} largest |dy/dx| of {len(ins)} inputs"
+    note = f"{len(ins) - top} more inputs per output not shown; all of them in --format csv, jsonl or npz"
+    rows = []
+    for k, out in enumerate(outs):
+        order = np.argsort(-np.nan_to_num(np.abs(J[k]), nan=np.inf), kind="stable")[:top]
+        rows.append([escape(shorten(out)), number(y[k]), ", ".join(f"{escape(ins[i])} {number(J[k, i])}" for i in order)])
+    if lines:
+        return records(title, ["", "y", f"{head}:"], rows, note if top < len(ins) else None)
+    table = grid(title, ["output", "y", head], rows, left=(0, 2), caption=note if top < len(ins) else None)
+    table.columns[2].no_wrap = False
+    return table
+
+
+def grid(title, headers, rows, left=(), styles=None, caption=None):
+    """A table of text cells: ``left`` the columns justified left; ``styles`` a style per row."""
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, caption=caption)
+    for j, h in enumerate(headers):
+        table.add_column(h, justify="left" if j in left else "right", no_wrap=True)
+    for r, cells in enumerate(rows):
+        table.add_row(*cells, style=styles[r] if styles else None)
+    return table
 
 
 def summary_table(console, stats: dict, input_names, output_names, n_rows: int, top: int = 10) -> None:
     """Per output, the inputs ranked by mean |J| with their statistics over rows (RMS is in the data formats)."""
+    headers = ["#", "input", "mean|J|", "mean", "std", "min", "max", "row max|J|"]
     for k, out in enumerate(output_names):
-        table = Table(title=f"{escape(shorten(out, 40))}: inputs ranked by mean |dy/dx| over {n_rows} rows",
-                      title_justify="left", show_edge=False, pad_edge=False)
-        for col in ("#", "input", "mean|J|", "mean", "std", "min", "max", "row max|J|"):
-            table.add_column(col, justify="left" if col == "input" else "right", no_wrap=True)
-        vmax = float(stats["mean_abs"][k].max(initial=0))
-        for r, i in enumerate(stats["rank"][k][:top], start=1):
-            table.add_row(str(r), escape(shorten(input_names[i], 24)),
-                          Text(number(stats["mean_abs"][k, i]), style=shade(stats["mean_abs"][k, i], vmax)),
-                          *[number(stats[s][k, i]) for s in ("mean", "std", "min", "max")],
-                          str(stats["row_of_max_abs"][k, i]))
-        if len(input_names) > top:
-            table.caption = f"{len(input_names) - top} more inputs not shown"
-        console.print(table)
+        title = f"{escape(shorten(out, 40))}: inputs ranked by mean |dy/dx| over {n_rows} rows"
+        rows = [[str(r), escape(shorten(input_names[i], 24)),
+                 *[number(stats[s][k, i]) for s in ("mean_abs", "mean", "std", "min", "max")],
+                 str(stats["row_of_max_abs"][k, i])] for r, i in enumerate(stats["rank"][k][:top], start=1)]
+        note = f"{len(input_names) - top} more inputs not shown" if len(input_names) > top else None
+        print_fitting(console, partial(grid, title, headers, rows, left=(1,), caption=note),
+                      partial(records, title, headers, rows, note))
 
 
 def propagate_rows(console, rows, ids, arrays, meta) -> int:
-    """One line per (row, output): y, each method's estimate, and the dominant input."""
-    table = Table(show_edge=False, pad_edge=False)
-    table.add_column("row", justify="right")
-    table.add_column("output")
-    table.add_column("y", justify="right")
+    """One line per (row, output): y, each method's estimate, and the dominant input; when that is
+    too wide, a table per row with the estimates down and the outputs across; else wrapped lines."""
     shown = [name for name, _ in meta["columns"] if name in arrays]
-    for name in shown:
-        table.add_column(dict(meta["columns"])[name], justify="right")
-    if "budget" in arrays:
-        table.add_column("top input", no_wrap=True)
+    heads = ["y", *[dict(meta["columns"])[name] for name in shown]] + (["top input"] if "budget" in arrays else [])
+    outs, flag = meta["output_names"], meta.get("flag")
+    cells = {}  # (n, k) -> the cells of heads
     for n in range(len(rows)):
-        for k, out in enumerate(meta["output_names"]):
-            cells = [_label(rows[n], None if ids is None else ids[n]).removeprefix("row ") if k == 0 else "",
-                     escape(shorten(out)), number(arrays["y"][n, k])]
-            cells += [_cell(name, arrays[name][n, k]) for name in shown]
+        for k in range(len(outs)):
+            cells[n, k] = [number(arrays["y"][n, k]), *[_cell(q, arrays[q][n, k]) for q in shown]]
             if "budget" in arrays:
-                i = int(arrays["budget"][n, k].argmax())
-                cells.append(f"{escape(shorten(meta['input_names'][i], 12))} {arrays['budget'][n, k, i]:.0%}")
-            flag = meta.get("flag")
-            style = "bold red" if flag is not None and flag(arrays, n, k) else None
-            table.add_row(*cells, style=style)
-    console.print(table)
+                share = arrays["budget"][n, k]
+                i = int(np.nan_to_num(share, nan=-1).argmax())
+                cells[n, k].append("nan" if np.isnan(share[i]) else
+                                   f"{escape(shorten(meta['input_names'][i], 12))} {share[i]:.0%}")
+    label = [_label(rows[n], None if ids is None else ids[n]) for n in range(len(rows))]
+    bad = {(n, k): flag is not None and bool(flag(arrays, n, k)) for n, k in cells}
+    wide = [[label[n].removeprefix("row ") if k == 0 else "", escape(shorten(outs[k])), *c] for (n, k), c in cells.items()]
+    styles = ["bold red" if bad[key] else None for key in cells]
+    print_fitting(console, lambda: grid(None, ["row", "output", *heads], wide, left=(1, len(heads) + 1), styles=styles),
+                  lambda: Group(*[_per_row(label[n], heads, outs, cells, n, bad) for n in range(len(rows))]),
+                  lambda: records(None, ["row", "output", *heads], wide))
     return len(rows)
 
 
@@ -163,6 +253,13 @@ def propagate_footer(s) -> list[str]:
     if s.validate:
         lines.append("valid: GUM's y ± U within δ of the Monte Carlo interval ends (JCGM 101 8)")
     return lines
+
+
+def _per_row(title, heads, outs, cells, n, bad):
+    """One row's estimates (down) for every output (across); a flagged output's name in red."""
+    names = [f"[bold red]{escape(shorten(o))}[/]" if bad[n, k] else escape(shorten(o)) for k, o in enumerate(outs)]
+    return grid(escape(title), ["", *names], [[h, *[cells[n, k][j] for k in range(len(outs))]]
+                                              for j, h in enumerate(heads)], left=(0,))
 
 
 class TextBridge:
@@ -214,9 +311,24 @@ def close_jacobian_table(console, writer, stats, meta):
         summary_table(console, stats.result(), meta["input_names"], meta["output_names"], writer.n)
 
 
-def summary_to(binary_file, stats, input_names, output_names, n_rows) -> None:
-    """``jacobian --summary --format table`` onto a binary file (stdout's buffer or an -o file)."""
-    summary_table(console(file=TextBridge(binary_file)), stats, input_names, output_names, n_rows)
+def summary_to(binary_file, stats, input_names, output_names, n_rows, what="input") -> None:
+    """``jacobian --summary --format table`` onto a binary file (stdout's buffer or an -o file);
+    ``what="estimate"``: ``propagate --summary``, the estimates' statistics over rows."""
+    out = console(file=TextBridge(binary_file))
+    if what == "input":
+        summary_table(out, stats, input_names, output_names, n_rows)
+    else:
+        estimates_table(out, stats, input_names, output_names, n_rows)
+
+
+def estimates_table(console, stats: dict, names, output_names, n_rows: int) -> None:
+    """``propagate --summary``: per output, each estimate's statistics over the rows."""
+    headers = ["estimate", "mean", "RMS", "std", "min", "max", "row max|.|"]
+    for k, out in enumerate(output_names):
+        title = f"{escape(shorten(out, 40))}: estimates over {n_rows} rows"
+        rows = [[name, *[number(stats[s][k, i]) for s in ("mean", "rms", "std", "min", "max")],
+                 str(stats["row_of_max_abs"][k, i])] for i, name in enumerate(names)]
+        print_fitting(console, partial(grid, title, headers, rows, left=(0,)), partial(records, title, headers, rows))
 
 
 def inspect_table(info: dict) -> None:
@@ -243,10 +355,11 @@ def inspect_table(info: dict) -> None:
         out.print(f"note: {escape(note)}")
 
 
-def check_tables(result: dict) -> None:
-    """``jacprop check``: per output, the largest scaled error of J (and of y), on stdout."""
-    out = console()
-    table = Table(title=f"J vs central differences, {result['rows']} rows, tol {result['tolerance']:g}",
+def check_tables(result: dict, file=None) -> None:
+    """``jacprop check``: per output, the largest scaled error of J (and of y), on a binary ``file`` (stdout)."""
+    out = console(file=None if file is None else TextBridge(file))
+    dtype = f", J in {result['dtype']}" if result.get("dtype", "float64") != "float64" else ""
+    table = Table(title=f"J vs central differences, {result['rows']} rows, tol {result['tolerance']:g}{dtype}",
                   title_justify="left", show_edge=False, pad_edge=False)
     for col in ("output", "max |J - J_fd| / max(1, max|J|)", "row", "input", ""):
         table.add_column(col)

@@ -191,6 +191,65 @@ CASES = [
      "give --coverage or --level, not both"),
     ("opt-unknown-output", "--outputs names an unknown output", None, None, ["--outputs", "zz"], "--outputs: 'zz' is neither a name nor an index"),
     ("opt-bad-choice", "an invalid choice", None, None, ["--mode", "sideways"], "Invalid value for '--mode'"),
+    # option ranges (click types in jacprop/cli_options.py)
+    ("opt-samples-zero", "--samples 0", None, None, ["propagate", "--dx", "0.1", "--method", "mc", "--samples", "0"],
+     "Invalid value for '--samples': 0 is not in [2, 100000000]"),
+    ("opt-samples-negative", "--samples -5", None, None, ["propagate", "--dx", "0.1", "--samples", "-5"],
+     "Invalid value for '--samples': -5 is not in [2, 100000000]"),
+    ("opt-samples-one", "--samples 1 (no standard deviation from one draw)", None, None,
+     ["propagate", "--dx", "0.1", "--method", "mc", "--samples", "1"], "needs at least 2 draws per row"),
+    ("opt-samples-fraction", "--samples 1.5", None, None, ["propagate", "--dx", "0.1", "--samples", "1.5"],
+     "Invalid value for '--samples': '1.5' is not an integer"),
+    ("opt-samples-huge", "--samples 10^9", None, None, ["propagate", "--dx", "0.1", "--samples", "1000000000"],
+     "Invalid value for '--samples': 1000000000 is not in [2, 100000000]"),
+    ("opt-seed-negative", "--seed -1", None, None, ["propagate", "--dx", "0.1", "--seed", "-1"],
+     "Invalid value for '--seed': -1 is not >= 0"),
+    ("opt-coverage-probability", "--coverage 0.95 (a probability given as k)", None, None,
+     ["propagate", "--dx", "0.1", "--coverage", "0.95"], "'--coverage': 0.95 is not >= 1; k is a coverage factor (U = k u) "
+     "and must be >= 1; did you mean --level 0.95?"),
+    ("opt-coverage-negative", "--coverage -2", None, None, ["propagate", "--dx", "0.1", "--coverage", "-2"],
+     "Invalid value for '--coverage': -2 is not >= 1"),
+    ("opt-coverage-inf", "--coverage inf", None, None, ["propagate", "--dx", "0.1", "--coverage", "inf"],
+     "Invalid value for '--coverage': inf is not >= 1"),
+    ("opt-level-percent", "--level 95 (a percentage)", None, None, ["propagate", "--dx", "0.1", "--level", "95"],
+     "Invalid value for '--level': 95 is not in (0, 1); a probability; did you mean --level 0.95?"),
+    ("opt-level-zero", "--level 0", None, None, ["propagate", "--dx", "0.1", "--level", "0"],
+     "Invalid value for '--level': 0 is not in (0, 1)"),
+    ("opt-level-one", "--level 1", None, None, ["propagate", "--dx", "0.1", "--level", "1"],
+     "Invalid value for '--level': 1 is not in (0, 1)"),
+    ("opt-level-nan", "--level nan", None, None, ["propagate", "--dx", "0.1", "--level", "nan"],
+     "Invalid value for '--level': nan is not in (0, 1)"),
+    ("opt-level-text", "--level high", None, None, ["propagate", "--dx", "0.1", "--level", "high"],
+     "Invalid value for '--level': 'high' is not a number"),
+    ("opt-tol-negative", "propagate --tol -1", None, None, ["propagate", "--dx", "0.1", "--check-linearity", "--tol", "-1"],
+     "Invalid value for '--tol': -1 is not > 0"),
+    ("opt-tol-zero", "propagate --tol 0", None, None, ["propagate", "--dx", "0.1", "--tol", "0"],
+     "Invalid value for '--tol': 0 is not > 0"),
+    ("opt-tol-nan", "propagate --tol nan", None, None, ["propagate", "--dx", "0.1", "--tol", "nan"],
+     "Invalid value for '--tol': nan is not > 0"),
+    ("opt-max-nonlinearity-negative", "--max-nonlinearity -0.1", None, None,
+     ["propagate", "--dx", "0.1", "--max-nonlinearity", "-0.1"], "Invalid value for '--max-nonlinearity': -0.1 is not >= 0"),
+    ("opt-max-dy-negative", "--max-dy -1", None, None, ["propagate", "--dx", "0.1", "--max-dy", "-1"],
+     "--max-dy -1: the bound must be a number >= 0"),
+    ("opt-max-dy-nan", "--max-dy OUTPUT=nan (a gate that could never fail)", None, None,
+     ["propagate", "--dx", "0.1", "--max-dy", "y[0]=nan"], "--max-dy y[0]=nan: the bound must be a number >= 0"),
+    ("opt-rows-zero", "--rows 0", None, None, ["--rows", "0"], "Invalid value for '--rows': '0' is not a range of rows counted from 1"),
+    ("opt-rows-empty", "--rows ''", None, None, ["--rows", ""], "Invalid value for '--rows': expected row numbers and ranges"),
+    ("opt-rows-comma", "--rows 1,,3", None, None, ["--rows", "1,,3"], "Invalid value for '--rows': expected row numbers and ranges"),
+    ("opt-rows-reversed", "--rows 5-2", None, None, ["--rows", "5-2"], "Invalid value for '--rows': '5-2' is not a range"),
+    ("opt-rows-text", "propagate --rows first", None, None, ["propagate", "--dx", "0.1", "--rows", "first"],
+     "Invalid value for '--rows': expected row numbers and ranges"),
+    ("opt-max-rows-negative", "--max-rows -1", None, None, ["--max-rows", "-1"], "Invalid value for '--max-rows': -1 is not >= 0"),
+    ("opt-workers-zero", "--engine dask --workers 0", None, None, ["--engine", "dask", "--workers", "0"],
+     "Invalid value for '--workers': 0 is not in the range x>=1"),
+    ("opt-check-tol-negative", "check --tol -1", None, None, ["check", "--tol", "-1"], "Invalid value for '--tol': -1 is not > 0"),
+    ("opt-check-y-tol-zero", "check --y-tol 0", None, None, ["check", "--y-tol", "0"], "Invalid value for '--y-tol': 0 is not > 0"),
+    ("opt-propagate-unknown-output", "propagate --outputs names an unknown output", None, None,
+     ["propagate", "--dx", "0.1", "--outputs", "zz"], "--outputs: 'zz' is neither a name nor an index"),
+    ("opt-propagate-unknown-wrt", "propagate --wrt names an unknown input", None, None,
+     ["propagate", "--dx", "0.1", "--wrt", "speed"], "--wrt: 'speed' is neither a name nor an index"),
+    ("opt-propagate-summary-npy", "propagate --summary -o x.npy", None, None,
+     ["propagate", "--dx", "0.1", "--summary", "-o", "x.npy"], "--format npy is not available here"),
     # I/O
     ("io-missing-directory", "-o into a missing directory", None, None, ["-o", "nodir/out.csv"], "does not exist"),
     ("io-output-is-directory", "-o names a directory", None, None, ["-o", "."], "is a directory"),
@@ -202,8 +261,8 @@ def args_for(case, tmp):
     _, _, make_model, make_inputs, extra, _ = case
     extra = [str(a(tmp)) if callable(a) else a for a in extra]
     command = "jacobian"
-    if extra and extra[0] == "propagate":
-        command, extra = "propagate", extra[1:]
+    if extra and extra[0] in ("propagate", "check"):
+        command, extra = extra[0], extra[1:]
     model = make_model(tmp) if make_model else NPZ
     inputs = make_inputs(tmp) if make_inputs else (KCSV if make_model else CSV)
     return [command, str(model), str(inputs), *extra]

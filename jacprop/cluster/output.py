@@ -141,10 +141,15 @@ def write_directory(plan: OutputPlan, staging: str, names: list[str], manifest: 
     with contextlib.suppress(OSError, ValueError, AttributeError, TypeError):
         with open(os.path.join(plan.path, "manifest.json")) as f:
             old = {p["part"] for p in json.load(f).get("parts", []) if isinstance(p, dict) and "part" in p}
-    for name in names:
-        os.replace(os.path.join(staging, name), os.path.join(plan.path, name))
-    with writers.atomic_output(os.path.join(plan.path, "manifest.json")) as out:
+    staged = os.path.join(staging, "manifest.json")  # written first: a full disk fails before any part moves
+    with writers.atomic_output(staged) as out:
         out.file.write((json.dumps(manifest, indent=2) + "\n").encode())
+    for name in [*names, "manifest.json"]:  # renames: no space needed; the manifest last
+        target = os.path.join(plan.path, name)
+        mode = writers.existing_mode(target)  # a replaced part keeps its mode, as a replaced -o file does
+        if mode is not None:
+            os.chmod(os.path.join(staging, name), mode)
+        os.replace(os.path.join(staging, name), target)
     for name in old - set(names):
         if isinstance(name, str) and os.path.basename(name) == name and name.startswith("part-"):
             with contextlib.suppress(OSError):

@@ -202,11 +202,11 @@ def jacobian_part(model, job: Job, part: Partition) -> dict:
 
 
 def propagate_part(model, job: Job, part: Partition) -> dict:
-    """One partition of ``jacprop propagate``, with the local path's Estimator; the first 20
-    linearity flags and gate violations come back with their counts."""
+    """One partition of ``jacprop propagate``, with the local path's Estimator; the kept
+    findings (``Findings.result()``) come back with their counts."""
     from ..commands.propagate import Findings
 
-    reader, blocks = _blocks(model, job, part)
+    reader, blocks = _blocks(model, job, part, job.estimator.out_idx)
     findings, dtype = Findings(), job.dtype
 
     def forward(X):

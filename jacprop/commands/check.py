@@ -8,7 +8,7 @@ from ..check import Checker
 from ..errors import InputError
 from ..io.matrices import read_expected
 from ..io.reader import no_data_rows
-from .common import InputSpec, ModelSpec, Outcome, load_model, open_inputs
+from .common import InputSpec, ModelSpec, Outcome, load_model, open_inputs, parse_rows
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,7 @@ class CheckSpec:
     tol: float = 1e-6
     expect_y: str | None = None
     y_tol: float = 1e-5
+    dtype: str = "float64"  # J and y computed in this precision (differences in float64)
 
 
 def run(spec: CheckSpec) -> tuple[dict, Outcome]:
@@ -26,20 +27,28 @@ def run(spec: CheckSpec) -> tuple[dict, Outcome]:
     model = load_model(spec.model, notes)
     reader = open_inputs(model, spec.inputs, notes=notes)
     expected = read_expected(spec.expect_y, model.output_names) if spec.expect_y else None
-    checker = Checker(model, reader.columns, spec.tol, spec.y_tol)
+    checker = Checker(model, reader.columns, spec.tol, spec.y_tol, spec.dtype)
+    keep, checked = parse_rows(spec.inputs.rows), 0
     try:
         for chunk in reader.chunks():
+            rows, X = chunk.rows, chunk.X
+            if keep is not None:
+                mask = keep(rows)
+                rows, X = rows[mask], X[mask]
+                if not len(rows):
+                    continue
+            checked += len(rows)
             ref = None
             if expected is not None:
-                if chunk.rows.max() > len(expected):
+                if rows.max() > len(expected):
                     raise InputError(f"--expect-y {spec.expect_y}: has {len(expected)} rows, fewer than the inputs")
-                ref = expected[chunk.rows - 1]
-            checker.add(chunk.rows, chunk.X, ref)
+                ref = expected[rows - 1]
+            checker.add(rows, X, ref)
     finally:
         reader.close()
     if checker.step is None:
         raise no_data_rows(reader.path)
-    if expected is not None and checker.y_rows != len(expected):
+    if expected is not None and keep is None and checker.y_rows != len(expected):
         raise InputError(f"--expect-y {spec.expect_y}: {len(expected)} rows, but the inputs have {checker.y_rows}")
-    result = checker.result(reader.rows_read, with_y=expected is not None)
+    result = checker.result(checked, with_y=expected is not None)
     return result, Outcome(0 if result["ok"] else 1, notes)

@@ -12,6 +12,7 @@ from .common import (
     ModelSpec,
     Outcome,
     OutputSpec,
+    Tally,
     jacobian_blocks,
     load_model,
     open_inputs,
@@ -20,6 +21,7 @@ from .common import (
     pick,
     resolve,
     show_progress,
+    show_tally,
     skipped_note,
     stream_to,
 )
@@ -102,7 +104,13 @@ def _stream(plan: JacobianPlan, blocks) -> None:
             stats.add(b.rows, b.J)
         return b.rows, b.ids, {"x": b.X if wrt is None else b.X[:, wrt], "y": b.Y, "jacobian": b.J}
 
-    stream_to(writer, blocks, produce, show_progress(plan.spec.output, plan.spec.inputs.path), plan.reader)
+    tally = None
+    if show_tally(plan.spec.output):
+        d, names = len(plan.input_names), plan.output_names
+        tally = Tally("|J|", lambda a: a["jacobian"], lambda j: f"d({names[j // d]})/d({plan.input_names[j % d]})")
+    stream_to(writer, blocks, produce, show_progress(plan.spec.output, plan.spec.inputs.path), plan.reader, tally)
+    if tally is not None:
+        plan.notes.append(tally.line())
 
 
 def _summary(plan: JacobianPlan, blocks) -> None:

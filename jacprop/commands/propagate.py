@@ -26,13 +26,16 @@ from .common import (
     Outcome,
     OutputSpec,
     RowBlock,
+    Tally,
     jacobian_blocks,
     load_model,
     open_inputs,
     open_output,
     parse_rows,
+    pick,
     resolve,
     show_progress,
+    show_tally,
     skipped_note,
     stream_to,
 )
@@ -80,22 +83,62 @@ class PropagateSpec:
     budget: bool = False
     max_dy: tuple = ()
     max_nonlinearity: float | None = None
+    outputs: tuple | None = None  # --outputs: only these outputs
+    wrt: tuple | None = None  # --wrt: only the uncertainty of these inputs (the others taken as exact)
+    summary: bool = False  # --summary: statistics of every estimate over the rows instead of the rows
+
+
+WORST_KEPT = 20  # gate violations named on stderr, the worst first
 
 
 @dataclass
 class Findings:
-    """Linearity flags, gate violations and non-finite results, (row, output[, why]) each, and the
-    Monte Carlo rows that reached the cap, gathered while streaming."""
+    """What streaming finds, gathered per block: linearity flags (row, output), the first WORST_KEPT;
+    gate violations, the WORST_KEPT largest by how far they cross their bound (``ratio`` = value /
+    bound, NaN counted as infinitely far; ties by the value), as (ratio, value, row, output, why);
+    non-finite results (row, output, what) when no gate is given; Monte Carlo rows that reached the
+    cap; and the count of each."""
 
     flagged: list = field(default_factory=list)
     violations: list = field(default_factory=list)
     nonfinite: list = field(default_factory=list)
     capped: list = field(default_factory=list)
+    n_flagged: int = 0
+    n_violations: int = 0
+    n_nonfinite: int = 0
+    n_capped: int = 0
 
-    def result(self, limit=20) -> dict:
-        """The first findings of each kind and their counts (what a Dask partition sends back)."""
-        return {**{name: getattr(self, name)[:limit] for name in ("flagged", "violations", "nonfinite", "capped")},
-                **{f"n_{name}": len(getattr(self, name)) for name in ("flagged", "violations", "nonfinite", "capped")}}
+    def flag(self, pairs) -> None:
+        self.n_flagged += len(pairs)
+        self.flagged.extend(pairs[: max(0, WORST_KEPT - len(self.flagged))])
+
+    def note(self, kind: str, items) -> None:
+        """Append ``items`` to the list ``kind`` ('nonfinite' or 'capped'), keeping the first WORST_KEPT."""
+        setattr(self, f"n_{kind}", getattr(self, f"n_{kind}") + len(items))
+        kept = getattr(self, kind)
+        kept.extend(items[: max(0, WORST_KEPT - len(kept))])
+
+    def violate(self, ratio, value, rows, outs, why) -> None:
+        """Violations at (n, k) where ``ratio`` (N, K) > 1 (or NaN); ``value``: what was bounded;
+        ``why(n, k)`` says what crossed what."""
+        bad = np.argwhere(~(ratio <= 1))
+        self.n_violations += len(bad)
+        score = np.nan_to_num(ratio[bad[:, 0], bad[:, 1]], nan=np.inf)
+        size = np.nan_to_num(value[bad[:, 0], bad[:, 1]], nan=np.inf)
+        for j in np.lexsort((-size, -score))[:WORST_KEPT]:
+            n, k = bad[j]
+            self.violations.append((float(score[j]), float(size[j]), int(rows[n]), outs[k], why(n, k)))
+        self.violations = merge_worst(self.violations)
+
+    def result(self) -> dict:
+        """The kept findings of each kind and their counts (what a Dask partition sends back)."""
+        kinds = ("flagged", "violations", "nonfinite", "capped")
+        return {**{k: list(getattr(self, k)) for k in kinds}, **{f"n_{k}": getattr(self, f"n_{k}") for k in kinds}}
+
+
+def merge_worst(violations, keep=WORST_KEPT) -> list:
+    """The ``keep`` worst (ratio, value, row, output, why) records, worst first (ties: in row order)."""
+    return sorted(violations, key=lambda v: (-v[0], -v[1]))[:keep]
 
 
 @dataclass(frozen=True)
@@ -112,6 +155,7 @@ class Estimator:
     tol: float
     table: bool  # the table's "top input" column: the budget even when not asked for (not beside mc: too wide)
     require_valid: bool = False
+    out_idx: list | None = None  # --outputs, as indices of the model's outputs
 
     @property
     def gated(self) -> bool:
@@ -121,24 +165,26 @@ class Estimator:
         """(rows, ids, arrays) for one block; appends to ``findings``."""
         J64 = b.J.astype(np.float64, copy=False)
         Xd = b.X if b.X is not None else np.zeros((len(b.Y), len(self.in_names)))
-        d = self.unc.dx(Xd, {i: b.extra[c] for i, c in self.unc.columns.items()})
+        d = self.unc.dx(Xd, {i: b.extra[c] for i, c in self.unc.columns.items()}, b.rows, self.in_names)
+        if forward is not None and self.out_idx is not None:
+            forward = _outputs_of(forward, self.out_idx)
         block = P.Block(J64, d, self.unc.corr, b.X, b.Y, b.rows, forward)
         a = {"y": b.Y, **({"x": b.X} if b.X is not None else {}), **P.estimate(block, self.settings, self.table)}
         rows, outs = b.rows, self.out_names
         if self.settings.check_linearity:
-            findings.flagged.extend((int(rows[n]), outs[k]) for n, k in np.argwhere(a["nonlinearity"] > self.tol))
+            findings.flag([(int(rows[n]), outs[k]) for n, k in np.argwhere(a["nonlinearity"] > self.tol)])
         bad = nonfinite(a, b.J)
-        if self.gated:
-            findings.violations.extend((int(rows[n]), outs[k], f"non-finite {', '.join(bad[n, k])}")
-                                       for n, k in sorted(bad))
-        else:
-            findings.nonfinite.extend((int(rows[n]), outs[k], ", ".join(bad[n, k])) for n, k in sorted(bad))
-        if "mc_converged" in a:  # rows stopped by the cap (not those stopped by a NaN: reported above)
-            capped = ~a.pop("mc_converged") & np.isfinite(a["dy_mc"]).all(axis=1)
-            findings.capped.extend(int(r) for r in rows[capped])
         ok = np.ones(a["y"].shape, bool)
         for n, k in bad:
             ok[n, k] = False
+        if self.gated:  # a non-finite result fails every gate: infinitely far past its bound
+            inf = np.where(ok, 0.0, np.inf)
+            findings.violate(inf, inf, rows, outs, lambda n, k: f"non-finite {', '.join(bad[n, k])}")
+        else:
+            findings.note("nonfinite", [(int(rows[n]), outs[k], ", ".join(bad[n, k])) for n, k in sorted(bad)])
+        if "mc_converged" in a:  # rows stopped by the cap (not those stopped by a NaN: reported above)
+            capped = ~a.pop("mc_converged") & np.isfinite(a["dy_mc"]).all(axis=1)
+            findings.note("capped", [int(r) for r in rows[capped]])
         self._gates(a, rows, ok, findings)
         return rows, b.ids, a
 
@@ -146,21 +192,40 @@ class Estimator:
         """--max-dy, --max-nonlinearity and --require-valid on the finite (row, output) pairs ``ok``."""
         outs = self.out_names
         if self.gate_dy is not None:
-            s = self.settings
-            k_factor = a["k"] if "k" in a else s.k if s.k is not None else (
-                P.normal_quantile((1 + s.level) / 2) if s.level is not None else 1.0)
-            size = np.max([np.abs(a[q]) * (k_factor if q in ("dy_gum", "dy_mc") else 1) for q in GATED if q in a], axis=0)
-            findings.violations.extend((int(rows[n]), outs[k], f"{size[n, k]:.4g} > {self.gate_dy[k]:.4g}")
-                                       for n, k in np.argwhere((size > self.gate_dy) & ok))
+            self._gate_dy(a, rows, ok, findings)
         if self.max_nonlinearity is not None:
-            findings.violations.extend(
-                (int(rows[n]), outs[k], f"nonlinearity {a['nonlinearity'][n, k]:.3g} > {self.max_nonlinearity:.3g}")
-                for n, k in np.argwhere((a["nonlinearity"] > self.max_nonlinearity) & ok))
+            bound, nl = self.max_nonlinearity, a["nonlinearity"]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = nl / bound if bound else np.where(nl > 0, np.inf, 0.0)
+            findings.violate(np.where(ok, ratio, 0.0), nl, rows, outs,
+                             lambda n, k: f"nonlinearity {nl[n, k]:.4g} > --max-nonlinearity {bound:.4g}")
         if self.require_valid:
-            findings.violations.extend(
-                (int(rows[n]), outs[k], f"GUM not validated by Monte Carlo: d_low {a['gum_d_low'][n, k]:.3g}, "
-                                        f"d_high {a['gum_d_high'][n, k]:.3g} > delta {a['gum_delta'][n, k]:.3g}")
-                for n, k in np.argwhere((a["gum_valid"] == 0) & ok))
+            d_low, d_high, delta = a["gum_d_low"], a["gum_d_high"], a["gum_delta"]
+            failed = np.where((a["gum_valid"] == 0) & ok, np.inf, 0.0)
+            findings.violate(failed, np.maximum(d_low, d_high), rows, outs,
+                             lambda n, k: f"GUM not validated by Monte Carlo: d_low {d_low[n, k]:.3g}, "
+                                          f"d_high {d_high[n, k]:.3g} > delta {delta[n, k]:.3g}")
+
+    def _gate_dy(self, a, rows, ok, findings) -> None:
+        """--max-dy: each gated estimate (u-like ones times k) against its output's bound; a
+        violation names the estimate that crossed it by the most."""
+        s = self.settings
+        k_factor = np.broadcast_to(a["k"] if "k" in a else s.k if s.k is not None else (
+            P.normal_quantile((1 + s.level) / 2) if s.level is not None else 1.0), a["y"].shape)
+        gated = [q for q in GATED if q in a]
+        size = np.stack([np.abs(a[q]) * (k_factor if q in ("dy_gum", "dy_mc") else 1) for q in gated])  # (Q, N, K)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(size == 0, 0.0, size / self.gate_dy)
+        which = np.nan_to_num(ratio, nan=np.inf).argmax(axis=0)
+        worst = np.take_along_axis(ratio, which[None], axis=0)[0]
+        value = np.take_along_axis(size, which[None], axis=0)[0]
+
+        def why(n, k):
+            q, kf = gated[which[n, k]], float(k_factor[n, k])
+            label = f"{q} x k={kf:.4g}" if kf != 1 and q in ("dy_gum", "dy_mc") else q
+            return f"{label} = {size[which[n, k], n, k]:.4g} > --max-dy {self.gate_dy[k]:.4g}"
+
+        findings.violate(np.where(ok, worst, 0.0), value, rows, self.out_names, why)
 
 
 def nonfinite(a: dict, J) -> dict:
@@ -175,6 +240,11 @@ def nonfinite(a: dict, J) -> dict:
         for n, k in np.argwhere(flags):
             bad.setdefault((int(n), int(k)), []).append(name)
     return bad
+
+
+def _outputs_of(forward, index):
+    """The network restricted to the outputs ``index`` (--outputs), for Monte Carlo and linearity."""
+    return lambda X: forward(X)[:, index]
 
 
 @dataclass
@@ -247,6 +317,8 @@ def parse_gate(specs, output_names, what) -> np.ndarray | None:
             v = float(value)
         except ValueError:
             raise UsageError(f"{what} {spec}: expected a number or OUTPUT=NUMBER") from None
+        if not v >= 0:  # NaN too: a gate must be able to fail
+            raise UsageError(f"{what} {spec}: the bound must be a number >= 0")
         idx = resolve([name], output_names, what.lstrip("-")) if sep else None
         bound[idx if idx else slice(None)] = v
     return bound
@@ -301,7 +373,9 @@ def prepare(spec: PropagateSpec, allowed=("table", "csv", "jsonl", "npz")) -> Pr
     model, reader, stream, in_names, out_names, id_name = _open_source(spec, settings, notes)
     try:
         settings = settings_of(spec, in_names)
-        unc = uncertainty_of(spec.uncertainty, in_names)
+        out_idx, wrt_idx = resolve(spec.outputs, out_names, "outputs"), resolve(spec.wrt, in_names, "wrt")
+        out_names = pick(out_names, out_idx)
+        unc = only_from(uncertainty_of(spec.uncertainty, in_names), wrt_idx)
         P.check_independent(unc.corr, settings.dist, settings.dof, list(in_names))
         has_x = model is not None or stream.has_x
         if unc.needs_x and not has_x:
@@ -313,19 +387,35 @@ def prepare(spec: PropagateSpec, allowed=("table", "csv", "jsonl", "npz")) -> Pr
         if reader is not None:
             reader.close()
         raise
+    if spec.summary and fmt not in SUMMARY_FORMATS:
+        raise UsageError(f"--summary writes {', '.join(SUMMARY_FORMATS)}")
     estimator = Estimator(settings, unc, list(in_names), list(out_names), gate_dy, spec.max_nonlinearity, spec.tol,
-                          fmt == "table" and (settings.budget or "mc" not in settings.methods), spec.require_valid)
+                          fmt == "table" and not spec.summary and (settings.budget or "mc" not in settings.methods),
+                          spec.require_valid, out_idx)
     meta = {"input_names": in_names, "output_names": out_names, "id_name": id_name, "row": spec.output.row}
     return PropagatePlan(spec, model, reader, stream, estimator, fields_of(settings, in_names, out_names, has_x),
                          meta, fmt, notes)
 
 
+def only_from(unc: P.Uncertainty, wrt_idx) -> P.Uncertainty:
+    """--wrt: the other inputs' uncertainty set to zero (they are taken as exact), so every estimate is
+    the part of the output uncertainty that comes from the --wrt inputs (with --cov: their block of Sigma)."""
+    if wrt_idx is None:
+        return unc
+    other = np.ones(len(unc.absolute), bool)
+    other[wrt_idx] = False
+    unc.absolute, unc.relative = np.where(other, 0.0, unc.absolute), np.where(other, 0.0, unc.relative)
+    unc.columns = {i: c for i, c in unc.columns.items() if not other[i]}
+    return unc
+
+
 def _blocks(plan: PropagatePlan):
-    keep = parse_rows(plan.spec.inputs.rows)
+    keep, out_idx = parse_rows(plan.spec.inputs.rows), plan.estimator.out_idx
     if plan.reader is not None:
-        return jacobian_blocks(plan.model, plan.reader, plan.spec.mode, None, None, plan.spec.output.dtype, keep)
+        return jacobian_blocks(plan.model, plan.reader, plan.spec.mode, out_idx, None, plan.spec.output.dtype, keep)
     keep = keep or (lambda r: np.ones(len(r), bool))
-    return (RowBlock(r[m], None if i is None else i[m], None if X is None else X[m], Y[m], J[m], {})
+    k = slice(None) if out_idx is None else out_idx
+    return (RowBlock(r[m], None if i is None else i[m], None if X is None else X[m], Y[m][:, k], J[m][:, k], {})
             for r, i, X, Y, J in plan.stream.chunks for m in [keep(r)])
 
 
@@ -339,16 +429,61 @@ def run(plan: PropagatePlan) -> Outcome:
         meta.update(columns=[c for c in TABLE_COLUMNS if c[0] not in hidden], table=propagate_rows,
                     footer=propagate_footer(est.settings),
                     flag=(lambda a, n, k: a["nonlinearity"][n, k] > est.tol) if est.settings.check_linearity else None)
-    writer = open_output(plan.fmt, spec.output, plan.fields, meta)
     findings = Findings()
     try:
-        stream_to(writer, _blocks(plan), lambda b: est.produce(b, plan.forward, findings),
-                  plan.reader is not None and show_progress(spec.output, spec.inputs.path), plan.reader)
+        if spec.summary:
+            _summary(plan, lambda b: est.produce(b, plan.forward, findings))
+        else:
+            writer = open_output(plan.fmt, spec.output, plan.fields, meta)
+            tally = _tally(plan)
+            stream_to(writer, _blocks(plan), lambda b: est.produce(b, plan.forward, findings),
+                      plan.reader is not None and show_progress(spec.output, spec.inputs.path), plan.reader, tally)
+            if tally is not None:
+                plan.notes.append(tally.line())
     finally:
         if plan.reader is not None:
             plan.reader.close()
     skipped = skipped_note(plan.reader, spec.output.quiet) if plan.reader is not None else []
     return findings_outcome(findings.result(), est.tol, spec.output.quiet, plan.notes + skipped, est.settings)
+
+
+def _tally(plan: PropagatePlan) -> Tally | None:
+    """The closing line watches the first gated estimate asked for (else the first estimate)."""
+    est = plan.estimator
+    if not show_tally(plan.spec.output, est.gate_dy is not None or est.max_nonlinearity is not None):
+        return None
+    names = P.quantities(est.settings)
+    what = next((q for q in GATED if q in names), names[0] if names else "y")
+    return Tally(what, lambda a: a[what], lambda k: est.out_names[k])
+
+
+SUMMARY_FORMATS = ("table", "csv", "jsonl", "npz")
+
+
+def _summary(plan: PropagatePlan, produce) -> None:
+    """--summary: per output and estimate, its statistics over all rows (mean, mean |.|, RMS, std,
+    min, max and the row of the largest |value|), as ``jacobian --summary`` gives them for J."""
+    from ..io.reader import no_data_rows
+    from ..io.writers import atomic_output, write_summary
+    from ..summary import Summary
+
+    names = [q for q in P.quantities(plan.estimator.settings)]
+    acc = None
+    for b in _blocks(plan):
+        rows, _, a = produce(b)
+        acc = acc or Summary(len(plan.estimator.out_names), len(names))
+        acc.add(rows, np.stack([a[q] for q in names], axis=-1))
+    if acc is None:
+        raise no_data_rows(plan.spec.inputs.path, getattr(plan.reader, "skipped", 0))
+    stats = acc.result()
+    stats["rank"] = np.tile(np.arange(len(names)), (len(plan.estimator.out_names), 1))  # the estimates in order
+    with atomic_output(plan.spec.output.path) as out:
+        if plan.fmt == "table":
+            from ..render import summary_to
+
+            summary_to(out.file, stats, names, plan.estimator.out_names, acc.n, what="estimate")
+        else:
+            write_summary(out.file, plan.fmt, stats, names, plan.estimator.out_names, acc.n, what="estimate")
 
 
 def findings_outcome(found: dict, tol, quiet, notes, settings: P.Settings | None = None) -> Outcome:
@@ -373,9 +508,12 @@ def findings_outcome(found: dict, tol, quiet, notes, settings: P.Settings | None
         notes.append(f"jacprop: {n_flagged} (row, output) pairs depart from linearity by more than --tol {tol:g}: "
                      + ", ".join(f"row {r} {o}" for r, o in found["flagged"][:10]) + (" ..." if n_flagged > 10 else ""))
     if n_violations:
-        notes.append(f"jacprop: {n_violations} (row, output) pairs exceed the bounds: "
-                     + "; ".join(f"row {r} {o}: {why}" for r, o, why in found["violations"][:20])
-                     + (" ..." if n_violations > 20 else ""))
+        worst = merge_worst(found["violations"])
+        shown = "; ".join(f"row {r} {o}: {why}" for _, _, r, o, why in worst)
+        notes.append(f"jacprop: {n_violations} (row, output) pairs exceed the bounds"
+                     + (f", the {len(worst)} worst first" if n_violations > len(worst) else ", the worst first"
+                        if n_violations > 1 else "")
+                     + f": {shown}" + (" ..." if n_violations > len(worst) else ""))
     return Outcome(1 if n_violations else 0, notes)
 
 
@@ -386,6 +524,9 @@ def merge_findings(results, parts, where) -> dict:
         merged[f"n_{name}"] = sum(r.get(f"n_{name}", 0) for r in results)
         if name == "capped":
             merged[name] = [where(r, p) for p, res in zip(parts, results) for r in res.get(name, [])]
+        elif name == "violations":  # (ratio, value, row, output, why)
+            merged[name] = merge_worst([(*v[:2], where(v[2], p), *v[3:]) for p, res in zip(parts, results)
+                                        for v in res.get(name, [])])
         else:
             merged[name] = [(where(item[0], p), *item[1:]) for p, res in zip(parts, results) for item in res.get(name, [])]
     return merged

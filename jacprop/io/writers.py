@@ -12,9 +12,12 @@ files and assembled at the end: memory stays flat however many rows there are.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import zipfile
@@ -24,6 +27,7 @@ import numpy as np
 
 from ..errors import UsageError
 
+FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # write errors that mean "no room for the output"
 FORMATS = ("table", "csv", "jsonl", "npy", "npz")
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".npz": "npz", ".txt": "table"}
 
@@ -41,10 +45,16 @@ def format_for(path, fmt=None, stdout_isatty=False) -> str:
 
 
 class AtomicOutput:
-    """A binary file opened beside ``path`` and renamed onto it by ``commit``; or stdout."""
+    """A binary file opened beside ``path`` and renamed onto it by ``commit``; or stdout.
+
+    The temporary is created with mode 0666 so that the kernel applies the umask, as for any
+    new file (0644 under umask 022); when ``path`` already exists, its mode is kept.  On every
+    failure (``abort``, or a ``commit`` that cannot flush, e.g. a full disk) the temporary is
+    removed and an existing ``path`` is left as it was."""
 
     def __init__(self, path):
         self.path = None if path in (None, "-") else str(path)
+        self.tmp = None
         if self.path is None:
             self.file = sys.stdout.buffer
             return
@@ -52,25 +62,72 @@ class AtomicOutput:
         if not os.path.isdir(directory):
             raise UsageError(f"-o {self.path}: directory {directory} does not exist")
         try:
-            fd, self.tmp = tempfile.mkstemp(prefix=".jacprop-", suffix=".part", dir=directory)
+            fd, self.tmp = _create_beside(directory)
+            mode = existing_mode(self.path)
+            if mode is not None:
+                os.fchmod(fd, mode)
         except OSError as e:
+            if self.tmp:
+                _remove(self.tmp)
             raise UsageError(f"-o {self.path}: cannot write there: {e.strerror or e}") from None
-        self.file = os.fdopen(fd, "wb")
+        self.file = open_fd(fd)
 
     def commit(self):
         if self.path is None:
             self.file.flush()
             return
-        self.file.close()
-        os.replace(self.tmp, self.path)
+        try:
+            self.file.close()  # flushes: a full disk shows here
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            _remove(self.tmp)
+            raise
+
+    def name_in(self, error: BaseException) -> None:
+        """Name the output file in a full-disk error (OSError's own text does not)."""
+        if isinstance(error, OSError) and error.errno in FULL and not error.filename and self.path is not None:
+            error.filename = self.path
 
     def abort(self):
         if self.path is not None:
-            self.file.close()
             try:
-                os.unlink(self.tmp)
+                self.file.close()  # may fail flushing what is buffered (ENOSPC): the temporary goes anyway
             except OSError:
                 pass
+            finally:
+                _remove(self.tmp)
+
+
+def open_fd(fd: int):
+    """The temporary's file object (a seam for tests that simulate a full disk)."""
+    return os.fdopen(fd, "wb")
+
+
+def _create_beside(directory) -> tuple[int, str]:
+    """A new file ``.jacprop-XXXX.part`` in ``directory``, opened O_EXCL with mode 0666 & ~umask."""
+    for _ in range(100):
+        tmp = os.path.join(directory, f".jacprop-{secrets.token_hex(6)}.part")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{directory}: no free temporary file name")
+
+
+def existing_mode(path) -> int | None:
+    """The permission bits of an existing regular file ``path`` (kept when it is replaced)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+
+
+def _remove(path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 @contextlib.contextmanager
@@ -80,10 +137,11 @@ def atomic_output(path):
     out = AtomicOutput(path)
     try:
         yield out
-    except BaseException:
+        out.commit()
+    except BaseException as e:
         out.abort()
+        out.name_in(e)
         raise
-    out.commit()
 
 
 @dataclass
@@ -273,17 +331,20 @@ def open_writer(fmt, output, fields, meta, dtype=np.float64, allowed=FORMATS):
     return WRITERS[fmt](AtomicOutput(output), fields, meta, **kwargs)
 
 
-def write_summary(file, fmt, stats: dict, input_names, output_names, n_rows: int) -> None:
+def write_summary(file, fmt, stats: dict, input_names, output_names, n_rows: int, what="input") -> None:
     """``jacobian --summary`` in a data format: one record per (output, input) with every
-    statistic and the input's rank for that output (1 = most influential)."""
+    statistic and the input's rank for that output (1 = most influential).  ``what="estimate"``
+    (``propagate --summary``): the "inputs" are the estimates (dy_gum, ...), without a rank."""
     from ..summary import STATS
 
     if fmt == "npz":
-        np.savez(file, rows=np.array(n_rows), input_names=np.array(input_names), output_names=np.array(output_names),
-                 **stats)
+        names = {"input_names": np.array(input_names)} if what == "input" else {"estimate_names": np.array(input_names)}
+        np.savez(file, rows=np.array(n_rows), **names, output_names=np.array(output_names),
+                 **{k: v for k, v in stats.items() if what == "input" or k != "rank"})
         return
     rank = np.argsort(stats["rank"], axis=1) + 1
-    records = [{"output": o, "input": input_names[i], **{s: stats[s][k, i].item() for s in STATS}, "rank": int(rank[k, i])}
+    records = [{"output": o, what: input_names[i], **{s: stats[s][k, i].item() for s in STATS},
+                **({"rank": int(rank[k, i])} if what == "input" else {})}
                for k, o in enumerate(output_names) for i in range(len(input_names))]
     if fmt == "csv":
         import csv

@@ -24,9 +24,10 @@ class Uncertainty:
     columns: dict  # input index -> name of a CSV column holding per-row values
     corr: np.ndarray | None = None
 
-    def dx(self, X: np.ndarray, column_values: dict | None = None) -> np.ndarray:
+    def dx(self, X: np.ndarray, column_values: dict | None = None, rows=None, names=None) -> np.ndarray:
         """Delta x per row: (N, D).  A relative uncertainty of a NaN/inf input kept by --on-invalid keep
-        is NaN (its results are reported as non-finite); every other value must be finite and >= 0."""
+        is NaN (its results are reported as non-finite); every other value must be finite and >= 0.
+        ``rows``/``names``: the rows' data row numbers and the input names, for errors."""
         with np.errstate(invalid="ignore"):
             dx = self.absolute + np.where(self.relative > 0, self.relative * np.abs(X), 0.0)
         for i, values in (column_values or {}).items():
@@ -35,7 +36,9 @@ class Uncertainty:
         bad &= ~((self.relative > 0) & ~np.isfinite(X))
         if bad.any():
             r, c = np.argwhere(bad)[0]
-            raise UsageError(f"row {r + 1}: uncertainty of input {c} is {dx[r, c]}; it must be finite and >= 0")
+            row = r + 1 if rows is None else int(rows[r])
+            name = c if names is None else repr(names[c])
+            raise UsageError(f"row {row}: uncertainty of input {name} is {dx[r, c]}; it must be finite and >= 0")
         return dx
 
     @property

@@ -164,6 +164,39 @@ CASES = [
     ("opt-conflict", None, None, ["propagate", "--dx", "1", "--coverage", "2", "--level", "0.9"]),
     ("opt-unknown-output", None, None, ["--outputs", "zz"]),
     ("opt-bad-choice", None, None, ["--mode", "sideways"]),
+    # option ranges
+    ('opt-samples-zero', None, None, ['propagate', '--dx', '0.1', '--method', 'mc', '--samples', '0']),
+    ('opt-samples-negative', None, None, ['propagate', '--dx', '0.1', '--samples', '-5']),
+    ('opt-samples-one', None, None, ['propagate', '--dx', '0.1', '--method', 'mc', '--samples', '1']),
+    ('opt-samples-fraction', None, None, ['propagate', '--dx', '0.1', '--samples', '1.5']),
+    ('opt-samples-huge', None, None, ['propagate', '--dx', '0.1', '--samples', '1000000000']),
+    ('opt-seed-negative', None, None, ['propagate', '--dx', '0.1', '--seed', '-1']),
+    ('opt-coverage-probability', None, None, ['propagate', '--dx', '0.1', '--coverage', '0.95']),
+    ('opt-coverage-negative', None, None, ['propagate', '--dx', '0.1', '--coverage', '-2']),
+    ('opt-coverage-inf', None, None, ['propagate', '--dx', '0.1', '--coverage', 'inf']),
+    ('opt-level-percent', None, None, ['propagate', '--dx', '0.1', '--level', '95']),
+    ('opt-level-zero', None, None, ['propagate', '--dx', '0.1', '--level', '0']),
+    ('opt-level-one', None, None, ['propagate', '--dx', '0.1', '--level', '1']),
+    ('opt-level-nan', None, None, ['propagate', '--dx', '0.1', '--level', 'nan']),
+    ('opt-level-text', None, None, ['propagate', '--dx', '0.1', '--level', 'high']),
+    ('opt-tol-negative', None, None, ['propagate', '--dx', '0.1', '--check-linearity', '--tol', '-1']),
+    ('opt-tol-zero', None, None, ['propagate', '--dx', '0.1', '--tol', '0']),
+    ('opt-tol-nan', None, None, ['propagate', '--dx', '0.1', '--tol', 'nan']),
+    ('opt-max-nonlinearity-negative', None, None, ['propagate', '--dx', '0.1', '--max-nonlinearity', '-0.1']),
+    ('opt-max-dy-negative', None, None, ['propagate', '--dx', '0.1', '--max-dy', '-1']),
+    ('opt-max-dy-nan', None, None, ['propagate', '--dx', '0.1', '--max-dy', 'y[0]=nan']),
+    ('opt-rows-zero', None, None, ['--rows', '0']),
+    ('opt-rows-empty', None, None, ['--rows', '']),
+    ('opt-rows-comma', None, None, ['--rows', '1,,3']),
+    ('opt-rows-reversed', None, None, ['--rows', '5-2']),
+    ('opt-rows-text', None, None, ['propagate', '--dx', '0.1', '--rows', 'first']),
+    ('opt-max-rows-negative', None, None, ['--max-rows', '-1']),
+    ('opt-workers-zero', None, None, ['--engine', 'dask', '--workers', '0']),
+    ('opt-check-tol-negative', None, None, ['check', '--tol', '-1']),
+    ('opt-check-y-tol-zero', None, None, ['check', '--y-tol', '0']),
+    ('opt-propagate-unknown-output', None, None, ['propagate', '--dx', '0.1', '--outputs', 'zz']),
+    ('opt-propagate-unknown-wrt', None, None, ['propagate', '--dx', '0.1', '--wrt', 'speed']),
+    ('opt-propagate-summary-npy', None, None, ['propagate', '--dx', '0.1', '--summary', '-o', in_tmp("x.npy")]),
     # I/O
     ("io-missing-directory", None, None, ["-o", in_tmp("nodir/out.csv")]),
     ("io-output-is-directory", None, None, ["-o", in_tmp(".")]),
@@ -202,8 +235,8 @@ def make(setup: str, tmp: Path) -> list[str]:
         _, make_model, make_inputs, extra = MAKERS[name]
         extra = [_arg(a(tmp)) if callable(a) else a for a in extra]
         command = "jacobian"
-        if extra and extra[0] == "propagate":
-            command, extra = "propagate", extra[1:]
+        if extra and extra[0] in ("propagate", "check"):
+            command, extra = extra[0], extra[1:]
         model = make_model(tmp) if make_model else NPZ
         inputs = make_inputs(tmp) if make_inputs else (KCSV if make_model else CSV)
         args = [command, _arg(model), _arg(inputs), *extra]
