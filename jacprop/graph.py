@@ -21,6 +21,7 @@ import numpy as np
 from . import ops
 from .errors import ModelError, UsageError
 from .ops import Activation
+from .parallel import map_blocks
 
 DEFAULT_MEMORY = 256 * 2**20  # bytes of per-block state the value pass and the engine aim to stay within
 MAX_BLOCK_ROWS = 512  # rows per block at most: small blocks stay in cache, large ones spill (benchmarks/RESULTS.md)
@@ -229,13 +230,18 @@ def run_forward(model: Model, X: np.ndarray):
     return values, saved
 
 
-def forward(model: Model, X, dtype=np.float64, memory=DEFAULT_MEMORY, deterministic=False) -> np.ndarray:
-    """y = f(x) at every row of X (N, D), in blocks; returns (N, K).  ``deterministic``: pad the
-    last block (see ``blocks``)."""
+def forward(model: Model, X, dtype=np.float64, memory=DEFAULT_MEMORY, deterministic=False, threads=None) -> np.ndarray:
+    """y = f(x) at every row of X (N, D), in blocks on ``threads`` threads (``parallel.map_blocks``);
+    returns (N, K).  ``deterministic``: pad the last block (see ``blocks``)."""
     m = model.astype(dtype)
     X = check_X(m, X, dtype)
     step = block_rows(m, 0, np.dtype(dtype).itemsize, memory)
     out = np.empty((len(X), m.K), dtype)
-    for start, n, block in blocks(X, step, deterministic):
-        out[start : start + n] = run_forward(m, block)[0][-1][:n]
+
+    def one(block):
+        start, n, Xb = block
+        out[start : start + n] = run_forward(m, Xb)[0][-1][:n]
+
+    for _ in map_blocks(one, blocks(X, step, deterministic), threads):
+        pass
     return out
