@@ -153,12 +153,63 @@ class CsvWriter(Writer):
             self.out.file.write(self.header)
             self.header = b""
         flat = np.concatenate([arrays[f.name].reshape(len(rows), -1) for f in self.csv_fields], axis=1)
-        lines = [",".join(map(repr, r)) for r in flat.tolist()]
-        if ids is not None:
-            lines = [f"{_csv_cell(i)},{line}" for i, line in zip(ids.tolist(), lines)]
-        if lines:
-            self.out.file.write(("\n".join(lines) + "\n").encode())
+        id_cells = None if ids is None else [_csv_cell(i) for i in ids.tolist()]
+        text = csv_lines(flat, id_cells)
+        if text:
+            self.out.file.write(text)
             self.out.file.flush()
+
+
+def csv_lines(flat: np.ndarray, id_cells: list[str] | None = None) -> bytes:
+    """Rows of numbers (N, C) as CSV lines, each number in ``repr`` form (the shortest text that
+    reads back as the same float64), after its row's id cell if given.  pyarrow (the ``fast``
+    extra) formats them when installed (``_arrow_lines``), 3-6x faster, to the same bytes."""
+    if len(flat) == 0:
+        return b""
+    fast = _arrow_lines(flat, id_cells) if flat.size >= ARROW_MIN_VALUES else None
+    if fast is not None:
+        return fast
+    lines = [",".join(map(repr, r)) for r in flat.tolist()]
+    if id_cells is not None:
+        lines = [f"{i},{line}" for i, line in zip(id_cells, lines)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+ARROW_MIN_VALUES = 256  # below this, the plain path is as fast as importing and calling pyarrow
+# Where pyarrow's shortest text is spelled otherwise than repr: it writes 1e-7 < |x| < 1e10 without an
+# exponent (repr: 1e-4 <= |x| < 1e16), one-digit exponents (e-9, repr e-09) and integers without ".0".
+# Numbers in these bands (with a margin) are given to repr; integers below 1e10 get ".0".
+_REPR_BANDS = ((0.99e-10, 1.01e-4), (0.99e10, 1.01e16))
+
+
+def _arrow_lines(flat, id_cells):
+    """``csv_lines`` by pyarrow's float-to-string cast (shortest round-trip digits), with the numbers
+    whose spelling would differ from repr's formatted by repr; None without pyarrow."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:
+        return None
+    n, c = flat.shape
+    x = np.ascontiguousarray(flat, dtype=np.float64).reshape(-1)
+    string = pa.large_string()
+    text = pc.cast(pa.array(x), string)
+    ax = np.abs(x)
+    odd = np.zeros(len(x), bool)
+    for lo, hi in _REPR_BANDS:
+        odd |= (ax >= lo) & (ax < hi)
+    with np.errstate(invalid="ignore"):  # floor of nan and inf
+        whole = (ax < _REPR_BANDS[1][0]) & (x == np.floor(x)) & ~odd
+    sep = {t: pa.scalar(t, string) for t in ("", ",", "\n", ".0")}
+    if whole.any():
+        text = pc.binary_join_element_wise(text, pc.if_else(pa.array(whole), sep[".0"], sep[""]), sep[""])
+    if odd.any():
+        text = pc.replace_with_mask(text, pa.array(odd), pa.array([repr(v) for v in x[odd].tolist()], string))
+    lines = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(np.arange(0, n * c + 1, c)), text), sep[","])
+    if id_cells is not None:
+        lines = pc.binary_join_element_wise(pa.array(id_cells, string), lines, sep[","])
+    lines = pc.binary_join_element_wise(lines, sep["\n"], sep[""])  # each line ends with its newline
+    return pc.binary_join(pa.LargeListArray.from_arrays(pa.array([0, n]), lines), sep[""])[0].as_buffer().to_pybytes()
 
 
 class JsonlWriter(Writer):
