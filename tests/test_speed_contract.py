@@ -133,7 +133,6 @@ def test_csv_numbers_are_reprs_whether_pyarrow_formats_them_or_not():
     pytest.importorskip("pyarrow")
     flat = hard_numbers()
     plain = ("\n".join(",".join(map(repr, r)) for r in flat.tolist()) + "\n").encode()
-    assert writers._arrow_lines(flat, None) == plain
     assert writers.csv_lines(flat) == plain
     ids = [f"id{i}" for i in range(len(flat))]
     assert writers.csv_lines(flat, ids) == b"".join(f"{i},".encode() + line + b"\n"
@@ -141,7 +140,26 @@ def test_csv_numbers_are_reprs_whether_pyarrow_formats_them_or_not():
     back = np.array([[float(t) for t in line.split(",")] for line in plain.decode().splitlines()])
     assert back.tobytes() == flat.tobytes() or np.array_equal(back, flat, equal_nan=True)
     assert writers.csv_lines(flat[:0]) == b""
+    odd_ids = [f'"é,{i}"' for i in range(len(flat))]  # as _csv_cell quotes them
+    assert writers.csv_lines(flat, odd_ids) == b"".join(f"{i},".encode() + line + b"\n"
+                                                         for i, line in zip(odd_ids, plain.split(b"\n")[:-1]))
     assert writers.csv_lines(np.array([[1.0, -0.0]])) == b"1.0,-0.0\n"  # small: the plain path
+    assert writers.csv_lines(np.arange(600).reshape(300, 2)) == b"".join(b"%d,%d\n" % (2 * i, 2 * i + 1)
+                                                                         for i in range(300))  # integers: repr's
+
+
+def test_jsonl_lines_are_json_dumps_whether_pyarrow_formats_them_or_not(monkeypatch):
+    pytest.importorskip("pyarrow")
+    flat = hard_numbers().ravel()[44000:47000].reshape(300, 10)  # integers, the special values, edges, float32s
+    fields = [writers.Field("x", (5,)), writers.Field("y", (2,)), writers.Field("jacobian", (2, 5)), writers.Field("s", ())]
+    arrays = {"x": flat[:, :5], "y": flat[:, 5:7], "jacobian": flat.reshape(300, 2, 5), "s": flat[:, 9]}
+    rows = np.arange(1, 301)
+    ids = np.array([f'i"d{i}' for i in range(300)])
+    fast = [writers.jsonl_lines(rows, i, arrays, fields) for i in (None, ids)]
+    monkeypatch.setattr(writers, "_arrow", lambda: None)
+    plain = [writers.jsonl_lines(rows, i, arrays, fields) for i in (None, ids)]
+    assert fast == plain
+    assert b"NaN" in plain[0] and b"Infinity" in plain[0]
 
 
 def test_cli_output_is_the_same_for_any_thread_count(tmp_path):
