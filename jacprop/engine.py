@@ -24,6 +24,7 @@ from .graph import DEFAULT_MEMORY, Model, block_rows, blocks, check_X, run_forwa
 from .parallel import map_blocks
 
 MODES = ("auto", "reverse", "forward")
+SPLIT_MIN_ROWS = 32  # a non-deterministic call of 64 rows up to two blocks is cut in two halves
 
 
 def keep_freed_memory() -> bool:
@@ -136,6 +137,8 @@ def iter_jacobian(
     mode = choose_mode(m, len(outputs), len(wrt), mode)
     n_seeds = len(outputs) if mode == "reverse" else len(wrt)
     step = rows or block_rows(m, n_seeds, np.dtype(dtype).itemsize, memory)
+    if rows is None and not deterministic and 2 * SPLIT_MIN_ROWS <= len(X) < 2 * step:
+        step = -(-len(X) // 2)  # two halves, for two cores (not from the thread count: the same bits for any)
 
     def one(block):
         start, n, Xc = block
