@@ -336,9 +336,9 @@ def loaded_run(shapes, repeats=3, rows=100_000):
     return out
 
 
-def loaded_section(res, load_before, load_after) -> list[str]:
+def loaded_section(res, load_before, load_after, rows=100_000, repeats=3) -> list[str]:
     out = ["", "## Under load: beside one process busy on one of the cores", "",
-           f"float64, 100,000 rows (wide-in 10,000); medians of 3, alone and loaded interleaved; a busy child process "
+           f"float64, {rows:,} rows (wide-in {rows // 10:,}); medians of {repeats}, alone and loaded interleaved; a busy child process "
            f"(a Python loop) started before each loaded turn. The machine's 1-minute load average was {load_before:.1f} "
            f"before and {load_after:.1f} after (other users' processes too: 'alone' means beside them only).", "",
            "| shape | jacprop alone s | loaded s | loaded / alone | serial, BLAS's own threads: alone s | loaded s | loaded / alone |",
