@@ -281,6 +281,75 @@ def summarise(cell, sq_rate):
 
 
 # ---------------------------------------------------------------------------
+# Under load: beside one process busy on one core
+
+
+BUSY = "import time\nend = time.time() + 600\nwhile time.time() < end: pass"
+
+
+def serial_own_blas(model, X):
+    """The engine as it ran before the thread pool: blocks one after the other, BLAS with its own
+    threads (``OPENBLAS_NUM_THREADS`` or all cores).  For the loaded run's comparison only."""
+    import contextlib
+
+    from jacprop import parallel
+
+    held, parallel.one_blas_thread = parallel.one_blas_thread, contextlib.nullcontext
+    try:
+        return jacprop.jacobian(model, X, threads=1)
+    finally:
+        parallel.one_blas_thread = held
+
+
+def loaded_run(shapes, repeats=3, rows=100_000):
+    """jacprop's time on each shape (float64, ``rows`` rows; wide-in a tenth) alone and beside a busy
+    process, interleaved; also the serial engine on BLAS's own threads, as before.  Returns
+    {shape: {variant: (alone s, loaded s)}}."""
+    out = {}
+    for shape in shapes:
+        ws = weights(shape, np.float64)
+        model = jacprop_model(ws)
+        n = rows // 10 if shape == "wide-in" else rows
+        X = np.random.default_rng(3).normal(size=(n, ws[0][0].shape[0]))
+        variants = {"jacprop": lambda m=model, X=X: jacprop.jacobian(m, X),
+                    "serial, BLAS's own threads": lambda m=model, X=X: serial_own_blas(m, X)}
+        for fn in variants.values():
+            fn()
+        times = {(v, load): [] for v in variants for load in (False, True)}
+        for _ in range(repeats):
+            for load in (False, True):
+                busy = subprocess.Popen([sys.executable, "-c", BUSY]) if load else None
+                try:
+                    time.sleep(PAUSE)
+                    for v, fn in variants.items():
+                        time.sleep(PAUSE)
+                        t = time.perf_counter()
+                        fn()
+                        times[(v, load)].append(time.perf_counter() - t)
+                finally:
+                    if busy is not None:
+                        busy.kill()
+                        busy.wait()
+        out[shape] = {v: (statistics.median(times[(v, False)]), statistics.median(times[(v, True)])) for v in variants}
+        print(f"loaded {shape}: " + ", ".join(f"{v} {a:.3f} s alone, {b:.3f} s loaded" for v, (a, b) in out[shape].items()),
+              file=sys.stderr, flush=True)
+    return out
+
+
+def loaded_section(res, load_before, load_after, rows=100_000, repeats=3) -> list[str]:
+    out = ["", "## Under load: beside one process busy on one of the cores", "",
+           f"float64, {rows:,} rows (wide-in {rows // 10:,}); medians of {repeats}, alone and loaded interleaved; a busy child process "
+           f"(a Python loop) started before each loaded turn. The machine's 1-minute load average was {load_before:.1f} "
+           f"before and {load_after:.1f} after (other users' processes too: 'alone' means beside them only).", "",
+           "| shape | jacprop alone s | loaded s | loaded / alone | serial, BLAS's own threads: alone s | loaded s | loaded / alone |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for shape, r in res.items():
+        (a, b), (c, d) = r["jacprop"], r["serial, BLAS's own threads"]
+        out.append(f"| {shape} | {a:.3f} | {b:.3f} | **{b / a:.2f}** | {c:.3f} | {d:.3f} | {d / c:.2f} |")
+    return out
+
+
+# ---------------------------------------------------------------------------
 # Memory and start-up
 
 
@@ -354,7 +423,7 @@ def fmt(x, spec=",.0f"):
     return "–" if x is None else format(x, spec)
 
 
-def report(cells, sq_rate, mem, start, notes, peer_versions, command):
+def report(cells, sq_rate, mem, start, notes, peer_versions, command, loaded=()):
     out = ["# jacprop benchmark results", "", f"Command: `{command}`", ""]
     out += machine(peer_versions) + [""]
     out += ["- large square product (2000 x 2000) rate: " + ", ".join(f"{d} {r / 1e9:.1f} GFLOP/s" for d, r in sq_rate.items())]
@@ -397,6 +466,7 @@ def report(cells, sq_rate, mem, start, notes, peer_versions, command):
         base = start["python -c 'import numpy'"]
         out += ["", "Start-up, median of 20 interleaved runs:", "", "| command | ms | / import numpy |", "|---|---:|---:|"]
         out += [f"| `{k}` | {1e3 * v:.0f} | {v / base:.2f} |" for k, v in start.items()]
+    out += list(loaded)
     return "\n".join(out) + "\n"
 
 
@@ -406,7 +476,7 @@ def main(argv=None):
     p.add_argument("--shapes", default=",".join(SHAPES))
     p.add_argument("--sizes", default=",".join(map(str, SIZES)))
     p.add_argument("--dtypes", default="float64,float32")
-    p.add_argument("--skip", default="", help="comma-separated: torch, jax, memory, startup, e2e")
+    p.add_argument("--skip", default="", help="comma-separated: torch, jax, memory, startup, loaded, e2e")
     p.add_argument("--e2e-rows", type=int, default=1_000_000, help="rows of the end-to-end CSV (bench_e2e.py)")
     p.add_argument("--tf-python", default=os.environ.get("TF_PYTHON"),
                    help="a Python with TensorFlow, for the end-to-end comparison with a batch_jacobian script")
@@ -414,7 +484,7 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"), help="'-' for stdout only")
     a = p.parse_args(argv)
     if a.smoke:
-        a.shapes, a.sizes, a.dtypes, a.skip, a.budget, a.out = "small", "1,50", "float64,float32", "torch,jax,memory,startup,e2e", 0.0, "-"
+        a.shapes, a.sizes, a.dtypes, a.skip, a.budget, a.out = "small", "1,50", "float64,float32", "torch,jax,memory,startup,loaded,e2e", 0.0, "-"
     skip = set(filter(None, a.skip.split(",")))
     global PAUSE
     PAUSE = 0.0 if a.smoke else PAUSE  # jacprop alone: no other runtime's threads to wait for
@@ -435,12 +505,19 @@ def main(argv=None):
                           f"{s['gflops']:.1f} GFLOP/s = {100 * s['mm_share']:.0f}% of the same products", file=sys.stderr, flush=True)
     mem = {n: peak_memory(n) for n in (100_000, 1_000_000, 10_000_000)} if "memory" not in skip else {}
     start = startup() if "startup" not in skip else {}
+    loaded = []
+    if "loaded" not in skip:
+        before = os.getloadavg()[0]
+        res = loaded_run(a.shapes.split(","))
+        loaded = loaded_section(res, before, os.getloadavg()[0])
     command = "python benchmarks/bench.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report(cells, sq_rate, mem, start, notes, [(n, v) for n, _, v in found], command.strip())
+    text = report(cells, sq_rate, mem, start, notes, [(n, v) for n, _, v in found], command.strip(), loaded)
     if "e2e" not in skip:
         import bench_e2e
 
         text += "\n" + bench_e2e.section(bench_e2e.measure(a.e2e_rows, 3, a.tf_python))
+        if a.tf_python:
+            text += "\n" + bench_e2e.tf_section(bench_e2e.tf_grid(a.tf_python), 100_000)
     if a.out == "-":
         print(text)
     else:

@@ -36,14 +36,15 @@ import bench  # noqa: E402
 
 TF_SAVE = r"""
 import sys, numpy as np, keras
-keras.backend.set_floatx("float64")
+dtype = sys.argv[3] if len(sys.argv) > 3 else "float64"
+keras.backend.set_floatx(dtype)
 w = np.load(sys.argv[1])
 n = len([k for k in w.files if k.startswith("W")])
-x = inp = keras.Input((w["W0"].shape[0],), dtype="float64")
+x = inp = keras.Input((w["W0"].shape[0],), dtype=dtype)
 for i in range(n):
-    layer = keras.layers.Dense(w[f"W{i}"].shape[1], activation="tanh" if i < n - 1 else "linear", dtype="float64")
+    layer = keras.layers.Dense(w[f"W{i}"].shape[1], activation="tanh" if i < n - 1 else "linear", dtype=dtype)
     x = layer(x)
-    layer.set_weights([w[f"W{i}"], w[f"b{i}"]])
+    layer.set_weights([w[f"W{i}"].astype(dtype), w[f"b{i}"].astype(dtype)])
 keras.Model(inp, x).save(sys.argv[2])
 """
 
@@ -51,14 +52,15 @@ TF_SCRIPT = r"""
 import sys, time, numpy as np
 t0 = time.perf_counter()
 import tensorflow as tf, keras
-keras.backend.set_floatx("float64")
+dtype = sys.argv[4] if len(sys.argv) > 4 else "float64"
+keras.backend.set_floatx(dtype)
 model = keras.models.load_model(sys.argv[1])
 t1 = time.perf_counter()
 try:
     import pandas as pd
-    X, parser = pd.read_csv(sys.argv[2]).to_numpy(np.float64), "pandas"
+    X, parser = pd.read_csv(sys.argv[2]).to_numpy(dtype), "pandas"
 except ImportError:
-    X, parser = np.loadtxt(sys.argv[2], delimiter=",", skiprows=1), "numpy.loadtxt"
+    X, parser = np.loadtxt(sys.argv[2], delimiter=",", skiprows=1, dtype=dtype), "numpy.loadtxt"
 t2 = time.perf_counter()
 
 @tf.function(reduce_retracing=True)
@@ -211,6 +213,48 @@ def measure(rows, repeats, tf_python=None, tmp=None):
             "model": os.path.basename(model_path), "repeats": repeats, "csv_mb": os.path.getsize(csv) / 1e6}
 
 
+def tf_grid(tf_python, rows=100_000, repeats=3, shapes=("small", "medium"), dtypes=("float64", "float32")):
+    """The CLI (``-o J.npy``, ``--dtype`` as the model) against the TensorFlow script on ``rows`` rows, for
+    each shape and dtype (the Keras file saved in that dtype: equal precision), interleaved; medians."""
+    tmp = tempfile.mkdtemp(prefix="jacprop-tf-")
+    exe = os.path.join(os.path.dirname(sys.executable), "jacprop")
+    cells = {}
+    for shape in shapes:
+        D = bench.SHAPES[shape][0]
+        csv, _ = write_inputs(tmp, rows, D)
+        csv = shutil.move(csv, os.path.join(tmp, f"x_{shape}.csv"))
+        ws = bench.weights(shape, np.float64)
+        npz = os.path.join(tmp, f"{shape}.npz")
+        np.savez(npz, **{f"W{i}": W for i, (W, _) in enumerate(ws)}, **{f"b{i}": c for i, (_, c) in enumerate(ws)})
+        for dtype in dtypes:
+            keras_file = os.path.join(tmp, f"{shape}_{dtype}.keras")
+            subprocess.run([tf_python, "-c", TF_SAVE, npz, keras_file, dtype], check=True, capture_output=True)
+            cli = [exe if os.path.exists(exe) else sys.executable, *([] if os.path.exists(exe) else ["-m", "jacprop"]),
+                   "jacobian", keras_file, csv, "--dtype", dtype, "-o", os.path.join(tmp, "J.npy")]
+            tf = [tf_python, "-c", TF_SCRIPT, keras_file, csv, os.path.join(tmp, "J_tf.npy"), dtype]
+            cells[(shape, dtype)] = {"cli": cli, "tf": tf, "t_cli": [], "t_tf": [], "parts": []}
+    for _ in range(repeats):
+        for c in cells.values():
+            c["t_cli"].append(timed_child(c["cli"])[0])
+            wall, _, out = timed_child(c["tf"])
+            c["t_tf"].append(wall)
+            c["parts"].append(out.strip())
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {k: (statistics.median(c["t_cli"]), statistics.median(c["t_tf"]), c["parts"]) for k, c in cells.items()}
+
+
+def tf_section(grid, rows) -> str:
+    out = [f"## Against the TensorFlow script, {rows:,} rows (whole runs, fresh processes, medians)", "",
+           "The CLI `jacprop jacobian M.keras x.csv --dtype T -o J.npy` against `load_model` + `pandas.read_csv` + "
+           "`batch_jacobian` under `tf.function` + `np.save`, both in the model's dtype.", "",
+           "| shape | dtype | jacprop CLI s | TensorFlow script s | x (TF / jacprop) |", "|---|---|---:|---:|---:|"]
+    for (shape, dtype), (cli, tf, _) in grid.items():
+        out.append(f"| {shape} | {dtype} | {cli:.2f} | {tf:.2f} | **{tf / cli:.2f}** |")
+    out += ["", "TensorFlow's own timings (last run each): " + "; ".join(
+        f"{s} {d}: `{parts[-1]}`" for (s, d), (_, _, parts) in grid.items())]
+    return "\n".join(out) + "\n"
+
+
 def section(r) -> str:
     med = r["med"]
     fastest = min(r["parsers"], key=med.get)
@@ -246,8 +290,11 @@ def main(argv=None):
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tf-python", default=None, help="a Python with TensorFlow/Keras, for the TensorFlow comparison")
+    p.add_argument("--tf-rows", type=int, default=100_000, help="rows of the TensorFlow grid (small, medium x dtypes)")
     a = p.parse_args(argv)
     print(section(measure(a.rows, a.repeats, a.tf_python)))
+    if a.tf_python:
+        print(tf_section(tf_grid(a.tf_python, a.tf_rows, a.repeats), a.tf_rows))
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ import numpy as np
 
 from .errors import UsageError
 from .graph import DEFAULT_MEMORY, Model, block_rows, blocks, check_X, run_forward
+from .parallel import map_blocks
 
 MODES = ("auto", "reverse", "forward")
+SPLIT_MIN_ROWS = 32  # a non-deterministic call of 64 rows up to two blocks is cut in two halves
 
 
 def keep_freed_memory() -> bool:
@@ -120,12 +122,13 @@ def choose_mode(model: Model, n_outputs: int, n_wrt: int, mode: str = "auto") ->
 
 def iter_jacobian(
     model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY, rows=None,
-    deterministic=False, out=None,
+    deterministic=False, out=None, threads=None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield (start_row, Y_chunk, J_chunk) over X in chunks; see ``jacobian``.  The chunks are
     views of the engine's buffers, not copies: treat them as read-only; not always contiguous.  ``out``: an
     (N, K', D') array that J chunks are computed straight into where the model allows (the
-    yielded chunk is then that view of ``out``)."""
+    yielded chunk is then that view of ``out``).  ``threads``: blocks computed at once (default: the
+    cores this process may use, ``parallel.workers``); the result does not depend on it."""
     m = model.astype(dtype)
     X = check_X(m, X, dtype)
     pick_out = slice(None) if outputs is None else _select(outputs, m.K, "output")  # no copy when all are wanted
@@ -134,7 +137,11 @@ def iter_jacobian(
     mode = choose_mode(m, len(outputs), len(wrt), mode)
     n_seeds = len(outputs) if mode == "reverse" else len(wrt)
     step = rows or block_rows(m, n_seeds, np.dtype(dtype).itemsize, memory)
-    for start, n, Xc in blocks(X, step, deterministic):
+    if rows is None and not deterministic and 2 * SPLIT_MIN_ROWS <= len(X) < 2 * step:
+        step = -(-len(X) // 2)  # two halves, for two cores (not from the thread count: the same bits for any)
+
+    def one(block):
+        start, n, Xc = block
         values, saved = run_forward(m, Xc)
         if mode == "reverse":
             direct = out is not None and n == len(Xc) and isinstance(pick_wrt, slice)
@@ -143,11 +150,13 @@ def iter_jacobian(
             J = forward_mode(m, saved, wrt)[:, :, pick_out].transpose(0, 2, 1)
         if len(J) != len(Xc):  # the same for every row (a linear model)
             J = np.broadcast_to(J, (len(Xc), *J.shape[1:]))
-        yield start, values[-1][:n, pick_out], J[:n]
+        return start, values[-1][:n, pick_out], J[:n]
+
+    yield from map_blocks(one, blocks(X, step, deterministic), threads)
 
 
 def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY,
-             deterministic=False):
+             deterministic=False, threads=None):
     """Evaluate y = f(x) and J = dy/dx at every row of X.
 
     X: (N, D) array.  Returns Y (N, K') and J (N, K', D') with J[n, k, i] = dy_k/dx_i at
@@ -157,13 +166,16 @@ def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.floa
     ``dtype`` float64 (default) or float32.  Memory stays within about ``memory`` bytes
     beyond X, Y and J themselves.  ``deterministic``: compute every row in a block of the
     same height (padding the last one), so that a row's bits do not depend on N or on the
-    other rows; the CLI always does this; it costs a whole block (up to 512 rows) when N is small.
+    other rows; the CLI always does this; it costs a whole block (``graph.block_rows``) when N is small.
+    ``threads``: blocks computed at once (default: every core this process may use); the result is
+    the same bits for any number of threads.
     """
     X = check_X(model, X, dtype)
     k = len(_select(outputs, model.K, "output"))
     d = len(_select(wrt, model.D, "wrt"))
     Y, J = np.empty((len(X), k), dtype), np.empty((len(X), k, d), dtype)
-    for start, Yc, Jc in iter_jacobian(model, X, mode, outputs, wrt, dtype, memory, deterministic=deterministic, out=J):
+    for start, Yc, Jc in iter_jacobian(model, X, mode, outputs, wrt, dtype, memory, deterministic=deterministic, out=J,
+                                     threads=threads):
         Y[start : start + len(Yc)] = Yc
         dest = J[start : start + len(Jc)]
         if not (Jc.ctypes.data == dest.ctypes.data and Jc.strides == dest.strides):  # not computed in place

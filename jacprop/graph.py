@@ -21,10 +21,12 @@ import numpy as np
 from . import ops
 from .errors import ModelError, UsageError
 from .ops import Activation
+from .parallel import map_blocks
 
 DEFAULT_MEMORY = 256 * 2**20  # bytes of per-block state the value pass and the engine aim to stay within
 NUMBERED = "numbered by jacprop"  # where input names x0, x1, ... come from (Model.source["input_names_from"])
-MAX_BLOCK_ROWS = 512  # rows per block at most: small blocks stay in cache, large ones spill (benchmarks/RESULTS.md)
+MIN_BLOCK_ROWS, MAX_BLOCK_ROWS = 256, 2048  # rows per block (``block_rows``; benchmarks/RESULTS.md)
+BLOCK_SEED_BYTES = 2**20  # the cost rule's target size of a block's widest seed tensor
 
 
 @dataclass
@@ -199,11 +201,19 @@ def chain(models: list[Model]) -> Model:
 
 
 def block_rows(model: Model, n_seeds: int, itemsize: int, memory: int = DEFAULT_MEMORY) -> int:
-    """Rows per block so that forward state plus ``n_seeds`` live seed tensors fit in ``memory``
-    bytes; at most ``MAX_BLOCK_ROWS``, as cache-sized blocks are faster than large ones."""
+    """Rows per block, from a cost rule per model: the block's widest seed tensor (rows x seeds x
+    the widest layer a cotangent or tangent passes through, the input and views of it excluded)
+    about ``BLOCK_SEED_BYTES``, as a power of two in [MIN_BLOCK_ROWS, MAX_BLOCK_ROWS]; fewer when
+    the forward state plus ``n_seeds`` live seed tensors would not fit in ``memory`` / 2 (two blocks
+    are computed at once).  It depends on the model, the seeds and the dtype only (not on N nor on
+    the threads), so a row's bits do not either.  Measured best heights (benchmarks/RESULTS.md):
+    small 1,024, wide-out 128-256, wide-in 256-1,024, medium flat from 64 to 1,024."""
     sizes = [math.prod(n.shape) for n in model.nodes]
+    widest = max([s for n, s in zip(model.nodes[1:], sizes[1:]) if not n.op.vjp_is_view] or sizes)
+    ideal = BLOCK_SEED_BYTES // (itemsize * max(1, n_seeds) * widest)
+    rows = min(MAX_BLOCK_ROWS, max(MIN_BLOCK_ROWS, 1 << max(0, int(ideal).bit_length() - 1)))
     per_row = itemsize * (3 * sum(sizes) + 4 * n_seeds * max(sizes))
-    return max(1, min(MAX_BLOCK_ROWS, int(memory // per_row)))
+    return max(1, min(rows, int(memory // 2 // per_row)))
 
 
 def blocks(X: np.ndarray, step: int, pad: bool = True) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -239,13 +249,18 @@ def run_forward(model: Model, X: np.ndarray):
     return values, saved
 
 
-def forward(model: Model, X, dtype=np.float64, memory=DEFAULT_MEMORY, deterministic=False) -> np.ndarray:
-    """y = f(x) at every row of X (N, D), in blocks; returns (N, K).  ``deterministic``: pad the
-    last block (see ``blocks``)."""
+def forward(model: Model, X, dtype=np.float64, memory=DEFAULT_MEMORY, deterministic=False, threads=None) -> np.ndarray:
+    """y = f(x) at every row of X (N, D), in blocks on ``threads`` threads (``parallel.map_blocks``);
+    returns (N, K).  ``deterministic``: pad the last block (see ``blocks``)."""
     m = model.astype(dtype)
     X = check_X(m, X, dtype)
     step = block_rows(m, 0, np.dtype(dtype).itemsize, memory)
     out = np.empty((len(X), m.K), dtype)
-    for start, n, block in blocks(X, step, deterministic):
-        out[start : start + n] = run_forward(m, block)[0][-1][:n]
+
+    def one(block):
+        start, n, Xb = block
+        out[start : start + n] = run_forward(m, Xb)[0][-1][:n]
+
+    for _ in map_blocks(one, blocks(X, step, deterministic), threads):
+        pass
     return out

@@ -1,0 +1,102 @@
+"""Numbers as text fast: pyarrow (the ``fast`` extra) spelling float64 values exactly as ``repr``
+(and ``json.dumps``) do, for the CSV and JSON Lines writers (``io.writers``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+ARROW_MIN_VALUES = 256  # below this, the plain path is as fast as calling pyarrow
+# Where pyarrow's shortest text is spelled otherwise than repr: it writes 1e-7 < |x| < 1e10 without an
+# exponent (repr: 1e-4 <= |x| < 1e16), one-digit exponents (e-9, repr e-09) and integers without ".0".
+# Numbers in these bands (with a margin) are given to repr; integers below 1e10 get ".0".
+_REPR_BANDS = ((0.99e-10, 1.01e-4), (0.99e10, 1.01e16))
+
+
+def _arrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.compute  # noqa: F401
+    except ImportError:
+        return None
+    return pa
+
+
+def _s(text):
+    """A large_string scalar.  (These helpers build arrays from buffers: ``pa.array`` and ``pa.scalar``
+    import pandas when it is installed, 0.3 s or more.)"""
+    return _strings([text])[0]
+
+
+def _numbers(x: np.ndarray):
+    """A contiguous 1-D float64, int64 or bool numpy array as a pyarrow array (no copy for numbers)."""
+    import pyarrow as pa
+
+    if x.dtype == bool:
+        return pa.Array.from_buffers(pa.bool_(), len(x), [None, pa.py_buffer(np.packbits(x, bitorder="little"))])
+    kind = {np.dtype(np.float64): pa.float64(), np.dtype(np.int64): pa.int64()}[x.dtype]
+    return pa.Array.from_buffers(kind, len(x), [None, pa.py_buffer(np.ascontiguousarray(x))])
+
+
+def _strings(texts: list[str]):
+    import pyarrow as pa
+
+    encoded = [t.encode() for t in texts]
+    offsets = np.zeros(len(encoded) + 1, np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(pa.large_string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+
+
+def _arrow_numbers(values: np.ndarray, for_json: bool = False):
+    """Every value (flattened) as repr's text, by pyarrow's float-to-string cast (shortest round-trip
+    digits) with the numbers whose spelling would differ formatted by repr; ``for_json``: NaN,
+    Infinity and -Infinity as ``json.dumps`` spells them.  A pyarrow large_string array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    x = np.ascontiguousarray(values, dtype=np.float64).reshape(-1)
+    text = pc.cast(_numbers(x), pa.large_string())
+    ax = np.abs(x)
+    odd = np.zeros(len(x), bool)
+    for lo, hi in _REPR_BANDS:
+        odd |= (ax >= lo) & (ax < hi)
+    with np.errstate(invalid="ignore"):  # floor of nan and inf
+        whole = (ax < _REPR_BANDS[1][0]) & (x == np.floor(x)) & ~odd
+    if whole.any():
+        text = pc.binary_join_element_wise(text, pc.if_else(_numbers(whole), _s(".0"), _s("")), _s(""))
+    spell = json.dumps if for_json else repr
+    if for_json:
+        odd |= ~np.isfinite(x)
+    if odd.any():
+        text = pc.replace_with_mask(text, _numbers(odd), _strings([spell(v) for v in x[odd].tolist()]))
+    return text
+
+
+def _join_groups(text, size: int, sep: str):
+    """Consecutive groups of ``size`` strings joined by ``sep``: one string per group."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    offsets = _numbers(np.arange(0, len(text) + 1, size, dtype=np.int64))
+    return pc.binary_join(pa.LargeListArray.from_arrays(offsets, text), _s(sep))
+
+
+def _concat_lines(lines, n) -> bytes:
+    """The strings, each followed by a newline, as one bytes object."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lines = pc.binary_join_element_wise(lines, _s("\n"), _s(""))
+    whole = pa.LargeListArray.from_arrays(_numbers(np.array([0, n], np.int64)), lines)
+    return pc.binary_join(whole, _s(""))[0].as_buffer().to_pybytes()
+
+
+def _arrow_nested(values: np.ndarray, n: int, tail: tuple):
+    """One JSON text per row of ``values`` (n, *tail): nested lists as ``json.dumps`` writes them."""
+    import pyarrow.compute as pc
+
+    text = _arrow_numbers(values, for_json=True)
+    for size in reversed(tail):
+        text = pc.binary_join_element_wise(_s("["), _join_groups(text, size, ", "), _s("]"), _s(""))
+    return text

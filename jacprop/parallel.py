@@ -1,0 +1,167 @@
+"""Blocks of rows on both cores: a small thread pool, with BLAS held to one thread inside.
+
+Blocks are independent (each row's Jacobian depends on that row only), and numpy releases
+the GIL in its ufunc loops and in BLAS, so ``map_blocks`` runs blocks on ``workers()``
+threads and yields their results in order.  Inside, the BLAS library runs one thread per
+call (``one_blas_thread``): its own threads would compete with ours, and OpenBLAS's spin-wait
+for a core that another process holds (measured 5x slower beside one busy process,
+benchmarks/RESULTS.md); our threads block instead of spinning, so under load we lose only
+the share of the machine that is taken.
+
+Determinism: a block's result does not depend on the thread that computed it (the same
+single-threaded BLAS call on the same data), so the output is the same for any number of
+threads; BLAS is held to one thread in the serial case too, for the same reason.
+
+The BLAS library is found without importing anything but numpy: the OpenBLAS that numpy
+itself loaded (its path in /proc/self/maps, Linux; else in numpy's own ``.libs`` folder),
+called through ctypes; ``threadpoolctl`` when installed and OpenBLAS is not found that way;
+else BLAS keeps its own settings (it still computes right; only the speed under load suffers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
+            "openblas_set_num_threads")
+_GETTERS = tuple(s.replace("set", "get") for s in _SETTERS)
+_lock = threading.Lock()
+_state = {"depth": 0, "saved": None}
+_blas = None  # (get, set) once looked up; () when not found
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def _openblas_paths() -> list[str]:
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        paths = set()
+    if not paths:  # not Linux: numpy's wheel ships OpenBLAS beside it
+        root = os.path.dirname(os.path.dirname(np.__file__))
+        paths = set(glob.glob(os.path.join(root, "numpy*libs", "*openblas*")))
+    return sorted(paths)
+
+
+def _find_blas():
+    """(get_num_threads, set_num_threads) of numpy's OpenBLAS, or () when there is none to find."""
+    global _blas
+    if _blas is None:
+        _blas = ()
+        for path in _openblas_paths():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for set_name, get_name in zip(_SETTERS, _GETTERS):
+                if hasattr(lib, set_name) and hasattr(lib, get_name):
+                    getter, setter = getattr(lib, get_name), getattr(lib, set_name)
+                    getter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
+                    _blas = (getter, setter)
+                    return _blas
+    return _blas
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """BLAS calls in this block (from any thread) run on one thread; the previous setting is
+    restored when the last nested user leaves.  Process-wide, like BLAS's own setting."""
+    blas = _find_blas()
+    if not blas:
+        with _threadpoolctl_limit():
+            yield
+        return
+    get, set_ = blas
+    with _lock:
+        if _state["depth"] == 0:
+            _state["saved"] = get()
+            if _state["saved"] != 1:
+                set_(1)
+        _state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _state["depth"] -= 1
+            if _state["depth"] == 0 and _state["saved"] not in (None, 1):
+                set_(_state["saved"])
+
+
+@contextlib.contextmanager
+def _threadpoolctl_limit():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def workers() -> int:
+    """Threads for blocks: the cores this process may use (``JACPROP_THREADS`` overrides, >= 1)."""
+    env = os.environ.get("JACPROP_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _get_pool(n: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size != n:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool, _pool_size = ThreadPoolExecutor(n, thread_name_prefix="jacprop"), n
+        return _pool
+
+
+def map_blocks(fn: Callable, items: Iterable, threads: int | None = None) -> Iterator:
+    """fn(item) for every item, in order, computed on ``threads`` threads (``workers()`` by
+    default) with at most 2 x threads results alive at once (memory stays flat in N), BLAS on
+    one thread.  A single item, or one thread, runs in the caller's thread."""
+    n = workers() if threads is None else max(1, int(threads))
+    with one_blas_thread():
+        it = iter(items)
+        first = next(it, _END)
+        if first is _END:
+            return
+        second = next(it, _END)
+        if n == 1 or second is _END:
+            yield fn(first)
+            if second is not _END:
+                yield fn(second)
+                for item in it:
+                    yield fn(item)
+            return
+        pool = _get_pool(n)
+        pending = deque([pool.submit(fn, first), pool.submit(fn, second)])
+        try:
+            for item in it:
+                if len(pending) >= 2 * n:
+                    yield pending.popleft().result()
+                pending.append(pool.submit(fn, item))
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:  # the consumer stopped early or a block raised: drop the rest
+                f.cancel()
+            for f in pending:
+                if not f.cancelled():
+                    f.exception()  # wait: nothing may still write into the caller's arrays
+
+
+_END = object()

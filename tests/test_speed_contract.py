@@ -1,0 +1,175 @@
+"""The speed work's contracts: the same bits for any number of threads, any run and any N
+(deterministic mode), BLAS held to one thread only while jacprop computes, no padding of a small
+API call, errors from worker threads reaching the caller, and CSV text that is byte for byte
+repr's whether pyarrow formats it or not."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jacprop import engine, graph, ops, parallel
+from jacprop.graph import GraphBuilder
+from jacprop.io import writers
+from jacprop.ops.activations import Activation
+
+
+def mlp(sizes, seed=0, act="tanh"):
+    rng = np.random.default_rng(seed)
+    b = GraphBuilder([("x", (sizes[0],))])
+    node = b.inputs[0]
+    for i, (a, c) in enumerate(zip(sizes, sizes[1:])):
+        layer = ops.Dense(kernel=rng.normal(size=(a, c)) / np.sqrt(a), bias=rng.normal(size=c) * 0.1,
+                          activation=Activation(act if i < len(sizes) - 2 else "linear"))
+        node = b.add(f"d{i}", layer, [node], "Dense")
+    return b.finish([node])
+
+
+SHAPES = {"reverse": (8, 64, 64, 2), "forward": (4, 128, 128, 64), "wide-in": (300, 32, 10)}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_same_bits_for_any_threads_runs_and_n(shape):
+    model = mlp(SHAPES[shape])
+    step = graph.block_rows(model, min(model.K, model.D), 8)
+    X = np.random.default_rng(1).normal(size=(2 * step + 37, model.D))  # three blocks, the last one partial
+    ref_Y, ref_J = engine.jacobian(model, X, deterministic=True, threads=1)
+    for threads in (2, 3, 1):
+        Y, J = engine.jacobian(model, X, deterministic=True, threads=threads)
+        assert Y.tobytes() == ref_Y.tobytes() and J.tobytes() == ref_J.tobytes(), threads
+    for n in (1, 5, step, step + 1):  # a row's bits do not depend on N
+        Y, J = engine.jacobian(model, X[-n:], deterministic=True, threads=2)
+        assert J.tobytes() == ref_J[-n:].tobytes() and Y.tobytes() == ref_Y[-n:].tobytes(), n
+    assert graph.forward(model, X, deterministic=True, threads=2).tobytes() == \
+        graph.forward(model, X, deterministic=True, threads=1).tobytes()
+    np.testing.assert_allclose(graph.forward(model, X), ref_Y, rtol=1e-13, atol=1e-13)
+
+
+def test_threads_give_the_same_numbers_without_padding_too():
+    model = mlp(SHAPES["reverse"])
+    X = np.random.default_rng(2).normal(size=(3000, 8))
+    a = engine.jacobian(model, X, threads=1)[1]
+    b = engine.jacobian(model, X, threads=2)[1]
+    assert a.tobytes() == b.tobytes()
+
+
+def test_small_api_call_is_not_padded(monkeypatch):
+    heights = []
+    real = engine.run_forward
+    monkeypatch.setattr(engine, "run_forward", lambda m, X: heights.append(len(X)) or real(m, X))
+    model = mlp(SHAPES["reverse"])
+    engine.jacobian(model, np.zeros((1, 8)))
+    engine.jacobian(model, np.zeros((100, 8)))
+    assert heights == [1, 50, 50]  # 100 rows: two halves, one per core
+    engine.jacobian(model, np.zeros((1, 8)), deterministic=True)
+    assert heights[-1] == graph.block_rows(model, 2, 8)
+
+
+def test_block_height_rule():
+    small, wide_out = mlp((8, 64, 64, 2)), mlp((4, 128, 128, 64))
+    assert graph.block_rows(small, 2, 8) == 1024 and graph.block_rows(small, 2, 4) == 2048
+    assert graph.block_rows(wide_out, 4, 8) == 256
+    assert graph.block_rows(small, 2, 8, memory=2**20) < 1024  # the memory budget still bounds it
+    huge = mlp((4, 2000, 2000, 2000, 3))
+    assert graph.MIN_BLOCK_ROWS <= graph.block_rows(huge, 3, 8) <= graph.MAX_BLOCK_ROWS
+
+
+def test_blas_held_to_one_thread_only_inside():
+    blas = parallel._find_blas()
+    if not blas:
+        pytest.skip("numpy's OpenBLAS not found")
+    get, set_ = blas
+    before = get()
+    try:
+        set_(2)
+        with parallel.one_blas_thread():
+            assert get() == 1
+            with parallel.one_blas_thread():
+                assert get() == 1
+            assert get() == 1
+        assert get() == 2
+    finally:
+        set_(before)
+
+
+def test_an_error_in_a_worker_reaches_the_caller():
+    def fn(i):
+        if i == 5:
+            raise ValueError("block 5")
+        return i
+
+    seen = []
+    with pytest.raises(ValueError, match="block 5"):
+        for v in parallel.map_blocks(fn, range(20), threads=2):
+            seen.append(v)
+    assert seen == list(range(5))
+    assert list(parallel.map_blocks(fn, range(3), threads=2)) == [0, 1, 2]
+    assert list(parallel.map_blocks(fn, [], threads=2)) == []
+
+
+def test_workers_env(monkeypatch):
+    monkeypatch.setenv("JACPROP_THREADS", "3")
+    assert parallel.workers() == 3
+    monkeypatch.setenv("JACPROP_THREADS", "0")
+    assert parallel.workers() >= 1
+
+
+def hard_numbers():
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2**64, size=20000, dtype=np.uint64).view(np.float64)
+    mags = rng.normal(size=20000) * 10.0 ** rng.integers(-320, 300, size=20000)
+    ints = np.round(rng.normal(size=5000) * 10.0 ** rng.integers(0, 20, size=5000))
+    special = [0.0, -0.0, np.nan, np.inf, -np.inf, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 1e-4,
+               1e-5, 1e-7, 1e-10, 9.999999999999999e-05, 1e10, 1e15, 1e16, 9999999999.999998, 2.0**53, 1e22, 0.1]
+    edges = (10.0 ** np.arange(-12, 18)[:, None] * np.array([1, 1 - 2**-52, 1 + 2**-52, 0.5, 0.999])).ravel()
+    f32 = np.float32(rng.normal(size=5000)).astype(np.float64)
+    v = np.concatenate([bits, mags, ints, special, edges, -edges, f32])
+    return v[: len(v) // 5 * 5].reshape(-1, 5)
+
+
+def test_csv_numbers_are_reprs_whether_pyarrow_formats_them_or_not():
+    pytest.importorskip("pyarrow")
+    flat = hard_numbers()
+    plain = ("\n".join(",".join(map(repr, r)) for r in flat.tolist()) + "\n").encode()
+    assert writers.csv_lines(flat) == plain
+    ids = [f"id{i}" for i in range(len(flat))]
+    assert writers.csv_lines(flat, ids) == b"".join(f"{i},".encode() + line + b"\n"
+                                                     for i, line in zip(ids, plain.split(b"\n")[:-1]))
+    back = np.array([[float(t) for t in line.split(",")] for line in plain.decode().splitlines()])
+    assert back.tobytes() == flat.tobytes() or np.array_equal(back, flat, equal_nan=True)
+    assert writers.csv_lines(flat[:0]) == b""
+    odd_ids = [f'"é,{i}"' for i in range(len(flat))]  # as _csv_cell quotes them
+    assert writers.csv_lines(flat, odd_ids) == b"".join(f"{i},".encode() + line + b"\n"
+                                                         for i, line in zip(odd_ids, plain.split(b"\n")[:-1]))
+    assert writers.csv_lines(np.array([[1.0, -0.0]])) == b"1.0,-0.0\n"  # small: the plain path
+    assert writers.csv_lines(np.arange(600).reshape(300, 2)) == b"".join(b"%d,%d\n" % (2 * i, 2 * i + 1)
+                                                                         for i in range(300))  # integers: repr's
+
+
+def test_jsonl_lines_are_json_dumps_whether_pyarrow_formats_them_or_not(monkeypatch):
+    pytest.importorskip("pyarrow")
+    flat = hard_numbers().ravel()[44000:47000].reshape(300, 10)  # integers, the special values, edges, float32s
+    fields = [writers.Field("x", (5,)), writers.Field("y", (2,)), writers.Field("jacobian", (2, 5)), writers.Field("s", ())]
+    arrays = {"x": flat[:, :5], "y": flat[:, 5:7], "jacobian": flat.reshape(300, 2, 5), "s": flat[:, 9]}
+    rows = np.arange(1, 301)
+    ids = np.array([f'i"d{i}' for i in range(300)])
+    fast = [writers.jsonl_lines(rows, i, arrays, fields) for i in (None, ids)]
+    monkeypatch.setattr(writers, "_arrow", lambda: None)
+    plain = [writers.jsonl_lines(rows, i, arrays, fields) for i in (None, ids)]
+    assert fast == plain
+    assert b"NaN" in plain[0] and b"Infinity" in plain[0]
+
+
+def test_cli_output_is_the_same_for_any_thread_count(tmp_path):
+    sample = os.path.join(os.path.dirname(__file__), "..", "sample_models")
+    model, data = os.path.join(sample, "bishop_tanh.npz"), os.path.join(sample, "bishop_tanh.csv")
+    outs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "JACPROP_THREADS": threads}
+        r = subprocess.run([sys.executable, "-m", "jacprop", "jacobian", model, data, "--format", "csv"],
+                           capture_output=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        outs.append(r.stdout)
+    assert outs[0] == outs[1] and outs[0].count(b"\n") > 1
