@@ -16,6 +16,14 @@ Every op is a dataclass with
 - ``vjp_is_view``: True when the vjp returns a view of g (no arithmetic), so a caller's ``out``
   can be handed on to the op before it.
 
+Second order (Hessians, ``jacprop.second_order``): ``vjp2(saved, g, ts) -> one array per input``,
+of shape (B, K, D, *in_shape): the derivative of ``vjp(saved, g)`` with respect to the op's inputs in
+each of the D tangent directions ts (one (B, D, *in_shape) per input), g held fixed; i.e.
+sum_o g_o d2y_o / dx dx' t.  An op whose vjp does not depend on its inputs (a linear map, or a
+piecewise-linear one such as max pooling, where it is locally constant) says so once with
+``linear = True`` (a class attribute, or a property where it depends on the op's parameters) and
+needs no ``vjp2``.  An op with neither has no second-order rule, and ``hessian`` refuses it.
+
 B is N or 1: a leading 1 marks a tensor that is the same for every row (the seed of
 either mode, and what linear ops make of it), so the first products are done once,
 not N times; numpy broadcasting does the rest.  Shapes never include the batch axis;
@@ -60,6 +68,8 @@ class Op:
     in_shapes: tuple = field(default=(), kw_only=True, repr=False, compare=False)
     n_inputs = 1  # None = any number >= 2
     vjp_is_view = False
+    linear = False  # True: vjp independent of the inputs, no second-order term (see the module docstring)
+    vjp2 = None  # the second-order rule, where the op has one
 
     def out_shape(self, *shapes):
         return shapes[0]
@@ -83,7 +93,9 @@ class Op:
 
 
 class Linear(Op):
-    """An op y = A x + c: vjp is the transpose, jvp is A itself."""
+    """An op y = A x + c: vjp is the transpose, jvp is A itself; no second-order term."""
+
+    linear = True
 
     def forward(self, x):
         return self.apply(x), None

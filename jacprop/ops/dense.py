@@ -65,6 +65,15 @@ class Dense(Op):
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, dot_last(ts[0], self.kernel))
 
+    @property
+    def linear(self):
+        return self.activation.is_piecewise_linear
+
+    def vjp2(self, saved, g, ts):
+        """((g h''(a)) (t W)) W^T for elementwise h; softmax and log_softmax as ``Activation.second``."""
+        a, y = saved
+        return (dot_last(self.activation.second(a, y, g, dot_last(ts[0], self.kernel)), self.kernel.T),)
+
 
 @register
 @dataclass
@@ -82,5 +91,13 @@ class Act(Op):
 
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, ts[0])
+
+    @property
+    def linear(self):
+        return self.activation.is_piecewise_linear
+
+    def vjp2(self, saved, g, ts):
+        """g h''(x) t (``Activation.second``)."""
+        return (self.activation.second(*saved, g, ts[0]),)
 
 
