@@ -233,6 +233,45 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, fmt, mode, 
 
 
 @main.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True, metavar="MODEL... INPUTS")
+@model_and_input_options
+@output_options(["table", "csv", "jsonl", "npy", "npz"])
+@click.option("--outputs", multiple=True, help="Only these outputs (names or indices, comma-separated).")
+@click.option("--wrt", multiple=True, help="Only these inputs (names or indices): J and the D' x D' block of H.")
+@click.option("--diagonal", is_flag=True, help="Only d2y/dxi^2 (N, K, D): D times less output, the same cost.")
+@click.option("--output-names", multiple=True, help="Names for the K outputs (comma-separated), instead of the model's.")
+@click.option("--logits", is_flag=True, help="Derivatives of the output layers' pre-activations (e.g. before a softmax).")
+@click.option("--rows", "rows", help="Only these data rows (counted from 1), e.g. 1-5,10,20-.")
+@click.option("--top", type=click.IntRange(1), default=5, show_default=True,
+              help="Table: the largest interactions shown per output.")
+@click.option("--max-rows", default=10, show_default=True, help="Rows shown one by one in the table format.")
+@handle_errors
+def hessian(paths, load_options, csv_options, dtype, quiet, output, fmt, outputs, wrt, diagonal, output_names, logits,
+            rows, top, max_rows):
+    """H[k, i, j] = d2y_k/dx_i dx_j (and y, J) at every row of INPUTS.
+
+    Exact (forward-over-reverse), in blocks of rows. H has K x D x D values per row: --wrt, --outputs
+    and --diagonal make it smaller. Several MODEL files are applied in order (the chain rule).
+
+    \b
+    Example:
+      jacprop hessian sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv
+      jacprop hessian model.h5 data.csv -o hess.npz
+      jacprop hessian model.h5 data.csv --wrt temp,pressure --outputs 0 --format csv
+      jacprop hessian model.h5 data.csv --diagonal -o curvature.npz
+    """
+    from .commands import hessian as command
+    from .commands.common import InputSpec, ModelSpec, OutputSpec
+
+    models, inputs = models_and_inputs(paths)
+    spec = command.HessianSpec(
+        ModelSpec(models, logits=logits, output_names=split_list(output_names), **load_options),
+        InputSpec(inputs, rows=rows, **csv_options), OutputSpec(output, fmt, dtype, max_rows, quiet),
+        split_list(outputs), split_list(wrt), diagonal, top)
+    finish(command.run(command.prepare(spec)))
+
+
+@main.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, metavar="[MODEL... INPUTS | JACOBIAN]")
 @model_and_input_options
 @engine_options
