@@ -31,7 +31,7 @@ def __getattr__(name):
 
         return propagate
     if name == "check":
-        from .check import check
+        from .fdcheck import check
 
         return check
     if name == "jacobian":

@@ -339,29 +339,39 @@ def propagate(paths, load_options, csv_options, dtype, quiet, output, fmt, mode,
 @main.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True, metavar="MODEL... INPUTS")
 @model_and_input_options
-@click.option("--tol", default=1e-6, show_default=True, help="Largest accepted |J - J_fd| / max(1, max|J|) per output.")
+@click.option("--order", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="1: J against central differences of y; 2: H against central differences of J.")
+@click.option("--tol", default=1e-6, show_default=True,
+              help="Largest accepted |J - J_fd| / max(1e-8, max|J|) per output (order 2: H), plus the rounding bound.")
+@click.option("--allow-flat", is_flag=True,
+              help="Pass outputs whose J (H) is below 1e-8 at every row, where nothing can be tested.")
+@click.option("--logits", is_flag=True, help="Check the output layers' pre-activations (e.g. before a softmax).")
 @click.option("--expect-y", type=click.Path(dir_okay=False),
               help="CSV of expected outputs (e.g. the framework's predict) to compare y with.")
 @click.option("--y-tol", default=1e-5, show_default=True, help="Largest accepted |y - expected| / max(1, |expected|).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @handle_errors
-def check(paths, load_options, csv_options, dtype, quiet, tol, expect_y, y_tol, fmt):
-    """Check backprop J against central finite differences at every row of INPUTS.
+def check(paths, load_options, csv_options, dtype, quiet, order, tol, allow_flat, logits, expect_y, y_tol, fmt):
+    """Check backprop J (--order 2: H) against central finite differences at every row of INPUTS.
 
-    The step for input i is eps^(1/3) * max(1, RMS of column i).  Exit 1 when an
-    error exceeds --tol (or --y-tol with --expect-y): a gate for CI.
+    The step for input i is eps^(1/3) * max(1, RMS of column i).  Each output is compared on
+    the scale of its own max |J| (floor 1e-8).  Exit 1 when an error exceeds its tolerance (or
+    --y-tol with --expect-y), or when an output's J is below 1e-8 everywhere (saturated: nothing
+    was tested) unless --allow-flat: a gate for CI.
 
     \b
     Example:
       jacprop check sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv
+      jacprop check model.h5 data.csv --order 2
       jacprop check model.h5 data.csv --expect-y predictions.csv --format json
     """
     from .commands import check as command
     from .commands.common import InputSpec, ModelSpec
 
     models, inputs = models_and_inputs(paths)
-    result, outcome = command.run(command.CheckSpec(ModelSpec(models, **load_options), InputSpec(inputs, **csv_options),
-                                                    tol, expect_y, y_tol))
+    spec = command.CheckSpec(ModelSpec(models, logits=logits, **load_options), InputSpec(inputs, **csv_options), tol,
+                             expect_y, y_tol, order, allow_flat)
+    result, outcome = command.run(spec)
     if fmt == "json":
         import json
 

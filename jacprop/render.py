@@ -260,15 +260,20 @@ def inspect_table(info: dict) -> None:
 
 
 def check_tables(result: dict) -> None:
-    """``jacprop check``: per output, the largest scaled error of J (and of y), on stdout."""
+    """``jacprop check``: per output, the largest error of J (or H) on the scale of its own max |J| (max |H|)."""
     out = console()
-    table = Table(title=f"J vs central differences, {result['rows']} rows, tol {result['tolerance']:g}",
-                  title_justify="left", show_edge=False, pad_edge=False)
-    for col in ("output", "max |J - J_fd| / max(1, max|J|)", "row", "input", ""):
+    d, ref = ("H", "H_fd") if result["order"] == 2 else ("J", "J_fd")
+    table = Table(title=f"{d} vs central differences{' of J' if d == 'H' else ''}, {result['rows']} rows, "
+                        f"tol {result['tolerance']:g}, floor {result['floor']:g}", title_justify="left", show_edge=False,
+                  pad_edge=False)
+    for col in ("output", f"max|{d}|", f"max |{d} - {ref}| / max|{d}|", "tol", "row",
+                "inputs" if d == "H" else "input", ""):
         table.add_column(col)
     for o in result["outputs"]:
-        table.add_row(escape(o["output"]), f"{o['max_scaled_error']:.3g}", str(o["row"]), escape(o["input"]),
-                      "ok" if o["ok"] else "[bold red]FAIL[/]")
+        status = ("flat" if result["allow_flat"] else "[bold red]FLAT[/]") if o["flat"] else \
+            "ok" if o["ok"] else "[bold red]FAIL[/]"
+        table.add_row(escape(o["output"]), f"{o['scale']:.3g}", f"{o['max_scaled_error']:.3g}", f"{o['tolerance']:.2g}",
+                      str(o["row"]), escape(o["input"]), status)
     out.print(table)
     if "y" in result:
         t = Table(title=f"y vs --expect-y, tol {result['y_tolerance']:g}", title_justify="left", show_edge=False,
