@@ -1,17 +1,19 @@
-"""Batched per-row Hessians H[n, k, i, j] = d2y_k / dx_i dx_j of a Model, by forward-over-reverse.
+"""Batched per-row Hessians H[n, k, i, j] = d2y_k / dx_i dx_j of a Model.
 
-A forward tangent pass first pushes the W unit directions e_j (j in ``wrt``) through the graph: every
-node v gets its tangents dv/dx_j (B, W, *shape).  The reverse sweep then carries, beside each node's
-cotangent g = dy/dv (B, K, *shape) of the Jacobian's backward recursion, its derivative
-gdot = d(dy/dv)/dx_j (B, K, W, *shape).  Differentiating the op rule g_in = vjp(saved, g) once more:
+The second-order chain rule on the layer graph: with g_v = dy/dv the cotangent of node v's output (the
+Jacobian's backward recursion, K seeds) and t_u = du/dx_j the tangents of its inputs u (forward mode, one
+per input j in ``wrt``),
 
-    gdot_in = vjp(saved, gdot)  +  vjp2(saved, g, tangents of the op's inputs)
+    H_k = sum over nodes v = f_v(u_1, ..., u_m) of  sum_o g_{k,v,o} t^T (d2 f_{v,o} / du du') t'
 
-the first term because the vjp is linear in g, the second (the op's second-order rule, zero for ops
-declared ``linear``) because the op's local Jacobian depends on its inputs.  At node 0 (the input row)
-g = J and gdot = dJ/dx_j, i.e. H[n, k, j, i].  The cost is about W times that of the K-seed Jacobian;
-memory per row is about (K W + W) times the largest node, so rows go through in blocks sized from the
-same budget as J (``block_rows``): memory is flat in N.
+contracted over u's entries: each node's local Hessian, weighted by the adjoint of its output and
+pulled back to x by the tangents of its inputs.  Linear ops (``Op.linear``) add nothing; every other op
+gives its term through ``Op.hess_term`` (``vjp2`` contracted with the tangents, or for Dense/Conv
+(t W)^T diag(g h''(a)) (t W) on the layer's units, without the product with W^T).  So the cost is one
+reverse sweep with K seeds (J), one tangent sweep with W seeds, and per nonlinear node about
+K W^2 x (its size) multiply-adds; ``diagonal`` (H_kii only) costs K W x (its size).  Memory per row is
+about W x (the nodes' sizes) + K x (the largest) + K W^2, so rows go through in blocks sized from a
+budget (``hessian_rows``): memory is flat in N.
 
 An op with neither ``linear`` nor ``vjp2`` has no second-order rule: ``check_second_order`` refuses the
 model with one line naming the layer and the op, before anything is computed.
@@ -42,12 +44,14 @@ def check_second_order(model: Model) -> None:
                              "second-order rule")
 
 
-def hessian_rows(model: Model, n_outputs: int, n_wrt: int, itemsize: int, memory: int = DEFAULT_MEMORY) -> int:
-    """Rows per block so that the tangents (W per node), the cotangents (K per node, two live) and their
-    derivatives (K W, two live, plus a rule's temporaries) fit in ``memory`` bytes."""
+def hessian_rows(model: Model, n_outputs: int, n_wrt: int, itemsize: int, memory: int = DEFAULT_MEMORY,
+                 diagonal: bool = False) -> int:
+    """Rows per block so that the tangents (W per node), the cotangents (K per node, two live), a term's
+    (K, W, size) temporary and H (K W W, three live) fit in ``memory`` bytes."""
     sizes = [math.prod(n.shape) for n in model.nodes]
+    h = n_outputs * n_wrt * (1 if diagonal else n_wrt)
     per_row = itemsize * (3 * sum(sizes) + n_wrt * sum(sizes) + 4 * n_outputs * max(sizes)
-                          + 6 * n_outputs * n_wrt * max(sizes) + n_outputs * n_wrt * model.D)
+                          + 2 * n_outputs * n_wrt * max(sizes) + 3 * h)
     return max(1, min(MAX_BLOCK_ROWS, int(memory // per_row)))
 
 
@@ -76,32 +80,24 @@ def _add(acc, v):
     return v if acc is None else acc + v
 
 
-def reverse2(model: Model, saved, tan: list, outputs: np.ndarray):
-    """(J (B, K', D), dJ (B, K', W, D) or None when H = 0): the reverse sweep with derivatives."""
+def reverse_hessian(model: Model, saved, tan: list, outputs: np.ndarray, diagonal: bool = False):
+    """(J (B, K', D), H (B, K', W, W) or (B, K', W) when ``diagonal``, or None when H = 0): the reverse
+    sweep, each nonlinear node adding its ``hess_term`` with its output's cotangent."""
     nodes = model.nodes
     seed = np.zeros((1, len(outputs), model.K), _dtype(model))
     seed[0, np.arange(len(outputs)), outputs] = 1
-    cot, dcot = [None] * len(nodes), [None] * len(nodes)
+    cot, H = [None] * len(nodes), None
     cot[-1] = seed
     for i in range(len(nodes) - 1, 0, -1):
-        node, g, gd = nodes[i], cot[i], dcot[i]
+        node, g = nodes[i], cot[i]
         if g is None:
             continue
-        cot[i] = dcot[i] = tan[i] = None  # free as we go
-        grads = node.op.vjp(saved[i], g)
-        dgrads = [None] * len(node.inputs)
-        if gd is not None:
-            b, k, w = gd.shape[:3]
-            merged = node.op.vjp(saved[i], gd.reshape(b, k * w, *gd.shape[3:]))
-            dgrads = [m.reshape(m.shape[0], k, w, *m.shape[2:]) for m in merged]
+        cot[i] = tan[i] = None  # free as we go
         if not node.op.linear:
-            extra = node.op.vjp2(saved[i], g, tuple(tan[j] for j in node.inputs))
-            dgrads = [_add(d, e) for d, e in zip(dgrads, extra)]
-        for j, gj, dj in zip(node.inputs, grads, dgrads):
+            H = _add(H, node.op.hess_term(saved[i], g, tuple(tan[j] for j in node.inputs), diagonal))
+        for j, gj in zip(node.inputs, node.op.vjp(saved[i], g)):
             cot[j] = _add(cot[j], gj)
-            if dj is not None:
-                dcot[j] = _add(dcot[j], dj)
-    return cot[0], dcot[0]
+    return cot[0], H
 
 
 def iter_hessian(model: Model, X, outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY, rows=None,
@@ -111,22 +107,20 @@ def iter_hessian(model: Model, X, outputs=None, wrt=None, dtype=np.float64, memo
     check_second_order(m)
     X = check_X(m, X, dtype)
     outputs, wrt = _select(outputs, m.K, "output"), _select(wrt, m.D, "wrt")
-    step = rows or hessian_rows(m, len(outputs), len(wrt), np.dtype(dtype).itemsize, memory)
+    step = rows or hessian_rows(m, len(outputs), len(wrt), np.dtype(dtype).itemsize, memory, diagonal)
     needed = _needed(m)
     for start, n, Xc in blocks(X, step, deterministic):
         values, saved = run_forward(m, Xc)
-        tan = tangents(m, saved, wrt)
-        tan = [t if need else None for t, need in zip(tan, needed)]
-        J, dJ = reverse2(m, saved, tan, outputs)
+        tan = [t if need else None for t, need in zip(tangents(m, saved, wrt), needed)]
+        J, H = reverse_hessian(m, saved, tan, outputs, diagonal)
         J = np.broadcast_to(J[:, :, wrt], (len(Xc), len(outputs), len(wrt)))[:n]
         shape = (n, len(outputs), len(wrt)) + (() if diagonal else (len(wrt),))
-        if dJ is None:
+        if H is None:
             H = np.zeros(shape, dtype)
-        elif diagonal:
-            H = np.broadcast_to(dJ[:, :, np.arange(len(wrt)), wrt], (len(Xc), *shape[1:]))[:n]
         else:
-            H = np.broadcast_to(dJ[:, :, :, wrt], (len(Xc), *shape[1:]))[:n]
-            H = 0.5 * (H + H.transpose(0, 1, 3, 2))  # exact up to rounding; made exactly symmetric
+            H = np.broadcast_to(H, (len(Xc), *shape[1:]))[:n]
+            if not diagonal:
+                H = 0.5 * (H + H.transpose(0, 1, 3, 2))  # symmetric analytically; made so exactly
         yield start, values[-1][:n, outputs], J, H
 
 
@@ -137,7 +131,7 @@ def hessian(model: Model, X, outputs=None, wrt=None, dtype=np.float64, memory=DE
     X: (N, D).  Returns Y (N, K'), J (N, K', D') and H (N, K', D', D') with H[n, k, i, j] =
     d2 y_k / dx_i dx_j at x_n, for the selected ``outputs`` (K' of the K) and ``wrt`` (D' of the D
     inputs; J and H are then taken with respect to those only); ``diagonal``: H (N, K', D') holds
-    d2 y_k / dx_i^2 only (the same cost, D' times less output).  Forward-over-reverse, exact to rounding.
+    d2 y_k / dx_i^2 only (D' times less output and work).  Exact to rounding (see the module docstring).
     Memory stays within about ``memory`` bytes beyond X, Y, J and H; raises ModelError (before any row
     is computed) if a layer has no second-order rule.
     """

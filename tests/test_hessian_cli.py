@@ -90,7 +90,7 @@ def test_diagonal(ref):
     assert header[-3:] == ["d2(y[0])/d(temperature)d(temperature)", "d2(y[0])/d(pressure)d(pressure)",
                            "d2(y[0])/d(flow)d(flow)"]
     data = np.loadtxt(io.StringIO(r.stdout), delimiter=",", skiprows=1)
-    np.testing.assert_array_equal(data[:, -3:], np.diagonal(H[:, 0], axis1=1, axis2=2))
+    np.testing.assert_allclose(data[:, -3:], np.diagonal(H[:, 0], axis1=1, axis2=2), rtol=1e-13, atol=1e-16)
 
 
 def test_table_shows_the_largest_interactions(ref):

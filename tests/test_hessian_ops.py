@@ -105,3 +105,25 @@ def test_second_order_rule_matches_central_differences_of_the_vjp(name, op, shap
                 got = np.zeros_like(ref) if rule is None else np.broadcast_to(rule[i][:, :, m], ref.shape)
                 scale = max(1.0, float(np.abs(ref).max()))
                 assert np.abs(got - ref).max() / scale < 1e-6, (name, l, m, i, np.abs(got - ref).max())
+
+
+@pytest.mark.parametrize("name,op,shapes,span", CASES + OP_CASES + EXTRA, ids=[c[0] for c in CASES + OP_CASES + EXTRA])
+def test_hess_term_is_vjp2_contracted_with_the_tangents(name, op, shapes, span):
+    """What the engine calls (Dense/Conv: on the pre-activation tangents) equals the rule above, contracted
+    with the tangents once more; the diagonal form equals the diagonal of the full one."""
+    from jacprop.ops.base import Op, contract
+
+    op = op.bind(*shapes)
+    if op.linear:
+        return
+    rng = np.random.default_rng(zlib.crc32(name.encode()) + 1)
+    xs = [rng.uniform(*span, size=(3, *s)) for s in shapes]
+    saved = op.forward(*xs)[1]
+    g = rng.normal(size=(3, 2, *op.out_shape(*shapes)))
+    ts = tuple(rng.normal(size=(3, 4, *s)) for s in shapes)
+    ref = sum(contract(v, t) for v, t in zip(op.vjp2(saved, g, ts), ts))
+    full = op.hess_term(saved, g, ts)
+    np.testing.assert_allclose(full, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(op.hess_term(saved, g, ts, diagonal=True), np.diagonal(ref, axis1=2, axis2=3),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(Op.hess_term(op, saved, g, ts), ref, rtol=1e-12, atol=1e-12)

@@ -313,6 +313,22 @@ class Activation:
         d2 = SECOND[self.name](a, y, self.alpha)
         return g[:, :, None] * (d2[:, None] * t)[:, None]
 
+    def hess_term(self, a, y, g, t, diagonal=False):
+        """sum_s g_s h''(a_s) t_ws t_vs: (B, K, D, D) (``diagonal``: w = v only, (B, K, D)); softmax and
+        log_softmax contract ``second`` with t."""
+        if self.name in AXIS_ACTIVATIONS:
+            from .base import contract
+
+            return contract(self.second(a, y, g, t), t, diagonal)
+        k, d = g.shape[1], t.shape[1]
+        c = g * SECOND[self.name](a, y, self.alpha)[:, None]
+        c = c.reshape(c.shape[0], k, -1)  # (N, K, S)
+        t = t.reshape(t.shape[0], d, -1)
+        if diagonal:
+            return np.matmul(c, (t * t).transpose(0, 2, 1))
+        ct = (c[:, :, None, :] * t[:, None]).reshape(max(len(c), len(t)), k * d, -1)
+        return np.matmul(ct, t.transpose(0, 2, 1)).reshape(-1, k, d, d)
+
     def jvp(self, a, y, t):
         """J_h t: softmax s(t - <t, s>) (J is symmetric); log_softmax t - <t, s>; else h'(a) t."""
         if self.name == "linear":

@@ -74,6 +74,10 @@ class Dense(Op):
         a, y = saved
         return (dot_last(self.activation.second(a, y, g, dot_last(ts[0], self.kernel)), self.kernel.T),)
 
+    def hess_term(self, saved, g, ts, diagonal=False):
+        """(t W)^T diag(g h''(a)) (t W): contracted on the layer's units, no product with W^T."""
+        return self.activation.hess_term(*saved, g, dot_last(ts[0], self.kernel), diagonal)
+
 
 @register
 @dataclass
@@ -99,5 +103,8 @@ class Act(Op):
     def vjp2(self, saved, g, ts):
         """g h''(x) t (``Activation.second``)."""
         return (self.activation.second(*saved, g, ts[0]),)
+
+    def hess_term(self, saved, g, ts, diagonal=False):
+        return self.activation.hess_term(*saved, g, ts[0], diagonal)
 
 

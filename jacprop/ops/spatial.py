@@ -189,6 +189,10 @@ class Conv(Spatial):
         """conv^T (g h''(a) conv(t)), conv the linear part (as Dense, windows for the kernel)."""
         return (self._transpose(self.activation.second(*saved, g, self._linear(ts[0]))),)
 
+    def hess_term(self, saved, g, ts, diagonal=False):
+        """conv(t)^T diag(g h''(a)) conv(t): contracted on the output positions and channels."""
+        return self.activation.hess_term(*saved, g, self._linear(ts[0]), diagonal)
+
 
 @register
 @dataclass
