@@ -94,7 +94,8 @@ class Checker:
             if err[:, k][at] > self.err[k]:
                 self.err[k], self.worst_at[k] = err[:, k][at], (int(rows[at[0]]), tuple(int(i) for i in at[1:]))
         axes = tuple(range(2, value.ndim))
-        self.scale = np.maximum(self.scale, np.maximum(np.abs(ref).max(axis=(0, *axes)), np.abs(value).max(axis=(0, *axes))))
+        largest = np.maximum(np.abs(ref).max(axis=(0, *axes)), np.abs(value).max(axis=(0, *axes)))
+        self.scale = np.maximum(self.scale, largest)
         f_axes = tuple(range(2, f.ndim))
         self.f_max = np.maximum(self.f_max, np.abs(f).max(axis=(0, *f_axes)))
 

@@ -264,8 +264,8 @@ def check_tables(result: dict) -> None:
     out = console()
     d, ref = ("H", "H_fd") if result["order"] == 2 else ("J", "J_fd")
     table = Table(title=f"{d} vs central differences{' of J' if d == 'H' else ''}, {result['rows']} rows, "
-                        f"tol {result['tolerance']:g}, floor {result['floor']:g}", title_justify="left", show_edge=False,
-                  pad_edge=False)
+                        f"tol {result['tolerance']:g}, floor {result['floor']:g}", title_justify="left",
+                  show_edge=False, pad_edge=False)
     for col in ("output", f"max|{d}|", f"max |{d} - {ref}| / max|{d}|", "tol", "row",
                 "inputs" if d == "H" else "input", ""):
         table.add_column(col)

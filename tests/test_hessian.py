@@ -170,6 +170,7 @@ def test_an_activation_without_a_second_order_rule_is_refused(monkeypatch):
 def test_softmax_of_one_unit_and_linear_outputs():
     """Edge cases: H = 0 for a linear model (row-independent J), float inputs of extreme size stay finite."""
     b = GraphBuilder([("x", (2,))])
-    model = b.finish([b.add("d", ops.Dense(kernel=np.ones((2, 1)), activation=Activation("softmax")), b.inputs, "Dense")])
+    dense = ops.Dense(kernel=np.ones((2, 1)), activation=Activation("softmax"))
+    model = b.finish([b.add("d", dense, b.inputs, "Dense")])
     _, J, H = jacprop.hessian(model, np.array([[1e300, -1e300], [0.0, 1.0]]))
     assert not J.any() and not H.any()

@@ -74,7 +74,8 @@ def test_csv_upper_triangle(ref):
 def test_jsonl_and_id_column(tmp_path, ref):
     X, Y, J, H = ref
     src = tmp_path / "in.csv"
-    src.write_text("id," + ",".join(NAMES) + "\n" + "\n".join(f"r{n}," + ",".join(map(repr, x.tolist())) for n, x in enumerate(X)) + "\n")
+    lines = [f"r{n}," + ",".join(map(repr, x.tolist())) for n, x in enumerate(X)]
+    src.write_text("id," + ",".join(NAMES) + "\n" + "\n".join(lines) + "\n")
     r = run(MODEL, src, "--id-column", "id", "--format", "jsonl")
     assert r.exit_code == 0, r.output
     records = [json.loads(line) for line in r.stdout.splitlines()]

@@ -69,8 +69,8 @@ def test_pointwise_d2h_is_the_derivative_of_dh(name):
 EXTRA = [  # forms the first-order tables do not sample
     ("layernorm-rms-scaling", ops.LayerNorm(gamma=np.linspace(0.5, 1.5, 5), rms_scaling=True), [(5,)], (-2, 2)),
     ("layernorm-nogamma-axis-2", ops.LayerNorm(axes=(-2,)), [(4, 3)], (-2, 2)),
-    ("dense-log_softmax", ops.Dense(kernel=np.linspace(-1, 1, 12).reshape(4, 3), activation=A.Activation("log_softmax")),
-     [(4,)], (-2, 2)),
+    ("dense-log_softmax",
+     ops.Dense(kernel=np.linspace(-1, 1, 12).reshape(4, 3), activation=A.Activation("log_softmax")), [(4,)], (-2, 2)),
     ("merge-multiply-2", ops.Merge(how="multiply"), [(3,)] * 2, (-2, 2)),
     ("binary-div-broadcast", T.Binary("div"), [(3,), (2, 1)], (0.5, 2)),
 ]

@@ -112,7 +112,8 @@ def prepare(spec: HessianSpec, allowed=("table", "csv", "jsonl", "npy", "npz")) 
     per_row = k * d * (1 if spec.diagonal else d)
     if per_row > HUGE_ROW and not spec.output.quiet:
         notes.insert(0, f"jacprop: warning: H has {k} x {d} x {d} = {per_row:,} values per row "
-                        f"({per_row * 8 / 2**20:.0f} MB a row in float64); --diagonal, --wrt or --outputs make it smaller")
+                        f"({per_row * 8 / 2**20:.0f} MB a row in float64); "
+                        "--diagonal, --wrt or --outputs make it smaller")
     return plan
 
 

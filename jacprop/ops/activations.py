@@ -201,13 +201,15 @@ def _mish_d2h(a, y, p):
 
 
 def _gelu_d2h(a, y, p):
-    """h = a Phi(a c') with Keras' c = 1/sqrt(2) (float32-rounded): h'' = (c / sqrt(pi)) e^(-(a c)^2) (2 - 2 (a c)^2)."""
+    """h = a Phi(a c') with Keras' c = 1/sqrt(2) (float32-rounded):
+    h'' = (c / sqrt(pi)) e^(-(a c)^2) (2 - 2 (a c)^2)."""
     u = a * _INV_SQRT_2
     return (_INV_SQRT_2 * _INV_SQRT_PI) * np.exp(-u * u) * (2 - 2 * u * u)
 
 
 def _gelu_tanh_d2h(a, y, p):
-    """u = k (a + c a^3), t = tanh u: h'' = (1 - t^2) (u' + a (u'' - 2 t u'^2) / 2), u' = k (1 + 3 c a^2), u'' = 6 k c a."""
+    """u = k (a + c a^3), t = tanh u: h'' = (1 - t^2) (u' + a (u'' - 2 t u'^2) / 2),
+    u' = k (1 + 3 c a^2), u'' = 6 k c a."""
     t = np.tanh(_gelu_tanh_inner(a))
     du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * a * a)
     return (1 - t * t) * (du + 0.5 * a * (6 * _SQRT_2_OVER_PI * _GELU_TANH_C * a - 2 * t * du * du))
