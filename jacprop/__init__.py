@@ -4,13 +4,14 @@ first-order propagation of input uncertainty, Delta y ~= J Delta x.
     >>> import jacprop
     >>> model = jacprop.load("sample_models/bishop_tanh.npz")
     >>> Y, J = jacprop.jacobian(model, X)      # X (N, D) -> Y (N, K), J (N, K, D)
+    >>> Y, J, H = jacprop.hessian(model, X)    # H (N, K, D, D): d2y_k/dx_i dx_j
     >>> u = jacprop.propagate(model, X, dx=0.01)["dy_gum"]   # (N, K)
     >>> jacprop.check(model, X)["ok"]
     >>> jacprop.save(model, "model.npz")
 """
 
 __version__ = "0.1.0"
-__all__ = ["load", "save", "jacobian", "forward", "propagate", "check", "Model", "JacpropError"]
+__all__ = ["load", "save", "jacobian", "hessian", "forward", "propagate", "check", "Model", "JacpropError"]
 
 
 def save(model, path) -> None:
@@ -30,13 +31,17 @@ def __getattr__(name):
 
         return propagate
     if name == "check":
-        from .check import check
+        from .fdcheck import check
 
         return check
     if name == "jacobian":
         from .engine import jacobian
 
         return jacobian
+    if name == "hessian":
+        from .second_order import hessian
+
+        return hessian
     if name == "forward":
         from .graph import forward
 

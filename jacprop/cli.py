@@ -281,6 +281,45 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt
 
 
 @main.command(context_settings=CONTEXT)
+@click.argument("paths", nargs=-1, required=True, metavar="MODEL... INPUTS")
+@model_and_input_options
+@output_options(["table", "csv", "jsonl", "npy", "npz"])
+@click.option("--outputs", multiple=True, help="Only these outputs (names or indices, comma-separated).")
+@click.option("--wrt", multiple=True, help="Only these inputs (names or indices): J and the D' x D' block of H.")
+@click.option("--diagonal", is_flag=True, help="Only d2y/dxi^2 (N, K, D): D times less output, the same cost.")
+@click.option("--output-names", multiple=True, help="Names for the K outputs (comma-separated), instead of the model's.")
+@click.option("--logits", is_flag=True, help="Derivatives of the output layers' pre-activations (e.g. before a softmax).")
+@click.option("--rows", "rows", callback=check_rows, help="Only these data rows (counted from 1), e.g. 1-5,10,20-.")
+@click.option("--top", type=click.IntRange(1), default=5, show_default=True,
+              help="Table: the largest interactions shown per output.")
+@click.option("--max-rows", type=COUNT, default=10, show_default=True, help="Rows shown one by one in the table format.")
+@handle_errors
+def hessian(paths, load_options, csv_options, dtype, quiet, output, fmt, outputs, wrt, diagonal, output_names, logits,
+            rows, top, max_rows):
+    """H[k, i, j] = d2y_k/dx_i dx_j (and y, J) at every row of INPUTS.
+
+    Exact (forward-over-reverse), in blocks of rows. H has K x D x D values per row: --wrt, --outputs
+    and --diagonal make it smaller. Several MODEL files are applied in order (the chain rule).
+
+    \b
+    Example:
+      jacprop hessian sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv
+      jacprop hessian model.h5 data.csv -o hess.npz
+      jacprop hessian model.h5 data.csv --wrt temp,pressure --outputs 0 --format csv
+      jacprop hessian model.h5 data.csv --diagonal -o curvature.npz
+    """
+    from .commands import hessian as command
+    from .commands.common import InputSpec, ModelSpec, OutputSpec
+
+    models, inputs = models_and_inputs(paths)
+    spec = command.HessianSpec(
+        ModelSpec(models, logits=logits, output_names=split_list(output_names), **load_options),
+        InputSpec(inputs, rows=rows, **csv_options), OutputSpec(output, fmt, dtype, max_rows, quiet),
+        split_list(outputs), split_list(wrt), diagonal, top)
+    finish(command.run(command.prepare(spec)))
+
+
+@main.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, metavar="[MODEL... INPUTS | JACOBIAN]")
 @model_and_input_options
 @engine_options
@@ -391,8 +430,14 @@ def propagate(paths, load_options, csv_options, dtype, quiet, output, no_row, fm
 @main.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True, metavar="MODEL... INPUTS")
 @model_and_input_options
+@click.option("--order", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="1: J against central differences of y; 2: H against central differences of J.")
 @click.option("--tol", type=POSITIVE, default=1e-6, show_default=True,
-              help="Largest accepted |J - J_fd| / max(1, max|J|) per output (> 0).")
+              help="Largest accepted |J - J_fd| / max(1e-8, max|J|) per output (order 2: H), plus the rounding "
+                   "bound (> 0).")
+@click.option("--allow-flat", is_flag=True,
+              help="Pass outputs whose J (H) is below 1e-8 at every row, where nothing can be tested.")
+@click.option("--logits", is_flag=True, help="Check the output layers' pre-activations (e.g. before a softmax).")
 @click.option("--expect-y", type=click.Path(dir_okay=False),
               help="CSV of expected outputs (e.g. the framework's predict) to compare y with.")
 @click.option("--y-tol", type=POSITIVE, default=1e-5, show_default=True,
@@ -403,17 +448,20 @@ def propagate(paths, load_options, csv_options, dtype, quiet, output, no_row, fm
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]),
               help="Report format. Default: json for an -o name ending .json, else table.")
 @handle_errors
-def check(paths, load_options, csv_options, dtype, quiet, tol, expect_y, y_tol, rows, output, fmt):
-    """Check backprop J against central finite differences at every row of INPUTS.
+def check(paths, load_options, csv_options, dtype, quiet, order, tol, allow_flat, logits, expect_y, y_tol, rows,
+          output, fmt):
+    """Check backprop J (--order 2: H) against central finite differences at every row of INPUTS.
 
-    The step for input i is eps^(1/3) * max(1, RMS of column i).  Exit 1 when an
-    error exceeds --tol (or --y-tol with --expect-y): a gate for CI.  With --dtype
-    float32, J and y are computed in float32 (as jacobian --dtype float32 would)
-    and compared with float64 differences: the report shows the float32 error.
+    The step for input i is eps^(1/3) * max(1, RMS of column i).  Each output is compared on
+    the scale of its own max |J| (floor 1e-8).  Exit 1 when an error exceeds its tolerance (or
+    --y-tol with --expect-y), or when an output's J is below 1e-8 everywhere (saturated: nothing
+    was tested) unless --allow-flat: a gate for CI.  With --dtype float32, J and y are computed
+    in float32 (as jacobian --dtype float32 would) and compared with float64 differences.
 
     \b
     Example:
       jacprop check sample_models/bishop_tanh.npz sample_models/bishop_tanh.csv
+      jacprop check model.h5 data.csv --order 2
       jacprop check model.h5 data.csv --expect-y predictions.csv --format json -o check.json
     """
     from .commands import check as command
@@ -422,9 +470,9 @@ def check(paths, load_options, csv_options, dtype, quiet, tol, expect_y, y_tol, 
 
     models, inputs = models_and_inputs(paths)
     fmt = fmt or ("json" if output and output.lower().endswith(".json") else "table")
-    result, outcome = command.run(command.CheckSpec(ModelSpec(models, **load_options),
-                                                    InputSpec(inputs, rows=rows, **csv_options), tol, expect_y, y_tol,
-                                                    dtype))
+    spec = command.CheckSpec(ModelSpec(models, logits=logits, **load_options), InputSpec(inputs, rows=rows, **csv_options),
+                             tol, expect_y, y_tol, dtype, order, allow_flat)
+    result, outcome = command.run(spec)
     with atomic_output(output) as out:
         if fmt == "json":
             import json

@@ -311,6 +311,55 @@ def close_jacobian_table(console, writer, stats, meta):
         summary_table(console, stats.result(), meta["input_names"], meta["output_names"], writer.n)
 
 
+def _largest(H, top, diagonal):
+    """The ``top`` (a, b, value) of one output's H (D, D), or of its diagonal (D,), by |value|, a <= b."""
+    if diagonal:
+        a = b = np.arange(len(H))
+        v = H
+    else:
+        a, b = np.triu_indices(len(H))
+        v = H[a, b]
+    order = np.argsort(-np.abs(v), kind="stable")[:top]
+    return [(int(a[i]), int(b[i]), float(v[i])) for i in order]
+
+
+def _interaction_table(title, H, y, meta, what="d2y/dxi dxj") -> Table:
+    """Per output: its largest interactions |H_ij| (i <= j), one line each."""
+    names = meta["input_names"]
+    table = Table(title=escape(title), title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("output", "y", "x_i", "x_j", what):
+        table.add_column(col, justify="right" if col in ("y", what) else "left")
+    vmax = float(np.abs(H).max(initial=0))
+    for k, out in enumerate(meta["output_names"]):
+        top = _largest(H[k], meta["top"], meta["diagonal"])
+        if vmax == 0 or all(v == 0 for _, _, v in top):
+            table.add_row(escape(shorten(out)), "" if y is None else number(y[k]), "", "", Text("H = 0", style="dim"))
+            continue
+        for r, (a, b, v) in enumerate(top):
+            table.add_row(escape(shorten(out)) if r == 0 else "", number(y[k]) if r == 0 and y is not None else "",
+                          escape(shorten(names[a])), escape(shorten(names[b])), Text(number(v), style=shade(v, vmax)))
+    return table
+
+
+def hessian_rows(console, rows, ids, arrays, meta) -> int:
+    """Each row's largest second derivatives d2y_k/dx_i dx_j per output (``jacprop hessian --format table``)."""
+    H = arrays["hessian_diagonal" if meta["diagonal"] else "hessian"]
+    what = "d2y/dxi^2" if meta["diagonal"] else "d2y/dxi dxj"
+    for n in range(len(rows)):
+        console.print(_interaction_table(_label(rows[n], None if ids is None else ids[n]), H[n], arrays["y"][n], meta,
+                                         what))
+    return len(rows)
+
+
+def close_hessian_table(console, writer, mean_abs, meta):
+    """After the first rows: for longer inputs, the largest mean |H| over all rows."""
+    if writer.n > writer.shown:
+        console.print(f"... {writer.n - writer.shown} more rows not shown; over all {writer.n} rows:")
+        what = "mean |d2y/dxi^2|" if meta["diagonal"] else "mean |d2y/dxi dxj|"
+        console.print(_interaction_table(f"largest mean |H| over {writer.n} rows", mean_abs["sum"] / mean_abs["n"],
+                                         None, meta, what))
+
+
 def summary_to(binary_file, stats, input_names, output_names, n_rows, what="input") -> None:
     """``jacobian --summary --format table`` onto a binary file (stdout's buffer or an -o file);
     ``what="estimate"``: ``propagate --summary``, the estimates' statistics over rows."""
@@ -356,16 +405,22 @@ def inspect_table(info: dict) -> None:
 
 
 def check_tables(result: dict, file=None) -> None:
-    """``jacprop check``: per output, the largest scaled error of J (and of y), on a binary ``file`` (stdout)."""
+    """``jacprop check``: per output, the largest error of J (or H) on the scale of its own max |J| (max |H|),
+    on a binary ``file`` (default stdout)."""
     out = console(file=None if file is None else TextBridge(file))
+    d, ref = ("H", "H_fd") if result["order"] == 2 else ("J", "J_fd")
     dtype = f", J in {result['dtype']}" if result.get("dtype", "float64") != "float64" else ""
-    table = Table(title=f"J vs central differences, {result['rows']} rows, tol {result['tolerance']:g}{dtype}",
-                  title_justify="left", show_edge=False, pad_edge=False)
-    for col in ("output", "max |J - J_fd| / max(1, max|J|)", "row", "input", ""):
+    table = Table(title=f"{d} vs central differences{' of J' if d == 'H' else ''}, {result['rows']} rows, "
+                        f"tol {result['tolerance']:g}, floor {result['floor']:g}{dtype}", title_justify="left",
+                  show_edge=False, pad_edge=False)
+    for col in ("output", f"max|{d}|", f"max |{d} - {ref}| / max|{d}|", "tol", "row",
+                "inputs" if d == "H" else "input", ""):
         table.add_column(col)
     for o in result["outputs"]:
-        table.add_row(escape(o["output"]), f"{o['max_scaled_error']:.3g}", str(o["row"]), escape(o["input"]),
-                      "ok" if o["ok"] else "[bold red]FAIL[/]")
+        status = ("flat" if result["allow_flat"] else "[bold red]FLAT[/]") if o["flat"] else \
+            "ok" if o["ok"] else "[bold red]FAIL[/]"
+        table.add_row(escape(o["output"]), f"{o['scale']:.3g}", f"{o['max_scaled_error']:.3g}", f"{o['tolerance']:.2g}",
+                      str(o["row"]), escape(o["input"]), status)
     out.print(table)
     if "y" in result:
         t = Table(title=f"y vs --expect-y, tol {result['y_tolerance']:g}", title_justify="left", show_edge=False,

@@ -2,7 +2,7 @@
 
     H[n, k, i, j] = d^2 y_k / dx_i dx_j  at row n
 
-Development-only: jacprop does not compute Hessians yet, and never imports TensorFlow or torch. Two parts,
+Development-only (jacprop never imports TensorFlow or torch; tests/test_hessian.py checks jacprop.hessian against these). Two parts,
 each run with its own (dev-only, out-of-repo) interpreter, from the repository root:
 
     /work/devenv-tf/bin/python sample_models/make_hessian_refs.py keras      # sample_models/keras/*.hess.npz

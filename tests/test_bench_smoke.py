@@ -20,3 +20,10 @@ def test_bench_e2e_smoke():
     assert out.returncode == 0, out.stderr
     assert "| `jacprop jacobian` CLI, whole run |" in out.stdout
     assert "| parse alone: numpy.loadtxt |" in out.stdout
+
+
+def test_bench_hessian_smoke():
+    script = BENCH.parent / "bench_hessian.py"
+    out = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "| small | 8 (8) | 2 | float64 | 50 |" in out.stdout

@@ -218,6 +218,15 @@ def test_linearity_points_are_the_arrays(results, bishop):
 
 
 @needs_mpl
+@needs_mpl
+def test_interactions_from_model_and_inputs(tmp_path, results):
+    """MODEL INPUTS: jacprop.hessian computes H (it equals the central differences of J in results)."""
+    out = tmp_path / "i.svg"
+    r = run("plot", "interactions", MODEL, INPUTS, "--outputs", "y[1]", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_size > 0
+
+
 def test_interactions_draw_mean_abs_hessian(results):
     data = P.load_result(results["hessian"])
     H = data["hessian"]
@@ -323,7 +332,7 @@ def test_usage_errors(tmp_path, results):
     one_line_error(run("plot", "profile", str(results["jacobian"]), "--input", "nope", "-o", out), "--input")
     one_line_error(run("plot", "budget", str(results["propagate"]), "--row", "7", "-o", out), "--row 7", "6 rows")
     one_line_error(run("plot", "heatmap", str(results["jacobian"]), "--dx", "0.1", "-o", out), "--dx needs MODEL")
-    one_line_error(run("plot", "interactions", MODEL, INPUTS, "-o", out), "Hessian")
+    one_line_error(run("plot", "interactions", MODEL, INPUTS, "--row", "9", "-o", out), "--row 9")
     one_line_error(run("plot", "heatmap", str(tmp_path / "none.npz"), "-o", out), "no such file")
     one_line_error(run("plot", "nope", str(results["jacobian"]), "-o", out), "nope")
     (tmp_path / "pickled.npz").write_bytes(b"not a zip")

@@ -1,11 +1,12 @@
-"""``jacprop check``: J against central differences at every row (and y against expected outputs)."""
+"""``jacprop check``: J (or, with order 2, H) against central differences at every row (and y against expected
+outputs)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..check import Checker
 from ..errors import InputError
+from ..fdcheck import Checker, flat_note
 from ..io.matrices import read_expected
 from ..io.reader import no_data_rows
 from .common import InputSpec, ModelSpec, Outcome, load_model, open_inputs, parse_rows
@@ -19,15 +20,22 @@ class CheckSpec:
     expect_y: str | None = None
     y_tol: float = 1e-5
     dtype: str = "float64"  # J and y computed in this precision (differences in float64)
+    order: int = 1
+    allow_flat: bool = False
 
 
 def run(spec: CheckSpec) -> tuple[dict, Outcome]:
-    """The report (as ``--format json`` prints it) and the outcome: exit 1 when an error exceeds its tolerance."""
+    """The report (as ``--format json`` prints it) and the outcome: exit 1 when an error exceeds its tolerance,
+    or when an output is flat (its derivatives negligible everywhere) unless ``allow_flat``."""
     notes = []
     model = load_model(spec.model, notes)
+    if spec.order == 2:
+        from ..second_order import check_second_order
+
+        check_second_order(model)
     reader = open_inputs(model, spec.inputs, notes=notes)
     expected = read_expected(spec.expect_y, model.output_names) if spec.expect_y else None
-    checker = Checker(model, reader.columns, spec.tol, spec.y_tol, spec.dtype)
+    checker = Checker(model, reader.columns, spec.tol, spec.y_tol, spec.order, spec.allow_flat, spec.dtype)
     keep, checked = parse_rows(spec.inputs.rows), 0
     try:
         for chunk in reader.chunks():
@@ -51,4 +59,5 @@ def run(spec: CheckSpec) -> tuple[dict, Outcome]:
     if expected is not None and keep is None and checker.y_rows != len(expected):
         raise InputError(f"--expect-y {spec.expect_y}: {len(expected)} rows, but the inputs have {checker.y_rows}")
     result = checker.result(checked, with_y=expected is not None)
-    return result, Outcome(0 if result["ok"] else 1, notes)
+    note = flat_note(result)
+    return result, Outcome(0 if result["ok"] else 1, notes + ([note] if note else []))

@@ -213,10 +213,8 @@ class RowBlock:
     extra: dict
 
 
-def jacobian_blocks(model, reader, mode, outputs, wrt, dtype, keep=None) -> Iterator[RowBlock]:
-    """The reader's chunks through the engine, block by block (X holds every input column)."""
-    from ..engine import iter_jacobian
-
+def selected_chunks(reader, keep=None) -> Iterator[tuple]:
+    """The reader's chunks as (X, ids, rows, extra), only the rows ``keep`` (--rows) accepts."""
     for chunk in reader.chunks():
         X, ids, rows, extra = chunk.X, chunk.ids, chunk.rows, chunk.extra
         if keep is not None:
@@ -224,10 +222,20 @@ def jacobian_blocks(model, reader, mode, outputs, wrt, dtype, keep=None) -> Iter
             X, rows = X[mask], rows[mask]
             ids = ids[mask] if ids is not None else None
             extra = {k: v[mask] for k, v in extra.items()}
+        del chunk
+        yield X, ids, rows, extra
+        del X, ids, rows, extra  # before the reader makes the next chunk: one chunk alive at a time
+
+
+def jacobian_blocks(model, reader, mode, outputs, wrt, dtype, keep=None) -> Iterator[RowBlock]:
+    """The reader's chunks through the engine, block by block (X holds every input column)."""
+    from ..engine import iter_jacobian
+
+    for X, ids, rows, extra in selected_chunks(reader, keep):
         for start, Y, J in iter_jacobian(model, X, mode, outputs, wrt, np.dtype(dtype), deterministic=True):
             sl = slice(start, start + len(Y))
             yield RowBlock(rows[sl], None if ids is None else ids[sl], X[sl], Y, J, {k: v[sl] for k, v in extra.items()})
-        del chunk, X, ids, rows, extra  # before the reader makes the next chunk: one chunk alive at a time
+        del X, ids, rows, extra  # before the reader makes the next chunk: one chunk alive at a time
 
 
 def open_output(fmt, output: OutputSpec, fields, meta, allowed=FORMATS):

@@ -185,6 +185,57 @@ ELEMENTWISE = {
         lambda a, y, p: ((a > -1) & (a < 1)).astype(a.dtype) * 0.5,
     ),
 }
+# ---- Second derivatives h''(a), for Hessians (jacprop.second_order).  name -> d2h(a, y, p), or None where h is
+# piecewise linear (h'' = 0 wherever h' is defined; no rule needed).  Kinks follow h' above: h'' is the
+# derivative of the branch that h' takes there (elu''(0) = alpha: the left branch, as elu'(0) = alpha).
+# A name missing here has no second-order rule: ``jacprop hessian`` refuses it.
+def _swish_d2h(a, y, p):
+    s = _sigmoid(a)
+    return s * (1 - s) * (2 + a * (1 - 2 * s))
+
+
+def _mish_d2h(a, y, p):
+    """h = a T, T = tanh(softplus a), T' = (1 - T^2) s: h'' = (1 - T^2) s (2 + a (1 - s - 2 T s))."""
+    t, s = np.tanh(_softplus(a)), _sigmoid(a)
+    return (1 - t * t) * s * (2 + a * (1 - s - 2 * t * s))
+
+
+def _gelu_d2h(a, y, p):
+    """h = a Phi(a c') with Keras' c = 1/sqrt(2) (float32-rounded):
+    h'' = (c / sqrt(pi)) e^(-(a c)^2) (2 - 2 (a c)^2)."""
+    u = a * _INV_SQRT_2
+    return (_INV_SQRT_2 * _INV_SQRT_PI) * np.exp(-u * u) * (2 - 2 * u * u)
+
+
+def _gelu_tanh_d2h(a, y, p):
+    """u = k (a + c a^3), t = tanh u: h'' = (1 - t^2) (u' + a (u'' - 2 t u'^2) / 2),
+    u' = k (1 + 3 c a^2), u'' = 6 k c a."""
+    t = np.tanh(_gelu_tanh_inner(a))
+    du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * a * a)
+    return (1 - t * t) * (du + 0.5 * a * (6 * _SQRT_2_OVER_PI * _GELU_TANH_C * a - 2 * t * du * du))
+
+
+SECOND = {
+    "linear": None, "relu": None, "relu6": None, "leaky_relu": None, "hard_sigmoid_k2": None, "hard_sigmoid": None,
+    "relu_max": None, "soft_shrink": None, "hard_shrink": None, "hard_tanh": None, "sparse_sigmoid": None,
+    "elu": lambda a, y, p: np.where(a > 0, 0.0, p * np.exp(np.minimum(a, 0))).astype(a.dtype),
+    "selu": lambda a, y, p: SELU_SCALE * np.where(a < 0, SELU_ALPHA * np.exp(np.minimum(a, 0)), 0.0).astype(a.dtype),
+    "gelu": _gelu_d2h,
+    "gelu_tanh": _gelu_tanh_d2h,
+    "sigmoid": lambda a, y, p: y * (1 - y) * (1 - 2 * y),
+    "tanh": lambda a, y, p: -2 * y * (1 - y * y),
+    "softplus": lambda a, y, p: _sigmoid(a) * _sigmoid(-a),
+    "softsign": lambda a, y, p: -2 * np.sign(a) / (1 + np.abs(a)) ** 3,
+    "swish": _swish_d2h,
+    "mish": _mish_d2h,
+    "exponential": lambda a, y, p: y,
+    "hard_silu": lambda a, y, p: np.where((a > -3) & (a < 3), 1 / 3, 0.0).astype(a.dtype),
+    "celu": lambda a, y, p: np.where(a > 0, 0.0, np.exp(np.minimum(a, 0))).astype(a.dtype),
+    "log_sigmoid": lambda a, y, p: -_sigmoid(a) * _sigmoid(-a),
+    "sparse_plus": lambda a, y, p: np.where((a > -1) & (a < 1), 0.5, 0.0).astype(a.dtype),
+    "squareplus": lambda a, y, p: 2 / (a * a + 4) ** 1.5,
+    "tanh_shrink": lambda a, y, p: 2 * np.tanh(a) * (1 - np.tanh(a) ** 2),
+}
 ALIASES = {"silu": "swish", "hard_swish": "hard_silu", "identity": "linear", None: "linear"}
 AXIS_ACTIVATIONS = ("softmax", "log_softmax")
 NAMES = tuple(ELEMENTWISE) + AXIS_ACTIVATIONS
@@ -238,6 +289,47 @@ class Activation:
         if self.name == "log_softmax":
             return g - np.exp(y[:, None]) * g.sum(axis=ax, keepdims=True)
         return g * self.derivative(a, y)[:, None]
+
+    @property
+    def has_second_order(self) -> bool:
+        """Whether h has a second-order rule (``second``)."""
+        return self.name in SECOND or self.name in AXIS_ACTIVATIONS
+
+    @property
+    def is_piecewise_linear(self) -> bool:
+        """h'' = 0 wherever h' is defined: the Hessian skips ``second``."""
+        return self.name in SECOND and SECOND[self.name] is None
+
+    def second(self, a, y, g, t):
+        """d/da (g J_h(a)) in each direction t, g held fixed: (B, K, D, *shape) from g (B, K, *shape) and
+        t (B, D, *shape).  Elementwise: g h''(a) t.  softmax (ds = J_h t = s (t - <t, s>)):
+        ds (g - <g, s>) - s <g, ds>.  log_softmax: -ds <g, 1>."""
+        ax = self.axis
+        if self.name in AXIS_ACTIVATIONS:
+            s = np.exp(y[:, None]) if self.name == "log_softmax" else y[:, None]
+            ds = (s * (t - (t * s).sum(axis=ax, keepdims=True)))[:, None]  # (B, 1, D, *shape)
+            if self.name == "log_softmax":
+                return -ds * g.sum(axis=ax, keepdims=True)[:, :, None]
+            gc = (g - (g * s).sum(axis=ax, keepdims=True))[:, :, None]
+            return ds * gc - s[:, None] * (g[:, :, None] * ds).sum(axis=ax, keepdims=True)
+        d2 = SECOND[self.name](a, y, self.alpha)
+        return g[:, :, None] * (d2[:, None] * t)[:, None]
+
+    def hess_term(self, a, y, g, t, diagonal=False):
+        """sum_s g_s h''(a_s) t_ws t_vs: (B, K, D, D) (``diagonal``: w = v only, (B, K, D)); softmax and
+        log_softmax contract ``second`` with t."""
+        if self.name in AXIS_ACTIVATIONS:
+            from .base import contract
+
+            return contract(self.second(a, y, g, t), t, diagonal)
+        k, d = g.shape[1], t.shape[1]
+        c = g * SECOND[self.name](a, y, self.alpha)[:, None]
+        c = c.reshape(c.shape[0], k, -1)  # (N, K, S)
+        t = t.reshape(t.shape[0], d, -1)
+        if diagonal:
+            return np.matmul(c, (t * t).transpose(0, 2, 1))
+        ct = (c[:, :, None, :] * t[:, None]).reshape(max(len(c), len(t)), k * d, -1)
+        return np.matmul(ct, t.transpose(0, 2, 1)).reshape(-1, k, d, d)
 
     def jvp(self, a, y, t):
         """J_h t: softmax s(t - <t, s>) (J is symmetric); log_softmax t - <t, s>; else h'(a) t."""

@@ -16,6 +16,17 @@ Every op is a dataclass with
 - ``vjp_is_view``: True when the vjp returns a view of g (no arithmetic), so a caller's ``out``
   can be handed on to the op before it.
 
+Second order (Hessians, ``jacprop.second_order``): ``vjp2(saved, g, ts) -> one array per input``,
+of shape (B, K, D, *in_shape): the derivative of ``vjp(saved, g)`` with respect to the op's inputs in
+each of the D tangent directions ts (one (B, D, *in_shape) per input), g held fixed; i.e.
+sum_o g_o d2y_o / dx dx' t.  An op whose vjp does not depend on its inputs (a linear map, or a
+piecewise-linear one such as max pooling, where it is locally constant) says so once with
+``linear = True`` (a class attribute, or a property where it depends on the op's parameters) and
+needs no ``vjp2``.  An op with neither has no second-order rule, and ``hessian`` refuses it.
+``hess_term(saved, g, ts, diagonal)`` is what the Hessian engine calls: the op's whole contribution
+sum_o g_o t^T (d2 y_o / dx dx') t', (B, K, D, D), i.e. ``vjp2`` contracted with the tangents once more
+(``contract``); Dense and Conv compute it from the pre-activation tangents instead, where it is cheaper.
+
 B is N or 1: a leading 1 marks a tensor that is the same for every row (the seed of
 either mode, and what linear ops make of it), so the first products are done once,
 not N times; numpy broadcasting does the rest.  Shapes never include the batch axis;
@@ -45,6 +56,16 @@ def register(cls):
     return cls
 
 
+def contract(v: np.ndarray, t: np.ndarray, diagonal: bool = False) -> np.ndarray:
+    """sum over a tensor's entries s of v[b, k, w, s] t[b, u, s]: (B, K, D, D); ``diagonal``: only u = w, (B, K, D).
+    v (B, K, D, *shape), t (B', D, *shape), B' in {1, B}."""
+    b, k, d = v.shape[:3]
+    v, t = v.reshape(b, k, d, -1), t.reshape(t.shape[0], d, -1)
+    if diagonal:
+        return (v * t[:, None]).sum(axis=-1)
+    return np.matmul(v.reshape(b, k * d, -1), t.transpose(0, 2, 1)).reshape(-1, k, d, d)
+
+
 def dot_last(x: np.ndarray, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """x @ w over x's last axis, done as one large 2-D matrix product (into ``out``, a
     contiguous array of the result's shape, when given)."""
@@ -60,6 +81,8 @@ class Op:
     in_shapes: tuple = field(default=(), kw_only=True, repr=False, compare=False)
     n_inputs = 1  # None = any number >= 2
     vjp_is_view = False
+    linear = False  # True: vjp independent of the inputs, no second-order term (see the module docstring)
+    vjp2 = None  # the second-order rule, where the op has one
 
     def out_shape(self, *shapes):
         return shapes[0]
@@ -78,12 +101,22 @@ class Op:
                 setattr(new, name, value.astype(dtype))
         return new
 
+    def hess_term(self, saved, g, ts, diagonal=False):
+        """sum_o g_o t^T (d2 y_o / dx dx') t over the inputs: ``vjp2`` contracted with the tangents ts."""
+        total = None
+        for v, t in zip(self.vjp2(saved, g, ts), ts):
+            term = contract(v, t, diagonal)
+            total = term if total is None else total + term
+        return total
+
     def n_params(self) -> int:
         return sum(a.size for a in self.arrays().values())
 
 
 class Linear(Op):
-    """An op y = A x + c: vjp is the transpose, jvp is A itself."""
+    """An op y = A x + c: vjp is the transpose, jvp is A itself; no second-order term."""
+
+    linear = True
 
     def forward(self, x):
         return self.apply(x), None

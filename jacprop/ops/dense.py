@@ -65,6 +65,19 @@ class Dense(Op):
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, dot_last(ts[0], self.kernel))
 
+    @property
+    def linear(self):
+        return self.activation.is_piecewise_linear
+
+    def vjp2(self, saved, g, ts):
+        """((g h''(a)) (t W)) W^T for elementwise h; softmax and log_softmax as ``Activation.second``."""
+        a, y = saved
+        return (dot_last(self.activation.second(a, y, g, dot_last(ts[0], self.kernel)), self.kernel.T),)
+
+    def hess_term(self, saved, g, ts, diagonal=False):
+        """(t W)^T diag(g h''(a)) (t W): contracted on the layer's units, no product with W^T."""
+        return self.activation.hess_term(*saved, g, dot_last(ts[0], self.kernel), diagonal)
+
 
 @register
 @dataclass
@@ -82,5 +95,16 @@ class Act(Op):
 
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, ts[0])
+
+    @property
+    def linear(self):
+        return self.activation.is_piecewise_linear
+
+    def vjp2(self, saved, g, ts):
+        """g h''(x) t (``Activation.second``)."""
+        return (self.activation.second(*saved, g, ts[0]),)
+
+    def hess_term(self, saved, g, ts, diagonal=False):
+        return self.activation.hess_term(*saved, g, ts[0], diagonal)
 
 

@@ -18,6 +18,9 @@ class Merge(Op):
 
     maximum/minimum send the cotangent to the first input among ties, as TF's
     Maximum/Minimum gradients (x >= y, x <= y) do in Keras' left-to-right fold.
+
+    Second order: every merge but multiply is (piecewise) linear.  multiply, y = prod_j x_j:
+    d/dx_l (g prod_{j != i} x_j) t_l = g t_l prod_{j != i, l} x_j, summed over l != i.
     """
 
     how: str = "add"
@@ -61,6 +64,20 @@ class Merge(Op):
             xs = saved
             return tuple(g * math.prod([x for j, x in enumerate(xs) if j != i])[:, None] for i in range(n))
         return tuple(g * (saved == i)[:, None] for i in range(n))
+
+    @property
+    def linear(self):
+        return self.how != "multiply"
+
+    def vjp2(self, saved, g, ts):
+        xs, n = saved, self.n
+        g = g[:, :, None]
+
+        def others(i, m):  # prod_{j != i, m} x_j, shaped for (B, K, D, *shape); 1 for two inputs
+            rest = [x[:, None, None] for j, x in enumerate(xs) if j not in (i, m)]
+            return math.prod(rest[1:], start=rest[0]) if rest else 1.0
+
+        return tuple(g * sum(ts[m][:, None] * others(i, m) for m in range(n) if m != i) for i in range(n))
 
     def jvp(self, saved, ts):
         if self.how == "multiply":

@@ -72,6 +72,11 @@ class LayerNorm(Op):
     a = b = xhat for plain and rms; a = x r, b = (x - mu) r for rms_scaling
     (dr/dx = -r^3 (x - mu) / n).  vjp: g -> r (g - [mean g] - b mean(g a)), gamma applied
     first; jvp: t -> r (t - [mean t] - a mean(b t)), gamma applied after.
+
+    Second order (``vjp2``), with g' = g gamma: in every case dr = -r^2 mean(b t), so
+    d vjp = -r^2 mean(b t) (g' - [mean g'] - b mean(g' a)) - r (db mean(g' a) + b mean(g' da)),
+    da = the jvp above (before gamma) and db = r (t - [mean t] - b mean(b t)), the bracket unless rms
+    (db = da except for rms_scaling).
     """
 
     axes: tuple = (-1,)
@@ -117,5 +122,21 @@ class LayerNorm(Op):
     def jvp(self, saved, ts):
         t = self._normalize_tangent(saved, ts[0], False)
         return t if self.gamma is None else t * self.gamma
+
+    def vjp2(self, saved, g, ts):
+        a, b, r = (s[:, None, None] for s in saved)  # (N, 1, 1, *shape)
+        ax = tuple(self.axes)
+
+        def mean(v):
+            return v.mean(axis=ax, keepdims=True)
+
+        gp = (g if self.gamma is None else g * self.gamma)[:, :, None]  # (B, K, 1, *shape)
+        t = ts[0][:, None]  # (B, 1, D, *shape)
+        bt, mt = mean(b * t), mean(t)
+        da = r * (t - a * bt - (mt if not (self.rms or self.rms_scaling) else 0))
+        db = da if not self.rms_scaling else r * (t - mt - b * bt)
+        mga = mean(gp * a)
+        inner = gp - b * mga - (mean(gp) if not (self.rms or self.rms_scaling) else 0)
+        return (-r * r * bt * inner - r * (db * mga + b * mean(gp * da)),)
 
 

@@ -181,6 +181,18 @@ class Conv(Spatial):
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, self._linear(ts[0]))
 
+    @property
+    def linear(self):
+        return self.activation.is_piecewise_linear
+
+    def vjp2(self, saved, g, ts):
+        """conv^T (g h''(a) conv(t)), conv the linear part (as Dense, windows for the kernel)."""
+        return (self._transpose(self.activation.second(*saved, g, self._linear(ts[0]))),)
+
+    def hess_term(self, saved, g, ts, diagonal=False):
+        """conv(t)^T diag(g h''(a)) conv(t): contracted on the output positions and channels."""
+        return self.activation.hess_term(*saved, g, self._linear(ts[0]), diagonal)
+
 
 @register
 @dataclass
@@ -190,7 +202,10 @@ class Pool(Spatial):
     max: y = x at the window's argmax; on ties the first position in row-major window
     order takes the whole gradient, as TensorFlow's CPU MaxPoolGrad (strict > while scanning).
     average: y = sum / count, where count excludes ``same`` padding (TensorFlow's rule).
+    Both are (piecewise) linear: no second-order term.
     """
+
+    linear = True
 
     how: str = "max"
     size: tuple = (2,)
@@ -264,8 +279,10 @@ class GlobalPool(Op):
     """GlobalAverage/GlobalMaxPooling 1D/2D: mean or max over the ``rank`` spatial axes.
 
     max: TensorFlow's reduce_max gradient splits the cotangent equally among tied maxima;
-    so do we (mask = [x == max] / count).
+    so do we (mask = [x == max] / count).  Both are (piecewise) linear: no second-order term.
     """
+
+    linear = True
 
     how: str = "average"
     rank: int = 1

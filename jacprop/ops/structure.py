@@ -126,6 +126,7 @@ class FlatConcat(Op):
     """y = concatenation of the inputs, each flattened per row: the model's output vector."""
 
     n_inputs = None
+    linear = True
 
     def out_shape(self, *shapes):
         return (sum(math.prod(s) for s in shapes),)
@@ -165,6 +166,7 @@ class Concat(Op):
 
     axis: int = -1
     n_inputs = None
+    linear = True
 
     def out_shape(self, *shapes):
         ax = self.axis

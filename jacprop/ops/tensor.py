@@ -75,11 +75,38 @@ POINTWISE = {
 }
 
 
+# name -> h''(x, y, a, b), or None where h is piecewise linear (h'' = 0).  At kinks, the branch h' takes.
+POINTWISE2 = {
+    "abs": None, "neg": None, "clip": None, "hard_sigmoid": None, "thresholded_relu": None,
+    "exp": lambda x, y, a, b: y,
+    "log": lambda x, y, a, b: -1 / (x * x),
+    "sqrt": lambda x, y, a, b: -0.25 / (y * y * y),
+    "reciprocal": lambda x, y, a, b: 2 * y * y * y,
+    "sin": lambda x, y, a, b: -y,
+    "cos": lambda x, y, a, b: -y,
+    "erf": lambda x, y, a, b: (-4 / math.sqrt(math.pi)) * x * np.exp(-x * x),
+    "pow": lambda x, y, a, b: a * (a - 1) * x ** (a - 2),
+    "selu": lambda x, y, a, b: b * np.where(x > 0, 0.0, a * np.exp(np.minimum(x, 0))).astype(x.dtype),
+    "celu": lambda x, y, a, b: np.where(x > 0, 0.0, np.exp(np.minimum(x, 0) / a) / a).astype(x.dtype),
+    "hard_swish": lambda x, y, a, b: _mask((x > -3) & (x < 3), x) / 3,
+    "gelu": lambda x, y, a, b: _INV_SQRT_2PI * np.exp(-0.5 * x * x) * (2 - x * x),  # phi(x) (2 - x^2)
+    "gelu_tanh": lambda x, y, a, b: _gelu_tanh_d2h(x),
+}
+
+
+def _gelu_tanh_d2h(x):
+    """u = k (x + c x^3), t = tanh u: h'' = (1 - t^2) (u' + x (u'' - 2 t u'^2) / 2)."""
+    t = np.tanh(_gelu_tanh_inner(x))
+    du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+    return (1 - t * t) * (du + 0.5 * x * (6 * _SQRT_2_OVER_PI * 0.044715 * x - 2 * t * du * du))
+
+
 @ops.register
 @dataclass
 class Pointwise(ops.Op):
     """y = h(x) elementwise for a row of ``POINTWISE``, with parameters a = ``alpha``, b = ``beta``.
-    vjp: g h'(x); jvp: h'(x) t.  Test range: x in [-3, 3] away from kinks (log, sqrt: x in [0.5, 3])."""
+    vjp: g h'(x); jvp: h'(x) t; vjp2: g h''(x) t (``POINTWISE2``).  Test range: x in [-3, 3] away from
+    kinks (log, sqrt: x in [0.5, 3])."""
 
     name: str = "abs"
     alpha: float = 0.0
@@ -92,13 +119,28 @@ class Pointwise(ops.Op):
 
     def forward(self, x):
         y = POINTWISE[self.name][0](x, self.alpha, self.beta)
-        return y, POINTWISE[self.name][1](x, y, self.alpha, self.beta)
+        return y, (POINTWISE[self.name][1](x, y, self.alpha, self.beta), x, y)
 
     def vjp(self, saved, g, out=None):
-        return (g * saved[:, None],)
+        return (g * saved[0][:, None],)
 
     def jvp(self, saved, ts):
-        return ts[0] * saved[:, None]
+        return ts[0] * saved[0][:, None]
+
+    @property
+    def linear(self):
+        return self.name in POINTWISE2 and POINTWISE2[self.name] is None
+
+    @property
+    def vjp2(self):
+        if self.name not in POINTWISE2:
+            return None
+
+        def rule(saved, g, ts):
+            d2 = POINTWISE2[self.name](saved[1], saved[2], self.alpha, self.beta)
+            return (g[:, :, None] * (d2[:, None] * ts[0])[:, None],)
+
+        return rule
 
 
 def _expand(x, shape, rank):
@@ -124,6 +166,7 @@ class Binary(ops.Op):
 
     vjp (before summing over broadcast axes): add (g, g); sub (g, -g); mul (g b, g a);
     div (g / b, -g y / b).  jvp: the same partials times (ta, tb), summed.
+    Second order: add and sub are linear; mul (g tb, g ta); div (-g tb / b^2, g (2 y tb - ta) / b^2).
     """
 
     how: str = "add"
@@ -170,6 +213,20 @@ class Binary(ops.Op):
         ta, tb = self._pair(*ts)
         return ta * da + tb * db
 
+    @property
+    def linear(self):
+        return self.how in ("add", "sub")
+
+    def vjp2(self, saved, g, ts):
+        ta, tb = (t[:, None] for t in self._pair(*ts))  # (B, 1, D, *out)
+        g = g[:, :, None]
+        if self.how == "mul":
+            ga, gb = g * tb, g * ta
+        else:
+            _, b, y = (s[:, None, None] for s in saved)
+            ga, gb = -g * tb / (b * b), g * (2 * y * tb - ta) / (b * b)
+        return _unbroadcast(ga, self.shapes[0], self.out), _unbroadcast(gb, self.shapes[1], self.out)
+
 
 COMPARE = {
     "greater": np.greater,
@@ -186,8 +243,10 @@ class Where(ops.Op):
     """y = where(c (how) value, a, b) for tensors c, a, b (broadcast) and a constant ``value``.
 
     The mask m = [c (how) value] is piecewise constant, so dy/dc = 0; dy/da = m, dy/db = 1 - m.
+    Piecewise linear: no second-order term.
     """
 
+    linear = True
     how: str = "greater"
     value: np.ndarray = None
     n_inputs = 3
@@ -229,6 +288,8 @@ class Where(ops.Op):
 @dataclass
 class Const(ops.Op):
     """y = value for every row (it reads the input row only to know how many rows there are); dy/dx = 0."""
+
+    linear = True
 
     value: np.ndarray = None
 

@@ -92,7 +92,7 @@ def slug(command: str) -> str:
 
 def help_cases() -> list[Case]:
     cases = [Case("cli-no-arguments", "jacprop"), Case("cli-help", "jacprop --help"), Case("cli-version", "jacprop --version")]
-    for command in ("jacobian", "propagate", "check", "inspect", "convert"):
+    for command in ("jacobian", "hessian", "propagate", "check", "inspect", "convert"):
         cases.append(Case(f"cli-{command}-help", f"jacprop {command} --help"))
     return cases
 
@@ -120,6 +120,10 @@ def npz_cases() -> list[Case]:
         add("inspect-json", "inspect", m, *inspect_extra, "--format", "json")
         add("check", "check", m, c, *extra)
         add("check-json", "check", m, c, *extra, "--format", "json")
+        add("check-order-2-json", "check", m, c, *extra, "--order", "2", "--allow-flat", "--format", "json")
+        for fmt in ("csv", "jsonl", "table"):
+            add(f"hessian-{fmt}", "hessian", m, c, *extra, "--format", fmt)
+        add("hessian-npz", "hessian", m, c, *extra, "-o", f"{TMP}/h.npz")
         prop = ["propagate", m, c, *extra, "--dx", "0.01"]
         add("propagate", *prop)
         add("propagate-method-all", *prop, "--method", "all", "--seed", "0")
@@ -142,6 +146,7 @@ def npz_cases() -> list[Case]:
         "mode-reverse": ["jacobian", m, c, "--mode", "reverse"],
         "dtype-float32": ["jacobian", m, c, "--dtype", "float32"],
         "rows-outputs-wrt": ["jacobian", m, c, "--rows", "2-3,6", "--outputs", "y[1]", "--wrt", "flow,temperature"],
+        "hessian-diagonal-wrt": ["hessian", m, c, "--diagonal", "--wrt", "flow,temperature", "--format", "csv"],
         "summary-csv": ["jacobian", m, c, "--summary", "--format", "csv"],
         "convert": ["convert", m, "-o", f"{TMP}/c.npz"],
     }
