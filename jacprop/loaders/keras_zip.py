@@ -51,7 +51,7 @@ class ZipStore:
         if not isinstance(g, h5py.Group):
             return []
         tag = g.attrs.get("name")
-        if tag is not None and text(tag) != layer.name:
+        if tag is not None and layer.check_tag and text(tag) != layer.name:
             raise ModelError(f"{self.path}: {layer.where}: the weights at {layer.store_path} "
                              f"belong to layer '{text(tag)}'")
         keys = sorted(g.keys(), key=int)
