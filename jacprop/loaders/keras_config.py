@@ -304,8 +304,22 @@ def _has_own_input(layer: Layer) -> bool:
 # Entry point for the containers
 
 
+def list_form(config):
+    """Keras <= 2.2 wrote a Sequential model's config as the bare list of its layers (no InputLayer; the
+    first layer carries batch_input_shape): made the dict form later versions write, nested models too."""
+    if isinstance(config, dict):
+        inner = config.get("config")
+        if config.get("class_name") == "Sequential" and isinstance(inner, list):
+            config = {**config, "config": {"name": str(config.get("name", "sequential")), "layers": inner}}
+        inner = config.get("config")
+        if isinstance(inner, dict) and isinstance(inner.get("layers"), list):
+            config = {**config, "config": {**inner, "layers": [list_form(e) for e in inner["layers"]]}}
+    return config
+
+
 def build(model_config: dict, store: WeightStore, path, fmt: str, keras_version: str) -> Model:
     """The Model of a Keras config; ``fmt`` is keras2-h5, keras3-keras or keras3-h5."""
+    model_config = list_form(model_config)
     if not isinstance(model_config, dict) or not isinstance(model_config.get("config"), dict):
         raise ModelError(f"{path}: malformed Keras model config (expected an object with class_name and config)")
     keras3 = version_major(keras_version, model_config) == 3
