@@ -207,3 +207,44 @@ def test_bidirectional_merge_none_refused(tmp_path):
         f.attrs["model_config"] = json.dumps(config)
     assert message(path) == (f"{path}: layer 'bi_concat' (Bidirectional): merge_mode None is not supported "
                              "(concat, sum, mul, ave; None gives two outputs)")
+
+
+# ---------------------------------------------------------------------------
+# --summary for sequence inputs: per time step and per feature
+
+
+def test_summary_per_step_and_feature_from_tensorflow_jacobian(tmp_path):
+    """per_step[k, t] = mean_n sum_f |J|, per_feature[k, f] = mean_n sum_t |J|, with TensorFlow's J."""
+    from click.testing import CliRunner
+
+    from jacprop.cli import main
+
+    ref = np.load(SAMPLES / "rnn_stack.ref.npz")  # input (6, 3)
+    out = tmp_path / "s.npz"
+    r = CliRunner().invoke(main, ["jacobian", str(SAMPLES / "rnn_stack.k3.keras"), str(SAMPLES / "rnn_stack.csv"),
+                                  "--summary", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    got = np.load(out)
+    A = np.abs(ref["jacobian"]).reshape(len(ref["x"]), 2, 6, 3)
+    assert np.abs(got["per_step"] - A.sum(axis=3).mean(axis=0)).max() < 1e-12
+    assert np.abs(got["per_feature"] - A.sum(axis=2).mean(axis=0)).max() < 1e-12
+    r = CliRunner().invoke(main, ["jacobian", str(SAMPLES / "rnn_stack.k3.keras"), str(SAMPLES / "rnn_stack.csv"),
+                                  "--summary", "--format", "jsonl"])
+    steps = [json.loads(line) for line in r.stdout.splitlines() if '"step"' in line]
+    assert len(steps) == 2 * 6 and steps[0]["sequence"] == "x"
+    assert steps[3]["mean_abs_over_features"] == pytest.approx(A.sum(axis=3).mean(axis=0)[0, 3], rel=1e-12)
+    r = CliRunner().invoke(main, ["jacobian", str(SAMPLES / "rnn_stack.k3.keras"), str(SAMPLES / "rnn_stack.csv"),
+                                  "--summary", "--format", "table"])
+    assert r.exit_code == 0 and "6 steps x 3 features: per time step" in r.stdout and "per feature" in r.stdout
+
+
+def test_summary_of_selected_inputs_has_no_profile(tmp_path):
+    from click.testing import CliRunner
+
+    from jacprop.cli import main
+
+    out = tmp_path / "s.npz"
+    r = CliRunner().invoke(main, ["jacobian", str(SAMPLES / "lstm.k2.h5"), str(SAMPLES / "lstm.csv"), "--summary",
+                                  "--wrt", "x0,x3", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "per_step" not in np.load(out).files
