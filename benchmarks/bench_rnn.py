@@ -31,6 +31,7 @@ from jacprop.graph import GraphBuilder  # noqa: E402
 
 T, F, U, K = 64, 8, 32, 2
 SIZES = (1, 100, 1000, 10_000)
+MAX_CALL = 30.0  # seconds: a peer whose time per row predicts a longer call at this N is skipped
 
 
 def weights(dtype, seed=0):
@@ -101,13 +102,12 @@ def main(argv=None):
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--smoke", action="store_true")
-    p.add_argument("--max-torch-rows", type=int, default=10_000, help="torch is skipped above this N")
     args = p.parse_args(argv)
     dtype = np.dtype(args.dtype)
     w = weights(dtype)
     model = jacprop_model(w)
     sizes = [8] if args.smoke else [int(s) for s in args.sizes.split(",")]
-    peers = {}
+    peers, per_row = {}, {}
     if not args.smoke:
         try:
             peers = torch_methods(w, dtype)
@@ -124,19 +124,22 @@ def main(argv=None):
     for N in sizes:
         X = np.random.default_rng(1).normal(size=(N, T * F)).astype(dtype)
         calls = {"jacprop": lambda X=X: jacprop.jacobian(model, X, dtype=dtype)}
-        if N <= args.max_torch_rows:
-            calls.update({name: prep(X) for name, prep in peers.items()})
+        skipped = {name: per_row[name] * N for name in peers if per_row.get(name, 0) * N > MAX_CALL}
+        calls.update({name: prep(X) for name, prep in peers.items() if name not in skipped})
         _, J = jacprop.jacobian(model, X, dtype=dtype)
         diffs = {"jacprop": 0.0}
         for name in list(calls)[1:]:
             diffs[name] = float(np.abs(calls[name]().numpy() - J).max())  # also the warm-up
         calls["jacprop"]()
         med = timed(calls, 1 if args.smoke else args.repeats)
+        per_row.update({name: t / N for name, t in med.items()})
         mem = peak_memory(model, X, dtype)
         for name, t in med.items():
             print(f"| {N} | {name} | {t:.4g} | {N / t:.4g} | {t / med['jacprop']:.2f}x | {diffs[name]:.1e} | "
                   f"{mem / 2**20:.1f} MB |" if name == "jacprop" else
                   f"| {N} | {name} | {t:.4g} | {N / t:.4g} | {t / med['jacprop']:.2f}x | {diffs[name]:.1e} | |")
+        for name, t in skipped.items():
+            print(f"| {N} | {name} | skipped: ~{t:.0f} s per call predicted | | | | |")
         sys.stdout.flush()
 
 

@@ -248,3 +248,32 @@ def test_summary_of_selected_inputs_has_no_profile(tmp_path):
                                   "--wrt", "x0,x3", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert "per_step" not in np.load(out).files
+
+
+def test_cudnn_lstm_sums_its_two_biases(tmp_path):
+    """Keras <= 2.2 CuDNNLSTM: an LSTM (sigmoid/tanh) whose bias (8U,) is the input and recurrent bias."""
+    path = tmp_path / "m.h5"
+    shutil.copy(SAMPLES / "lstm.k2.h5", path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        config["config"]["layers"][1]["class_name"] = "CuDNNLSTM"
+        f.attrs["model_config"] = json.dumps(config)
+        name = "model_weights/lstm/lstm/lstm_cell/bias:0"
+        b = f[name][()]
+        del f[name]
+        f[name] = np.concatenate([b - 0.25, np.full_like(b, 0.25)])
+    ref = np.load(SAMPLES / "lstm.ref.npz")
+    y, J = jacobian(jacprop.load(path), ref["x"])
+    assert np.abs(y - ref["y64"]).max() < 1e-6  # the float32 sum b - 0.25 + 0.25 rounds
+    assert_close_jacobian(J, ref["jacobian"], 1e-6)
+
+
+def test_bench_rnn_smoke():
+    """benchmarks/bench_rnn.py still runs (jacprop only, 8 rows); no timing is asserted."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_rnn.py"
+    out = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "| 8 | jacprop |" in out.stdout
