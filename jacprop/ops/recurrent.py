@@ -21,7 +21,7 @@ lstm P_i = g s'(a_i), P_f = c_{t-1} s'(a_f), P_g = i h'(a_g), P_o = h(c_t) s'(a_
 P_c = o h'(c_t), and f).  vjp is backpropagation through time: walking the steps backwards
 with dh (B, K, U) and dc,
     dc += dh P_c,  da = [dc P_i, dc P_f, dc P_g, dh P_o],  dc <- dc f,  dh <- da R^T (+ g_t),
-then dx = da W^T for all steps in one product.  jvp walks forwards with the tangents of h and c:
+and dx_t = da_t W^T at each step.  jvp walks forwards with the tangents of h and c:
     da = dx W + dh R,  dc <- f dc + da_i P_i + da_f P_f + da_g P_g,  dh <- da_o P_o + P_c dc.
 GRU and SimpleRNN follow the same pattern with their own products (written out below).
 Both are batched over rows and over all K (or D) seed vectors at once; the only Python loop
@@ -184,17 +184,19 @@ class Recurrent(Op):
         gs = self._seq_cotangent(g, steps)
         b, k, u = g.shape[0], g.shape[1], self.units
         n = saved[next(iter(saved))].shape[0]
-        rows = max(b, n)
-        da = np.empty((rows, k, steps, CELLS[self.cell] * u), np.result_type(g, self.kernel))
+        rows, dtype = max(b, n), np.result_type(g, self.kernel)
+        # one step's gate cotangents at a time (not all T of them: (rows, K, T, G U) can be large)
+        da = np.empty((rows, k, CELLS[self.cell] * u), dtype)
+        dx = np.empty((rows, k, steps, self.kernel.shape[0]), dtype)
         dh = gs[:, :, -1] if gs is not None else g
         dc = None
         back = {"simple": self._simple_back, "lstm": self._lstm_back, "gru": self._gru_back}[self.cell]
         for t in range(steps - 1, -1, -1):
             at = {key: v[:, t][:, None] for key, v in saved.items()}
-            dh, dc = back(at, dh, dc, da[:, :, t], t)
+            dh, dc = back(at, dh, dc, da, t)
+            dx[:, :, t] = dot_last(da, self.kernel.T)
             if gs is not None and t > 0:
                 dh = dh + gs[:, :, t - 1]
-        dx = dot_last(da, self.kernel.T)
         return (np.ascontiguousarray(self._order(dx)),)
 
     def _simple_back(self, at, dh, dc, da, t):
@@ -233,14 +235,14 @@ class Recurrent(Op):
     # ---- forward mode
 
     def jvp(self, saved, ts):
-        dax = dot_last(self._order(ts[0]), self.kernel)  # (B, D, T, G U)
-        steps, u = dax.shape[2], self.units
+        xs = self._order(ts[0])  # (B, D, T, F); projected one step at a time (all at once can be large)
+        steps, u = xs.shape[2], self.units
         dh = dc = None
         fwd = {"simple": self._simple_fwd, "lstm": self._lstm_fwd, "gru": self._gru_fwd}[self.cell]
         outs = []
         for t in range(steps):
             at = {key: v[:, t][:, None] for key, v in saved.items()}
-            dh, dc = fwd(at, dax[:, :, t], dh, dc)
+            dh, dc = fwd(at, dot_last(xs[:, :, t], self.kernel), dh, dc)
             if self.return_sequences:
                 outs.append(dh)
         if not self.return_sequences:
