@@ -277,3 +277,21 @@ def test_bench_rnn_smoke():
     out = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "| 8 | jacprop |" in out.stdout
+
+
+ISSUE19 = ["lstm", "rnn_stack", "gru_variants", "rnn_acts", "bidirectional", "time_distributed", "pad_1d", "pad_2d",
+           "upsample_bilinear"]
+
+
+@pytest.mark.parametrize("name", ISSUE19)
+def test_check_passes_on_the_new_samples(name):
+    """jacprop check (J against central differences of the model's own forward pass) on every new sample."""
+    from click.testing import CliRunner
+
+    from jacprop.cli import main
+
+    for fmt in ("k2.h5", "k3.keras"):
+        r = CliRunner().invoke(main, ["check", str(SAMPLES / f"{name}.{fmt}"), str(SAMPLES / f"{name}.csv"),
+                                      "--format", "json"])
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["rows"] == 12
