@@ -295,3 +295,12 @@ def test_check_passes_on_the_new_samples(name):
                                       "--format", "json"])
         assert r.exit_code == 0, r.output
         assert json.loads(r.stdout)["rows"] == 12
+
+
+@pytest.mark.parametrize("name", ISSUE19)
+def test_new_ops_round_trip_through_npz(name, tmp_path):
+    """jacprop convert / jacprop.save stores every new op; the NPZ gives the same J bit for bit."""
+    model = jacprop.load(SAMPLES / f"{name}.k3.keras")
+    jacprop.save(model, tmp_path / "m.npz")
+    X = np.loadtxt(SAMPLES / f"{name}.csv", delimiter=",", skiprows=1)
+    assert np.array_equal(jacobian(jacprop.load(tmp_path / "m.npz"), X)[1], jacobian(model, X)[1])
