@@ -99,14 +99,17 @@ def model_and_input_options(fn):
         click.option("--output-activation", default="linear", show_default=True,
                      help="NPZ weight lists: the last layer's activation."),
         click.option("--refuse-nonfinite-weights", is_flag=True, help="Refuse models with NaN/inf weights (default: warn)."),
+        click.option("--config", "configs", multiple=True, type=click.Path(dir_okay=False),
+                     help="Keras weights-only file (save_weights): its architecture, the JSON model.to_json() "
+                          "wrote; one per weights-only MODEL, in order."),
         click.option("-q", "--quiet", is_flag=True, help="No progress or notes on stderr."),
     ]
 
     @functools.wraps(fn)
-    def with_options(*args, activation, output_activation, refuse_nonfinite_weights, columns, by_position, id_column,
+    def with_options(*args, activation, output_activation, refuse_nonfinite_weights, configs, columns, by_position, id_column,
                      delimiter, header, na_values, comment, on_invalid, **kwargs):
         load_options = dict(activation=activation, output_activation=output_activation,
-                            refuse_nonfinite=refuse_nonfinite_weights)
+                            refuse_nonfinite=refuse_nonfinite_weights, configs=tuple(configs))
         csv_options = dict(columns=split_list(columns), id_column=id_column, delimiter=delimiter, header=header,
                            on_invalid=on_invalid, na_values=na_values, comment=comment, by_position=by_position)
         return fn(*args, load_options=load_options, csv_options=csv_options, **kwargs)
@@ -489,6 +492,9 @@ NPZ_OPTIONS = [
     click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say."),
     click.option("--output-activation", default="linear", show_default=True,
                  help="NPZ weight lists: the last layer's activation."),
+    click.option("--config", "configs", multiple=True, type=click.Path(dir_okay=False),
+                 help="Keras weights-only file (save_weights): its architecture, the JSON model.to_json() "
+                      "wrote; one per weights-only MODEL, in order."),
 ]
 
 
@@ -503,7 +509,7 @@ def npz_options(fn):
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @npz_options
 @handle_errors
-def inspect(models, fmt, activation, output_activation):
+def inspect(models, fmt, activation, output_activation, configs):
     """The layer graph of MODEL(s): layers, types, activations, shapes, parameters, D and K.
 
     \b
@@ -515,7 +521,7 @@ def inspect(models, fmt, activation, output_activation):
     from .commands.inspect import describe
 
     notes = []
-    info = describe(load_model(ModelSpec(tuple(models), activation, output_activation), notes))
+    info = describe(load_model(ModelSpec(tuple(models), activation, output_activation, configs=tuple(configs)), notes))
     if fmt == "json":
         import json
 
@@ -535,7 +541,7 @@ def inspect(models, fmt, activation, output_activation):
                    "are then matched to the inputs by name.")
 @npz_options
 @handle_errors
-def convert(models, output, input_names, activation, output_activation):
+def convert(models, output, input_names, activation, output_activation, configs):
     """Write MODEL(s) (a chain, if several) as one NPZ file in jacprop's schema.
 
     \b
@@ -546,7 +552,7 @@ def convert(models, output, input_names, activation, output_activation):
     from .commands import convert as command
     from .commands.common import ModelSpec
 
-    finish(command.run(ModelSpec(tuple(models), activation, output_activation), output, input_names))
+    finish(command.run(ModelSpec(tuple(models), activation, output_activation, configs=tuple(configs)), output, input_names))
 
 
 PLOT_KINDS = ("heatmap", "ranking", "profile", "budget", "linearity", "interactions")  # as commands.plot.KINDS

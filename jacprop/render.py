@@ -197,6 +197,32 @@ def summary_table(console, stats: dict, input_names, output_names, n_rows: int, 
         note = f"{len(input_names) - top} more inputs not shown" if len(input_names) > top else None
         print_fitting(console, partial(grid, title, headers, rows, left=(1,), caption=note),
                       partial(records, title, headers, rows, note))
+    for seq in stats.get("sequences") or []:
+        sequence_tables(console, seq, output_names, n_rows)
+
+
+def sequence_tables(console, seq: dict, output_names, n_rows: int) -> None:
+    """A sequence input (T steps x F features): per time step mean Σ_f |dy/dx| and per feature mean Σ_t |dy/dx|,
+    each with its share of the total, one column pair per output."""
+    for what, key, label in (("time step", "per_step", "step"), ("feature", "per_feature", "feature")):
+        over = "features" if key == "per_step" else "time steps"
+        table = Table(title=f"{escape(seq['input'])}, {seq['steps']} steps x {seq['features']} features: per {what}, "
+                            f"mean over rows of Σ over {over} |dy/dx|",
+                      title_justify="left", show_edge=False, pad_edge=False)
+        table.add_column(label, justify="right")
+        values = seq[key]
+        for out in output_names:
+            table.add_column(escape(shorten(out, 16)), justify="right", no_wrap=True)
+            table.add_column("share", justify="right")
+        totals = values.sum(axis=1)
+        for j in range(values.shape[1]):
+            cells = [str(j)]
+            for k in range(len(output_names)):
+                vmax = float(values[k].max(initial=0))
+                share = values[k, j] / totals[k] if totals[k] > 0 else 0.0
+                cells += [Text(number(values[k, j]), style=shade(values[k, j], vmax)), f"{share:.1%}"]
+            table.add_row(*cells)
+        console.print(table)
 
 
 def propagate_rows(console, rows, ids, arrays, meta) -> int:

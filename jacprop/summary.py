@@ -3,6 +3,12 @@
 Per output k and input i: mean J, mean |J|, RMS sqrt(mean J^2), standard deviation
 (over rows, ddof = 1), min, max, and the row where |J| is largest; inputs are ranked per
 output by mean |J| (the global sensitivity measure neuralsens reports, for any K).
+
+Sequence inputs (a model input of shape (T, F) per row: time steps x features, flattened t F + f)
+also get, per output k, the sensitivity per time step aggregated over the features and per
+feature aggregated over the time steps (NeuralSens' SensTimePlot), both from mean |J|:
+    per_step[k, t] = sum_f mean_n |J[n, k, t F + f]|,   per_feature[k, f] = sum_t mean_n |J[n, k, t F + f]|
+(so per_step is the mean over rows of sum_f |J|, the "mean-abs" profile ``jacprop plot profile`` draws).
 """
 
 from __future__ import annotations
@@ -10,6 +16,24 @@ from __future__ import annotations
 import numpy as np
 
 STATS = ("mean", "mean_abs", "rms", "std", "min", "max", "row_of_max_abs")
+
+
+def sequence_inputs(model) -> list[tuple[str, int, tuple]]:
+    """The model's inputs of shape (T, F) per row: [(name, first column, (T, F))]."""
+    from .ops import Slice
+
+    return [(n.name, n.op.start, tuple(n.shape)) for n in model.nodes[1:]
+            if isinstance(n.op, Slice) and n.inputs == (0,) and len(n.shape) == 2]
+
+
+def sequence_profiles(mean_abs: np.ndarray, sequences) -> list[dict]:
+    """Per sequence input: ``per_step`` (K, T) and ``per_feature`` (K, F) from mean |J| (K, D)."""
+    out = []
+    for name, start, (t, f) in sequences:
+        block = mean_abs[:, start : start + t * f].reshape(len(mean_abs), t, f)
+        out.append({"input": name, "steps": t, "features": f, "start": start,
+                    "per_step": block.sum(axis=2), "per_feature": block.sum(axis=1)})
+    return out
 
 
 class Summary:

@@ -78,10 +78,11 @@ def test_sample_matches_tensorflow(entry, fmt):
     x = ref["x"]
     y32 = model.forward(x, dtype=np.float32)
     assert np.abs(y32 - ref["y32"]).max() <= 1e-5 * max(1.0, np.abs(ref["y32"]).max())
+    tol = entry.get("tolerance") or 1e-9  # only where TensorFlow computes a layer in float32 (see its notes)
     for mode in ("reverse", "forward"):
         y, J = jacobian(model, x, mode=mode)
-        assert np.abs(y - ref["y64"]).max() <= 1e-9 * np.abs(ref["y64"]).max()
-        assert_close_jacobian(J, ref["jacobian"], 1e-9)
+        assert np.abs(y - ref["y64"]).max() <= tol * np.abs(ref["y64"]).max()
+        assert_close_jacobian(J, ref["jacobian"], tol)
 
 
 @pytest.mark.parametrize("fmt,tag", [("k2.h5", "k2"), ("k3.keras", "k3"), ("k3.h5", "k3")])
@@ -119,9 +120,8 @@ REFUSALS = {
     "lambda": lambda fmt: ("marker_lambda", "Lambda",
                            "refused: Lambda layers hold Python code, and jacprop never runs code from a model file"),
     "embedding": lambda fmt: ("embed", "Embedding", "takes integer indices, so it has no Jacobian"),
-    "recurrent": lambda fmt: ("lstm", "LSTM", "recurrent layers are not supported yet"),
     "custom": lambda fmt: ("scaled_tanh", "ScaledTanh" if fmt == "k2.h5" else "jacprop_samples>ScaledTanhK3",
-                           "unknown layer class; custom layers cannot be loaded"),
+                           "not a built-in Keras layer class; custom layers cannot be loaded"),
 }
 
 
@@ -172,14 +172,15 @@ def test_custom_class_name_is_refused(tmp_path):
     def rename(config):
         config["config"]["layers"][1]["class_name"] = "MyPackage>MyLayer"
     edit_config(path, rename)
-    assert load_error(path) == f"{path}: layer 'hidden' (MyPackage>MyLayer): unknown layer class; custom layers cannot be loaded"
+    assert load_error(path) == f"{path}: layer 'hidden' (MyPackage>MyLayer): not a built-in Keras layer class; custom layers cannot be loaded"
 
 
-@pytest.mark.parametrize("cls", ["GRU", "Bidirectional", "ConvLSTM2D"])
-def test_recurrent_classes_are_refused(tmp_path, cls):
+@pytest.mark.parametrize("cls", ["RNN", "ConvLSTM2D", "GRUCell"])
+def test_unsupported_recurrent_classes_are_refused(tmp_path, cls):
     path = copy_sample(tmp_path)
     edit_config(path, lambda c: c["config"]["layers"][1].update(class_name=cls))
-    assert load_error(path) == f"{path}: layer 'hidden' ({cls}): recurrent layers are not supported yet"
+    assert load_error(path) == (f"{path}: layer 'hidden' ({cls}): this recurrent layer is not supported "
+                                "(SimpleRNN, LSTM, GRU and Bidirectional are)")
 
 
 @pytest.mark.parametrize("cls", ["StringLookup", "CategoryEncoding", "Hashing"])

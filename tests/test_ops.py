@@ -72,6 +72,10 @@ CASES = [
     ("globalmax2d", ops.GlobalPool("max", 2), [(3, 4, 2)], (-2, 2)),
 ]
 
+from test_recurrent import OP_CASES as RECURRENT_CASES  # noqa: E402  (recurrent and issue-19 ops)
+
+CASES += RECURRENT_CASES
+
 
 def op_jacobians(op, shapes, xs):
     """(J from vjp, J from jvp, J from central differences) for each input, all (N, out, in)."""

@@ -32,6 +32,7 @@ class ModelSpec:
     refuse_nonfinite: bool = False
     logits: bool = False
     output_names: tuple | None = None
+    configs: tuple = ()  # --config: the JSON architectures of the weights-only Keras files among paths
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def load_model(spec: ModelSpec, notes: list):
 
     options = {"activation": spec.activation, "output_activation": spec.output_activation,
                "refuse_nonfinite": spec.refuse_nonfinite}
-    model = load(*spec.paths, **{k: v for k, v in options.items() if v is not None})
+    model = load(*spec.paths, configs=spec.configs, **{k: v for k, v in options.items() if v is not None})
     notes += [f"jacprop: warning: {w} (--refuse-nonfinite-weights makes this an error)"
               for w in model.source.get("warnings", [])]
     model = model.logits() if spec.logits else model

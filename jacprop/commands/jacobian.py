@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UsageError
 from ..io.writers import atomic_output, jacobian_fields, write_summary
-from ..summary import Summary
+from ..summary import Summary, sequence_inputs, sequence_profiles
 from .common import (
     InputSpec,
     ModelSpec,
@@ -123,10 +123,13 @@ def _summary(plan: JacobianPlan, blocks) -> None:
         acc.add(b.rows, b.J)
     if acc is None:
         raise no_data_rows(None if plan.reader is None else plan.reader.path, plan.reader.skipped)
+    stats = acc.result()
+    if plan.wrt_idx is None:  # every input: sequence inputs get their per-step / per-feature profiles
+        stats["sequences"] = sequence_profiles(stats["mean_abs"], sequence_inputs(plan.model))
     with atomic_output(plan.spec.output.path) as out:
         if plan.fmt == "table":
             from ..render import summary_to
 
-            summary_to(out.file, acc.result(), plan.input_names, plan.output_names, acc.n)
+            summary_to(out.file, stats, plan.input_names, plan.output_names, acc.n)
         else:
-            write_summary(out.file, plan.fmt, acc.result(), plan.input_names, plan.output_names, acc.n)
+            write_summary(out.file, plan.fmt, stats, plan.input_names, plan.output_names, acc.n)

@@ -375,10 +375,16 @@ def write_summary(file, fmt, stats: dict, input_names, output_names, n_rows: int
     (``propagate --summary``): the "inputs" are the estimates (dy_gum, ...), without a rank."""
     from ..summary import STATS
 
-    if fmt == "npz":
+    stats = dict(stats)
+    sequences = stats.pop("sequences", None) or []
+    if fmt == "npz":  # sequence inputs: per_step (K, T) and per_feature (K, F), suffixed :<input> if several
+        extra = {}
+        for seq in sequences:
+            tag = "" if len(sequences) == 1 else f":{seq['input']}"
+            extra[f"per_step{tag}"], extra[f"per_feature{tag}"] = seq["per_step"], seq["per_feature"]
         names = {"input_names": np.array(input_names)} if what == "input" else {"estimate_names": np.array(input_names)}
         np.savez(file, rows=np.array(n_rows), **names, output_names=np.array(output_names),
-                 **{k: v for k, v in stats.items() if what == "input" or k != "rank"})
+                 **{k: v for k, v in stats.items() if what == "input" or k != "rank"}, **extra)
         return
     rank = np.argsort(stats["rank"], axis=1) + 1
     records = [{"output": o, what: input_names[i], **{s: stats[s][k, i].item() for s in STATS},
@@ -393,7 +399,13 @@ def write_summary(file, fmt, stats: dict, input_names, output_names, n_rows: int
         w.writeheader()
         w.writerows({k: repr(v) if isinstance(v, float) else v for k, v in rec.items()} for rec in records)
         file.write(buf.getvalue().encode())
-    elif fmt == "jsonl":
+    elif fmt == "jsonl":  # then, for sequence inputs, one record per output and time step / feature
+        for seq in sequences:
+            for k, o in enumerate(output_names):
+                records += [{"output": o, "sequence": seq["input"], "step": t, "mean_abs_over_features": v}
+                            for t, v in enumerate(seq["per_step"][k].tolist())]
+                records += [{"output": o, "sequence": seq["input"], "feature": f, "mean_abs_over_steps": v}
+                            for f, v in enumerate(seq["per_feature"][k].tolist())]
         file.write("".join(json.dumps(rec) + "\n" for rec in records).encode())
     else:
         raise UsageError("--summary writes table, csv, jsonl or npz")

@@ -69,11 +69,20 @@ def check_finite(model: Model, path, refuse: bool) -> None:
                 model.source.setdefault("warnings", []).append(message)
 
 
-def load_one(path, refuse_nonfinite=False, **options) -> Model:
+def load_one(path, refuse_nonfinite=False, config=None, **options) -> Model:
     """Load one model file.  ``options`` go to the NPZ loader (``activation``, ``output_activation``);
-    ``refuse_nonfinite`` turns NaN/inf weights from a warning into an error."""
+    ``refuse_nonfinite`` turns NaN/inf weights from a warning into an error; ``config``: the JSON
+    architecture of a Keras weights-only file."""
     try:
-        model = _load_by_kind(path, detect(path), options)
+        kind = detect(path)
+        if config is not None and kind != "keras_h5":
+            raise ModelError(f"--config {config} is for Keras weights-only HDF5 files, and this is not one")
+        if config is not None:
+            from . import keras_h5
+
+            model = keras_h5.load(path, config)
+        else:
+            model = _load_by_kind(path, kind, options)
     except ModelError as e:
         if not str(e).startswith(os.fspath(path)):
             raise ModelError(f"{os.fspath(path)}: {e}") from None
@@ -101,11 +110,33 @@ def _load_by_kind(path, kind, options) -> Model:
     return keras_zip.load(path)
 
 
-def load(*paths, **options) -> Model:
-    """Load one or more model files; several are applied in order (a chain)."""
+def weights_only(path) -> bool:
+    """An HDF5 file without a model config (Keras ``save_weights``)."""
+    if detect(path) != "keras_h5":
+        return False
+    from .hdf5 import open_hdf5
+
+    f = open_hdf5(path, path)
+    try:
+        return "model_config" not in f.attrs
+    finally:
+        f.close()
+
+
+def load(*paths, configs=(), **options) -> Model:
+    """Load one or more model files; several are applied in order (a chain).  ``configs``: the JSON
+    architectures (``model.to_json()``) of the weights-only files among them, in the same order."""
     if not paths:
         raise ModelError("no model file given")
-    models = [load_one(p, **options) for p in paths]
+    given = [None] * len(paths)
+    if configs:
+        slots = [i for i, p in enumerate(paths) if weights_only(p)]
+        if len(slots) != len(configs):
+            raise ModelError(f"--config: {len(configs)} config file(s) given for {len(slots)} weights-only model "
+                             "file(s); give one --config per weights-only file, in order")
+        for i, c in zip(slots, configs):
+            given[i] = c
+    models = [load_one(p, config=c, **options) for p, c in zip(paths, given)]
     model = chain(models)
     if len(models) > 1:
         model.source["warnings"] = [w for m in models for w in m.source.get("warnings", [])]

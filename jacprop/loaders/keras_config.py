@@ -5,8 +5,8 @@ for Keras 3 ``.keras`` archives) finds the model config (the JSON Keras wrote) a
 weight store, then calls ``build``.  Here the config becomes a graph:
 
 - every layer class, nested models included, is screened *before* any layer config is
-  read, so Lambda layers (marshalled Python code), custom classes, recurrent layers and
-  integer-input layers are refused by class name alone;
+  read, so Lambda layers (marshalled Python code), custom classes (also inside Bidirectional and
+  TimeDistributed), unsupported built-in layers and integer-input layers are refused by class name alone;
 - Sequential models are chains; Functional models are walked node by node
   (``inbound_nodes``), which handles skip connections, merges, several inputs and outputs,
   a layer called twice (its ops are built once and shared) and models nested as layers;
@@ -28,14 +28,28 @@ import numpy as np
 
 from ..errors import ModelError, one_line
 from ..graph import GraphBuilder, Model
-from .keras_layers import BUILDERS, Call
+from . import keras_layers, keras_more, keras_recurrent
+from .keras_layers import Call
 
+BUILDERS = {**keras_layers.BUILDERS, **keras_more.BUILDERS, **keras_recurrent.BUILDERS}
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
-RECURRENT = {
-    "LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
-    "LSTMCell", "GRUCell", "SimpleRNNCell", "StackedRNNCells", "CuDNNLSTM", "CuDNNGRU",
-}
+WRAPPERS = {"Bidirectional": ("layer", "backward_layer"), "TimeDistributed": ("layer",)}
 INTEGER_INPUT = {"Embedding", "CategoryEncoding", "StringLookup", "IntegerLookup", "Hashing", "TextVectorization"}
+# Built-in Keras 2/3 layer classes jacprop does not read, with the reason where there is one.
+NOT_SUPPORTED = {
+    **dict.fromkeys(("RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "LSTMCell", "GRUCell", "SimpleRNNCell",
+                     "StackedRNNCells"), "this recurrent layer is not supported (SimpleRNN, LSTM, GRU and "
+                                         "Bidirectional are)"),
+    **dict.fromkeys(("RandomCrop", "RandomHeight", "RandomWidth"), "this augmentation layer changes the shape"),
+    **dict.fromkeys(("Conv3D", "Conv3DTranspose", "MaxPooling3D", "AveragePooling3D", "GlobalAveragePooling3D",
+                     "GlobalMaxPooling3D", "ZeroPadding3D", "Cropping3D", "UpSampling3D", "LocallyConnected1D",
+                     "LocallyConnected2D", "Attention", "AdditiveAttention", "MultiHeadAttention",
+                     "GroupQueryAttention", "Dot", "GroupNormalization", "UnitNormalization",
+                     "SpectralNormalization", "Resizing", "CenterCrop", "Discretization", "EinsumDense",
+                     "Wrapper", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer", "ThresholdedReLU",
+                     "InputSpec", "AutoContrast", "Solarization", "Equalization",
+                     "MelSpectrogram", "STFTSpectrogram", "ReversibleEmbedding", "MaxNumBoundingBoxes"), ""),
+}
 @dataclass
 class Layer:
     """One layer entry of a config and where its weights live.
@@ -50,6 +64,7 @@ class Layer:
     entry: dict
     names: tuple
     store_path: str
+    check_tag: bool = True  # a .keras group's @name must be the layer's (not for a wrapper's sub-layer)
 
     @property
     def where(self) -> str:
@@ -100,15 +115,19 @@ class Loader:
             layer = Layer(shown, str(name), {}, entry, (), "")
             if cls == "Lambda":
                 raise self.fail(layer, "refused: Lambda layers hold Python code, and jacprop never runs code from a model file")
-            if custom or not (cls in BUILDERS or cls in MODEL_CLASSES or cls == "InputLayer" or cls in RECURRENT
-                              or cls in INTEGER_INPUT):
-                raise self.fail(layer, "unknown layer class; custom layers cannot be loaded")
-            if cls in RECURRENT:
-                raise self.fail(layer, "recurrent layers are not supported yet")
+            known = cls in BUILDERS or cls in MODEL_CLASSES or cls == "InputLayer" or cls in INTEGER_INPUT
+            if custom or not (known or cls in NOT_SUPPORTED):
+                raise self.fail(layer, "not a built-in Keras layer class; custom layers cannot be loaded")
+            if not known:
+                raise self.fail(layer, NOT_SUPPORTED[cls] or "this built-in Keras layer is not supported by jacprop")
             if cls in INTEGER_INPUT:
                 raise self.fail(layer, "takes integer indices, so it has no Jacobian")
             if cls in MODEL_CLASSES:
                 self.screen(_layers_of(config, self, layer), name)
+            for key in WRAPPERS.get(cls, ()):
+                inner = config.get(key) if isinstance(config, dict) else None
+                if inner is not None:
+                    self.screen([inner], name)
 
     # ---- models
 
@@ -285,8 +304,22 @@ def _has_own_input(layer: Layer) -> bool:
 # Entry point for the containers
 
 
+def list_form(config):
+    """Keras <= 2.2 wrote a Sequential model's config as the bare list of its layers (no InputLayer; the
+    first layer carries batch_input_shape): made the dict form later versions write, nested models too."""
+    if isinstance(config, dict):
+        inner = config.get("config")
+        if config.get("class_name") == "Sequential" and isinstance(inner, list):
+            config = {**config, "config": {"name": str(config.get("name", "sequential")), "layers": inner}}
+        inner = config.get("config")
+        if isinstance(inner, dict) and isinstance(inner.get("layers"), list):
+            config = {**config, "config": {**inner, "layers": [list_form(e) for e in inner["layers"]]}}
+    return config
+
+
 def build(model_config: dict, store: WeightStore, path, fmt: str, keras_version: str) -> Model:
     """The Model of a Keras config; ``fmt`` is keras2-h5, keras3-keras or keras3-h5."""
+    model_config = list_form(model_config)
     if not isinstance(model_config, dict) or not isinstance(model_config.get("config"), dict):
         raise ModelError(f"{path}: malformed Keras model config (expected an object with class_name and config)")
     keras3 = version_major(keras_version, model_config) == 3

@@ -51,7 +51,7 @@ class ZipStore:
         if not isinstance(g, h5py.Group):
             return []
         tag = g.attrs.get("name")
-        if tag is not None and text(tag) != layer.name:
+        if tag is not None and layer.check_tag and text(tag) != layer.name:
             raise ModelError(f"{self.path}: {layer.where}: the weights at {layer.store_path} "
                              f"belong to layer '{text(tag)}'")
         keys = sorted(g.keys(), key=int)
@@ -70,7 +70,9 @@ def load(path) -> Model:
     version = str(meta.get("keras_version", "")) if isinstance(meta, dict) else ""
     f = open_hdf5(io.BytesIO(weights), path)
     try:
-        return keras.build(config, ZipStore(f, path), path, "keras3-keras", version)
+        # Keras 2.13-2.15 (tf.keras) wrote this format too, with their own version in metadata.json
+        fmt = "keras2-keras" if keras.version_major(version, config) == 2 else "keras3-keras"
+        return keras.build(config, ZipStore(f, path), path, fmt, version)
     except READ_ERRORS as e:
         raise ModelError(f"{path}: malformed .keras archive ({type(e).__name__}: {one_line(e)})") from None
     finally:

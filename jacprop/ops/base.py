@@ -133,7 +133,10 @@ class Linear(Op):
 
 
 def op_config(op: Op) -> dict:
-    """The op's non-array fields as JSON-ready values (activations as dicts)."""
+    """The op's non-array fields as JSON-ready values (activations as dicts); an op holding other ops
+    (TimeDistributed) says how with its own ``saved_config``."""
+    if hasattr(op, "saved_config"):
+        return op.saved_config()
     out = {}
     for f in dataclasses.fields(op):
         v = getattr(op, f.name)
@@ -154,12 +157,14 @@ def make_op(name: str, config: dict, arrays: dict) -> Op:
     cls = OPS.get(name)
     if cls is None:
         raise ValueError(f"unknown op {name!r}")
+    if hasattr(cls, "from_saved"):
+        return cls.from_saved(config, arrays)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "in_shapes"}
     kwargs = {}
     for key, v in {**config, **arrays}.items():
         if key not in fields:
             raise ValueError(f"op {name} has no parameter {key!r}")
-        if key == "activation":
+        if key in ("activation", "recurrent_activation"):
             v = Activation(**v)
         elif isinstance(v, list):
             v = tuple(v)

@@ -191,3 +191,82 @@ class Concat(Op):
         return np.concatenate([np.broadcast_to(t, (*lead, *t.shape[2:])) for t in ts], axis=self.axis)
 
 
+
+
+@register
+@dataclass
+class Repeat(Linear):
+    """Keras RepeatVector(n): y[j] = x for j < n, (F,) -> (n, F); the transpose sums over the n copies."""
+
+    n: int = 1
+
+    def out_shape(self, s):
+        if len(s) != 1 or self.n < 1:
+            raise ValueError(f"RepeatVector({self.n}) takes a vector per row, got shape {tuple(s)}")
+        return (self.n, s[0])
+
+    def apply(self, x, constant=True):
+        return np.repeat(x[..., None, :], self.n, axis=-2)
+
+    def transpose(self, g):
+        return g.sum(axis=-2)
+
+
+def interpolation_matrix(n_in: int, n_out: int, how: str) -> np.ndarray:
+    """A (n_out, n_in) so that y = A x resizes one axis as TensorFlow's resize does (half-pixel centres):
+    nearest takes x[floor((i + 1/2) n_in / n_out)]; bilinear weights x[lo] and x[hi] at
+    s = (i + 1/2) n_in / n_out - 1/2, lo = max(floor(s), 0), hi = min(ceil(s), n_in - 1), by 1 - (s - floor(s))
+    and s - floor(s)."""
+    A = np.zeros((n_out, n_in))
+    i = np.arange(n_out)
+    scale = n_in / n_out
+    if how == "nearest":
+        A[i, np.minimum(np.floor((i + 0.5) * scale).astype(int), n_in - 1)] = 1.0
+        return A
+    if how != "bilinear":
+        raise ValueError(f"interpolation {how!r} is not supported (nearest, bilinear)")
+    s = (i + 0.5) * scale - 0.5
+    fl = np.floor(s)
+    lerp = s - fl
+    lo, hi = np.maximum(fl, 0).astype(int), np.minimum(np.ceil(s), n_in - 1).astype(int)
+    np.add.at(A, (i, lo), 1 - lerp)
+    np.add.at(A, (i, hi), lerp)
+    return A
+
+
+@register
+@dataclass
+class Resize(Linear):
+    """UpSampling1D/2D: each spatial axis a (negative per-row axis, ``axes``) multiplied by ``factors``,
+    y = A_a x along it with ``interpolation_matrix`` (nearest = repeat); the transpose applies A_a^T."""
+
+    axes: tuple = (-2,)
+    factors: tuple = (2,)
+    how: str = "nearest"
+
+    def out_shape(self, s):
+        out = list(s)
+        for a, f in zip(self.axes, self.factors):
+            if not -len(s) <= a < 0 or f < 1:
+                raise ValueError(f"cannot upsample axis {a} of shape {tuple(s)} by {f}")
+            out[a] = s[a] * f
+        return tuple(out)
+
+    @cached_property
+    def matrices(self):
+        return [interpolation_matrix(self.in_shapes[0][a], self.in_shapes[0][a] * f, self.how)
+                for a, f in zip(self.axes, self.factors)]
+
+    @staticmethod
+    def _along(x, A, axis):
+        return np.moveaxis(np.tensordot(x, A, axes=([axis], [1])), -1, axis)
+
+    def apply(self, x, constant=True):
+        for a, A in zip(self.axes, self.matrices):
+            x = self._along(x, A.astype(x.dtype), a)
+        return x
+
+    def transpose(self, g):
+        for a, A in zip(self.axes, self.matrices):
+            g = self._along(g, A.T.astype(g.dtype), a)
+        return g

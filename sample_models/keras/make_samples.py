@@ -315,6 +315,109 @@ def build_bias_free(K):
     ], "bias_free")
 
 
+# ---- issue 19: recurrent layers and the standard layers that were missing -----------------------------
+
+
+def build_rnn_stack(K):
+    L = K.layers
+    return seq(K, (6, 3), [
+        L.SimpleRNN(5, return_sequences=True, name="rnn"),                                # (6, 5)
+        L.LSTM(4, return_sequences=True, go_backwards=True, name="lstm_back"),            # (6, 4), reversed
+        L.GRU(3, name="gru"),                                                             # reset_after=True
+        L.Dense(2, name="out"),
+    ], "rnn_stack")
+
+
+def build_gru_variants(K):
+    L = K.layers
+    return seq(K, (5, 3), [
+        L.GRU(4, reset_after=False, return_sequences=True, name="gru_classic"),           # one bias (3U,)
+        L.GRU(3, reset_after=True, go_backwards=True, use_bias=False, name="gru_back_nb"),
+        L.Dense(2, name="out"),
+    ], "gru_variants")
+
+
+def build_rnn_acts(K):
+    L = K.layers
+    return seq(K, (5, 2), [
+        L.LSTM(4, recurrent_activation="hard_sigmoid", return_sequences=True, name="lstm_hs"),
+        L.GRU(3, activation="softsign", recurrent_activation="hard_sigmoid", return_sequences=True, name="gru_hs"),
+        L.SimpleRNN(3, activation="relu", return_sequences=True, name="rnn_relu"),
+        L.LSTM(2, activation="elu", recurrent_activation="tanh", name="lstm_elu"),
+        L.Dense(2, name="out"),
+    ], "rnn_acts")
+
+
+def build_bidirectional(K):
+    L = K.layers
+    x = K.Input(shape=(6, 3), name="x")
+    h = L.Bidirectional(L.LSTM(3, return_sequences=True, name="lstm_a"), merge_mode="concat", name="bi_concat")(x)
+    h = L.Bidirectional(L.GRU(3, return_sequences=True, name="gru_b"), merge_mode="sum", name="bi_sum")(h)
+    h = L.Bidirectional(L.SimpleRNN(3, return_sequences=True, name="rnn_c"), merge_mode="mul", name="bi_mul")(h)
+    h = L.Bidirectional(L.LSTM(2, name="lstm_d"), merge_mode="ave", name="bi_ave")(h)
+    out = L.Dense(2, name="out")(h)
+    return K.Model(inputs=x, outputs=out, name="bidirectional")
+
+
+def build_time_distributed(K):
+    L = K.layers
+    x = K.Input(shape=(4, 6, 2), name="x")
+    h = L.TimeDistributed(L.Conv1D(3, 3, activation="tanh", name="conv"), name="td_conv")(x)   # (4, 4, 3)
+    h = L.TimeDistributed(L.MaxPooling1D(2, name="pool"), name="td_pool")(h)                   # (4, 2, 3)
+    h = L.TimeDistributed(L.Flatten(name="flat"), name="td_flat")(h)                           # (4, 6)
+    h = L.TimeDistributed(L.Dense(5, activation="tanh", name="fc"), name="td_dense")(h)        # (4, 5)
+    h = L.LSTM(3, return_sequences=True, name="lstm")(h)
+    h = L.TimeDistributed(L.Dense(2, name="fc2"), name="td_out")(h)                            # (4, 2)
+    out = L.Dense(2, name="out")(L.Flatten(name="flat_all")(h))
+    return K.Model(inputs=x, outputs=out, name="time_distributed")
+
+
+def build_pad_1d(K):
+    L = K.layers
+    return seq(K, (8, 2), [
+        L.ZeroPadding1D((1, 2), name="zpad"),                                        # (11, 2)
+        L.Conv1D(3, 3, activation="tanh", name="conv"),                              # (9, 3)
+        L.Cropping1D((1, 2), name="crop"),                                           # (6, 3)
+        L.UpSampling1D(2, name="up"),                                                # (12, 3)
+        L.SeparableConv1D(4, 3, depth_multiplier=2, activation="tanh", name="sep"),  # (10, 4)
+        L.Conv1DTranspose(2, 3, strides=2, padding="same", name="convt_same"),        # (20, 2)
+        L.Conv1DTranspose(2, 2, strides=3, padding="valid", name="convt_valid"),      # (60, 2): gaps
+        L.Flatten(name="flat"),
+        L.Dense(3, activation="tanh", name="fc"),
+        L.RepeatVector(2, name="repeat"),                                            # (2, 3)
+        L.Permute((2, 1), name="perm"),                                              # (3, 2)
+        L.Flatten(name="flat2"),
+        L.Dense(2, name="out"),
+    ], "pad_1d")
+
+
+def build_pad_2d(K):
+    L = K.layers
+    return seq(K, (5, 4, 2), [
+        L.ZeroPadding2D(((1, 2), (0, 1)), name="zpad"),                                   # (8, 5, 2)
+        L.Conv2D(3, (3, 2), activation="tanh", name="conv"),                              # (6, 4, 3)
+        L.Cropping2D(((1, 0), (0, 1)), name="crop"),                                      # (5, 3, 3)
+        L.UpSampling2D((2, 1), name="up"),                                                # (10, 3, 3)
+        L.DepthwiseConv2D((3, 2), depth_multiplier=2, activation="tanh", name="dw"),     # (8, 2, 6)
+        L.SeparableConv2D(4, (2, 2), padding="same", activation="tanh", name="sep"),      # (8, 2, 4)
+        L.Conv2DTranspose(2, (3, 2), strides=(2, 1), padding="same", name="convt"),       # (16, 2, 2)
+        L.Conv2DTranspose(2, (2, 3), strides=(1, 2), padding="valid", name="convt_v"),    # (17, 5, 2)
+        L.MaxPooling2D((4, 2), name="pool"),                                              # (4, 2, 2)
+        L.Flatten(name="flat"),
+        L.Dense(2, name="out"),
+    ], "pad_2d")
+
+
+def build_upsample_bilinear(K):
+    L = K.layers
+    return seq(K, (4, 3, 2), [
+        L.UpSampling2D((2, 3), interpolation="bilinear", name="up_bilinear"),             # (8, 9, 2)
+        L.Conv2D(2, (3, 3), strides=2, activation="tanh", name="conv"),                   # (3, 4, 2)
+        L.Flatten(name="flat"),
+        L.Dense(2, name="out"),
+    ], "upsample_bilinear")
+
+
 # ---- refusals --------------------------------------------------------------------------------------------
 
 
@@ -402,6 +505,7 @@ class Spec:
     compile_and_fit: bool = False    # compile + one training step, so the files carry optimizer state
     integer_inputs: int = 0          # > 0: inputs are integers in [0, integer_inputs)
     skipped: dict = field(default_factory=dict)  # format -> reason it is deliberately not written
+    tolerance: float | None = None   # relative tolerance of the refs where TensorFlow computes in float32
     seed: int | None = None          # its own random generator (later additions), so --only NAME makes the
                                      # same weights and inputs as a full run, and the earlier models' stay put
 
@@ -495,8 +599,8 @@ SPECS = [
     Spec("embedding", build_embedding, ["Embedding", "integer_input"], expect="refuse",
          refuse_reason="embedding", integer_inputs=10,
          notes="int32 input of 4 token ids in [0, 10) -> Embedding(10, 3) -> Flatten -> Dense(2)."),
-    Spec("lstm", build_lstm, ["LSTM"], expect="refuse", refuse_reason="recurrent",
-         notes="Input (5, 2) -> LSTM(4) -> Dense(2)."),
+    Spec("lstm", build_lstm, ["Sequential", "LSTM"], seed=20261209,
+         notes="Input (5, 2) -> LSTM(4) -> Dense(2). (Refused as recurrent before issue 19; own seed since then.)"),
     Spec("custom", build_custom, ["custom_layer"], expect="refuse", refuse_reason="custom",
          notes="Custom layer 'ScaledTanh' (y = tanh(1.5 x)). Keras 3: registered as "
                "'jacprop_samples>ScaledTanhK3'; Keras 2: class_name 'ScaledTanh', loadable only with "
@@ -506,6 +610,41 @@ SPECS = [
          ["Sequential", "Reshape", "Conv1D", "Dense", "use_bias_false", "tanh", "sigmoid", "elu"], seed=20261203,
          notes="use_bias=False on Conv1D conv_nb and Dense fc_nb and out_nb (config use_bias: false, a kernel and "
                "no bias in the weights); Dense fc_bias between them keeps its bias."),
+    Spec("rnn_stack", build_rnn_stack, ["Sequential", "SimpleRNN", "LSTM", "GRU", "return_sequences", "go_backwards",
+                                      "reset_after"], seed=20261210,
+         notes="SimpleRNN(5, return_sequences) -> LSTM(4, return_sequences, go_backwards: its sequence comes out "
+               "reversed in time) -> GRU(3) (reset_after=True, the default of both versions) -> Dense(2)."),
+    Spec("gru_variants", build_gru_variants, ["Sequential", "GRU", "reset_after_false", "use_bias_false",
+                                            "go_backwards"], seed=20261211,
+         notes="GRU(reset_after=False: one bias of 3U, reset gate applied before the recurrent product) with "
+               "return_sequences, then GRU(reset_after=True, go_backwards, use_bias=False)."),
+    Spec("rnn_acts", build_rnn_acts, ["Sequential", "LSTM", "GRU", "SimpleRNN", "hard_sigmoid", "softsign", "relu",
+                                    "elu"], seed=20261212, per_version_refs=True, weight_scale=2.5,
+         notes="recurrent_activation='hard_sigmoid' in an LSTM and a GRU: Keras 2 clip(0.2a+0.5, 0, 1), Keras 3 "
+               "relu6(a+3)/6, so one ref per version; SimpleRNN relu; LSTM elu with recurrent_activation tanh. "
+               "Kernel scale x2.5 so the clip regions are reached."),
+    Spec("bidirectional", build_bidirectional, ["Functional", "Bidirectional", "LSTM", "GRU", "SimpleRNN", "concat",
+                                              "sum", "mul", "ave"], seed=20261213,
+         notes="Bidirectional with merge_mode concat, sum, mul and ave; the backward layer's sequence is reversed "
+               "back in time before the merge; the last one returns only the final states."),
+    Spec("time_distributed", build_time_distributed, ["Functional", "TimeDistributed", "Conv1D", "MaxPooling1D",
+                                                    "Flatten", "Dense", "LSTM"], seed=20261214,
+         notes="Input (4, 6, 2): TimeDistributed Conv1D, MaxPooling1D, Flatten and Dense over 4 time steps, "
+               "LSTM(return_sequences), TimeDistributed(Dense), Flatten, Dense."),
+    Spec("pad_1d", build_pad_1d, ["Sequential", "ZeroPadding1D", "Cropping1D", "UpSampling1D", "SeparableConv1D",
+                                "Conv1DTranspose", "RepeatVector", "Permute"], seed=20261215,
+         notes="ZeroPadding1D (1, 2), Cropping1D (1, 2), UpSampling1D 2, SeparableConv1D depth_multiplier 2, "
+               "Conv1DTranspose same stride 2 and valid stride 3 (> kernel: gaps), RepeatVector, Permute."),
+    Spec("pad_2d", build_pad_2d, ["Sequential", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "DepthwiseConv2D",
+                                "SeparableConv2D", "Conv2DTranspose"], seed=20261216,
+         notes="Asymmetric ZeroPadding2D and Cropping2D, UpSampling2D nearest (2, 1), DepthwiseConv2D "
+               "depth_multiplier 2, SeparableConv2D same, Conv2DTranspose same and valid with unequal strides."),
+    Spec("upsample_bilinear", build_upsample_bilinear, ["Sequential", "UpSampling2D", "bilinear"], seed=20261217,
+         tolerance=1e-6,
+         notes="UpSampling2D((2, 3), interpolation='bilinear'). tf.image.resize returns float32 for bilinear "
+               "even from float64 input, so the float64 reference is rounded to float32 after that layer: "
+               "compare with tolerance 1e-6 (the manifest's 'tolerance'); the interpolation weights themselves "
+               "are exact (tests compare them with torch's interpolate in float64 where torch is installed)."),
 ]
 
 
@@ -633,7 +772,7 @@ def random_weights(spec, model, rng):
         for var in layer.weights:
             vname = var.path.split("/")[-1]
             shape = tuple(var.shape)
-            if vname in ("kernel", "embeddings", "recurrent_kernel"):
+            if vname in ("kernel", "embeddings", "recurrent_kernel", "depthwise_kernel", "pointwise_kernel"):
                 fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
                 w = rng.normal(0.0, spec.weight_scale / np.sqrt(fan_in), size=shape)
             elif vname == "bias":
@@ -733,7 +872,7 @@ def generate(spec, rng, report):
     name = spec.name
     entry = {"name": name, "files": {}, "csv": None, "ref": None, "refs": {}, "covers": spec.covers,
              "expect": spec.expect, "refuse_reason": spec.refuse_reason, "skipped_formats": dict(spec.skipped),
-             "notes": spec.notes}
+             "notes": spec.notes, **({"tolerance": spec.tolerance} if spec.tolerance else {})}
 
     # 1. The Keras 3 float32 model is the master copy; adapt Normalization layers, draw weights.
     m3 = build(spec, K3, "float32") if K3 in spec.versions else None
