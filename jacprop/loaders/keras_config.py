@@ -91,6 +91,8 @@ def to_snake_case(name: str) -> str:
 class Loader:
     """Builds one Model from a config; ``fail`` makes the one-line errors."""
 
+    builders = BUILDERS  # the layer builders by class name (also for the layers nested in wrappers)
+
     def __init__(self, path, store: WeightStore, keras3: bool):
         self.path, self.store, self.keras3 = str(path), store, keras3
         self.shared: dict[str, list] = {}  # store_path -> ops of the layer's first call

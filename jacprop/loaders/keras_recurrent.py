@@ -130,8 +130,7 @@ def _time_distributed(c: Call) -> int:
     """The wrapped layer on every time step.  Layers acting on the last axis alone are added as
     they are; others are built for one step's shape and wrapped in ops.TimeDistributed."""
     cls, cfg = _inner(c, "layer")
-    from .keras_config import BUILDERS, Layer
-
+    BUILDERS, Layer = c.loader.builders, type(c.layer)  # noqa: N806 (keras_config's, without importing it back)
     if cls not in BUILDERS:
         raise c.fail(f"TimeDistributed around {cls} is not supported")
     if len(c.shape) < 2:

@@ -319,7 +319,7 @@ class Activation:
         """sum_s g_s h''(a_s) t_ws t_vs: (B, K, D, D) (``diagonal``: w = v only, (B, K, D)); softmax and
         log_softmax contract ``second`` with t."""
         if self.name in AXIS_ACTIVATIONS:
-            from .base import contract
+            from .contract import contract
 
             return contract(self.second(a, y, g, t), t, diagonal)
         k, d = g.shape[1], t.shape[1]

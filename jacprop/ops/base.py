@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .activations import Activation
+from .contract import contract  # noqa: F401  (ops import it from here)
 
 OPS: dict[str, type] = {}
 
@@ -54,16 +55,6 @@ OPS: dict[str, type] = {}
 def register(cls):
     OPS[cls.__name__] = cls
     return cls
-
-
-def contract(v: np.ndarray, t: np.ndarray, diagonal: bool = False) -> np.ndarray:
-    """sum over a tensor's entries s of v[b, k, w, s] t[b, u, s]: (B, K, D, D); ``diagonal``: only u = w, (B, K, D).
-    v (B, K, D, *shape), t (B', D, *shape), B' in {1, B}."""
-    b, k, d = v.shape[:3]
-    v, t = v.reshape(b, k, d, -1), t.reshape(t.shape[0], d, -1)
-    if diagonal:
-        return (v * t[:, None]).sum(axis=-1)
-    return np.matmul(v.reshape(b, k * d, -1), t.transpose(0, 2, 1)).reshape(-1, k, d, d)
 
 
 def dot_last(x: np.ndarray, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
