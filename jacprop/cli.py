@@ -297,8 +297,8 @@ def jacobian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt
               help="Table: the largest interactions shown per output.")
 @click.option("--max-rows", type=COUNT, default=10, show_default=True, help="Rows shown one by one in the table format.")
 @handle_errors
-def hessian(paths, load_options, csv_options, dtype, quiet, output, fmt, outputs, wrt, diagonal, output_names, logits,
-            rows, top, max_rows):
+def hessian(paths, load_options, csv_options, dtype, quiet, output, no_row, fmt, outputs, wrt, diagonal, output_names,
+            logits, rows, top, max_rows):
     """H[k, i, j] = d2y_k/dx_i dx_j (and y, J) at every row of INPUTS.
 
     Exact (forward-over-reverse), in blocks of rows. H has K x D x D values per row: --wrt, --outputs
@@ -317,7 +317,7 @@ def hessian(paths, load_options, csv_options, dtype, quiet, output, fmt, outputs
     models, inputs = models_and_inputs(paths)
     spec = command.HessianSpec(
         ModelSpec(models, logits=logits, output_names=split_list(output_names), **load_options),
-        InputSpec(inputs, rows=rows, **csv_options), OutputSpec(output, fmt, dtype, max_rows, quiet),
+        InputSpec(inputs, rows=rows, **csv_options), OutputSpec(output, fmt, dtype, max_rows, quiet, not no_row),
         split_list(outputs), split_list(wrt), diagonal, top)
     finish(command.run(command.prepare(spec)))
 

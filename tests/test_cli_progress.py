@@ -50,7 +50,7 @@ def test_nan_is_the_largest_value(tmp_path):
     p = tmp_path / "nan.csv"
     p.write_text("temperature,pressure,flow\n1,2,3\nnan,2,3\n4,5,6\n")
     r = run("propagate", MODEL, str(p), "--dx", "0.05", "--on-invalid", "keep", "-o", str(tmp_path / "u.csv"))
-    assert r.stderr.splitlines()[-1] == "jacprop: 3 rows; largest dy_gum nan at row 2 y[0]"
+    assert "jacprop: 3 rows; largest dy_gum nan at row 2 y[0]" in r.stderr.splitlines()
 
 
 def test_a_bar_with_percentage_and_time_left_on_a_terminal(tmp_path):

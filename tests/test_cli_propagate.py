@@ -28,7 +28,7 @@ def run(*args, input=None):
 
 def columns(text):
     rows = list(csv.reader(io.StringIO(text)))
-    return {name: np.array([float(r[i]) for r in rows[1:]]) for i, name in enumerate(rows[0])}
+    return {name: np.array([float(r[i]) for r in rows[1:]]) for i, name in enumerate(rows[0]) if name != "row"}
 
 
 def test_outputs_gives_the_full_runs_columns_of_that_output():
@@ -48,8 +48,8 @@ def test_outputs_on_a_jacobian_stream():
                         "0", "--format", "csv"], input=stream, capture_output=True, text=True,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr
-    got = list(columns(r.stdout).values())  # (jsonl loses the output names: issue 18.3)
-    assert len(got) == 2 and got[1].tobytes() == full["dy_worst(y[0])"].tobytes()
+    got = columns(r.stdout)  # JSON Lines carries the names (issue 18.3)
+    assert list(got) == ["y[0]", "dy_worst(y[0])"] and got["dy_worst(y[0])"].tobytes() == full["dy_worst(y[0])"].tobytes()
 
 
 def test_wrt_is_the_uncertainty_from_those_inputs_alone(tmp_path):

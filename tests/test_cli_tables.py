@@ -79,13 +79,14 @@ def test_propagate_rows_show_every_estimate_at_every_width(width):
 
     arrays = {q: np.stack([data[:, head.index(f"{q}({o})")] for o in ("y[0]", "y[1]")], 1)
               for q in ["y"] + [c for c, _ in TABLE_COLUMNS] if f"{q}(y[0])" in head}
-    arrays["y"] = data[:, :2]
+    arrays["y"] = data[:, 1:3]  # after the row column
     budget = np.stack([[data[:, head.index(f"budget({o},{i})")] for i in NAMES] for o in ("y[0]", "y[1]")], 1)
     arrays["budget"] = budget.transpose(2, 0, 1)
     meta = {"input_names": NAMES, "output_names": ["y[0]", "y[1]"], "columns": TABLE_COLUMNS}
     text = draw(render.propagate_rows, width, np.array([1, 2]), None, arrays, meta)
     assert all(len(line) <= width for line in text.splitlines()), text
-    wanted = {f"{v:.4g}" for q, a in arrays.items() if q != "budget" for v in a.ravel()}
+    wanted = {f"{v:.2g}" if q.endswith("_se") else f"{v:.4g}"  # standard errors to 2 digits
+              for q, a in arrays.items() if q != "budget" for v in a.ravel()}
     assert wanted <= tokens(text), wanted - tokens(text)
 
 

@@ -39,7 +39,8 @@ def test_npz(tmp_path, ref):
     r = run(MODEL, INPUTS, "-o", tmp_path / "h.npz")
     assert r.exit_code == 0, r.output
     with np.load(tmp_path / "h.npz", allow_pickle=False) as z:
-        assert sorted(z.files) == ["hessian", "input_names", "jacobian", "output_names", "x", "y"]
+        assert sorted(z.files) == ["hessian", "input_names", "jacobian", "output_names", "rows", "x", "y"]
+        np.testing.assert_array_equal(z["rows"], np.arange(1, len(X) + 1))
         np.testing.assert_array_equal(z["x"], X)
         np.testing.assert_array_equal(z["y"], Y)
         np.testing.assert_array_equal(z["jacobian"], J)
@@ -60,15 +61,16 @@ def test_csv_upper_triangle(ref):
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     header = lines[0].split(",")
-    assert header[:2] == ["y[0]", "y[1]"] and header[2] == "d(y[0])/d(temperature)"
-    h_cols = header[8:]
+    assert header[:3] == ["row", "y[0]", "y[1]"] and header[3] == "d(y[0])/d(temperature)"
+    h_cols = header[9:]
     assert h_cols[:3] == ["d2(y[0])/d(temperature)d(temperature)", "d2(y[0])/d(temperature)d(pressure)",
                           "d2(y[0])/d(temperature)d(flow)"]
     assert len(h_cols) == 2 * 6 and "d2(y[1])/d(flow)d(flow)" == h_cols[-1]
     data = np.loadtxt(io.StringIO(r.stdout), delimiter=",", skiprows=1)
     a, b = np.triu_indices(3)
-    np.testing.assert_array_equal(data[:, 8:].reshape(-1, 2, 6), H[:, :, a, b])  # repr round-trips float64
-    np.testing.assert_array_equal(data[:, 2:8].reshape(-1, 2, 3), J)
+    np.testing.assert_array_equal(data[:, 0], np.arange(1, len(X) + 1))  # the data row numbers
+    np.testing.assert_array_equal(data[:, 9:].reshape(-1, 2, 6), H[:, :, a, b])  # repr round-trips float64
+    np.testing.assert_array_equal(data[:, 3:9].reshape(-1, 2, 3), J)
 
 
 def test_jsonl_and_id_column(tmp_path, ref):

@@ -72,7 +72,7 @@ class HessianPlan:
     def meta(self) -> dict:
         return {"input_names": self.input_names, "output_names": self.output_names,
                 "id_name": self.spec.inputs.id_column, "npy_field": self.h_name, "top": self.spec.top,
-                "diagonal": self.spec.diagonal}
+                "diagonal": self.spec.diagonal, "row": self.spec.output.row}
 
 
 def hessian_columns(input_names, output_names, diagonal=False) -> list[str]:

@@ -61,6 +61,18 @@ class _Windowed(Spatial):
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, self._linear(ts[0]))
 
+    @property
+    def linear(self):
+        return self.activation.is_piecewise_linear
+
+    def vjp2(self, saved, g, ts):
+        """L^T (g h''(a) L t), L the subclass's linear map (as Conv)."""
+        return (self._transpose(self.activation.second(*saved, g, self._linear(ts[0]))),)
+
+    def hess_term(self, saved, g, ts, diagonal=False):
+        """(L t)^T diag(g h''(a)) (L t): contracted on the output positions and channels (as Conv)."""
+        return self.activation.hess_term(*saved, g, self._linear(ts[0]), diagonal)
+
 
 @register
 @dataclass
