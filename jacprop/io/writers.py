@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UsageError
-from .numtext import ARROW_MIN_VALUES, _arrow, _arrow_nested, _arrow_numbers, _concat_lines, _join_groups, _numbers, _s, _strings
+from .numtext import csv_lines, jsonl_lines  # noqa: F401 (the writers' line formats)
 
 FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # write errors that mean "no room for the output"
 FORMATS = ("table", "csv", "jsonl", "npy", "npz")
@@ -227,51 +227,6 @@ class CsvWriter(Writer):
         if text:
             self.out.file.write(text)
             self.out.file.flush()
-
-
-def csv_lines(flat: np.ndarray, id_cells: list[str] | None = None) -> bytes:
-    """Rows of numbers (N, C) as CSV lines, each number in ``repr`` form (the shortest text that
-    reads back as the same float64), after its row's id cell if given.  pyarrow (the ``fast``
-    extra) formats floats when installed (``_arrow_numbers``), 3-6x faster, to the same bytes."""
-    if len(flat) == 0:
-        return b""
-    pa = _arrow() if flat.size >= ARROW_MIN_VALUES and flat.dtype.kind == "f" else None
-    if pa is None:
-        lines = [",".join(map(repr, r)) for r in flat.tolist()]
-        if id_cells is not None:
-            lines = [f"{i},{line}" for i, line in zip(id_cells, lines)]
-        return ("\n".join(lines) + "\n").encode()
-    pc, n = pa.compute, len(flat)
-    lines = _join_groups(_arrow_numbers(flat), flat.shape[1], ",")
-    if id_cells is not None:
-        lines = pc.binary_join_element_wise(_strings(id_cells), lines, _s(","))
-    return _concat_lines(lines, n)
-
-
-def jsonl_lines(rows, ids, arrays: dict, fields: list, close: str = "}") -> bytes:
-    """``JsonlWriter``'s lines: {"row": n, ["id": ...,] <field>: nested lists, ...} per row, as
-    ``json.dumps`` writes them, each ended by ``close`` (the closing brace, or more keys and it);
-    by pyarrow when installed and every field is float (same bytes)."""
-    n = len(rows)
-    pa = _arrow() if n and all(arrays[f.name].dtype.kind == "f" for f in fields) else None
-    if pa is None or sum(arrays[f.name].size for f in fields) < ARROW_MIN_VALUES:
-        lists = {f.name: arrays[f.name].tolist() for f in fields}
-        out = []
-        for i in range(n):
-            obj = {"row": int(rows[i])}
-            if ids is not None:
-                obj["id"] = str(ids[i])
-            obj.update((name, values[i]) for name, values in lists.items())
-            out.append(json.dumps(obj)[:-1] + close)
-        return ("\n".join(out) + "\n").encode() if out else b""
-    pc = pa.compute
-    parts = [_s('{"row": '), pc.cast(_numbers(np.asarray(rows, dtype=np.int64)), pa.large_string())]
-    if ids is not None:
-        parts += [_s(', "id": '), _strings([json.dumps(str(i)) for i in ids.tolist()])]
-    for f in fields:
-        parts += [_s(f", {json.dumps(f.name)}: "), _arrow_nested(arrays[f.name], n, tuple(f.tail))]
-    parts.append(_s(close))
-    return _concat_lines(pc.binary_join_element_wise(*parts, _s("")), n)
 
 
 class JsonlWriter(Writer):
