@@ -192,7 +192,8 @@ def matmul_plan(ws, dtype, N):
     chunks = [c] * (N // c) + ([N % c] if N % c else [])
     plan = [p for rows in chunks for p in products(ws, mode, rows, seeds)]
     rng = np.random.default_rng(1)
-    ops_ = {(m, k, n): (rng.random((m, k)).astype(dtype), rng.random((k, n)).astype(dtype), np.empty((m, n), dtype)) for m, k, n in set(plan)}
+    ops_ = {(m, k, n): (rng.random((m, k)).astype(dtype), rng.random((k, n)).astype(dtype),
+                        np.empty((m, n), dtype)) for m, k, n in set(plan)}
 
     def run():
         for p in plan:
@@ -256,7 +257,8 @@ def run_cell(shape, dtype, N, methods_for, skip_state, budget):
         skip_state[(shape, dtype, name)] = t / N
     D, hidden, K = SHAPES[shape]
     useful = flops(products(ws, mode, N, K if mode == "reverse" else D))
-    return dict(shape=shape, dtype=dtype, N=N, med=med, skipped=skipped, repeats=repeats, mode=mode, chunk=c, flops=useful, mm_flops=mm_flops)
+    return dict(shape=shape, dtype=dtype, N=N, med=med, skipped=skipped, repeats=repeats, mode=mode, chunk=c,
+                flops=useful, mm_flops=mm_flops)
 
 
 def summarise(cell, sq_rate):
@@ -331,17 +333,20 @@ def loaded_run(shapes, repeats=3, rows=100_000):
                         busy.kill()
                         busy.wait()
         out[shape] = {v: (statistics.median(times[(v, False)]), statistics.median(times[(v, True)])) for v in variants}
-        print(f"loaded {shape}: " + ", ".join(f"{v} {a:.3f} s alone, {b:.3f} s loaded" for v, (a, b) in out[shape].items()),
+        print(f"loaded {shape}: "
+              + ", ".join(f"{v} {a:.3f} s alone, {b:.3f} s loaded" for v, (a, b) in out[shape].items()),
               file=sys.stderr, flush=True)
     return out
 
 
 def loaded_section(res, load_before, load_after, rows=100_000, repeats=3) -> list[str]:
     out = ["", "## Under load: beside one process busy on one of the cores", "",
-           f"float64, {rows:,} rows (wide-in {rows // 10:,}); medians of {repeats}, alone and loaded interleaved; a busy child process "
-           f"(a Python loop) started before each loaded turn. The machine's 1-minute load average was {load_before:.1f} "
+           f"float64, {rows:,} rows (wide-in {rows // 10:,}); medians of {repeats}, alone and loaded interleaved; "
+           f"a busy child process (a Python loop) started before each loaded turn. "
+           f"The machine's 1-minute load average was {load_before:.1f} "
            f"before and {load_after:.1f} after (other users' processes too: 'alone' means beside them only).", "",
-           "| shape | jacprop alone s | loaded s | loaded / alone | serial, BLAS's own threads: alone s | loaded s | loaded / alone |",
+           "| shape | jacprop alone s | loaded s | loaded / alone "
+           "| serial, BLAS's own threads: alone s | loaded s | loaded / alone |",
            "|---|---:|---:|---:|---:|---:|---:|"]
     for shape, r in res.items():
         (a, b), (c, d) = r["jacprop"], r["serial, BLAS's own threads"]
@@ -381,7 +386,8 @@ def peak_memory(n):
 def startup(runs=20):
     exe = os.path.join(os.path.dirname(sys.executable), "jacprop")
     cmds = {
-        "jacprop --version": [exe, "--version"] if os.path.exists(exe) else [sys.executable, "-m", "jacprop", "--version"],
+        "jacprop --version": (
+            [exe, "--version"] if os.path.exists(exe) else [sys.executable, "-m", "jacprop", "--version"]),
         "python -c 'import numpy'": [sys.executable, "-c", "import numpy"],
         "python -c pass": [sys.executable, "-c", "pass"],
     }
@@ -414,7 +420,8 @@ def machine(peer_versions):
         f"- CPU: {cpu}, {os.cpu_count()} logical cores; {platform.system()} {platform.release()}",
         f"- Python {platform.python_version()}, numpy {np.__version__} with {blas}, jacprop {jacprop.__version__}",
         f"- peers: {', '.join(f'{n} {v}' for n, v in peer_versions) or 'none installed'}",
-        f"- OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
+        f"- OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}",
     ]
     return lines
 
@@ -426,7 +433,8 @@ def fmt(x, spec=",.0f"):
 def report(cells, sq_rate, mem, start, notes, peer_versions, command, loaded=()):
     out = ["# jacprop benchmark results", "", f"Command: `{command}`", ""]
     out += machine(peer_versions) + [""]
-    out += ["- large square product (2000 x 2000) rate: " + ", ".join(f"{d} {r / 1e9:.1f} GFLOP/s" for d, r in sq_rate.items())]
+    out += ["- large square product (2000 x 2000) rate: "
+            + ", ".join(f"{d} {r / 1e9:.1f} GFLOP/s" for d, r in sq_rate.items())]
     out += [f"- note: {n}" for n in notes] + [""]
     out += [
         "jacprop rows/s; `x best peer` = peer's time / jacprop's time for the fastest peer method at that size "
@@ -435,7 +443,8 @@ def report(cells, sq_rate, mem, start, notes, peer_versions, command, loaded=())
         "products (same chunking, no elementwise work) / jacprop's time; `% square` = GFLOP/s / the large "
         "square product's rate. Medians of interleaved repeats.",
         "",
-        "| shape | dtype | N | mode, chunk | jacprop rows/s | fastest peer (rows/s) | x best peer | GFLOP/s | % products | % square |",
+        "| shape | dtype | N | mode, chunk | jacprop rows/s | fastest peer (rows/s) "
+        "| x best peer | GFLOP/s | % products | % square |",
         "|---|---|---:|---|---:|---|---:|---:|---:|---:|",
     ]
     for cell in cells:
@@ -444,11 +453,13 @@ def report(cells, sq_rate, mem, start, notes, peer_versions, command, loaded=())
             continue
         peer = f"{s['best']} ({fmt(s['best_rows'])})" if s["best"] else "–"
         out.append(
-            f"| {cell['shape']} | {cell['dtype']} | {cell['N']:,} | {cell['mode']}, {cell['chunk']} | {fmt(s['rows'])} | {peer} "
+            f"| {cell['shape']} | {cell['dtype']} | {cell['N']:,} | {cell['mode']}, {cell['chunk']} "
+            f"| {fmt(s['rows'])} | {peer} "
             f"| {fmt(s['ratio'], '.2f')} | {s['gflops']:.1f} | {100 * s['mm_share']:.0f} | {100 * s['sq_share']:.0f} |"
         )
     out += ["", "All methods, rows/s (a dash: skipped, reason below):", ""]
-    names = sorted({n for c in cells for n in (*c["med"], *c["skipped"]) if n != "numpy: the same products"}, key=lambda n: (n != "jacprop", n))
+    names = sorted({n for c in cells for n in (*c["med"], *c["skipped"]) if n != "numpy: the same products"},
+                   key=lambda n: (n != "jacprop", n))
     out += ["| shape | dtype | N | " + " | ".join(names) + " |", "|---|---|---:|" + "---:|" * len(names)]
     reasons = set()
     for c in cells:
@@ -458,13 +469,15 @@ def report(cells, sq_rate, mem, start, notes, peer_versions, command, loaded=())
     if reasons:
         out += ["", "Skipped: " + "; ".join(sorted(reasons)) + "."]
     if mem:
-        out += ["", "Peak memory (RSS high-water) of a fresh process streaming generated chunks of 100,000 rows through "
+        out += ["",
+                "Peak memory (RSS high-water) of a fresh process streaming generated chunks of 100,000 rows through "
                 "`engine.iter_jacobian` (the API; the CLI reads a CSV in the same way), small shape, float64:", "",
                 "| rows | peak RSS (MB) | wall time (s) |", "|---:|---:|---:|"]
         out += [f"| {n:,} | {b / 2**20:.0f} | {t:.1f} |" for n, (b, t) in mem.items()]
     if start:
         base = start["python -c 'import numpy'"]
-        out += ["", "Start-up, median of 20 interleaved runs:", "", "| command | ms | / import numpy |", "|---|---:|---:|"]
+        out += ["", "Start-up, median of 20 interleaved runs:", "", "| command | ms | / import numpy |",
+                "|---|---:|---:|"]
         out += [f"| `{k}` | {1e3 * v:.0f} | {v / base:.2f} |" for k, v in start.items()]
     out += list(loaded)
     return "\n".join(out) + "\n"
@@ -472,7 +485,8 @@ def report(cells, sq_rate, mem, start, notes, peer_versions, command, loaded=())
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--smoke", action="store_true", help="tiny sizes, jacprop only, no memory/start-up runs, prints only")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny sizes, jacprop only, no memory/start-up runs, prints only")
     p.add_argument("--shapes", default=",".join(SHAPES))
     p.add_argument("--sizes", default=",".join(map(str, SIZES)))
     p.add_argument("--dtypes", default="float64,float32")
@@ -481,16 +495,19 @@ def main(argv=None):
     p.add_argument("--tf-python", default=os.environ.get("TF_PYTHON"),
                    help="a Python with TensorFlow, for the end-to-end comparison with a batch_jacobian script")
     p.add_argument("--budget", type=float, default=4.0, help="seconds of timed calls per cell (at least 3 repeats)")
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"), help="'-' for stdout only")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"),
+                   help="'-' for stdout only")
     a = p.parse_args(argv)
     if a.smoke:
-        a.shapes, a.sizes, a.dtypes, a.skip, a.budget, a.out = "small", "1,50", "float64,float32", "torch,jax,memory,startup,loaded,e2e", 0.0, "-"
+        a.shapes, a.sizes, a.dtypes, a.skip, a.budget, a.out = (
+            "small", "1,50", "float64,float32", "torch,jax,memory,startup,loaded,e2e", 0.0, "-")
     skip = set(filter(None, a.skip.split(",")))
     global PAUSE
     PAUSE = 0.0 if a.smoke else PAUSE  # jacprop alone: no other runtime's threads to wait for
     found, notes = peers(skip)
     if engine.keep_freed_memory():  # as the CLI does; process-wide, so the peers run with it too
-        notes.append("glibc malloc keeps freed memory (engine.keep_freed_memory, as the CLI does), for every method alike")
+        notes.append("glibc malloc keeps freed memory (engine.keep_freed_memory, as the CLI does), "
+                     "for every method alike")
     methods_for = [jacprop_methods] + [make for _, make, _ in found]
     sq_rate = {d: square_rate(d, 200 if a.smoke else 2000) for d in a.dtypes.split(",")}
     cells, state = [], {}
@@ -501,8 +518,10 @@ def main(argv=None):
                 cells.append(cell)
                 s = summarise(cell, sq_rate)
                 if s:
-                    print(f"{shape:9s} {dtype} N={N:>7,}: jacprop {s['rows']:>12,.0f} rows/s, best peer {s['best']} x{fmt(s['ratio'], '.2f')}, "
-                          f"{s['gflops']:.1f} GFLOP/s = {100 * s['mm_share']:.0f}% of the same products", file=sys.stderr, flush=True)
+                    print(f"{shape:9s} {dtype} N={N:>7,}: jacprop {s['rows']:>12,.0f} rows/s, "
+                          f"best peer {s['best']} x{fmt(s['ratio'], '.2f')}, "
+                          f"{s['gflops']:.1f} GFLOP/s = {100 * s['mm_share']:.0f}% of the same products",
+                          file=sys.stderr, flush=True)
     mem = {n: peak_memory(n) for n in (100_000, 1_000_000, 10_000_000)} if "memory" not in skip else {}
     start = startup() if "startup" not in skip else {}
     loaded = []

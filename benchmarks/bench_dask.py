@@ -46,7 +46,8 @@ def make_inputs(tmp: Path, rows: int, d: int, hidden: list[int], k: int):
     with open(model, "wb") as f:
         npz.save(b.finish([node]), f)
     csv = tmp / "inputs.csv"
-    np.savetxt(csv, rng.normal(size=(rows, d)), delimiter=",", header=",".join(f"x{i}" for i in range(d)), comments="", fmt="%.17g")
+    np.savetxt(csv, rng.normal(size=(rows, d)), delimiter=",", header=",".join(f"x{i}" for i in range(d)), comments="",
+               fmt="%.17g")
     return str(model), str(csv)
 
 
@@ -91,8 +92,9 @@ def main():
         rates, rates_dir = {}, {}
         for n in [int(w) for w in args.workers.split(",")]:
             t = time.perf_counter()
-            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                              dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+            with (LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL) as cluster,
+                  Client(cluster) as client):
                 start = time.perf_counter() - t
                 parts = max(1, 4 * n)  # about 4 partitions per worker
                 partition = args.chunk * max(1, -(-args.rows // (parts * args.chunk)))
@@ -102,9 +104,11 @@ def main():
                 n_parts = -(-args.rows // partition)
                 print(f"{f'dask, {n} worker(s), {n_parts} partitions':<34}{rates[n]:>12,.0f} rows/s   {dt:6.2f} s"
                       f"   x{t_local / dt:.2f} vs local   (cluster start {start:.1f} s, not included)")
-                t_dir = min(timed(on_dask, client, model, csv, str(tmp / "parts") + "/", args.chunk, partition, args.format) for _ in range(args.repeat))
-                print(f"{'  the same, -o DIR/ (no concatenation)':<34}{args.rows / t_dir:>12,.0f} rows/s   {t_dir:6.2f} s"
-                      f"   x{t_local / t_dir:.2f} vs local")
+                t_dir = min(timed(on_dask, client, model, csv, str(tmp / "parts") + "/", args.chunk, partition,
+                                  args.format)
+                            for _ in range(args.repeat))
+                print(f"{'  the same, -o DIR/ (no concatenation)':<34}{args.rows / t_dir:>12,.0f} rows/s   "
+                      f"{t_dir:6.2f} s   x{t_local / t_dir:.2f} vs local")
                 rates_dir[n] = args.rows / t_dir
                 if n == 1:  # the fixed cost of a partition: many small partitions against few large ones
                     chunk = 1024

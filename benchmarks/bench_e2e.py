@@ -207,7 +207,8 @@ def measure(rows, repeats, tf_python=None, tmp=None):
     assert np.array_equal(J, J_ref), "the CLI's J differs from the API's"
     if tf_cmd:
         J_tf = np.load(os.path.join(tmp, "J_tf.npy"))
-        notes.append(f"largest |J_jacprop - J_tensorflow| / max(1, |J|): {np.abs(J - J_tf).max() / max(1.0, np.abs(J_tf).max()):.1e}")
+        notes.append("largest |J_jacprop - J_tensorflow| / max(1, |J|): "
+                     f"{np.abs(J - J_tf).max() / max(1.0, np.abs(J_tf).max()):.1e}")
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"rows": rows, "med": med, "parsers": list(reads), "rss": max(rss), "tf_parts": tf_parts, "notes": notes,
             "model": os.path.basename(model_path), "repeats": repeats, "csv_mb": os.path.getsize(csv) / 1e6}
@@ -260,7 +261,8 @@ def section(r) -> str:
     fastest = min(r["parsers"], key=med.get)
     base = med[fastest] + med["engine"]
     out = [
-        f"## End to end: `jacprop jacobian {r['model']} x.csv -o J.npy`, {r['rows']:,} rows x 8 ({r['csv_mb']:.0f} MB of CSV)",
+        f"## End to end: `jacprop jacobian {r['model']} x.csv -o J.npy`, "
+        f"{r['rows']:,} rows x 8 ({r['csv_mb']:.0f} MB of CSV)",
         "",
         f"Small shape (D=8, 64-64, K=2), float64; medians of {r['repeats']} interleaved runs, each in a fresh process: "
         "the CLI timed from outside (start-up, imports, reading, engine, writing), each part timed inside around the "
@@ -276,7 +278,8 @@ def section(r) -> str:
     out += [f"| engine alone: the array's Jacobians | {med['engine']:.2f} | {med['engine'] / base:.2f} |"]
     out += [f"| the CLI writing CSV instead (`-o J.csv`) | {med['cli_csv']:.2f} | {med['cli_csv'] / base:.2f} |"]
     if "tf" in med:
-        out += [f"| TensorFlow script (load_model, parse, batch_jacobian, np.save) | {med['tf']:.2f} | {med['tf'] / base:.2f} |"]
+        out += ["| TensorFlow script (load_model, parse, batch_jacobian, np.save) "
+                f"| {med['tf']:.2f} | {med['tf'] / base:.2f} |"]
     out += ["", f"- fastest parse: {fastest}; CLI peak RSS {r['rss'] / 2**20:.0f} MB."]
     if "tf" in med:
         out += [f"- jacprop CLI vs the TensorFlow script: **x{med['tf'] / med['cli']:.2f}** (> 1: jacprop faster).",

@@ -169,7 +169,9 @@ def peak_memory(n):
 def section(cells, mem, notes, command):
     out = ["## Hessians: `jacprop.hessian` against torch.func and JAX", "", f"Command: `{command}`", ""]
     out += [f"- note: {n}" for n in notes]
-    out += ["", "H rows per CPU second; `x best peer` = the fastest peer method's time / jacprop's time (> 1: jacprop faster). "
+    out += ["",
+            "H rows per CPU second; `x best peer` = the fastest peer method's time / jacprop's time "
+            "(> 1: jacprop faster). "
             "wide-in: H with respect to its first 32 inputs (K x 32 x 32 per row) for every method. "
             "Every peer's H was checked against jacprop's before timing. Medians of interleaved repeats.", "",
             "| shape | D (wrt) | K | dtype | N | jacprop rows/s | fastest peer (rows/s) | x best peer |",
@@ -211,10 +213,12 @@ def main(argv=None):
         a.shapes, a.sizes, a.skip, a.budget = "small", "50", "torch,jax,memory", 0.0
     found, notes = bench.peers(set(filter(None, a.skip.split(","))))
     if jacprop.engine.keep_freed_memory():  # as the CLI does; process-wide, so the peers run with it too
-        notes.append("glibc malloc keeps freed memory (engine.keep_freed_memory, as the CLI does), for every method alike")
+        notes.append("glibc malloc keeps freed memory (engine.keep_freed_memory, as the CLI does), "
+                     "for every method alike")
     makers = [jacprop_methods] + [{"torch": torch_methods, "jax": jax_methods}[n] for n, _, _ in found]
     notes = notes + [f"{n} {v}" for n, _, v in found] + [
-        f"threads per method: {THREADS} (BENCH_THREADS; OPENBLAS/OMP/MKL_NUM_THREADS, torch.set_num_threads, XLA_FLAGS)",
+        f"threads per method: {THREADS} "
+        "(BENCH_THREADS; OPENBLAS/OMP/MKL_NUM_THREADS, torch.set_num_threads, XLA_FLAGS)",
         f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         f"clock: {'wall' if CLOCK is time.perf_counter else 'process CPU time (BENCH_CLOCK=wall for the wall clock)'}"]
     cells = []
@@ -226,7 +230,8 @@ def main(argv=None):
                 if N * K * w * w * np.dtype(dtype).itemsize > MAX_OUT_BYTES:
                     notes.append(f"{shape} N={N:,}: skipped, H alone would be over {MAX_OUT_BYTES >> 30} GB")
                     continue
-                if cells and cells[-1]["shape"] == shape and cells[-1]["med"]["jacprop"] * N / cells[-1]["N"] > MAX_CALL:
+                if (cells and cells[-1]["shape"] == shape
+                        and cells[-1]["med"]["jacprop"] * N / cells[-1]["N"] > MAX_CALL):
                     notes.append(f"{shape} N={N:,}: skipped, one jacprop call would take over {MAX_CALL:.0f} s")
                     continue
                 med = run_cell(shape, dtype, N, makers, a.budget)

@@ -59,7 +59,8 @@ def torch_methods(w, dtype):
         c = torch.zeros(U, dtype=x.dtype)
         for t in range(T):
             a = xs[t] + h @ tw["R"]
-            i, fg, g, o = torch.sigmoid(a[:U]), torch.sigmoid(a[U:2 * U]), torch.tanh(a[2 * U:3 * U]), torch.sigmoid(a[3 * U:])
+            i, fg, g, o = (torch.sigmoid(a[:U]), torch.sigmoid(a[U:2 * U]),
+                           torch.tanh(a[2 * U:3 * U]), torch.sigmoid(a[3 * U:]))
             c = fg * c + i * g
             h = o * torch.tanh(c)
         return h @ tw["V"] + tw["c"]

@@ -71,7 +71,8 @@ def mutate_bytes(data: bytes, edits) -> bytes:
     return bytes(buf)
 
 
-JUNK = [None, -1, 0, 10**30, -(10**30), 1e308, float("nan"), "", "x" * 1000, [], {}, [1, 2], {"a": 1}, True, [[[[[]]]]], "relu"]
+JUNK = [None, -1, 0, 10**30, -(10**30), 1e308, float("nan"), "", "x" * 1000,
+        [], {}, [1, 2], {"a": 1}, True, [[[[[]]]]], "relu"]
 
 
 def mutate_json(obj, choices):

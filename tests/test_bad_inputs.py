@@ -100,20 +100,28 @@ M, I = "model", "inputs"
 CASES = [
     # CSV
     ("csv-empty", "CSV: empty file", None, text("e.csv", ""), [], "e.csv: empty input"),
-    ("csv-header-only", "CSV: header only", None, text("h.csv", "temperature,pressure,flow\n"), [], "h.csv: no data rows"),
+    ("csv-header-only", "CSV: header only", None, text("h.csv", "temperature,pressure,flow\n"), [],
+     "h.csv: no data rows"),
     ("csv-ragged", "CSV: ragged rows", None, text("r.csv", "temperature,pressure,flow\n1,2,3\n1,2\n"), [],
      "r.csv: row 2 (line 3): 2 fields, but the header has 3"),
     ("csv-extra-field", "CSV: a row with more fields than the header", None,
-     text("e.csv", "temperature,pressure,flow\n1,2,3\n1,2,3,4\n"), [], "e.csv: row 2 (line 3): 4 fields, but the header has 3"),
-    ("csv-not-a-number", "CSV: a non-numeric cell", None, text("n.csv", "temperature,pressure,flow\n1,2,3\n4,x7,6\n"), [],
+     text("e.csv", "temperature,pressure,flow\n1,2,3\n1,2,3,4\n"), [],
+     "e.csv: row 2 (line 3): 4 fields, but the header has 3"),
+    ("csv-not-a-number", "CSV: a non-numeric cell", None,
+     text("n.csv", "temperature,pressure,flow\n1,2,3\n4,x7,6\n"), [],
      "n.csv: row 2 (line 3), column 'pressure': 'x7' is not a number"),
-    ("csv-nan", "CSV: NaN cell (default --on-invalid error)", None, text("nan.csv", "temperature,pressure,flow\n1,nan,3\n"), [],
+    ("csv-nan", "CSV: NaN cell (default --on-invalid error)", None,
+     text("nan.csv", "temperature,pressure,flow\n1,nan,3\n"), [],
      "nan.csv: row 1, column 'pressure': value nan is not finite"),
-    ("csv-inf-all-skipped", "CSV: inf cells, every row skipped", None, text("inf.csv", "temperature,pressure,flow\n1,inf,3\n"),
+    ("csv-inf-all-skipped", "CSV: inf cells, every row skipped", None,
+     text("inf.csv", "temperature,pressure,flow\n1,inf,3\n"),
      ["--on-invalid", "skip"], "inf.csv: no data rows (1 skipped for NaN/inf values)"),
-    ("csv-duplicate-names", "CSV: duplicate column names", None, text("d.csv", "a,a,b\n1,2,3\n"), [], "d.csv: line 1: duplicate column name(s) ['a']"),
-    ("csv-missing-name", "CSV: a column without a name", None, text("m.csv", "a,,b\n1,2,3\n"), [], "m.csv: line 1: column 2 has no name"),
-    ("csv-absent-column", "--columns names an absent column", None, None, ["--columns", "temperature,nope,flow"], "no column named 'nope'"),
+    ("csv-duplicate-names", "CSV: duplicate column names", None, text("d.csv", "a,a,b\n1,2,3\n"), [],
+     "d.csv: line 1: duplicate column name(s) ['a']"),
+    ("csv-missing-name", "CSV: a column without a name", None, text("m.csv", "a,,b\n1,2,3\n"), [],
+     "m.csv: line 1: column 2 has no name"),
+    ("csv-absent-column", "--columns names an absent column", None, None, ["--columns", "temperature,nope,flow"],
+     "no column named 'nope'"),
     ("csv-absent-id", "--id-column names an absent column", None, None, ["--id-column", "id"], "no column named 'id'"),
     ("csv-wrong-d", "CSV: wrong number of columns for the model's D", None, text("w.csv", "a,b\n1,2\n"), [],
      "the model takes 3 inputs but 2 columns were selected"),
@@ -121,75 +129,100 @@ CASES = [
      "the model takes 3 inputs but 1 columns were selected ['a b c'] (is the delimiter right? --delimiter chooses it)"),
     ("csv-names-some-inputs", "CSV: a header naming some of the model's inputs (x0..x3) but not all", lambda tmp: KERAS,
      text("p.csv", "x1,x2,x3,x4\n1,2,3,4\n"), [], "p.csv: line 1: names the model's inputs x1, x2, x3 but not x0"),
-    ("csv-columns-twice", "--columns naming a model input twice", lambda tmp: KERAS, text("t.csv", "x0,x1,x2,x3\n1,2,3,4\n"),
+    ("csv-columns-twice", "--columns naming a model input twice", lambda tmp: KERAS,
+     text("t.csv", "x0,x1,x2,x3\n1,2,3,4\n"),
      ["--columns", "x0,x1,x2,x2"], "--columns: names the model's input(s) x2 twice"),
     ("csv-columns-some-inputs", "--columns naming some of the model's inputs", lambda tmp: KERAS,
-     text("t.csv", "x0,x1,x2,x3,a\n1,2,3,4,5\n"), ["--columns", "a,x1,x2,x3"], "--columns: names the model's inputs x1, x2, x3 but not x0"),
-    ("csv-missing-value", "CSV: an NA cell (default --on-invalid error)", None, text("na.csv", "temperature,pressure,flow\n1,NA,3\n"),
+     text("t.csv", "x0,x1,x2,x3,a\n1,2,3,4,5\n"), ["--columns", "a,x1,x2,x3"],
+     "--columns: names the model's inputs x1, x2, x3 but not x0"),
+    ("csv-missing-value", "CSV: an NA cell (default --on-invalid error)", None,
+     text("na.csv", "temperature,pressure,flow\n1,NA,3\n"),
      [], "na.csv: row 1, column 'pressure': value nan is not finite (a NaN or missing cell: see --na-values)"),
     ("csv-empty-cell-not-na", "CSV: an empty cell when --na-values leaves it out", None,
-     text("e.csv", "temperature,pressure,flow\n1,,3\n"), ["--na-values", "NA"], "e.csv: row 1 (line 2), column 'pressure': '' is not a number"),
+     text("e.csv", "temperature,pressure,flow\n1,,3\n"), ["--na-values", "NA"],
+     "e.csv: row 1 (line 2), column 'pressure': '' is not a number"),
     ("csv-truncated-gzip", "CSV: a truncated gzip file", None,
      text("t.csv.gz", __import__("gzip").compress(b"a,b,c\n" + b"1.5,2.5,3.5\n" * 100000)[:2000]), [],
      "t.csv.gz: corrupt or truncated gzip data"),
-    ("csv-bad-delimiter", "--delimiter of two characters", None, None, ["--delimiter", ";;"], "Invalid value for '--delimiter'"),
+    ("csv-bad-delimiter", "--delimiter of two characters", None, None, ["--delimiter", ";;"],
+     "Invalid value for '--delimiter'"),
     ("csv-digit-delimiter", "--delimiter a digit", None, None, ["--delimiter", "1"], "not a letter, digit, quote"),
-    ("csv-bad-comment", "--comment of two characters", None, None, ["--comment", "//"], "Invalid value for '--comment'"),
+    ("csv-bad-comment", "--comment of two characters", None, None, ["--comment", "//"],
+     "Invalid value for '--comment'"),
     ("csv-id-column-row", "--id-column row, clashing with the output's row column", None,
-     text("r.csv", "row,temperature,pressure,flow\n7,1,2,3\n"), ["--id-column", "row"], "--id-column row: the output has a 'row' column"),
+     text("r.csv", "row,temperature,pressure,flow\n7,1,2,3\n"), ["--id-column", "row"],
+     "--id-column row: the output has a 'row' column"),
     ("csv-long-line", "CSV: a 5 MB cell", None, text("l.csv", "a,b,c\n1,2," + "7" * 5_000_000 + "x\n"), [],
      "l.csv: row 1 (line 2), column 'c': '7777777777777777777777777777777777777777' is not a number"),
-    ("csv-not-utf8", "CSV: non-UTF-8 bytes", None, text("u.csv", b"a,b,c\n1,\xff\xfe,3\n"), [], "u.csv: line 2, byte 3: not UTF-8 text"),
-    ("csv-binary", "CSV: binary garbage", None, text("g.csv", bytes(range(256)) * 8), [], "g.csv: line 2, byte 118: not UTF-8 text"),
-    ("csv-missing-file", "CSV: no such file", None, lambda tmp: tmp / "absent.csv", [], "absent.csv: cannot open input"),
+    ("csv-not-utf8", "CSV: non-UTF-8 bytes", None, text("u.csv", b"a,b,c\n1,\xff\xfe,3\n"), [],
+     "u.csv: line 2, byte 3: not UTF-8 text"),
+    ("csv-binary", "CSV: binary garbage", None, text("g.csv", bytes(range(256)) * 8), [],
+     "g.csv: line 2, byte 118: not UTF-8 text"),
+    ("csv-missing-file", "CSV: no such file", None, lambda tmp: tmp / "absent.csv", [],
+     "absent.csv: cannot open input"),
     # model files
     ("model-not-a-model", "model: not a model", text("x.h5", "hello"), None, [], "x.h5: not a model file"),
-    ("model-truncated-hdf5", "model: truncated HDF5", truncated(KERAS, 3000), None, [], "t.h5: not a readable HDF5 file"),
-    ("model-truncated-zip", "model: truncated .keras zip", truncated(SAMPLES / "keras" / "mlp_tanh.k3.keras", 3000), None, [],
+    ("model-truncated-hdf5", "model: truncated HDF5", truncated(KERAS, 3000), None, [],
+     "t.h5: not a readable HDF5 file"),
+    ("model-truncated-zip", "model: truncated .keras zip", truncated(SAMPLES / "keras" / "mlp_tanh.k3.keras", 3000),
+     None, [],
      "t.keras: not a readable zip file"),
     ("model-zip-not-keras", "model: a zip that is not a Keras archive", zip_of({"a.txt": "hi"}), None, [],
      "neither a Keras .keras archive"),
-    ("model-zip-garbage-weights", "model: .keras whose weights are not HDF5", zip_of({"config.json": "{}", "model.weights.h5": "junk"}), None, [],
+    ("model-zip-garbage-weights", "model: .keras whose weights are not HDF5",
+     zip_of({"config.json": "{}", "model.weights.h5": "junk"}), None, [],
      "m.keras: not a readable HDF5 file"),
     ("model-absurd-shape", "model: a weight declaring 1e9+ elements",
      keras_weights(lambda f: (f["model_weights/hidden/hidden"].__delitem__("kernel:0"),
-                              f["model_weights/hidden/hidden"].create_dataset("kernel:0", shape=(40000, 40000), dtype="f4"))),
-     None, [], "m.h5: refused: dataset /model_weights/hidden/hidden/kernel:0 declares 1600000000 elements (limit 1000000000)"),
+                              f["model_weights/hidden/hidden"].create_dataset(
+                                  "kernel:0", shape=(40000, 40000), dtype="f4"))),
+     None, [],
+     "m.h5: refused: dataset /model_weights/hidden/hidden/kernel:0 declares 1600000000 elements (limit 1000000000)"),
     ("model-missing-weight", "model: a missing weight",
-     keras_weights(lambda f: f["model_weights/hidden/hidden"].__delitem__("bias:0")), None, [], "layer 'hidden' (Dense): missing weight"),
+     keras_weights(lambda f: f["model_weights/hidden/hidden"].__delitem__("bias:0")), None, [],
+     "layer 'hidden' (Dense): missing weight"),
     ("model-shape-mismatch", "model: a weight of the wrong shape", keras_config(with_layer("units", 9)), None, [],
      "layer 'hidden' (Dense): weight 'kernel' expected shape (4, 9), got (4, 8)"),
     ("model-nan-weights", "model: NaN weights with --refuse-nonfinite-weights",
      keras_weights(lambda f: f["model_weights/hidden/hidden/kernel:0"].__setitem__((0, 0), np.nan)), None,
      ["--refuse-nonfinite-weights"], "layer 'hidden' (Dense): weight 'kernel' holds 1 NaN/inf value(s)"),
-    ("model-deep-json", "model: config JSON nested 100,000 deep", keras_config(lambda c: "[" * 100000 + "]" * 100000), None, [],
+    ("model-deep-json", "model: config JSON nested 100,000 deep", keras_config(lambda c: "[" * 100000 + "]" * 100000),
+     None, [],
      "m.h5: malformed Keras HDF5 file (RecursionError"),
     ("model-huge-number", "model: a huge number in the config", keras_config(with_layer("units", 10**30)), None, [],
      "layer 'hidden' (Dense): weight 'kernel' expected shape (4, 1000000000000000000000000000000), got (4, 8)"),
     ("model-wrong-type", "model: a wrong type in the config", keras_config(with_layer("units", "abc")), None, [],
      "layer 'hidden' (Dense): weight 'kernel' expected shape (4, 'abc'), got (4, 8)"),
     ("model-unknown-layer", "model: an unknown layer class",
-     keras_config(lambda c: json.dumps({**c, "config": {**c["config"], "layers": [c["config"]["layers"][0],
-                                                                                    {**c["config"]["layers"][1], "class_name": "Quux"}]}})),
+     keras_config(lambda c: json.dumps({**c, "config": {**c["config"], "layers": [
+         c["config"]["layers"][0], {**c["config"]["layers"][1], "class_name": "Quux"}]}})),
      None, [], "layer 'hidden' (Quux): not a built-in Keras layer class"),
-    ("model-lambda", "model: a Lambda layer", lambda tmp: SAMPLES / "keras" / "lambda.k2.h5", lambda tmp: SAMPLES / "keras" / "lambda.csv", [],
+    ("model-lambda", "model: a Lambda layer", lambda tmp: SAMPLES / "keras" / "lambda.k2.h5",
+     lambda tmp: SAMPLES / "keras" / "lambda.csv", [],
      "(Lambda): refused: Lambda layers hold Python code"),
-    ("model-custom", "model: a custom layer", lambda tmp: SAMPLES / "keras" / "custom.k3.keras", lambda tmp: SAMPLES / "keras" / "custom.csv", [],
+    ("model-custom", "model: a custom layer", lambda tmp: SAMPLES / "keras" / "custom.k3.keras",
+     lambda tmp: SAMPLES / "keras" / "custom.csv", [],
      "not a built-in Keras layer class; custom layers cannot be loaded"),
     ("model-external-link", "model: an HDF5 external link", keras_weights(external_link), None, [],
      "m.h5: refused: HDF5 external link /model_weights/hidden/hidden/kernel:0 -> /etc/passwd:/x"),
     ("model-npz-pickle", "model: NPZ holding object arrays", npz_object, None, [], "p.npz: NPZ holds object arrays"),
     # options
-    ("opt-dx-malformed", "--dx malformed", None, None, ["propagate", "--dx", "temperature=lots"], "--dx temperature=lots: expected a number"),
+    ("opt-dx-malformed", "--dx malformed", None, None, ["propagate", "--dx", "temperature=lots"],
+     "--dx temperature=lots: expected a number"),
     ("opt-dx-negative", "--dx negative", None, None, ["propagate", "--dx", "-0.1"], "must be finite and >= 0"),
-    ("opt-dx-unknown", "--dx names an unknown input", None, None, ["propagate", "--dx", "speed=1"], "no input named 'speed'"),
-    ("opt-cov-asymmetric", "--cov not symmetric", None, None, ["propagate", "--cov", matrix_file([[1, 0.5, 0], [0.4, 1, 0], [0, 0, 1]])],
+    ("opt-dx-unknown", "--dx names an unknown input", None, None, ["propagate", "--dx", "speed=1"],
+     "no input named 'speed'"),
+    ("opt-cov-asymmetric", "--cov not symmetric", None, None,
+     ["propagate", "--cov", matrix_file([[1, 0.5, 0], [0.4, 1, 0], [0, 0, 1]])],
      "not symmetric"),
-    ("opt-cov-not-psd", "--cov not positive semi-definite", None, None, ["propagate", "--cov", matrix_file([[1, 2, 0], [2, 1, 0], [0, 0, 1]])],
+    ("opt-cov-not-psd", "--cov not positive semi-definite", None, None,
+     ["propagate", "--cov", matrix_file([[1, 2, 0], [2, 1, 0], [0, 0, 1]])],
      "not positive semi-definite"),
-    ("opt-conflict", "conflicting options (--coverage and --level)", None, None, ["propagate", "--dx", "1", "--coverage", "2", "--level", "0.9"],
+    ("opt-conflict", "conflicting options (--coverage and --level)", None, None,
+     ["propagate", "--dx", "1", "--coverage", "2", "--level", "0.9"],
      "give --coverage or --level, not both"),
-    ("opt-unknown-output", "--outputs names an unknown output", None, None, ["--outputs", "zz"], "--outputs: 'zz' is neither a name nor an index"),
+    ("opt-unknown-output", "--outputs names an unknown output", None, None, ["--outputs", "zz"],
+     "--outputs: 'zz' is neither a name nor an index"),
     ("opt-bad-choice", "an invalid choice", None, None, ["--mode", "sideways"], "Invalid value for '--mode'"),
     # option ranges (click types in jacprop/cli_options.py)
     ("opt-samples-zero", "--samples 0", None, None, ["propagate", "--dx", "0.1", "--method", "mc", "--samples", "0"],
@@ -205,7 +238,8 @@ CASES = [
     ("opt-seed-negative", "--seed -1", None, None, ["propagate", "--dx", "0.1", "--seed", "-1"],
      "Invalid value for '--seed': -1 is not >= 0"),
     ("opt-coverage-probability", "--coverage 0.95 (a probability given as k)", None, None,
-     ["propagate", "--dx", "0.1", "--coverage", "0.95"], "'--coverage': 0.95 is not >= 1; k is a coverage factor (U = k u) "
+     ["propagate", "--dx", "0.1", "--coverage", "0.95"],
+     "'--coverage': 0.95 is not >= 1; k is a coverage factor (U = k u) "
      "and must be >= 1; did you mean --level 0.95?"),
     ("opt-coverage-negative", "--coverage -2", None, None, ["propagate", "--dx", "0.1", "--coverage", "-2"],
      "Invalid value for '--coverage': -2 is not >= 1"),
@@ -221,29 +255,38 @@ CASES = [
      "Invalid value for '--level': nan is not in (0, 1)"),
     ("opt-level-text", "--level high", None, None, ["propagate", "--dx", "0.1", "--level", "high"],
      "Invalid value for '--level': 'high' is not a number"),
-    ("opt-tol-negative", "propagate --tol -1", None, None, ["propagate", "--dx", "0.1", "--check-linearity", "--tol", "-1"],
+    ("opt-tol-negative", "propagate --tol -1", None, None,
+     ["propagate", "--dx", "0.1", "--check-linearity", "--tol", "-1"],
      "Invalid value for '--tol': -1 is not > 0"),
     ("opt-tol-zero", "propagate --tol 0", None, None, ["propagate", "--dx", "0.1", "--tol", "0"],
      "Invalid value for '--tol': 0 is not > 0"),
     ("opt-tol-nan", "propagate --tol nan", None, None, ["propagate", "--dx", "0.1", "--tol", "nan"],
      "Invalid value for '--tol': nan is not > 0"),
     ("opt-max-nonlinearity-negative", "--max-nonlinearity -0.1", None, None,
-     ["propagate", "--dx", "0.1", "--max-nonlinearity", "-0.1"], "Invalid value for '--max-nonlinearity': -0.1 is not >= 0"),
+     ["propagate", "--dx", "0.1", "--max-nonlinearity", "-0.1"],
+     "Invalid value for '--max-nonlinearity': -0.1 is not >= 0"),
     ("opt-max-dy-negative", "--max-dy -1", None, None, ["propagate", "--dx", "0.1", "--max-dy", "-1"],
      "--max-dy -1: the bound must be a number >= 0"),
     ("opt-max-dy-nan", "--max-dy OUTPUT=nan (a gate that could never fail)", None, None,
      ["propagate", "--dx", "0.1", "--max-dy", "y[0]=nan"], "--max-dy y[0]=nan: the bound must be a number >= 0"),
-    ("opt-rows-zero", "--rows 0", None, None, ["--rows", "0"], "Invalid value for '--rows': '0' is not a range of rows counted from 1"),
-    ("opt-rows-empty", "--rows ''", None, None, ["--rows", ""], "Invalid value for '--rows': expected row numbers and ranges"),
-    ("opt-rows-comma", "--rows 1,,3", None, None, ["--rows", "1,,3"], "Invalid value for '--rows': expected row numbers and ranges"),
-    ("opt-rows-reversed", "--rows 5-2", None, None, ["--rows", "5-2"], "Invalid value for '--rows': '5-2' is not a range"),
+    ("opt-rows-zero", "--rows 0", None, None, ["--rows", "0"],
+     "Invalid value for '--rows': '0' is not a range of rows counted from 1"),
+    ("opt-rows-empty", "--rows ''", None, None, ["--rows", ""],
+     "Invalid value for '--rows': expected row numbers and ranges"),
+    ("opt-rows-comma", "--rows 1,,3", None, None, ["--rows", "1,,3"],
+     "Invalid value for '--rows': expected row numbers and ranges"),
+    ("opt-rows-reversed", "--rows 5-2", None, None, ["--rows", "5-2"],
+     "Invalid value for '--rows': '5-2' is not a range"),
     ("opt-rows-text", "propagate --rows first", None, None, ["propagate", "--dx", "0.1", "--rows", "first"],
      "Invalid value for '--rows': expected row numbers and ranges"),
-    ("opt-max-rows-negative", "--max-rows -1", None, None, ["--max-rows", "-1"], "Invalid value for '--max-rows': -1 is not >= 0"),
+    ("opt-max-rows-negative", "--max-rows -1", None, None, ["--max-rows", "-1"],
+     "Invalid value for '--max-rows': -1 is not >= 0"),
     ("opt-workers-zero", "--engine dask --workers 0", None, None, ["--engine", "dask", "--workers", "0"],
      "Invalid value for '--workers': 0 is not in the range x>=1"),
-    ("opt-check-tol-negative", "check --tol -1", None, None, ["check", "--tol", "-1"], "Invalid value for '--tol': -1 is not > 0"),
-    ("opt-check-y-tol-zero", "check --y-tol 0", None, None, ["check", "--y-tol", "0"], "Invalid value for '--y-tol': 0 is not > 0"),
+    ("opt-check-tol-negative", "check --tol -1", None, None, ["check", "--tol", "-1"],
+     "Invalid value for '--tol': -1 is not > 0"),
+    ("opt-check-y-tol-zero", "check --y-tol 0", None, None, ["check", "--y-tol", "0"],
+     "Invalid value for '--y-tol': 0 is not > 0"),
     ("opt-propagate-unknown-output", "propagate --outputs names an unknown output", None, None,
      ["propagate", "--dx", "0.1", "--outputs", "zz"], "--outputs: 'zz' is neither a name nor an index"),
     ("opt-propagate-unknown-wrt", "propagate --wrt names an unknown input", None, None,
@@ -253,7 +296,8 @@ CASES = [
     # I/O
     ("io-missing-directory", "-o into a missing directory", None, None, ["-o", "nodir/out.csv"], "does not exist"),
     ("io-output-is-directory", "-o names a directory", None, None, ["-o", "."], "is a directory"),
-    ("io-unknown-extension", "-o with an unknown extension", None, None, ["-o", "out.xyz"], "cannot tell the format from the extension"),
+    ("io-unknown-extension", "-o with an unknown extension", None, None, ["-o", "out.xyz"],
+     "cannot tell the format from the extension"),
 ]
 
 
@@ -274,10 +318,14 @@ def render() -> str:
              "starting `jacprop: error:` that names the place, no traceback, no output file left behind.", "",
              "| case | what | the message contains |", "|---|---|---|"]
     lines += [f"| `{c[0]}` | {c[1]} | `{c[5]}` |" for c in CASES]
-    lines += ["", "Accepted, not errors: quoted numbers, a UTF-8 BOM, CRLF line ends, other delimiters (sniffed or",
-              "`--delimiter`), gzip/bzip2/xz files, `--comment` lines, a headerless file (a note), columns in another order",
-              "that name the model's inputs (a note), NaN/inf/NA/empty cells with `--on-invalid skip|keep`.  Also tested: Ctrl-C (exit 130, no partial file), a full disk",
-              "(exit 2), a closed stdout pipe (quiet exit), an error in the middle of a stream (the message says how many",
+    lines += ["",
+              "Accepted, not errors: quoted numbers, a UTF-8 BOM, CRLF line ends, other delimiters (sniffed or",
+              "`--delimiter`), gzip/bzip2/xz files, `--comment` lines, a headerless file (a note), "
+              "columns in another order",
+              "that name the model's inputs (a note), NaN/inf/NA/empty cells with `--on-invalid skip|keep`.  "
+              "Also tested: Ctrl-C (exit 130, no partial file), a full disk",
+              "(exit 2), a closed stdout pipe (quiet exit), "
+              "an error in the middle of a stream (the message says how many",
               "rows were written)."]
     return "\n".join(lines) + "\n"
 
@@ -335,7 +383,8 @@ def test_accepted_variants_give_the_same_numbers(tmp_path, content, extra):
         jacprop.save(named, model)
     r = CliRunner().invoke(main, ["jacobian", str(model), str(p), "--format", "csv", "--no-row", *extra])
     assert r.exit_code == 0, r.output
-    plain = CliRunner().invoke(main, ["jacobian", str(NPZ), "-", "--format", "csv", "--no-row"], input="temperature,pressure,flow\n" +
+    plain = CliRunner().invoke(main, ["jacobian", str(NPZ), "-", "--format", "csv", "--no-row"],
+                               input="temperature,pressure,flow\n" +
                                ("4,5,6\n" if "skip" in extra else "1,2,3\n"))
     assert r.stdout.splitlines()[1:] == plain.stdout.splitlines()[1:]
     header = plain.stdout.splitlines()[0]
@@ -347,7 +396,8 @@ def test_accepted_variants_give_the_same_numbers(tmp_path, content, extra):
 
 def big_csv(path, rows=400_000):
     rng = np.random.default_rng(0)
-    np.savetxt(path, rng.normal(size=(rows, 3)), delimiter=",", header="temperature,pressure,flow", comments="", fmt="%.6f")
+    np.savetxt(path, rng.normal(size=(rows, 3)), delimiter=",", header="temperature,pressure,flow", comments="",
+               fmt="%.6f")
 
 
 def jacprop_cmd(*args):
@@ -356,7 +406,8 @@ def jacprop_cmd(*args):
 
 def test_ctrl_c_exits_130_and_leaves_no_file(tmp_path):
     big_csv(tmp_path / "big.csv")
-    p = subprocess.Popen(jacprop_cmd("jacobian", NPZ, tmp_path / "big.csv", "-o", tmp_path / "out.jsonl"), stderr=subprocess.PIPE)
+    p = subprocess.Popen(jacprop_cmd("jacobian", NPZ, tmp_path / "big.csv", "-o", tmp_path / "out.jsonl"),
+                         stderr=subprocess.PIPE)
     time.sleep(1.5)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
@@ -374,7 +425,8 @@ def test_full_disk_on_stdout():
 
 def test_closed_pipe_ends_quietly(tmp_path):
     big_csv(tmp_path / "big.csv", rows=200_000)
-    p = subprocess.Popen(jacprop_cmd("jacobian", NPZ, tmp_path / "big.csv", "--format", "csv"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(jacprop_cmd("jacobian", NPZ, tmp_path / "big.csv", "--format", "csv"), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
     p.stdout.readline()
     p.stdout.close()
     err = p.stderr.read()
@@ -388,8 +440,10 @@ def test_error_mid_stream_says_how_many_rows_were_written(tmp_path):
     (tmp_path / "late.csv").write_text("\n".join(lines) + "\n")
     p = subprocess.run(jacprop_cmd("jacobian", NPZ, tmp_path / "late.csv", "--format", "csv"), capture_output=True)
     assert p.returncode == 2
-    assert p.stderr.decode() == (f"jacprop: error: {tmp_path / 'late.csv'}: row {rows + 1} (line {rows + 2}), column 'pressure': "
+    assert p.stderr.decode() == (f"jacprop: error: {tmp_path / 'late.csv'}: row {rows + 1} (line {rows + 2}), "
+                                 "column 'pressure': "
                                  f"'oops' is not a number (65536 rows were already written to stdout)\n")
     assert p.stdout.count(b"\n") == 65536 + 1
-    p = subprocess.run(jacprop_cmd("jacobian", NPZ, tmp_path / "late.csv", "-o", tmp_path / "out.csv"), capture_output=True)
+    p = subprocess.run(jacprop_cmd("jacobian", NPZ, tmp_path / "late.csv", "-o", tmp_path / "out.csv"),
+                       capture_output=True)
     assert p.returncode == 2 and not (tmp_path / "out.csv").exists()

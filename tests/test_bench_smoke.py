@@ -16,7 +16,8 @@ def test_bench_smoke():
 
 def test_bench_e2e_smoke():
     script = BENCH.parent / "bench_e2e.py"
-    out = subprocess.run([sys.executable, str(script), "--rows", "2000", "--repeats", "1"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, str(script), "--rows", "2000", "--repeats", "1"], capture_output=True,
+                         text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "| `jacprop jacobian` CLI, whole run |" in out.stdout
     assert "| parse alone: numpy.loadtxt |" in out.stdout

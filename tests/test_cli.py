@@ -93,7 +93,8 @@ def test_inspect_and_convert(tmp_path):
     [
         (["jacobian", MODEL], "give one or more MODEL files and then the INPUTS"),
         (["jacobian", MODEL, INPUTS, "--columns", "nope"], "no column named 'nope'"),
-        (["jacobian", MODEL, INPUTS, "--columns", "temperature"], "the model takes 3 inputs but 1 columns were selected"),
+        (["jacobian", MODEL, INPUTS, "--columns", "temperature"],
+         "the model takes 3 inputs but 1 columns were selected"),
         (["jacobian", INPUTS, INPUTS], "not a model file"),
         (["jacobian", MODEL, "missing.csv"], "missing.csv: cannot open input"),
         (["jacobian", MODEL, INPUTS, "--outputs", "zz"], "--outputs: 'zz' is neither a name nor an index"),
@@ -150,7 +151,8 @@ def test_logits_output_names_and_no_header(tmp_path):
     linear = mlp([3, 4, 3], ["tanh", "linear"], seed=5)
     X = np.random.default_rng(0).normal(size=(4, 3))
     (tmp_path / "x.csv").write_text("".join(",".join(map(repr, r)) + "\n" for r in X.tolist()))
-    r = run("jacobian", str(tmp_path / "soft.npz"), str(tmp_path / "x.csv"), "--no-header", "--logits", "-o", str(tmp_path / "j.npz"),
+    r = run("jacobian", str(tmp_path / "soft.npz"), str(tmp_path / "x.csv"), "--no-header", "--logits",
+            "-o", str(tmp_path / "j.npz"),
             "--output-names", "a,b,c")
     assert r.exit_code == 0, r.output
     with np.load(tmp_path / "j.npz") as z:
@@ -168,12 +170,14 @@ def test_output_bytes_do_not_depend_on_runs_or_reader_chunks(tmp_path, monkeypat
 
     npz.save(mlp([16, 64, 64, 4], ["tanh", "tanh", "linear"]), tmp_path / "m.npz")  # wide enough for BLAS blocking
     X = np.random.default_rng(1).normal(size=(1500, 16))
-    (tmp_path / "in.csv").write_text(",".join(f"x{i}" for i in range(16)) + "\n" + "".join(",".join(map(repr, r)) + "\n" for r in X.tolist()))
+    (tmp_path / "in.csv").write_text(",".join(f"x{i}" for i in range(16)) + "\n"
+                                     + "".join(",".join(map(repr, r)) + "\n" for r in X.tolist()))
     args = ["jacobian", str(tmp_path / "m.npz"), str(tmp_path / "in.csv"), "--format", fmt]
     outputs = [CliRunner().invoke(main, args).stdout_bytes for _ in range(2)]
     original = csvio.CsvReader.__init__
     for chunk in (1000, 7, 3):
-        monkeypatch.setattr(csvio.CsvReader, "__init__", lambda self, *a, chunk=chunk, **k: original(self, *a, **{**k, "chunk_rows": chunk}))
+        monkeypatch.setattr(csvio.CsvReader, "__init__",
+                            lambda self, *a, chunk=chunk, **k: original(self, *a, **{**k, "chunk_rows": chunk}))
         outputs.append(CliRunner().invoke(main, args).stdout_bytes)
     assert len(outputs[0]) > 1000 and all(o == outputs[0] for o in outputs)  # fails without engine.blocks' padding
     if fmt == "csv":  # a --rows selection gives the very same bytes for its rows

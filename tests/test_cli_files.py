@@ -120,7 +120,8 @@ def test_a_real_one_megabyte_tmpfs(tmp_path):
 
 @pytest.fixture(scope="module")
 def threads_cluster():
-    distributed = pytest.importorskip("dask.distributed", reason="dask is an optional extra: pip install 'jacprop[dask]'")
+    distributed = pytest.importorskip("dask.distributed",
+                                      reason="dask is an optional extra: pip install 'jacprop[dask]'")
     import logging
 
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None,

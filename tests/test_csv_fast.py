@@ -32,7 +32,8 @@ def both(lines, n_columns, usecols, delimiter=","):
     """(fast result or None, numpy result or the exception numpy raised)."""
     fast = csvio._arrow_parse("".join(lines).encode(), len(lines), n_columns, usecols, delimiter)
     try:
-        slow = np.loadtxt(lines, delimiter=delimiter, usecols=usecols, quotechar='"', ndmin=2, dtype=np.float64, comments=None)
+        slow = np.loadtxt(lines, delimiter=delimiter, usecols=usecols, quotechar='"', ndmin=2, dtype=np.float64,
+                          comments=None)
     except ValueError as e:
         slow = e
     return fast, slow
@@ -72,7 +73,8 @@ def test_each_hard_cell_is_read_alike_or_refused(cell):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    rows=st.lists(st.lists(st.sampled_from(HARD + ["1", "-2.5", "3e2"]), min_size=1, max_size=4), min_size=1, max_size=6),
+    rows=st.lists(st.lists(st.sampled_from(HARD + ["1", "-2.5", "3e2"]), min_size=1, max_size=4),
+                  min_size=1, max_size=6),
     usecols=st.sampled_from([[0], [0, 2], [2, 0], [1, 1], [0, 1, 2]]),
     delimiter=st.sampled_from([",", ";", "\t"]),
     end=st.sampled_from(["\n", "\r\n", ""]),
@@ -230,6 +232,7 @@ def test_cli_output_and_errors_do_not_depend_on_the_parser(tmp_path, monkeypatch
         r = CliRunner().invoke(main, args, input=None)
         results.append((r.exit_code, r.stdout, r.stderr))
     assert results[0] == results[1]
-    assert results[0][0] == (0 if variant in ("plain", "quoted", "semicolon", "bom") or (variant == "nan-row" and extra) else 2)
+    assert results[0][0] == (0 if variant in ("plain", "quoted", "semicolon", "bom") or (variant == "nan-row" and extra)
+                             else 2)
     if variant == "ragged":
         assert "row 2701 (line 2702): 5 fields, but the header has 4" in results[0][2]

@@ -105,7 +105,8 @@ def ok(result):
 def test_models_come_first_then_inputs_files_or_globs(tmp_path):
     for name in ("part-2.csv", "part-1.csv", "part-10.csv"):
         write_csv(tmp_path / name, data(3))
-    models, inputs = distributed.split_models_inputs([MODEL, MODEL, str(tmp_path / "part-*.csv"), str(tmp_path / "part-1.csv")])
+    models, inputs = distributed.split_models_inputs(
+        [MODEL, MODEL, str(tmp_path / "part-*.csv"), str(tmp_path / "part-1.csv")])
     assert models == [MODEL, MODEL]
     assert inputs == [str(tmp_path / n) for n in ("part-1.csv", "part-10.csv", "part-2.csv", "part-1.csv")]
     for paths, message in [([str(tmp_path / "part-1.csv"), MODEL], "not a model file"),
@@ -121,17 +122,20 @@ def test_usage_errors_before_any_cluster(tmp_path):
     csv = write_csv(tmp_path / "a.csv", data(5))
     for args, message in [(["--scheduler", "tcp://127.0.0.1:1"], "--scheduler needs --engine dask"),
                           (["--engine", "dask", "--summary"], "--summary is not available with --engine dask"),
-                          (["--engine", "dask", "--format", "table"], "--format table is not available with --engine dask"),
+                          (["--engine", "dask", "--format", "table"],
+                           "--format table is not available with --engine dask"),
                           (["-o", str(tmp_path)], "is a directory (a directory of part files needs --engine dask)")]:
         r = cli("jacobian", MODEL, csv, *args)
         assert r.exit_code == 2 and message in r.stderr, r.output
-    assert "MODEL files (HDF5 or zip content) up to the first that is not" in " ".join(cli("jacobian", "--help").output.split())
+    assert ("MODEL files (HDF5 or zip content) up to the first that is not"
+            in " ".join(cli("jacobian", "--help").output.split()))
 
 
 def test_local_engine_does_not_import_dask(tmp_path):
     csv = write_csv(tmp_path / "a.csv", data(5))
     code = ("import sys, contextlib; from jacprop.cli import main\n"
-            f"with contextlib.suppress(SystemExit): main(['jacobian', {MODEL!r}, {csv!r}, '-o', {str(tmp_path / 'o.csv')!r}])\n"
+            "with contextlib.suppress(SystemExit): "
+            f"main(['jacobian', {MODEL!r}, {csv!r}, '-o', {str(tmp_path / 'o.csv')!r}])\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'jacprop.dask')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -151,7 +155,8 @@ def test_text_output_is_byte_identical(cluster, small, tmp_path, fmt):
 def test_array_output_is_identical(cluster, small, tmp_path, fmt):
     csv = write_csv(tmp_path / "a.csv", data(700), ids=list(range(700)))
     ok(cli("jacobian", MODEL, csv, "--id-column", "id", "--wrt", "flow,temperature", "-o", tmp_path / f"local.{fmt}"))
-    ok(on(cluster, "jacobian", MODEL, csv, "--id-column", "id", "--wrt", "flow,temperature", "-o", tmp_path / f"dask.{fmt}"))
+    ok(on(cluster, "jacobian", MODEL, csv, "--id-column", "id", "--wrt", "flow,temperature", "-o",
+          tmp_path / f"dask.{fmt}"))
     if fmt == "npy":
         assert (tmp_path / "dask.npy").read_bytes() == (tmp_path / "local.npy").read_bytes()
         return
@@ -177,9 +182,11 @@ def test_several_files_a_glob_and_a_directory_of_parts(cluster, small, tmp_path)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["rows"] == 561 and manifest["format"] == "csv" and manifest["inputs"] == list(files.values())
     spans = [(p["input"], p["first_row"], p["last_row"], p["rows"]) for p in manifest["parts"]]
-    assert spans == [(files["part-a.csv"], 1, 128, 128), (files["part-a.csv"], 129, 256, 128), (files["part-a.csv"], 257, 300, 44),
+    assert spans == [(files["part-a.csv"], 1, 128, 128), (files["part-a.csv"], 129, 256, 128),
+                     (files["part-a.csv"], 257, 300, 44),
                      (files["part-b.csv"], 1, 1, 1),
-                     (files["part-c.csv"], 1, 128, 128), (files["part-c.csv"], 129, 256, 128), (files["part-c.csv"], 257, 260, 4)]
+                     (files["part-c.csv"], 1, 128, 128), (files["part-c.csv"], 129, 256, 128),
+                     (files["part-c.csv"], 257, 260, 4)]
     assert sorted(os.listdir(tmp_path / "out")) == ["manifest.json"] + [p["part"] for p in manifest["parts"]]
     local_a = (tmp_path / "local-part-a.csv").read_bytes().split(b"\n")
     part_1 = (tmp_path / "out" / manifest["parts"][1]["part"]).read_bytes().split(b"\n")
@@ -188,8 +195,8 @@ def test_several_files_a_glob_and_a_directory_of_parts(cluster, small, tmp_path)
 
 def test_propagate_is_identical_with_monte_carlo_and_gates(cluster, small, tmp_path):
     csv = write_csv(tmp_path / "a.csv", data(400, seed=3))
-    args = ["--dx", "temperature=0.05", "--dx", "pressure=2%", "--method", "all", "--samples", "50", "--check-linearity",
-            "--max-dy", "0.05", "--format", "csv"]
+    args = ["--dx", "temperature=0.05", "--dx", "pressure=2%", "--method", "all", "--samples", "50",
+            "--check-linearity", "--max-dy", "0.05", "--format", "csv"]
     local = cli("propagate", MODEL, csv, *args, "-o", tmp_path / "local.csv")
     dask = on(cluster, "propagate", MODEL, csv, *args, "-o", tmp_path / "dask.csv")
     assert local.exit_code == dask.exit_code == 1  # the --max-dy gate
@@ -205,7 +212,8 @@ def test_a_bad_row_gives_the_local_error(cluster, small, tmp_path):
     local = cli("jacobian", MODEL, b, "-o", tmp_path / "local.csv")
     dask = on(cluster, "jacobian", MODEL, a, b, "-o", tmp_path / "dask.csv")
     assert local.exit_code == dask.exit_code == 2
-    assert dask.stderr == local.stderr == f"jacprop: error: {b}: row 700 (line 705), column 'pressure': 'oops' is not a number\n"
+    assert dask.stderr == local.stderr == (f"jacprop: error: {b}: row 700 (line 705), "
+                                           "column 'pressure': 'oops' is not a number\n")
     assert sorted(os.listdir(tmp_path)) == ["a.csv", "b.csv"]  # no output, no parts left
 
 
@@ -233,8 +241,9 @@ def mlp_file(path, d=16, hidden=(256, 256), k=4):
     node, n_in = b.inputs[0], d
     for i, h in enumerate([*hidden, k]):
         act = Activation("tanh" if i < len(hidden) else "linear")
-        node = b.add(f"dense_{i}", ops.Dense(kernel=rng.normal(size=(n_in, h)) / np.sqrt(n_in), bias=rng.normal(size=h) * 0.1,
-                                             activation=act), [node], "Dense")
+        node = b.add(f"dense_{i}",
+                     ops.Dense(kernel=rng.normal(size=(n_in, h)) / np.sqrt(n_in), bias=rng.normal(size=h) * 0.1,
+                               activation=act), [node], "Dense")
         n_in = h
     with open(path, "wb") as f:
         npz.save(b.finish([node]), f)
@@ -369,4 +378,5 @@ def test_input_variants_are_identical(cluster, small, tmp_path, variant):
         header = (tmp_path / "parts" / "part-00000.csv").read_bytes().split(b"\n")[0] + b"\n"
         assert (tmp_path / "parts" / "part-00001.csv").read_bytes() == header
         ok(on(cluster, "jacobian", MODEL, csv, "--rows", "1-5,400", "-o", tmp_path / "few.csv"))
-        assert (tmp_path / "few.csv").read_bytes().count(header) == 1 and len((tmp_path / "few.csv").read_bytes().splitlines()) == 7
+        assert ((tmp_path / "few.csv").read_bytes().count(header) == 1
+                and len((tmp_path / "few.csv").read_bytes().splitlines()) == 7)

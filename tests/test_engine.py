@@ -111,7 +111,8 @@ def test_api_entry_points():
 @settings(max_examples=25, deadline=None)
 @given(
     widths=st.lists(st.integers(1, 7), min_size=2, max_size=5),
-    acts=st.lists(st.sampled_from(["tanh", "sigmoid", "softplus", "swish", "gelu", "mish", "softsign"]), min_size=4, max_size=4),
+    acts=st.lists(st.sampled_from(["tanh", "sigmoid", "softplus", "swish", "gelu", "mish", "softsign"]),
+                  min_size=4, max_size=4),
     rows=st.integers(1, 5), seed=st.integers(0, 2**31),
 )
 def test_random_mlps_reverse_forward_and_finite_differences_agree(widths, acts, rows, seed):

@@ -39,7 +39,8 @@ def environment_note() -> str:
     if recorded == now:
         return ""
     return ("\nnote: this environment differs from the one the golden files were recorded in "
-            "(tests/golden/ENVIRONMENT.txt), which can change the last digits or table layout without any code change:\n"
+            "(tests/golden/ENVIRONMENT.txt), which can change the last digits or table layout "
+            "without any code change:\n"
             + golden.diff(recorded, now, "ENVIRONMENT.txt"))
 
 

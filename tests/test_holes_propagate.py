@@ -213,7 +213,8 @@ def test_linearity_check_reports_each_side_and_flags_a_bend_on_either(tmp_path):
                "--format", "csv")
     assert gate.exit_code == 1
     assert expected[0, 0] > 0.2 > expected[0, 1]
-    message = f"1 (row, output) pairs exceed the bounds: row 1 y[0]: nonlinearity {expected[0, 0]:.4g} > --max-nonlinearity 0.2\n"
+    message = (f"1 (row, output) pairs exceed the bounds: row 1 y[0]: nonlinearity {expected[0, 0]:.4g} "
+               "> --max-nonlinearity 0.2\n")
     assert message in gate.stderr
 
 
@@ -375,7 +376,8 @@ def test_a_covariance_within_rounding_of_semi_definite_is_accepted(tmp_path):
 @pytest.mark.parametrize("level", ["1", "-1", "1.5"])
 def test_a_level_outside_0_1_is_refused(level):
     r = run("propagate", MODEL, INPUTS, "--dx", "0.1", "--level", level)
-    assert r.exit_code == 2 and r.stderr.startswith(f"jacprop: error: Invalid value for '--level': {level} is not in (0, 1)")
+    assert r.exit_code == 2 and r.stderr.startswith(
+        f"jacprop: error: Invalid value for '--level': {level} is not in (0, 1)")
 
 
 def test_mc_sigma_is_the_unbiased_sample_estimate(tmp_path):

@@ -42,7 +42,8 @@ def cases(expect):
     models = manifest()
     if models is None:
         return [pytest.param(None, None, marks=pytest.mark.skip(reason=f"{SAMPLES}/manifest.json not generated yet"))]
-    return [pytest.param(m, fmt, id=f"{m['name']}-{fmt}") for m in models if m["expect"] == expect for fmt in m["files"]]
+    return [pytest.param(m, fmt, id=f"{m['name']}-{fmt}")
+            for m in models if m["expect"] == expect for fmt in m["files"]]
 
 
 def sample(name, fmt="k2.h5"):
@@ -172,7 +173,8 @@ def test_custom_class_name_is_refused(tmp_path):
     def rename(config):
         config["config"]["layers"][1]["class_name"] = "MyPackage>MyLayer"
     edit_config(path, rename)
-    assert load_error(path) == f"{path}: layer 'hidden' (MyPackage>MyLayer): not a built-in Keras layer class; custom layers cannot be loaded"
+    assert load_error(path) == (f"{path}: layer 'hidden' (MyPackage>MyLayer): not a built-in Keras layer class; "
+                                "custom layers cannot be loaded")
 
 
 @pytest.mark.parametrize("cls", ["RNN", "ConvLSTM2D", "GRUCell"])

@@ -25,7 +25,8 @@ from jacprop.errors import ModelError
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_models" / "keras"
 WEIGHTS = [(name, w, c) for name in ("lstm", "functional_multi", "bidirectional")
-           for w, c in (("k2.weights.h5", "k2.json"), ("k2.legacy_weights.h5", "k2.json"), ("k3.weights.h5", "k3.json"))]
+           for w, c in (("k2.weights.h5", "k2.json"), ("k2.legacy_weights.h5", "k2.json"),
+                        ("k3.weights.h5", "k3.json"))]
 
 
 def run(*args):

@@ -88,7 +88,8 @@ def test_t_quantile_reproduces_jcgm_100_table_g2():
         assert [round(t_quantile(p, nu), 2) for p in P_ONE_SIDED] == row, nu
 
 
-@pytest.mark.skipif(not Path("/work/devenv-bench/bin/python").exists(), reason="the dev environment with scipy is absent")
+@pytest.mark.skipif(not Path("/work/devenv-bench/bin/python").exists(),
+                    reason="the dev environment with scipy is absent")
 def test_t_quantile_against_live_scipy_on_a_grid():
     grid = [(p, nu) for p in (0.6, 0.9, 0.975, 0.999, 0.99999) for nu in (1, 1.5, 2, 2.5, 7, 33, 250, 4000, 20000, 3e6)]
     code = f"from scipy import stats; print([float(stats.t.ppf(p, nu)) for p, nu in {grid!r}])"
@@ -145,7 +146,8 @@ def test_dof_appear_in_csv_json_and_the_table(tmp_path):
 
 def irwin_hall_quantile(p, n):
     def cdf(s):
-        return sum((-1) ** k * math.comb(n, k) * (s - k) ** n for k in range(int(math.floor(s)) + 1)) / math.factorial(n)
+        return sum((-1) ** k * math.comb(n,
+                                         k) * (s - k) ** n for k in range(int(math.floor(s)) + 1)) / math.factorial(n)
 
     lo, hi = 0.0, float(n)
     for _ in range(200):
@@ -190,7 +192,8 @@ def test_jcgm_101_validation_of_the_gum_on_the_rectangular_case(tmp_path):
     assert three["gum_delta"][0, 0] == 0.005 and three["gum_valid"][0, 0] == 0
     r = run(*common, "--digits", "3", "--require-valid", "--format", "csv")
     assert r.exit_code == 1
-    assert "jacprop: 1 (row, output) pairs exceed the bounds: row 1 y: GUM not validated by Monte Carlo: d_low" in r.stderr
+    assert ("jacprop: 1 (row, output) pairs exceed the bounds: row 1 y: GUM not validated by Monte Carlo: d_low"
+            in r.stderr)
     assert run(*common, "--digits", "2", "--require-valid", "--format", "csv").exit_code == 0
 
 
@@ -217,7 +220,8 @@ def test_rows_that_reach_the_cap_are_named(tmp_path):
     assert np.all(out["mc_samples"] == 10_000)
     assert ("jacprop: note: 3 rows reached --samples 15000 before the Monte Carlo was stable to 2 significant digits: "
             "rows 1, 2, 3") in err
-    fixed, err = npz_result("propagate", model, inputs, "--dx", "1", "--method", "mc", "--samples", "777", "--digits", "0")
+    fixed, err = npz_result("propagate", model, inputs, "--dx", "1", "--method", "mc", "--samples", "777",
+                            "--digits", "0")
     assert np.all(fixed["mc_samples"] == 777) and "reached" not in err
 
 
@@ -229,8 +233,8 @@ def test_standard_error_of_sigma_follows_the_spread_over_seeds_for_a_rectangular
     """y = x with x rectangular: Var(s^2) = (mu4 - sigma^4 (n-3)/(n-1)) / n, mu4 = 9/5 sigma^4, so
     se(s) = 0.447 sigma / sqrt(n), not the Gaussian 0.707 sigma / sqrt(n)."""
     model, inputs = linear_model(tmp_path, [[1.0]], 400)
-    out, _ = npz_result("propagate", model, inputs, "--dx", "1", "--dist", "rect", "--method", "mc", "--samples", "2000",
-                        "--digits", "0")
+    out, _ = npz_result("propagate", model, inputs, "--dx", "1", "--dist", "rect", "--method", "mc",
+                        "--samples", "2000", "--digits", "0")
     observed = out["dy_mc"][:, 0].std(ddof=1)
     stated = out["dy_mc_se"][:, 0].mean()
     assert stated == pytest.approx(math.sqrt(0.8 / 2000) / 2, rel=0.05)
@@ -257,7 +261,8 @@ def test_shortest_interval_of_a_lognormal_output(tmp_path):
     (tmp_path / "x.csv").write_text("x\n0\n")
     nd = statistics.NormalDist()
     a = np.linspace(1e-6, 0.05 - 1e-6, 200_001)
-    widths = np.exp(s * np.array([nd.inv_cdf(v + 0.95) for v in a[::1000]])) - np.exp(s * np.array([nd.inv_cdf(v) for v in a[::1000]]))
+    widths = (np.exp(s * np.array([nd.inv_cdf(v + 0.95) for v in a[::1000]]))
+              - np.exp(s * np.array([nd.inv_cdf(v) for v in a[::1000]])))
     best = a[::1000][widths.argmin()]
     lo, hi = math.exp(s * nd.inv_cdf(best)), math.exp(s * nd.inv_cdf(best + 0.95))
     out, _ = npz_result("propagate", tmp_path / "exp.npz", tmp_path / "x.csv", "--dx", "0.5", "--method", "mc",
@@ -292,8 +297,8 @@ def test_each_distribution_has_standard_deviation_dx_and_its_own_quantiles(tmp_p
 def test_output_covariance_from_the_draws(tmp_path):
     W = np.array([[1.0, 2.0], [0.5, -1.0]])
     model, inputs = linear_model(tmp_path, W, 1)
-    out, _ = npz_result("propagate", model, inputs, "--dx", "0.3", "--method", "mc", "--output-cov", "--samples",
-                        "200000", "--digits", "0")
+    out, _ = npz_result("propagate", model, inputs, "--dx", "0.3", "--method", "mc", "--output-cov",
+                        "--samples", "200000", "--digits", "0")
     expected = W @ np.diag([0.09, 0.09]) @ W.T
     np.testing.assert_allclose(out["cov_y"][0], expected, rtol=1e-12)
     np.testing.assert_allclose(out["cov_mc"][0], expected, atol=0.01 * expected.max())
@@ -301,7 +306,8 @@ def test_output_covariance_from_the_draws(tmp_path):
 
     header = next(csv.reader([run("propagate", model, inputs, "--dx", "0.3", "--method", "mc", "--output-cov",
                                   "--samples", "100", "--format", "csv").stdout.splitlines()[0]]))
-    assert header[-8:] == [f"{c}({a},{b})" for c in ("cov", "cov_mc") for a in ("y[0]", "y[1]") for b in ("y[0]", "y[1]")]
+    assert header[-8:] == [f"{c}({a},{b})"
+                           for c in ("cov", "cov_mc") for a in ("y[0]", "y[1]") for b in ("y[0]", "y[1]")]
 
 
 # ---------------------------------------------------------------------------
@@ -313,7 +319,8 @@ def test_budget_with_correlation_sums_to_one_and_follows_its_definition(tmp_path
     _, J = jacprop.jacobian(jacprop.load(MODEL), X)
     sigma = np.array([0.5, 0.1, 0.2])
     R = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    (tmp_path / "corr.csv").write_text(",".join(NAMES) + "\n" + "".join(",".join(map(repr, r)) + "\n" for r in R.tolist()))
+    (tmp_path / "corr.csv").write_text(",".join(NAMES) + "\n"
+                                       + "".join(",".join(map(repr, r)) + "\n" for r in R.tolist()))
     out, _ = npz_result("propagate", MODEL, INPUTS, "--corr", tmp_path / "corr.csv",
                         *[f"--dx={n}={s!r}" for n, s in zip(NAMES, sigma.tolist())], "--budget")
     Sigma = R * np.outer(sigma, sigma)
@@ -400,7 +407,8 @@ def test_python_api_gives_the_cli_numbers(tmp_path):
     model = jacprop.load(MODEL)
     X = np.loadtxt(INPUTS, delimiter=",", skiprows=1)[:2]
     api = jacprop.propagate(model, X, dx=["temperature=0.5", "pressure=0.1"], methods=("gum", "mc"), level=0.95,
-                            dof={"temperature": 8}, dist={"pressure": "rect"}, validate=True, samples=20000, budget=True,
+                            dof={"temperature": 8}, dist={"pressure": "rect"}, validate=True, samples=20000,
+                            budget=True,
                             input_names=NAMES)
     cli, _ = npz_result("propagate", MODEL, INPUTS, "--rows", "1-2", "--dx", "temperature=0.5", "--dx", "pressure=0.1",
                         "--dof", "temperature=8", "--dist", "pressure=rect", "--validate", "--samples", "20000",
@@ -435,7 +443,8 @@ def test_bad_metrology_options(args, message):
 
 def test_non_normal_or_dof_inputs_must_not_be_correlated(tmp_path):
     R = np.array([[1.0, 0.3, 0.0], [0.3, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    (tmp_path / "corr.csv").write_text(",".join(NAMES) + "\n" + "".join(",".join(map(repr, r)) + "\n" for r in R.tolist()))
+    (tmp_path / "corr.csv").write_text(",".join(NAMES) + "\n"
+                                       + "".join(",".join(map(repr, r)) + "\n" for r in R.tolist()))
     base = ["propagate", MODEL, INPUTS, "--dx", "0.1", "--corr", tmp_path / "corr.csv"]
     r = run(*base, "--dist", "pressure=rect", "--method", "mc")
     assert r.exit_code == 2 and "--dist pressure=rect: a correlated input must be normal" in r.stderr

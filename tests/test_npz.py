@@ -55,7 +55,8 @@ def test_weight_list_without_activations_asks_for_them(tmp_path):
 
 
 def test_weight_shapes_must_chain(tmp_path):
-    np.savez(tmp_path / "w.npz", W0=np.ones((3, 4)), b0=np.ones(4), W1=np.ones((5, 2)), activations=np.array(["relu", "linear"]))
+    np.savez(tmp_path / "w.npz", W0=np.ones((3, 4)), b0=np.ones(4), W1=np.ones((5, 2)),
+             activations=np.array(["relu", "linear"]))
     with pytest.raises(ModelError, match=r"W1 of shape \(5, 2\) does not follow the previous layer \(4 outputs\)"):
         jacprop.load(tmp_path / "w.npz")
 
@@ -67,7 +68,9 @@ def test_object_arrays_are_refused_never_unpickled(tmp_path):
 
 
 def test_malformed_schema_is_a_model_error(tmp_path):
-    np.savez(tmp_path / "s.npz", __jacprop__=np.array('{"format": "jacprop", "version": 1, "D": 2, "nodes": [{"name": "a", "op": "Nope", "inputs": [0]}]}'))
+    np.savez(tmp_path / "s.npz",
+             __jacprop__=np.array('{"format": "jacprop", "version": 1, "D": 2, '
+                                  '"nodes": [{"name": "a", "op": "Nope", "inputs": [0]}]}'))
     with pytest.raises(ModelError, match="node 1 .*unknown op 'Nope'"):
         jacprop.load(tmp_path / "s.npz")
 

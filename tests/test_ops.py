@@ -25,7 +25,8 @@ def act(name, **kw):
 
 # (id, op, per-row input shapes, sampling range) -- the range keeps tests away from kinks where needed
 CASES = [
-    *[(f"act-{n}", ops.Act(act(n, alpha=0.2 if n == "leaky_relu" else 0.7 if n == "elu" else 0.0)), [(3, 4)], (-2.4, 2.4))
+    *[(f"act-{n}", ops.Act(act(n, alpha=0.2 if n == "leaky_relu" else 0.7 if n == "elu" else 0.0)), [(3, 4)],
+       (-2.4, 2.4))
       for n in ELEMENTWISE],
     ("softmax-last", ops.Act(act("softmax")), [(5,)], (-3, 3)),
     ("softmax-axis-2", ops.Act(act("softmax", axis=-2)), [(4, 3)], (-3, 3)),
@@ -53,13 +54,15 @@ CASES = [
     ("concat-axis-2", ops.Concat(axis=-2), [(2, 3), (4, 3)], (-2, 2)),
     ("conv1d-valid", ops.Conv(kernel=w(3, 2, 4), bias=w(4), activation=act("tanh")), [(7, 2)], (-2, 2)),
     ("conv1d-same-stride2", ops.Conv(kernel=w(3, 2, 3), bias=w(3), strides=(2,), padding="same"), [(8, 2)], (-2, 2)),
-    ("conv1d-same-dilation2", ops.Conv(kernel=w(3, 2, 2), dilation=(2,), padding="same", activation=act("gelu")), [(7, 2)], (-2, 2)),
+    ("conv1d-same-dilation2", ops.Conv(kernel=w(3, 2, 2), dilation=(2,), padding="same", activation=act("gelu")),
+     [(7, 2)], (-2, 2)),
     ("conv1d-causal", ops.Conv(kernel=w(2, 1, 2), dilation=(2,), padding="causal"), [(6, 1)], (-2, 2)),
     ("conv1d-channels-first", ops.Conv(kernel=w(2, 3, 2), bias=w(2), channels_first=True), [(3, 5)], (-2, 2)),
     ("conv2d-valid", ops.Conv(kernel=w(2, 2, 2, 3), bias=w(3), activation=act("swish")), [(4, 5, 2)], (-2, 2)),
     ("conv2d-same-stride", ops.Conv(kernel=w(3, 3, 1, 2), strides=(2, 2), padding="same"), [(5, 6, 1)], (-2, 2)),
     ("conv2d-dilated", ops.Conv(kernel=w(2, 2, 2, 2), dilation=(2, 1)), [(5, 4, 2)], (-2, 2)),
-    ("conv2d-channels-first", ops.Conv(kernel=w(2, 2, 2, 3), bias=w(3), padding="same", channels_first=True), [(2, 4, 3)], (-2, 2)),
+    ("conv2d-channels-first", ops.Conv(kernel=w(2, 2, 2, 3), bias=w(3), padding="same", channels_first=True),
+     [(2, 4, 3)], (-2, 2)),
     ("maxpool1d", ops.Pool("max", (2,), (2,)), [(7, 3)], (-2, 2)),
     ("maxpool1d-same-stride1", ops.Pool("max", (3,), (1,), "same"), [(5, 2)], (-2, 2)),
     ("avgpool1d-same", ops.Pool("average", (2,), (2,), "same"), [(5, 2)], (-2, 2)),

@@ -42,7 +42,8 @@ def test_gum_worst_linear_against_independent_sums():
     dx = np.array([0.5, 0.02, 0.1])
     out = npz_result("propagate", MODEL, INPUTS, *[f"--dx={n}={v}" for n, v in zip(NAMES, dx)], "--method", "all",
                      "--samples", "10", "--coverage", "2", "--output-cov")
-    u = np.sqrt(np.array([[sum(J[n, k, i] ** 2 * dx[i] ** 2 for i in range(3)) for k in range(2)] for n in range(len(X))]))
+    u = np.sqrt(np.array([[sum(J[n, k,
+                                 i] ** 2 * dx[i] ** 2 for i in range(3)) for k in range(2)] for n in range(len(X))]))
     np.testing.assert_allclose(out["dy_gum"], u, rtol=1e-13)
     np.testing.assert_allclose(out["U_gum"], 2 * u, rtol=1e-13)
     np.testing.assert_allclose(out["dy_worst"], (np.abs(J) * dx).sum(-1), rtol=1e-13)
@@ -62,7 +63,8 @@ def test_dx_column_gives_per_row_uncertainty(tmp_path):
     X, _, J = reference()
     u = np.linspace(0.01, 0.06, len(X))
     path = tmp_path / "in.csv"
-    path.write_text("temperature,pressure,flow,u_t\n" + "".join(",".join(map(repr, [*x, s])) + "\n" for x, s in zip(X.tolist(), u.tolist())))
+    path.write_text("temperature,pressure,flow,u_t\n"
+                    + "".join(",".join(map(repr, [*x, s])) + "\n" for x, s in zip(X.tolist(), u.tolist())))
     out = npz_result("propagate", MODEL, path, "--dx-column", "temperature=u_t", "--method", "worst")
     np.testing.assert_allclose(out["dy_worst"], np.abs(J[:, :, 0]) * u[:, None], rtol=1e-13)
 
@@ -75,10 +77,13 @@ def test_covariance_and_correlation_files(tmp_path):
     order = [2, 0, 1]  # a header in another order than the inputs
     (tmp_path / "cov.csv").write_text(",".join(NAMES[i] for i in order) + "\n"
                                       + "".join(",".join(repr(float(cov[a, b])) for b in order) + "\n" for a in order))
-    (tmp_path / "corr.csv").write_text("," + ",".join(NAMES) + "\n" + "".join(f"{NAMES[a]}," + ",".join(map(repr, R[a].tolist())) + "\n" for a in range(3)))
+    (tmp_path / "corr.csv").write_text("," + ",".join(NAMES) + "\n"
+                                       + "".join(f"{NAMES[a]}," + ",".join(map(repr, R[a].tolist())) + "\n"
+                                                 for a in range(3)))
     expected = np.sqrt(np.einsum("nki,ij,nkj->nk", J, cov, J))
     by_cov = npz_result("propagate", MODEL, INPUTS, "--cov", tmp_path / "cov.csv")
-    by_corr = npz_result("propagate", MODEL, INPUTS, "--corr", tmp_path / "corr.csv", *[f"--dx={n}={s!r}" for n, s in zip(NAMES, sigma.tolist())])
+    by_corr = npz_result("propagate", MODEL, INPUTS, "--corr", tmp_path / "corr.csv",
+                         *[f"--dx={n}={s!r}" for n, s in zip(NAMES, sigma.tolist())])
     np.testing.assert_allclose(by_cov["dy_gum"], expected, rtol=1e-12)
     np.testing.assert_allclose(by_corr["dy_gum"], expected, rtol=1e-12)
 
@@ -102,11 +107,13 @@ def test_level_gives_the_normal_coverage_factor():
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "npz"])
 def test_jacobian_pipe_into_propagate_equals_propagate_from_the_model(fmt):
-    direct = subprocess.run([sys.executable, "-m", "jacprop", "propagate", MODEL, INPUTS, "--dx", "0.05", "--method", "gum",
-                             "--method", "worst", "--format", "csv"], capture_output=True, check=True)
-    jac = subprocess.run([sys.executable, "-m", "jacprop", "jacobian", MODEL, INPUTS, "--format", fmt], capture_output=True, check=True)
-    piped = subprocess.run([sys.executable, "-m", "jacprop", "propagate", "--dx", "0.05", "--method", "gum", "--method", "worst",
-                            "--format", "csv"], input=jac.stdout, capture_output=True)
+    direct = subprocess.run([sys.executable, "-m", "jacprop", "propagate", MODEL, INPUTS, "--dx", "0.05",
+                             "--method", "gum", "--method", "worst", "--format", "csv"],
+                            capture_output=True, check=True)
+    jac = subprocess.run([sys.executable, "-m", "jacprop", "jacobian", MODEL, INPUTS, "--format", fmt],
+                         capture_output=True, check=True)
+    piped = subprocess.run([sys.executable, "-m", "jacprop", "propagate", "--dx", "0.05", "--method", "gum",
+                            "--method", "worst", "--format", "csv"], input=jac.stdout, capture_output=True)
     assert piped.returncode == 0, piped.stderr
     if fmt == "jsonl":  # JSON Lines records carry no names: compare the numbers
         assert piped.stdout.splitlines()[1:] == direct.stdout.splitlines()[1:]
@@ -126,8 +133,8 @@ def nonlinear_model(tmp_path):
 
 def test_mc_agrees_with_gum_when_linear_and_not_when_curved(tmp_path):
     model, inputs = nonlinear_model(tmp_path)
-    small = npz_result("propagate", model, inputs, "--dx", "0.001", "--method", "gum", "--method", "mc", "--samples", "4000",
-                       "--check-linearity")
+    small = npz_result("propagate", model, inputs, "--dx", "0.001", "--method", "gum", "--method", "mc",
+                       "--samples", "4000", "--check-linearity")
     # the sample standard deviation of 4000 draws is within ~3 * 1/sqrt(2*4000) = 3.4% of sigma
     assert abs(small["dy_mc"][0, 0] / small["dy_gum"][0, 0] - 1) < 0.034
     assert small["nonlinearity"][0, 0] < 0.01
@@ -145,13 +152,15 @@ def test_mc_agrees_with_gum_when_linear_and_not_when_curved(tmp_path):
 def test_gates_exit_1_exactly_when_a_bound_is_crossed():
     out = npz_result("propagate", MODEL, INPUTS, "--dx", "0.05", "--method", "gum")
     top = float(out["dy_gum"].max())
-    assert run("propagate", MODEL, INPUTS, "--dx", "0.05", "--max-dy", repr(top * 1.0001), "--format", "csv").exit_code == 0
+    assert run("propagate", MODEL, INPUTS, "--dx", "0.05", "--max-dy", repr(top * 1.0001),
+               "--format", "csv").exit_code == 0
     r = run("propagate", MODEL, INPUTS, "--dx", "0.05", "--max-dy", repr(top * 0.9999), "--format", "csv")
     assert r.exit_code == 1
     n, k = np.unravel_index(out["dy_gum"].argmax(), out["dy_gum"].shape)
     assert f"1 (row, output) pairs exceed the bounds: row {n + 1} y[{k}]" in r.stderr
     per_output = float(out["dy_gum"][:, 0].max())
-    assert run("propagate", MODEL, INPUTS, "--dx", "0.05", "--max-dy", f"y[0]={per_output * 1.0001!r}", "--format", "csv").exit_code == 0
+    assert run("propagate", MODEL, INPUTS, "--dx", "0.05", "--max-dy", f"y[0]={per_output * 1.0001!r}",
+               "--format", "csv").exit_code == 0
 
 
 @pytest.mark.parametrize("args,message", [

@@ -90,7 +90,8 @@ def test_a_corrupt_gzip_file_is_one_line(tmp_path):
 def test_comments_are_not_rows_and_errors_count_data_rows(tmp_path):
     path = tmp_path / "c.csv"
     rows = CSV.read_text().splitlines()
-    path.write_text("# written by a logger\n  # and edited\n" + rows[0].replace(",", ";") + " # units: K;bar;l/s\n" + rows[1] + "  # first\n# gap\n"
+    path.write_text("# written by a logger\n  # and edited\n" + rows[0].replace(",", ";") + " # units: K;bar;l/s\n"
+                    + rows[1] + "  # first\n# gap\n"
                     + "\n".join(rows[2:]) + "\n")
     path.write_text(path.read_text().replace(",", ";"))
     r = run("jacobian", NPZ, path, "--format", "csv", "--comment", "#")

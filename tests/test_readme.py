@@ -31,7 +31,8 @@ def run(command: str) -> str:
     env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("FORCE_COLOR", None)
-    p = subprocess.run(["bash", "-c", "{ " + command + "\n} 2>&1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(["bash", "-c", "{ " + command + "\n} 2>&1"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
     return p.stdout
 
 
@@ -50,6 +51,7 @@ if os.environ.get("JACPROP_UPDATE_README"):
     update()
 
 
-@pytest.mark.parametrize("command,expected", examples(README.read_text()), ids=lambda v: v[:60] if isinstance(v, str) else None)
+@pytest.mark.parametrize("command,expected", examples(README.read_text()),
+                         ids=lambda v: v[:60] if isinstance(v, str) else None)
 def test_readme_example(command, expected):
     assert run(command) == expected

@@ -33,7 +33,9 @@ def test_npz_pickle_is_refused_and_never_run(tmp_path):
 
 def test_no_code_execution_primitives_anywhere_in_the_package():
     """eval, exec, marshal, pickle and allow_pickle=True have no place in jacprop/."""
-    pattern = re.compile(r"\beval\(|\bexec\(|\bimport marshal|\bmarshal\.|\bimport pickle|\bpickle\.|allow_pickle\s*=\s*True|__import__\(")
+    pattern = re.compile(r"\beval\(|\bexec\(|\bimport marshal|\bmarshal\.|\bimport pickle|\bpickle\.|"
+                         r"allow_pickle\s*=\s*True|__import__\(")
     offenders = [f"{p.relative_to(PACKAGE)}:{i}: {line.strip()}"
-                 for p in PACKAGE.rglob("*.py") for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+                 for p in PACKAGE.rglob("*.py") for i,
+                 line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert offenders == []

@@ -151,7 +151,8 @@ def test_csv_numbers_are_reprs_whether_pyarrow_formats_them_or_not():
 def test_jsonl_lines_are_json_dumps_whether_pyarrow_formats_them_or_not(monkeypatch):
     pytest.importorskip("pyarrow")
     flat = hard_numbers().ravel()[44000:47000].reshape(300, 10)  # integers, the special values, edges, float32s
-    fields = [writers.Field("x", (5,)), writers.Field("y", (2,)), writers.Field("jacobian", (2, 5)), writers.Field("s", ())]
+    fields = [writers.Field("x", (5,)), writers.Field("y", (2,)), writers.Field("jacobian", (2, 5)),
+              writers.Field("s", ())]
     arrays = {"x": flat[:, :5], "y": flat[:, 5:7], "jacobian": flat.reshape(300, 2, 5), "s": flat[:, 9]}
     rows = np.arange(1, 301)
     ids = np.array([f'i"d{i}' for i in range(300)])

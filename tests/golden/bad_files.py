@@ -138,18 +138,20 @@ CASES = [
     ("model-zip-garbage-weights", zip_of({"config.json": "{}", "model.weights.h5": "junk"}), None, []),
     ("model-absurd-shape",
      keras_weights(lambda f: (f["model_weights/hidden/hidden"].__delitem__("kernel:0"),
-                              f["model_weights/hidden/hidden"].create_dataset("kernel:0", shape=(40000, 40000), dtype="f4"))),
+                              f["model_weights/hidden/hidden"].create_dataset(
+                                  "kernel:0", shape=(40000, 40000), dtype="f4"))),
      None, []),
     ("model-missing-weight", keras_weights(lambda f: f["model_weights/hidden/hidden"].__delitem__("bias:0")), None, []),
     ("model-shape-mismatch", keras_config(with_layer("units", 9)), None, []),
-    ("model-nan-weights", keras_weights(lambda f: f["model_weights/hidden/hidden/kernel:0"].__setitem__((0, 0), np.nan)), None,
+    ("model-nan-weights",
+     keras_weights(lambda f: f["model_weights/hidden/hidden/kernel:0"].__setitem__((0, 0), np.nan)), None,
      ["--refuse-nonfinite-weights"]),
     ("model-deep-json", keras_config(lambda c: "[" * 100000 + "]" * 100000), None, []),
     ("model-huge-number", keras_config(with_layer("units", 10**30)), None, []),
     ("model-wrong-type", keras_config(with_layer("units", "abc")), None, []),
     ("model-unknown-layer",
-     keras_config(lambda c: json.dumps({**c, "config": {**c["config"], "layers": [c["config"]["layers"][0],
-                                                                                    {**c["config"]["layers"][1], "class_name": "Quux"}]}})),
+     keras_config(lambda c: json.dumps({**c, "config": {**c["config"], "layers": [
+         c["config"]["layers"][0], {**c["config"]["layers"][1], "class_name": "Quux"}]}})),
      None, []),
     ("model-lambda", sample(SAMPLES / "keras" / "lambda.k2.h5"), sample(SAMPLES / "keras" / "lambda.csv"), []),
     ("model-custom", sample(SAMPLES / "keras" / "custom.k3.keras"), sample(SAMPLES / "keras" / "custom.csv"), []),
@@ -211,8 +213,10 @@ ACCEPTED = [
     ("accepted-nan-skipped", text("in.csv", b"temperature,pressure,flow\n1,nan,3\n4,5,6\n"), ["--on-invalid", "skip"]),
     ("accepted-sniffed-semicolon", text("in.csv", b"temperature;pressure;flow\n1;2;3\n"), []),
     ("accepted-headerless", text("in.csv", b"1,2,3\n4,5,6\n"), []),
-    ("accepted-na-skipped", text("in.csv", b"temperature,pressure,flow\n1,NA,3\n,5,6\n7,8,9\n"), ["--on-invalid", "skip"]),
-    ("accepted-comments", text("in.csv", b"# made by hand\ntemperature,pressure,flow\n1,2,3 # first\n"), ["--comment", "#"]),
+    ("accepted-na-skipped", text("in.csv", b"temperature,pressure,flow\n1,NA,3\n,5,6\n7,8,9\n"),
+     ["--on-invalid", "skip"]),
+    ("accepted-comments", text("in.csv", b"# made by hand\ntemperature,pressure,flow\n1,2,3 # first\n"),
+     ["--comment", "#"]),
 ]
 
 MAKERS = {c[0]: c for c in CASES}

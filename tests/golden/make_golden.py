@@ -40,7 +40,8 @@ SAMPLES = "sample_models"
 KERAS = f"{SAMPLES}/keras"
 TMP = "<TMP>"
 TIMEOUT = 120
-HEADER = "# jacprop golden output (tests/golden/README.md). Regenerate with `make golden`; a diff here is a behaviour change."
+HEADER = ("# jacprop golden output (tests/golden/README.md). "
+          "Regenerate with `make golden`; a diff here is a behaviour change.")
 FIELDS = ("case", "command", "shell", "stdin", "setup", "exit")
 
 sys.path.insert(0, str(HERE))
@@ -91,7 +92,8 @@ def slug(command: str) -> str:
 
 
 def help_cases() -> list[Case]:
-    cases = [Case("cli-no-arguments", "jacprop"), Case("cli-help", "jacprop --help"), Case("cli-version", "jacprop --version")]
+    cases = [Case("cli-no-arguments", "jacprop"), Case("cli-help", "jacprop --help"),
+             Case("cli-version", "jacprop --version")]
     for command in ("jacobian", "hessian", "propagate", "check", "inspect", "convert"):
         cases.append(Case(f"cli-{command}-help", f"jacprop {command} --help"))
     return cases
@@ -159,7 +161,8 @@ def pipeline_inputs() -> dict[str, list[str]]:
     out = {}
     for s, (extra, _) in NPZ_SAMPLES.items():
         for fmt in ("csv", "jsonl", "npz"):
-            out[f"{s}.jacobian.{fmt}"] = ["jacobian", f"{SAMPLES}/{s}.npz", f"{SAMPLES}/{s}.csv", *extra, "--format", fmt]
+            out[f"{s}.jacobian.{fmt}"] = ["jacobian", f"{SAMPLES}/{s}.npz", f"{SAMPLES}/{s}.csv", *extra,
+                                          "--format", fmt]
     return out
 
 
@@ -183,7 +186,8 @@ def keras_cases() -> list[Case]:
             return f"keras-{name}-{KERAS_FORMATS[fmt]}", f"{KERAS}/{file}"
 
         for fmt, file in files:
-            cases.append(Case(f"keras-{name}-{KERAS_FORMATS[fmt]}-jacobian-csv", q("jacprop", "jacobian", f"{KERAS}/{file}", csv, "--format", "csv")))
+            cases.append(Case(f"keras-{name}-{KERAS_FORMATS[fmt]}-jacobian-csv",
+                              q("jacprop", "jacobian", f"{KERAS}/{file}", csv, "--format", "csv")))
         p, m = pick(0)
         cases.append(Case(f"{p}-inspect", q("jacprop", "inspect", m)))
         if entry["expect"] != "ok":
@@ -307,7 +311,8 @@ def describe(path: Path, tmp: Path) -> list[str]:
                 infos = z.infolist()
                 lines = [f"{name}: npz, {len(infos)} members"]
                 for info in infos:
-                    kind = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}.get(info.compress_type, str(info.compress_type))
+                    kind = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}.get(
+                        info.compress_type, str(info.compress_type))
                     lines.append(f"  {info.filename} ({kind}): {array_digest(npz[info.filename.removesuffix('.npy')])}")
                 return lines
     except Exception as e:  # recorded as such: a change in what is unreadable shows too
@@ -332,10 +337,12 @@ def show(label: str, data: bytes) -> list[str]:
 
 def render(case: Case, result: Result) -> str:
     """The case file: what was run (read back by parse) and everything it gave."""
-    values = (case.name, case.command, "bash" if case.shell else "no", case.stdin or "-", case.setup or "-", str(result.exit))
+    values = (case.name, case.command, "bash" if case.shell else "no", case.stdin or "-", case.setup or "-",
+              str(result.exit))
     lines = [HEADER, *(f"{k}: {v}" for k, v in zip(FIELDS, values))]
     lines += show("stdout", result.stdout) + show("stderr", result.stderr)
-    lines += [f"==== files written: {sum(not f.startswith(' ') for f in result.files)} ====", *result.files, "==== end ===="]
+    lines += [f"==== files written: {sum(not f.startswith(' ') for f in result.files)} ====", *result.files,
+              "==== end ===="]
     return "\n".join(lines) + "\n"
 
 
@@ -350,11 +357,13 @@ def parse(text: str) -> Case:
         fields[key] = value
     assert tuple(fields) == FIELDS, fields
     none = lambda v: None if v == "-" else v
-    return Case(fields["case"], fields["command"], shell=fields["shell"] == "bash", stdin=none(fields["stdin"]), setup=none(fields["setup"]))
+    return Case(fields["case"], fields["command"], shell=fields["shell"] == "bash", stdin=none(fields["stdin"]),
+                setup=none(fields["setup"]))
 
 
 def diff(recorded: str, now: str, name: str, limit: int = 120) -> str:
-    lines = list(difflib.unified_diff(recorded.splitlines(), now.splitlines(), f"recorded {name}", "now", lineterm="", n=2))
+    lines = list(difflib.unified_diff(recorded.splitlines(), now.splitlines(), f"recorded {name}", "now",
+                                      lineterm="", n=2))
     if len(lines) > limit:
         lines = lines[:limit] + [f"... {len(lines) - limit} more diff lines"]
     return "\n".join(lines)
@@ -398,7 +407,8 @@ def environment_text() -> str:
     """What besides jacprop's code decides the bytes, as the cases see it (a child process in their environment):
     library versions, numpy's BLAS and the kernels it picked for this CPU, numpy's SIMD dispatch.  Recorded in
     ENVIRONMENT.txt; test_golden.py shows the difference when a case fails."""
-    p = subprocess.run([sys.executable, "-c", ENVIRONMENT_SCRIPT], cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=TIMEOUT)
+    p = subprocess.run([sys.executable, "-c", ENVIRONMENT_SCRIPT], cwd=ROOT, env=environment(), capture_output=True,
+                       text=True, timeout=TIMEOUT)
     return p.stdout + (f"(environment script failed: {p.stderr.strip()})\n" if p.returncode else "")
 
 
@@ -423,7 +433,8 @@ def make_inputs() -> int:
                 r = run(Case(name, q("jacprop", *args[:-2], "-o", out)))
                 assert r.exit == 0, r
                 digest = describe(out, Path(tmp))[1:]
-                changed += write_if_changed(target, out.read_bytes(), lambda p, d=digest: describe(p, p.parent)[1:] == d)
+                changed += write_if_changed(target, out.read_bytes(), lambda p,
+                                            d=digest: describe(p, p.parent)[1:] == d)
         else:
             r = run(Case(name, q("jacprop", *args)))
             assert r.exit == 0 and r.stdout, r
