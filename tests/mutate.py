@@ -35,6 +35,7 @@ TESTS = {
        for m in ("structure", "dense", "norm", "merge", "spatial")},
     "jacprop/ops/activations.py": ["tests/test_ops.py", "tests/test_constants.py", "tests/test_mutants_activations.py"],
     "jacprop/ops/tensor.py": ["tests/test_onnx.py", "tests/test_ops.py"],
+    "jacprop/ops/tensor_index.py": ["tests/test_onnx.py", "tests/test_ops.py"],
     "jacprop/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py"],
     "jacprop/commands/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py"],
     "jacprop/io/reader.py": ["tests/test_holes_io.py", "tests/test_csv_fast.py", "tests/test_bad_inputs.py"],

@@ -224,7 +224,7 @@ CASES = [
     ("opt-unknown-output", "--outputs names an unknown output", None, None, ["--outputs", "zz"],
      "--outputs: 'zz' is neither a name nor an index"),
     ("opt-bad-choice", "an invalid choice", None, None, ["--mode", "sideways"], "Invalid value for '--mode'"),
-    # option ranges (click types in jacprop/cli_options.py)
+    # option ranges (click types in jacprop/cli/types.py)
     ("opt-samples-zero", "--samples 0", None, None, ["propagate", "--dx", "0.1", "--method", "mc", "--samples", "0"],
      "Invalid value for '--samples': 0 is not in [2, 100000000]"),
     ("opt-samples-negative", "--samples -5", None, None, ["propagate", "--dx", "0.1", "--samples", "-5"],

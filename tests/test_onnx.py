@@ -26,6 +26,7 @@ from jacprop.loaders import detect
 from jacprop.loaders.onnx import read_proto, tensor_array
 from jacprop.loaders.onnx_proto import MAX_DEPTH, ProtoError, decode
 from jacprop.ops import tensor as ops_onnx
+from jacprop.ops import tensor_index
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_models" / "onnx"
@@ -134,11 +135,11 @@ OP_CASES = [
     ("binary-mul-keepdims", ops_onnx.Binary("mul"), [(2, 1), (2, 3)], (-2, 2)),
     ("where", ops_onnx.Where("greater", np.array(0.1)), [(4,), (4,), (4,)], (-2, 2)),
     ("const", ops_onnx.Const(value=np.arange(3.0)), [(5,)], (-1, 1)),
-    ("take", ops_onnx.Take(indices=np.array([[2, 0], [2, 1]]), axis=-1), [(2, 3)], (-2, 2)),
-    ("strided", ops_onnx.Strided(index=((1,), (3, 1))), [(2, 4)], (-2, 2)),
-    ("pad", ops_onnx.Pad(pads=((0, 0), (1, 2)), value=-1.0), [(2, 3)], (-2, 2)),
-    ("reduce-mean", ops_onnx.Reduce("mean", (-1,), False), [(2, 3)], (-2, 2)),
-    ("reduce-sum-keepdims", ops_onnx.Reduce("sum", (-2, -1), True), [(2, 3, 2)], (-2, 2)),
+    ("take", tensor_index.Take(indices=np.array([[2, 0], [2, 1]]), axis=-1), [(2, 3)], (-2, 2)),
+    ("strided", tensor_index.Strided(index=((1,), (3, 1))), [(2, 4)], (-2, 2)),
+    ("pad", tensor_index.Pad(pads=((0, 0), (1, 2)), value=-1.0), [(2, 3)], (-2, 2)),
+    ("reduce-mean", tensor_index.Reduce("mean", (-1,), False), [(2, 3)], (-2, 2)),
+    ("reduce-sum-keepdims", tensor_index.Reduce("sum", (-2, -1), True), [(2, 3, 2)], (-2, 2)),
 ]
 
 

@@ -136,7 +136,7 @@ def run(plan: HessianPlan) -> Outcome:
     meta = plan.meta
     mean_abs = {"sum": 0.0, "n": 0}
     if plan.fmt == "table":
-        from ..render import close_hessian_table, hessian_rows
+        from ..render_reports import close_hessian_table, hessian_rows
 
         meta.update(table=hessian_rows, table_close=lambda console, w: close_hessian_table(console, w, mean_abs, meta))
     writer = open_output(plan.fmt, spec.output, plan.fields, meta)

@@ -11,7 +11,7 @@ ConvTranspose kernel (*k, C_out, C_in).
 from __future__ import annotations
 
 from .. import ops
-from ..ops.tensor import Pad, Strided
+from ..ops.tensor_index import Pad, Strided
 from .keras_layers import Call, _data_format, _identity, _tuple
 
 
@@ -41,7 +41,7 @@ def _pairs(c: Call, value, rank: int, what: str) -> list[tuple[int, int]]:
 
 def _zero_padding(rank):
     def build(c: Call) -> int:
-        """Zeros before and after each spatial axis (ops.tensor.Pad, whose transpose crops)."""
+        """Zeros before and after each spatial axis (ops.tensor_index.Pad, whose transpose crops)."""
         c.weights()
         _, axes = _spatial(c, rank)
         pairs = dict(zip(axes, _pairs(c, c.cfg.get("padding", 1), rank, "padding")))
@@ -51,7 +51,7 @@ def _zero_padding(rank):
 
 def _cropping(rank):
     def build(c: Call) -> int:
-        """Steps cut from each end of each spatial axis (ops.tensor.Strided)."""
+        """Steps cut from each end of each spatial axis (ops.tensor_index.Strided)."""
         c.weights()
         _, axes = _spatial(c, rank)
         pairs = dict(zip(axes, _pairs(c, c.cfg.get("cropping", 1), rank, "cropping")))

@@ -25,7 +25,8 @@ from .norm import Affine, LayerNorm, batch_norm, normalization
 from .recurrent import Recurrent, TimeDistributed
 from .spatial import Conv, GlobalPool, Pool, Window
 from .structure import Concat, FlatConcat, Identity, Repeat, Reshape, Resize, Slice, Transpose
-from .tensor import Binary, Const, Pad, Pointwise, Reduce, Strided, Take, Where
+from .tensor import Binary, Const, Pointwise, Where
+from .tensor_index import Pad, Reduce, Strided, Take
 
 __all__ = [
     "ELEMENTWISE", "OPS", "Act", "Activation", "Affine", "Concat", "Conv", "Dense", "FlatConcat", "GlobalPool",

@@ -86,8 +86,8 @@ def check_rows(ctx, param, value):
     """--rows: parsed here so a malformed list is refused before anything is loaded."""
     if value is None:
         return None
-    from .commands.common import parse_rows
-    from .errors import UsageError
+    from ..commands.common import parse_rows
+    from ..errors import UsageError
 
     try:
         parse_rows(value)
