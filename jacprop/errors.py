@@ -23,3 +23,9 @@ class UsageError(JacpropError):
 def one_line(e) -> str:
     """An exception's message on one line (library messages from h5py or numpy may span several)."""
     return " ".join(str(e).split())
+
+
+def no_data_rows(where: str | None, skipped: int = 0) -> InputError:
+    """The one error for an input without data rows (``where``: the file, "N inputs", or None)."""
+    prefix = f"{where}: " if where else ""
+    return InputError(f"{prefix}no data rows" + (f" ({skipped} skipped for NaN/inf values)" if skipped else ""))

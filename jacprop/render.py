@@ -245,7 +245,8 @@ def propagate_rows(console, rows, ids, arrays, meta) -> int:
     bad = {(n, k): flag is not None and bool(flag(arrays, n, k)) for n, k in cells}
     wide = [[label[n].removeprefix("row ") if k == 0 else "", escape(shorten(outs[k])), *c] for (n, k), c in cells.items()]
     styles = ["bold red" if bad[key] else None for key in cells]
-    print_fitting(console, lambda: grid(None, ["row", "output", *heads], wide, left=(1, len(heads) + 1), styles=styles),
+    left = (1, len(heads) + 1) if "budget" in arrays else (1,)  # the output's name and the top input
+    print_fitting(console, lambda: grid(None, ["row", "output", *heads], wide, left=left, styles=styles),
                   lambda: Group(*[_per_row(label[n], heads, outs, cells, n, bad) for n in range(len(rows))]),
                   lambda: records(None, ["row", "output", *heads], wide))
     return len(rows)

@@ -68,7 +68,8 @@ def test_config_option_through_the_cli():
             SAMPLES / "lstm.k2.json", "--format", "csv")
     assert r.exit_code == 0, r.output
     data = np.loadtxt(io.StringIO(r.stdout), delimiter=",", skiprows=1)
-    assert np.abs(data[:, :2] - ref["y64"]).max() < 1e-12
+    assert np.array_equal(data[:, 0], np.arange(1, len(data) + 1))  # the row column
+    assert np.abs(data[:, 1:3] - ref["y64"]).max() < 1e-12
     r = run("inspect", SAMPLES / "lstm.k3.weights.h5", "--config", SAMPLES / "lstm.k3.json")
     assert r.exit_code == 0 and "keras3-weights" in r.stdout, r.output
 

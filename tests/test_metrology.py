@@ -127,7 +127,7 @@ def test_dof_appear_in_csv_json_and_the_table(tmp_path):
     model, inputs = linear_model(tmp_path, [[1.0, 2.0]], 2)
     args = ["propagate", model, inputs, "--dx", "0.1", "--dof", "x1=3", "--level", "0.9"]
     header = run(*args, "--format", "csv").stdout.splitlines()[0]
-    assert header == "y,dy_gum(y),U_gum(y),k(y),nu_eff(y)"
+    assert header == "row,y,dy_gum(y),U_gum(y),k(y),nu_eff(y)"
     import json
 
     record = json.loads(run(*args, "--format", "jsonl").stdout.splitlines()[0])
@@ -377,7 +377,8 @@ def test_a_nan_fails_every_gate_naming_row_and_output(nan_model, gate):
     extra = ["--samples", "100"] if gate == ["--require-valid"] else []
     r = run("propagate", nan_model, INPUTS, "--dx", "0.1", *gate, *extra, "--rows", "2", "--format", "csv")
     assert r.exit_code == 1, r.output
-    assert "jacprop: 2 (row, output) pairs exceed the bounds: row 2 y[0]: non-finite y, J, dy_gum" in r.stderr
+    assert "jacprop: 2 (row, output) pairs exceed the bounds, the worst first: row 2 y[0]: non-finite y, J, dy_gum" \
+        in r.stderr
 
 
 def test_a_nan_is_reported_without_a_gate_and_the_exit_is_0(nan_model):

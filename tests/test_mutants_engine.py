@@ -133,7 +133,7 @@ def test_reverse_chunks_are_views_of_out_where_the_model_allows():
     model = mlp((5, 7, 3), ("tanh", "linear"))
     X = RNG.normal(size=(1100, 5))
     out = np.empty((1100, 3, 5))
-    chunks = list(engine.iter_jacobian(model, X, mode="reverse", out=out))
+    chunks = list(engine.iter_jacobian(model, X, mode="reverse", out=out, rows=512))
     assert [s for s, _, _ in chunks] == [0, 512, 1024]
     for start, _, Jc in chunks:
         assert np.shares_memory(Jc, out) and Jc.ctypes.data == out[start:].ctypes.data
@@ -143,7 +143,7 @@ def test_reverse_chunks_are_views_of_out_where_the_model_allows():
     for kw in ({"mode": "forward"}, {"wrt": [4, 1]}):
         buf = np.empty((1100, 3, 5 if "mode" in kw else 2))
         assert not any(np.shares_memory(Jc, buf) for _, _, Jc in engine.iter_jacobian(model, X, out=buf, **kw))
-    padded = list(engine.iter_jacobian(model, X, out=np.empty((1100, 3, 5)), deterministic=True))
+    padded = list(engine.iter_jacobian(model, X, out=np.empty((1100, 3, 5)), deterministic=True, rows=512))
     assert [len(Jc) for _, _, Jc in padded] == [512, 512, 76]
 
 

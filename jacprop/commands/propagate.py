@@ -165,7 +165,7 @@ class Estimator:
 
         def why(n, k):
             q, kf = gated[which[n, k]], float(k_factor[n, k])
-            label = f"{q} x k={kf:.4g}" if kf != 1 and q in ("dy_gum", "dy_mc") else q
+            label = f"{q} x k={kf:g}" if kf != 1 and q in ("dy_gum", "dy_mc") else q
             return f"{label} = {size[which[n, k], n, k]:.4g} > --max-dy {self.gate_dy[k]:.4g}"
 
         findings.violate(np.where(ok, worst, 0.0), value, rows, self.out_names, why)

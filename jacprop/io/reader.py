@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, UsageError
+from ..errors import InputError, UsageError, no_data_rows  # noqa: F401 (the commands import it from here)
 from . import dialect
 from .dialect import first_bad_utf8 as _first_bad_utf8
 from .fastcsv import arrow_parse as _arrow_parse
@@ -381,12 +381,6 @@ def has_text(line: bytes) -> bool:
     if s[0] < 0x80 and not 0x1C <= s[0] <= 0x1F:
         return True
     return bool(line.decode("utf-8", "replace").strip())
-
-
-def no_data_rows(where: str | None, skipped: int = 0) -> InputError:
-    """The one error for an input without data rows (``where``: the file, "N inputs", or None)."""
-    prefix = f"{where}: " if where else ""
-    return InputError(f"{prefix}no data rows" + (f" ({skipped} skipped for NaN/inf values)" if skipped else ""))
 
 
 def read_all(path, **kwargs) -> tuple[np.ndarray, np.ndarray | None, CsvReader]:

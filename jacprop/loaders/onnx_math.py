@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
-from ..ops import Activation
+from ..ops import Activation, tensor_index
 from ..ops import tensor as ops_onnx
 from .onnx_tensors import Const, Tensor, f32
 
@@ -236,7 +236,7 @@ def _pad(L, node, x, pads, value, name):
         return x
     if min(min(p) for p in pads) < 0:
         raise L.fail(node, f"negative pads {pads} are not supported")
-    return L.emit(node, ops_onnx.Pad(pads=((0, 0), *pads), value=value), [x], kind="Pad", name=name)
+    return L.emit(node, tensor_index.Pad(pads=((0, 0), *pads), value=value), [x], kind="Pad", name=name)
 
 
 def _conv(L, node, a, ins):
@@ -255,7 +255,7 @@ def _conv(L, node, a, ins):
         xj = x
         if groups > 1:
             index = (tuple(range(j * cg, (j + 1) * cg)), *(tuple(range(d)) for d in x.shape[1:]))
-            xj = L.emit(node, ops_onnx.Strided(index=index), [x], kind="Slice", name=f"{name}/group{j}")
+            xj = L.emit(node, tensor_index.Strided(index=index), [x], kind="Slice", name=f"{name}/group{j}")
         op = ops.Conv(
             kernel=np.ascontiguousarray(kernel[..., j * mg : (j + 1) * mg]),
             bias=None if bias is None else bias[j * mg : (j + 1) * mg],
@@ -315,7 +315,7 @@ def _reduce(how):
         if isinstance(x, Const):
             f = np.mean if how == "mean" else np.sum
             return [Const(f(x.value, axis=None if not axes else tuple(axes), keepdims=keep))]
-        op = ops_onnx.Reduce(how=how, axes=tuple(L.axis(node, ax, x, "axes") for ax in axes), keepdims=keep)
+        op = tensor_index.Reduce(how=how, axes=tuple(L.axis(node, ax, x, "axes") for ax in axes), keepdims=keep)
         return [L.emit(node, op, [x])]
 
     return handler

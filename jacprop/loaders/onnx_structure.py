@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import ops
 from ..ops import tensor as ops_onnx
+from ..ops import tensor_index
 from .onnx_tensors import BATCH, DTYPES, FLOAT_TYPES, TYPE_NAMES, Const, Mask, NonFloat, Tensor, float64
 
 
@@ -206,7 +207,7 @@ def _slice(L, node, a, ins):
         index[len(x.shape) + neg] = tuple(range(*slice(st, en, sp).indices(x.shape[len(x.shape) + neg])))
     if index == [tuple(range(d)) for d in x.shape]:
         return [x]
-    return [L.emit(node, ops_onnx.Strided(index=tuple(index)), [x])]
+    return [L.emit(node, tensor_index.Strided(index=tuple(index)), [x])]
 
 
 def _gather(L, node, a, ins):
@@ -225,7 +226,7 @@ def _gather(L, node, a, ins):
     idx = np.asarray(idx, np.int64)
     if idx.size and (idx.min() < -n or idx.max() >= n):
         raise L.fail(node, f"indices out of range for an axis of length {n}")
-    return [L.emit(node, ops_onnx.Take(indices=np.where(idx < 0, idx + n, idx), axis=ax), [x])]
+    return [L.emit(node, tensor_index.Take(indices=np.where(idx < 0, idx + n, idx), axis=ax), [x])]
 
 
 COMPARISONS = {
