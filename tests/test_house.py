@@ -29,7 +29,7 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
                                        "memory, deterministic, threads)",
     ("jacprop/second_order.py", "iter_hessian"): "the public block iterator: its keywords are jacprop.hessian's",
     ("jacprop/io/reader.py", "CsvReader.__init__"): "its keywords are the CSV dialect and selection, which "
-                                                    "InputSpec.reader_options() and CsvReader.options() carry as a dict",
+                                                    "InputSpec.reader_options() and CsvReader.options() carry",
 }
 
 # Temporary, while the wave's branches are merged: module -> why it breaks the rules today. A listed
