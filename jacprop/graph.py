@@ -100,7 +100,8 @@ def _check_shape(shape, what):
     if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1 for d in shape):
         raise ValueError(f"{what} has shape {tuple(shape)}; every dimension must be a positive integer")
     if math.prod(shape) > MAX_ROW_SIZE:
-        raise ValueError(f"{what} has shape {tuple(shape)}, {math.prod(shape):,} values per row (limit {MAX_ROW_SIZE:,})")
+        raise ValueError(f"{what} has shape {tuple(shape)}, {math.prod(shape):,} values per row "
+                         f"(limit {MAX_ROW_SIZE:,})")
 
 
 class GraphBuilder:
@@ -193,7 +194,8 @@ def chain(models: list[Model]) -> Model:
         offset = len(nodes) - 1  # node 0 of m is the last node so far
         nodes += [replace(n, inputs=tuple(j + offset for j in n.inputs)) for n in m.nodes[1:]]
     sources = [m.source for m in models]
-    return Model(nodes, models[0].input_names, models[-1].output_names, {"chain": sources} if len(models) > 1 else sources[0])
+    source = {"chain": sources} if len(models) > 1 else sources[0]
+    return Model(nodes, models[0].input_names, models[-1].output_names, source)
 
 
 # ---------------------------------------------------------------------------

@@ -290,7 +290,8 @@ def propagate(model=None, X=None, dx=None, *, J=None, cov=None, corr=None, **set
     n, _, d = J.shape
     input_names, dist, dof = (settings.pop(key, None) for key in ("input_names", "dist", "dof"))
     names = list(input_names or (model.input_names if model is not None else [f"x{i}" for i in range(d)]))
-    specs = {key: [f"{name}={value}" for name, value in (given or {}).items()] for key, given in (("dist", dist), ("dof", dof))}
+    specs = {key: [f"{name}={value}" for name, value in (given or {}).items()]
+             for key, given in (("dist", dist), ("dof", dof))}
     s = settings_for(**settings, dist=distributions_of(specs["dist"], names), dof=dof_of(specs["dof"], names))
     if model is None and (set(s.methods) & set(NEEDS_NETWORK) or s.check_linearity):
         raise UsageError("--method mc and --check-linearity run the network: give the model")

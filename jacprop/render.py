@@ -81,7 +81,15 @@ def progress(show: bool, size=None):
     with the percentage and the time left; otherwise a spinner with the rows done."""
     if not show:
         return nullcontext(lambda n: None)
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     total, done = size if size else (None, None)
     columns = [SpinnerColumn(), TextColumn("{task.fields[rows]:,} rows"), TimeElapsedColumn()]
@@ -169,7 +177,8 @@ def _top_inputs(title, y, J, ins, outs, lines=False):
     rows = []
     for k, out in enumerate(outs):
         order = np.argsort(-np.nan_to_num(np.abs(J[k]), nan=np.inf), kind="stable")[:top]
-        rows.append([escape(shorten(out)), number(y[k]), ", ".join(f"{escape(ins[i])} {number(J[k, i])}" for i in order)])
+        largest = ", ".join(f"{escape(ins[i])} {number(J[k, i])}" for i in order)
+        rows.append([escape(shorten(out)), number(y[k]), largest])
     if lines:
         return records(title, ["", "y", f"{head}:"], rows, note if top < len(ins) else None)
     table = grid(title, ["output", "y", head], rows, left=(0, 2), caption=note if top < len(ins) else None)
@@ -243,7 +252,8 @@ def propagate_rows(console, rows, ids, arrays, meta) -> int:
                                    f"{escape(shorten(meta['input_names'][i], 12))} {share[i]:.0%}")
     label = [_label(rows[n], None if ids is None else ids[n]) for n in range(len(rows))]
     bad = {(n, k): flag is not None and bool(flag(arrays, n, k)) for n, k in cells}
-    wide = [[label[n].removeprefix("row ") if k == 0 else "", escape(shorten(outs[k])), *c] for (n, k), c in cells.items()]
+    wide = [[label[n].removeprefix("row ") if k == 0 else "", escape(shorten(outs[k])), *c]
+            for (n, k), c in cells.items()]
     styles = ["bold red" if bad[key] else None for key in cells]
     left = (1, len(heads) + 1) if "budget" in arrays else (1,)  # the output's name and the top input
     print_fitting(console, lambda: grid(None, ["row", "output", *heads], wide, left=left, styles=styles),
@@ -277,7 +287,8 @@ def propagate_footer(s) -> list[str]:
         digits = s.mc_options().digits
         run = (f"adaptive (JCGM 101 7.9) to {digits} significant digits, at most {s.samples:,} draws per row" if digits
                else f"{s.samples:,} draws per row")
-        lines.append(f"σ mc ± se: standard error from the draws; mc lo/hi: {s.interval} {s.mc_level:.4g} interval; {run}")
+        lines.append(f"σ mc ± se: standard error from the draws; mc lo/hi: {s.interval} {s.mc_level:.4g} "
+                     f"interval; {run}")
     if s.validate:
         lines.append("valid: GUM's y ± U within δ of the Monte Carlo interval ends (JCGM 101 8)")
     return lines
@@ -326,7 +337,8 @@ class TableWriter(Writer):
         if "table_close" in self.meta:
             self.meta["table_close"](self.console, self)
         elif self.n > self.shown:
-            self.console.print(f"... {self.n - self.shown} more rows not shown (--max-rows, or --format csv/jsonl/npz for all)")
+            self.console.print(f"... {self.n - self.shown} more rows not shown (--max-rows, or --format "
+                               "csv/jsonl/npz for all)")
         for line in self.meta.get("footer", ()):  # what the numbers mean (propagate: k, the Monte Carlo's settings)
             self.console.print(Text(line, style="dim"), soft_wrap=True)
         self.out.commit()

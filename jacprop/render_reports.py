@@ -77,7 +77,8 @@ def inspect_table(info: dict) -> None:
         table.add_row(escape(layer["name"]), escape(layer["type"]), layer["activation"] or "",
                       escape(", ".join(layer["inputs"])), str(tuple(layer["output_shape"])), f"{layer['params']:,}")
     out.print(table)
-    out.print(f"D = {info['D']} inputs: {escape(', '.join(info['input_names']))} (names: {escape(info['input_names_from'])})")
+    names = escape(", ".join(info["input_names"]))
+    out.print(f"D = {info['D']} inputs: {names} (names: {escape(info['input_names_from'])})")
     out.print(f"K = {info['K']} outputs: {escape(', '.join(info['output_names']))}")
     out.print(f"{info['params']:,} parameters")
     for note in src.get("notes", []):

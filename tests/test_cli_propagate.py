@@ -49,7 +49,8 @@ def test_outputs_on_a_jacobian_stream():
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr
     got = columns(r.stdout)  # JSON Lines carries the names (issue 18.3)
-    assert list(got) == ["y[0]", "dy_worst(y[0])"] and got["dy_worst(y[0])"].tobytes() == full["dy_worst(y[0])"].tobytes()
+    assert list(got) == ["y[0]", "dy_worst(y[0])"]
+    assert got["dy_worst(y[0])"].tobytes() == full["dy_worst(y[0])"].tobytes()
 
 
 def test_wrt_is_the_uncertainty_from_those_inputs_alone(tmp_path):

@@ -20,12 +20,14 @@ from .types import COUNT, COVERAGE, LEVEL, NON_NEGATIVE, POSITIVE, SAMPLES, SEED
               help="reverse: cost ~ outputs; forward: cost ~ inputs; auto: the cheaper.")
 @click.option("--outputs", multiple=True, help="Only these outputs (names or indices, comma-separated).")
 @click.option("--wrt", multiple=True, help="Only derivatives with respect to these inputs (names or indices).")
-@click.option("--output-names", multiple=True, help="Names for the K outputs (comma-separated), instead of the model's.")
+@click.option("--output-names", multiple=True,
+              help="Names for the K outputs (comma-separated), instead of the model's.")
 @click.option("--logits", is_flag=True, help="Jacobian of the output layers' pre-activations (e.g. before a softmax).")
 @click.option("--rows", "rows", callback=check_rows, help="Only these data rows (counted from 1), e.g. 1-5,10,20-.")
 @click.option("--summary", is_flag=True,
               help="Statistics of J over all rows per output and input, inputs ranked by mean |J|.")
-@click.option("--max-rows", type=COUNT, default=10, show_default=True, help="Rows shown one by one in the table format.")
+@click.option("--max-rows", type=COUNT, default=10, show_default=True,
+              help="Rows shown one by one in the table format.")
 @handle_errors
 def jacobian(paths, **o):
     """J[k, i] = dy_k/dx_i (and y) at every row of INPUTS.
@@ -63,12 +65,15 @@ def jacobian(paths, **o):
 @click.option("--outputs", multiple=True, help="Only these outputs (names or indices, comma-separated).")
 @click.option("--wrt", multiple=True, help="Only these inputs (names or indices): J and the D' x D' block of H.")
 @click.option("--diagonal", is_flag=True, help="Only d2y/dxi^2 (N, K, D): D times less output, the same cost.")
-@click.option("--output-names", multiple=True, help="Names for the K outputs (comma-separated), instead of the model's.")
-@click.option("--logits", is_flag=True, help="Derivatives of the output layers' pre-activations (e.g. before a softmax).")
+@click.option("--output-names", multiple=True,
+              help="Names for the K outputs (comma-separated), instead of the model's.")
+@click.option("--logits", is_flag=True,
+              help="Derivatives of the output layers' pre-activations (e.g. before a softmax).")
 @click.option("--rows", "rows", callback=check_rows, help="Only these data rows (counted from 1), e.g. 1-5,10,20-.")
 @click.option("--top", type=click.IntRange(1), default=5, show_default=True,
               help="Table: the largest interactions shown per output.")
-@click.option("--max-rows", type=COUNT, default=10, show_default=True, help="Rows shown one by one in the table format.")
+@click.option("--max-rows", type=COUNT, default=10, show_default=True,
+              help="Rows shown one by one in the table format.")
 @handle_errors
 def hessian(paths, **o):
     """H[k, i, j] = d2y_k/dx_i dx_j (and y, J) at every row of INPUTS.

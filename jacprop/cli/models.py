@@ -85,7 +85,8 @@ PLOT_STATS = ("mean-abs", "rms", "mean")
 @click.option("--dx", multiple=True, help="MODEL... INPUTS, budget and linearity: the input uncertainty, as for "
               "jacprop propagate (0.01, NAME=0.5, NAME=2%). Repeatable.")
 @click.option("--samples", type=SAMPLES, default=4000, show_default=True, help="linearity: Monte Carlo draws at --row.")
-@click.option("--seed", type=SEED, default=0, show_default=True, help="linearity: Monte Carlo seed (as in jacprop propagate).")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="linearity: Monte Carlo seed (as in jacprop propagate).")
 @click.option("--dpi", type=click.IntRange(10, 1200), default=100, show_default=True, help="PNG resolution.")
 @click.option("--columns", multiple=True, help="MODEL... INPUTS: input columns by name, in order.")
 @click.option("--id-column", help="MODEL... INPUTS: a column identifying rows (not an input).")
@@ -93,7 +94,8 @@ PLOT_STATS = ("mean-abs", "rms", "mean")
               help="MODEL... INPUTS: CSV field delimiter (default: sniffed, as in jacprop jacobian).")
 @click.option("--no-header", is_flag=True, help="MODEL... INPUTS: the CSV has no header line (default: a line 1 of "
               "numbers is data).")
-@click.option("--rows", "rows", callback=check_rows, help="MODEL... INPUTS: only these data rows (counted from 1), e.g. 1-100.")
+@click.option("--rows", "rows", callback=check_rows,
+              help="MODEL... INPUTS: only these data rows (counted from 1), e.g. 1-100.")
 @click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say.")
 @click.option("--output-activation", default="linear", show_default=True,
               help="NPZ weight lists: the last layer's activation.")

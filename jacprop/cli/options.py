@@ -90,7 +90,8 @@ def model_and_input_options(fn):
     decorators = [
         click.option("--columns", multiple=True,
                      help="Input columns by name, in order (comma-separated or repeated). Default: all but the id "
-                          "column. Where the model knows its input names (see inspect), columns are matched to them by name."),
+                          "column. Where the model knows its input names (see inspect), columns are matched to "
+                          "them by name."),
         click.option("--by-position", is_flag=True,
                      help="Take the selected columns in order as the model's inputs, even where their names are the "
                           "model's input names in another order."),
@@ -99,10 +100,12 @@ def model_and_input_options(fn):
         click.option("--on-invalid", type=click.Choice(["error", "skip", "keep"]), default="error", show_default=True,
                      help="What to do with rows holding NaN/inf or missing input cells."),
         click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True),
-        click.option("--activation", help="NPZ weight lists: the hidden layers' activation, when the file does not say."),
+        click.option("--activation",
+                     help="NPZ weight lists: the hidden layers' activation, when the file does not say."),
         click.option("--output-activation", default="linear", show_default=True,
                      help="NPZ weight lists: the last layer's activation."),
-        click.option("--refuse-nonfinite-weights", is_flag=True, help="Refuse models with NaN/inf weights (default: warn)."),
+        click.option("--refuse-nonfinite-weights", is_flag=True,
+                     help="Refuse models with NaN/inf weights (default: warn)."),
         click.option("--config", "configs", multiple=True, type=click.Path(dir_okay=False),
                      help="Keras weights-only file (save_weights): its architecture, the JSON model.to_json() "
                           "wrote; one per weights-only MODEL, in order."),

@@ -51,7 +51,8 @@ SETTINGS = ("samples", "seed", "digits", "interval", "validate", "require_valid"
                    "Welch-Satterthwaite nu_eff and, with --level, takes k from Student's t (JCGM 100 G.4). Repeatable.")
 @click.option("--coverage", type=COVERAGE, help="Coverage factor k >= 1: expanded uncertainty U = k u.")
 @click.option("--level", type=LEVEL,
-              help="Coverage probability in (0, 1), e.g. 0.95: k from the normal distribution (Student's t with --dof); also "
+              help="Coverage probability in (0, 1), e.g. 0.95: k from the normal distribution (Student's t with "
+                   "--dof); also "
                    "the mc interval.")
 @click.option("--output-cov", is_flag=True,
               help="Also write the output covariance per row: J Sigma J^T (cov), and from the draws with mc (cov_mc).")

@@ -156,7 +156,8 @@ def match_names(reader: CsvReader, model_names, spec: InputSpec) -> None:
     reader.select(list(model_names), reader.id_column, reader.extra)
     unused = [n for n in chosen if n not in set(model_names)]
     reader.notes.append(f"jacprop: note: {reader.path}: inputs matched to the model's by name "
-                        f"({_listed(list(model_names))})" + (f"; the file's order was {_listed(named)}" if named != list(model_names) else "")
+                        f"({_listed(list(model_names))})"
+                        + (f"; the file's order was {_listed(named)}" if named != list(model_names) else "")
                         + (f"; columns not used: {_listed(unused)}" if unused else ""))
 
 
@@ -235,7 +236,8 @@ def jacobian_blocks(model, reader, mode, outputs, wrt, dtype, keep=None) -> Iter
     for X, ids, rows, extra in selected_chunks(reader, keep):
         for start, Y, J in iter_jacobian(model, X, mode, outputs, wrt, np.dtype(dtype), deterministic=True):
             sl = slice(start, start + len(Y))
-            yield RowBlock(rows[sl], None if ids is None else ids[sl], X[sl], Y, J, {k: v[sl] for k, v in extra.items()})
+            extra_sl = {k: v[sl] for k, v in extra.items()}
+            yield RowBlock(rows[sl], None if ids is None else ids[sl], X[sl], Y, J, extra_sl)
         del X, ids, rows, extra  # before the reader makes the next chunk: one chunk alive at a time
 
 

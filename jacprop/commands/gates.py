@@ -99,7 +99,8 @@ def findings_outcome(found: dict, tol, quiet, notes, settings=None) -> Outcome:
         digits = settings.mc_options().digits
         why = " (--validate runs it to one digit more than --digits)" if settings.validate else ""
         notes.append(f"jacprop: note: {n_capped} rows reached --samples {settings.samples} before the Monte Carlo "
-                     f"was stable to {digits} significant digits{why}: rows " + ", ".join(map(str, found["capped"][:20]))
+                     f"was stable to {digits} significant digits{why}: rows "
+                     + ", ".join(map(str, found["capped"][:20]))
                      + (" ..." if n_capped > 20 else "") + (" (their standard errors say how far to trust them"
                      + ("; --validate's verdict there rests on a Monte Carlo less precise than delta" if why else "")
                      + ")"))
@@ -127,7 +128,8 @@ def merge_findings(results, parts, where) -> dict:
             merged[name] = merge_worst([(*v[:2], where(v[2], p), *v[3:]) for p, res in zip(parts, results)
                                         for v in res.get(name, [])])
         else:
-            merged[name] = [(where(item[0], p), *item[1:]) for p, res in zip(parts, results) for item in res.get(name, [])]
+            merged[name] = [(where(item[0], p), *item[1:]) for p, res in zip(parts, results)
+                            for item in res.get(name, [])]
     return merged
 
 

@@ -41,7 +41,8 @@ TABLE_COLUMNS = [  # array name, table header
     ("dy_linear", "Δy lin"), ("dy_gum", "u gum"), ("U_gum", "U=k·u"), ("k", "k"), ("nu_eff", "ν eff"),
     ("dy_worst", "worst"), ("dy_mc", "σ mc"), ("dy_mc_se", "± se"), ("mc_shift", "mc shift"),
     ("gum_valid", "valid"), ("nonlinearity", "nonlin"),
-]  # the data formats also hold mc_lo/hi, the other standard errors, mc_samples, d_low/d_high, dy_plus/minus, cov, budget
+]  # the data formats also hold mc_lo/hi, the other standard errors, mc_samples, d_low/d_high, dy_plus/minus,
+# cov, budget
 GATED = ("dy_linear", "dy_gum", "dy_worst", "dy_mc")  # what --max-dy bounds (u-like ones times k)
 
 
@@ -228,7 +229,8 @@ def uncertainty_of(u: UncertaintySpec, in_names) -> P.Uncertainty:
             if not np.allclose(np.diag(corr), 1):
                 raise UsageError(f"--corr {u.corr_file}: a correlation matrix has ones on its diagonal")
     if not u.dx and not u.dx_columns and sigma is None:
-        raise UsageError("say how uncertain the inputs are: --dx 0.01, --dx NAME=0.5, --dx NAME=2%, --dx-column or --cov")
+        raise UsageError("say how uncertain the inputs are: --dx 0.01, --dx NAME=0.5, --dx NAME=2%, --dx-column "
+                         "or --cov")
     unc = P.parse_dx(list(u.dx), in_names, list(u.dx_columns), corr)
     if sigma is not None:
         unc.absolute = sigma

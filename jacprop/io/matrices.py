@@ -23,7 +23,8 @@ def read_matrix(path, names, what) -> np.ndarray:
     if body and header and len(body[0]) == len(header) and not _is_number(body[0][0]):
         header, body = header[1:], [r[1:] for r in body]  # a first column of row names
     if sorted(header) != sorted(names) or len(body) != len(names):
-        raise UsageError(f"{what} {path}: expected a {len(names)} x {len(names)} matrix with a header naming the inputs {names}")
+        raise UsageError(f"{what} {path}: expected a {len(names)} x {len(names)} matrix with a header naming "
+                         f"the inputs {names}")
     try:
         m = np.array(body, dtype=np.float64)
     except ValueError as e:
@@ -49,5 +50,6 @@ def read_expected(path, output_names) -> np.ndarray:
     except UsageError:
         X, _, _ = read_all(path)
         if X.shape[1] != len(output_names):
-            raise UsageError(f"--expect-y {path}: expected columns {output_names} or {len(output_names)} numeric columns") from None
+            raise UsageError(f"--expect-y {path}: expected columns {output_names} or {len(output_names)} "
+                             "numeric columns") from None
         return X

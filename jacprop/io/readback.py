@@ -62,7 +62,8 @@ def _npz(stream, where):
         raise InputError(f"{where}: unreadable NPZ ({e})") from None
     missing = {"y", "jacobian", "input_names", "output_names"} - set(arrays)
     if missing:
-        raise InputError(f"{where}: NPZ lacks {sorted(missing)}; expected the output of `jacprop jacobian --format npz`")
+        raise InputError(f"{where}: NPZ lacks {sorted(missing)}; expected the output of "
+                         "`jacprop jacobian --format npz`")
     Y, J = arrays["y"].astype(np.float64), arrays["jacobian"].astype(np.float64)
     X = arrays["x"].astype(np.float64) if "x" in arrays else None
     ids = arrays.get("ids")
@@ -109,7 +110,8 @@ def _jsonl_block(lines, first_number, where, k, d, has_id):
         X = np.array([o["x"] for o in objs], dtype=np.float64).reshape(len(objs), d) if "x" in objs[0] else None
         ids = np.array([str(o["id"]) for o in objs]) if has_id else None
     except (ValueError, KeyError, TypeError) as e:
-        raise InputError(f"{where}: lines {first_number}-{first_number + len(lines) - 1}: malformed record ({e})") from None
+        last = first_number + len(lines) - 1
+        raise InputError(f"{where}: lines {first_number}-{last}: malformed record ({e})") from None
     return rows, ids, X, Y, J
 
 

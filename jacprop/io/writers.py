@@ -256,7 +256,8 @@ class NpyStream:
         self.n += len(a)
 
     def copy_to(self, out):
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.n, *self.tail)}
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                  "shape": (self.n, *self.tail)}
         np.lib.format.write_array_header_1_0(out, header)  # shapes of a few axes fit its 64 KB header
         self.file.seek(0)
         shutil.copyfileobj(self.file, out)

@@ -116,7 +116,8 @@ class Loader:
             shown = reg if isinstance(reg, str) and reg != cls else cls
             layer = Layer(shown, str(name), {}, entry, (), "")
             if cls == "Lambda":
-                raise self.fail(layer, "refused: Lambda layers hold Python code, and jacprop never runs code from a model file")
+                raise self.fail(layer, "refused: Lambda layers hold Python code, and jacprop never runs code from "
+                                       "a model file")
             known = cls in BUILDERS or cls in MODEL_CLASSES or cls == "InputLayer" or cls in INTEGER_INPUT
             if custom or not (known or cls in NOT_SUPPORTED):
                 raise self.fail(layer, "not a built-in Keras layer class; custom layers cannot be loaded")

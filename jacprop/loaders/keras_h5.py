@@ -2,7 +2,8 @@
 written by Keras 3.  The root attribute ``model_config`` holds the model's JSON config;
 ``/model_weights/<layer>`` holds each layer's weights, listed in order by its
 ``weight_names`` attribute (a nested model's group lists the weights of all its layers,
-each name ending ``<inner layer>/<weight>``).  Optimizer state and training config are ignored.  The file is opened with ``hdf5.open_hdf5``'s safety rules.
+each name ending ``<inner layer>/<weight>``).  Optimizer state and training config are ignored.  The file is
+opened with ``hdf5.open_hdf5``'s safety rules.
 """
 
 from __future__ import annotations

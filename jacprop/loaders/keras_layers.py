@@ -180,7 +180,8 @@ def _dense(c: Call) -> int:
     units = c.cfg["units"]
     specs = [("kernel", (c.shape[-1], units))] + ([("bias", (units,))] if c.cfg.get("use_bias", True) else [])
     kernel, *bias = c.weights(*specs)
-    return c.add(ops.Dense(kernel=kernel, bias=bias[0] if bias else None, activation=c.activation(c.cfg.get("activation"))))
+    activation = c.activation(c.cfg.get("activation"))
+    return c.add(ops.Dense(kernel=kernel, bias=bias[0] if bias else None, activation=activation))
 
 
 def _act_layer(c: Call) -> int:
@@ -363,7 +364,8 @@ def _pool(how, rank):
 def _global_pool(how, rank):
     def build(c: Call) -> int:
         c.weights()
-        return c.add(ops.GlobalPool(how, rank, channels_first=_data_format(c), keepdims=bool(c.cfg.get("keepdims", False))))
+        keepdims = bool(c.cfg.get("keepdims", False))
+        return c.add(ops.GlobalPool(how, rank, channels_first=_data_format(c), keepdims=keepdims))
     return build
 
 

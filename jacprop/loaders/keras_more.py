@@ -114,7 +114,8 @@ def _separable(rank):
         specs += [("bias", (filters,))] if c.cfg.get("use_bias", True) else []
         dw, pw, *bias = c.weights(*specs)
         node = c.add(ops.Depthwise(kernel=dw, **args), last=False)
-        return c.add(ops.Conv(kernel=pw, bias=bias[0] if bias else None, activation=c.activation(c.cfg.get("activation")),
+        activation = c.activation(c.cfg.get("activation"))
+        return c.add(ops.Conv(kernel=pw, bias=bias[0] if bias else None, activation=activation,
                               channels_first=args["channels_first"]), [node])
     return build
 

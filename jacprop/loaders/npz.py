@@ -118,7 +118,8 @@ def _weight_list(path, arrays) -> list[tuple[str, np.ndarray, np.ndarray | None,
     """[(layer name, W, b, W is (out, in)), ...] in layer order."""
     torch = {k[: -len(".weight")]: k for k in arrays if k.endswith(".weight")}
     known = {"activations", "input_names", "output_names"} | (
-        {k for k in arrays if k.endswith((".weight", ".bias"))} if torch else {k for k in arrays if _LAYER_NAME.match(k)})
+        {k for k in arrays if k.endswith((".weight", ".bias"))} if torch
+        else {k for k in arrays if _LAYER_NAME.match(k)})
     extra = sorted(set(arrays) - known)
     if extra and (torch or any(_LAYER_NAME.match(k) for k in arrays)):
         raise ModelError(f"{path}: unexpected array(s) {extra[:5]}: a weight list holds only weights, biases and "
@@ -158,13 +159,15 @@ def _orient(path, layers):
             fits_io = (b is None or b.shape == (w.shape[1],)) and (prev is None or w.shape[0] == prev)
             fits_oi = (b is None or b.shape == (w.shape[0],)) and (prev is None or w.shape[1] == prev)
             if not (fits_io or fits_oi):
-                raise ModelError(f"{path}: {name} of shape {w.shape} does not follow the previous layer ({prev} outputs)")
+                raise ModelError(f"{path}: {name} of shape {w.shape} does not follow the previous layer "
+                                 f"({prev} outputs)")
             transposed = not fits_io
         kernel = (w.T if transposed else w).astype(np.float64)
         if b is not None and b.shape != (kernel.shape[1],):
             raise ModelError(f"{path}: {name}: bias expected shape ({kernel.shape[1]},), got {b.shape}")
         if prev is not None and kernel.shape[0] != prev:
-            raise ModelError(f"{path}: {name}: expects {kernel.shape[0]} inputs but the previous layer has {prev} outputs")
+            raise ModelError(f"{path}: {name}: expects {kernel.shape[0]} inputs but the previous layer has "
+                             f"{prev} outputs")
         prev = kernel.shape[1]
         out.append((name, kernel, None if b is None else b.astype(np.float64)))
     return out

@@ -32,5 +32,6 @@ __all__ = [
     "ELEMENTWISE", "OPS", "Act", "Activation", "Affine", "Concat", "Conv", "Dense", "FlatConcat", "GlobalPool",
     "Identity", "LayerNorm", "Linear", "Merge", "Op", "Pool", "Reshape", "Slice", "Transpose", "Window",
     "ConvTranspose", "Depthwise", "Recurrent", "Repeat", "Resize", "TimeDistributed",
-    "Binary", "Const", "Pad", "Pointwise", "Reduce", "Strided", "Take", "Where", "batch_norm", "dot_last", "make_op", "normalization", "op_config", "register",
+    "Binary", "Const", "Pad", "Pointwise", "Reduce", "Strided", "Take", "Where", "batch_norm", "dot_last", "make_op",
+    "normalization", "op_config", "register",
 ]

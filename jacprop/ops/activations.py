@@ -130,7 +130,8 @@ ELEMENTWISE = {
     ),
     "gelu": (
         lambda a, p: 0.5 * a * (1 + erf(a * _INV_SQRT_2)),
-        lambda a, y, p: 0.5 * (1 + erf(a * _INV_SQRT_2)) + a * np.exp(-((a * _INV_SQRT_2) ** 2)) * (_INV_SQRT_2 * _INV_SQRT_PI),
+        lambda a, y, p: 0.5 * (1 + erf(a * _INV_SQRT_2))
+        + a * np.exp(-((a * _INV_SQRT_2) ** 2)) * (_INV_SQRT_2 * _INV_SQRT_PI),
     ),
     "gelu_tanh": (lambda a, p: 0.5 * a * (1 + np.tanh(_gelu_tanh_inner(a))), _gelu_tanh_dh),
     "sigmoid": (lambda a, p: _sigmoid(a), lambda a, y, p: y * (1 - y)),

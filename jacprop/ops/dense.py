@@ -42,7 +42,8 @@ class Dense(Op):
         """``out``: a contiguous (N, K, n_in) array to write the cotangent into (the engine
         passes the caller's J when this product is the last one); used when the result has N rows."""
         a, y = saved
-        if g.shape[0] == 1 and g.ndim == 3 and a.ndim == 2 and g.size * len(self.kernel) <= 2**22 and self._elementwise():
+        small = g.size * len(self.kernel) <= 2**22
+        if g.shape[0] == 1 and g.ndim == 3 and a.ndim == 2 and small and self._elementwise():
             # g is the same for every row (the seed): (g * h') @ kernel^T = h' @ M with
             # M[j, (k, i)] = g[k, j] kernel[i, j], one product and no (rows, K, units) temporary.
             d = self.activation.derivative(a, y)

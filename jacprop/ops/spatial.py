@@ -151,7 +151,8 @@ class Conv(Spatial):
 
     def _window(self, spatial):
         rank = self.window_rank
-        window = Window(self.kernel.shape[:-2], _per_axis(self.strides, rank), _per_axis(self.dilation, rank), self.padding)
+        window = Window(self.kernel.shape[:-2], _per_axis(self.strides, rank), _per_axis(self.dilation, rank),
+                        self.padding)
         window.setup(spatial)
         return window
 
@@ -254,7 +255,8 @@ class Pool(Spatial):
         kp = math.prod(self.size)
         if self.how == "average":
             def spread(v):
-                return self.window.scatter(np.broadcast_to((v / self.count)[..., None, :], (*v.shape[:-1], kp, v.shape[-1])))
+                spread = np.broadcast_to((v / self.count)[..., None, :], (*v.shape[:-1], kp, v.shape[-1]))
+                return self.window.scatter(spread)
             return (self._map(spread, g),)
         idx = saved
         v, lead = to_channels_last(g, len(self.size), self.channels_first)

@@ -94,7 +94,8 @@ def check_covariance(cov: np.ndarray, where: str) -> np.ndarray:
     scale = max(float(np.abs(cov).max()), 1e-300)
     if np.abs(cov - cov.T).max() > 1e-10 * scale:
         i, j = np.unravel_index(np.abs(cov - cov.T).argmax(), cov.shape)
-        raise UsageError(f"{where}: not symmetric: entry ({i + 1}, {j + 1}) is {cov[i, j]} but ({j + 1}, {i + 1}) is {cov[j, i]}")
+        raise UsageError(f"{where}: not symmetric: entry ({i + 1}, {j + 1}) is {cov[i, j]} but ({j + 1}, {i + 1}) "
+                         f"is {cov[j, i]}")
     lowest = float(np.linalg.eigvalsh((cov + cov.T) / 2).min())
     if lowest < -1e-10 * scale:
         raise UsageError(f"{where}: not positive semi-definite (smallest eigenvalue {lowest:.3g})")

@@ -198,7 +198,8 @@ def monte_carlo(forward, X, dx, corr, rows, opts: McOptions) -> dict:
             s = summary(ys, opts)
             out["dy_mc"][i], out["dy_mc_se"][i] = s["std"], s["std_se"]
             out["mc_shift"][i], out["mc_shift_se"][i] = s["mean"] - y0[i], s["mean_se"]
-            out["mc_lo"][i], out["mc_lo_se"][i], out["mc_hi"][i], out["mc_hi_se"][i] = s["lo"], s["lo_se"], s["hi"], s["hi_se"]
+            out["mc_lo"][i], out["mc_lo_se"][i] = s["lo"], s["lo_se"]
+            out["mc_hi"][i], out["mc_hi_se"][i] = s["hi"], s["hi_se"]
             out["mc_samples"][i] = count
             dev = ys - s["mean"][:, None, :]
             out["cov_mc"][i] = np.einsum("gnk,gnl->gkl", dev, dev) / max(count - 1, 1)
