@@ -12,7 +12,7 @@ import pytest
 
 from jacprop import engine, graph, ops, parallel
 from jacprop.graph import GraphBuilder
-from jacprop.io import writers
+from jacprop.io import numtext, writers
 from jacprop.ops.activations import Activation
 
 
@@ -157,7 +157,7 @@ def test_jsonl_lines_are_json_dumps_whether_pyarrow_formats_them_or_not(monkeypa
     rows = np.arange(1, 301)
     ids = np.array([f'i"d{i}' for i in range(300)])
     fast = [writers.jsonl_lines(rows, i, arrays, fields) for i in (None, ids)]
-    monkeypatch.setattr(writers, "_arrow", lambda: None)
+    monkeypatch.setattr(numtext, "_arrow", lambda: None)  # the plain path
     plain = [writers.jsonl_lines(rows, i, arrays, fields) for i in (None, ids)]
     assert fast == plain
     assert b"NaN" in plain[0] and b"Infinity" in plain[0]
