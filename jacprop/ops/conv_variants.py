@@ -14,12 +14,12 @@ import numpy as np
 
 from .activations import Activation
 from .base import dot_last, register
-from .spatial import Spatial, Window, _make_shape, _per_axis, _spatial_shape
+from .spatial import Window, WindowedAffine, _make_shape, _per_axis, _spatial_shape
 
 
 @dataclass
-class _Windowed(Spatial):
-    """Shared fields and plumbing: y = h(a), a = L x + bias for the linear map L of the subclass."""
+class _Windowed(WindowedAffine):
+    """Shared fields: y = h(a), a = L x + bias for the linear map L of the subclass (rules: WindowedAffine)."""
 
     kernel: np.ndarray = None
     bias: np.ndarray | None = None
@@ -47,31 +47,6 @@ class _Windowed(Spatial):
     def _check_bias(self, n):
         if self.bias is not None and self.bias.shape != (n,):
             raise ValueError(f"bias shape {self.bias.shape} does not fit {n} output channels")
-
-    def forward(self, x):
-        a = self._linear(x)
-        if self.bias is not None:
-            a += self.bias.reshape(-1, *[1] * self.window_rank) if self.channels_first else self.bias
-        y = self.activation(a)
-        return y, (a, y)
-
-    def vjp(self, saved, g, out=None):
-        return (self._transpose(self.activation.vjp(*saved, g)),)
-
-    def jvp(self, saved, ts):
-        return self.activation.jvp(*saved, self._linear(ts[0]))
-
-    @property
-    def linear(self):
-        return self.activation.is_piecewise_linear
-
-    def vjp2(self, saved, g, ts):
-        """L^T (g h''(a) L t), L the subclass's linear map (as Conv)."""
-        return (self._transpose(self.activation.second(*saved, g, self._linear(ts[0]))),)
-
-    def hess_term(self, saved, g, ts, diagonal=False):
-        """(L t)^T diag(g h''(a)) (L t): contracted on the output positions and channels (as Conv)."""
-        return self.activation.hess_term(*saved, g, self._linear(ts[0]), diagonal)
 
 
 @register

@@ -114,9 +114,39 @@ class Spatial(Op):
         return from_channels_last(fn(v), lead, self.channels_first)
 
 
+class WindowedAffine(Spatial):
+    """y = h(a), a = L x + bias, for a subclass's linear map L (``_linear``) and its transpose
+    (``_transpose``): the derivative rules shared by Conv and the convolution variants.
+    vjp: L^T (h'(a) g); jvp: h'(a) (L t); second order: L^T (g h''(a) L t), and for the engine
+    (L t)^T diag(g h''(a)) (L t), contracted on the output positions and channels."""
+
+    def forward(self, x):
+        a = self._linear(x)
+        if self.bias is not None:
+            a += self.bias.reshape(-1, *[1] * self.window_rank) if self.channels_first else self.bias
+        y = self.activation(a)
+        return y, (a, y)
+
+    def vjp(self, saved, g, out=None):
+        return (self._transpose(self.activation.vjp(*saved, g)),)
+
+    def jvp(self, saved, ts):
+        return self.activation.jvp(*saved, self._linear(ts[0]))
+
+    @property
+    def linear(self):
+        return self.activation.is_piecewise_linear
+
+    def vjp2(self, saved, g, ts):
+        return (self._transpose(self.activation.second(*saved, g, self._linear(ts[0]))),)
+
+    def hess_term(self, saved, g, ts, diagonal=False):
+        return self.activation.hess_term(*saved, g, self._linear(ts[0]), diagonal)
+
+
 @register
 @dataclass
-class Conv(Spatial):
+class Conv(WindowedAffine):
     """Conv1D/Conv2D: y = h(a), a[o, f] = bias[f] + sum_{j, c} x[o s + j d - pad, c] kernel[j, c, f].
 
     kernel has shape (*size, C_in, C_out).  The linear part is one matrix product of
@@ -168,31 +198,6 @@ class Conv(Spatial):
         w = self.kernel.reshape(-1, self.kernel.shape[-1])
         c_in = self.kernel.shape[-2]
         return self._map(lambda v: self.window.scatter(dot_last(v, w.T).reshape(*v.shape[:-1], -1, c_in)), g)
-
-    def forward(self, x):
-        a = self._linear(x)
-        if self.bias is not None:
-            a += self.bias.reshape(-1, *[1] * self.window_rank) if self.channels_first else self.bias
-        y = self.activation(a)
-        return y, (a, y)
-
-    def vjp(self, saved, g, out=None):
-        return (self._transpose(self.activation.vjp(*saved, g)),)
-
-    def jvp(self, saved, ts):
-        return self.activation.jvp(*saved, self._linear(ts[0]))
-
-    @property
-    def linear(self):
-        return self.activation.is_piecewise_linear
-
-    def vjp2(self, saved, g, ts):
-        """conv^T (g h''(a) conv(t)), conv the linear part (as Dense, windows for the kernel)."""
-        return (self._transpose(self.activation.second(*saved, g, self._linear(ts[0]))),)
-
-    def hess_term(self, saved, g, ts, diagonal=False):
-        """conv(t)^T diag(g h''(a)) conv(t): contracted on the output positions and channels."""
-        return self.activation.hess_term(*saved, g, self._linear(ts[0]), diagonal)
 
 
 @register
