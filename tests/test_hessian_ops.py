@@ -81,7 +81,7 @@ def _vjp(op, xs, g):
 
 
 # Ops with no second-order rule yet: `hessian` refuses them with one line (test_ops_without_a_rule_are_refused)
-WITHOUT_RULE = ("Recurrent", "TimeDistributed")
+WITHOUT_RULE = ()
 RULED = [c for c in CASES + OP_CASES + EXTRA if type(c[1]).__name__ not in WITHOUT_RULE]
 UNRULED = [c for c in CASES + OP_CASES + EXTRA if type(c[1]).__name__ in WITHOUT_RULE]
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import recurrent_second
 from .activations import ELEMENTWISE, Activation
 from .base import OPS, Op, dot_last, make_op, op_config, register
 
@@ -128,6 +129,7 @@ class Recurrent(Op):
             hs[:, t] = h
             saved.append(keep)
         stacked = {k: np.stack([s[k] for s in saved], axis=1) for k in saved[0]}
+        stacked["x"] = x  # the input, for the second-order rule's value pass (no copy)
         if self.return_sequences:
             y = hs[:, ::-1] if self.reverse_output else hs
         else:
@@ -192,7 +194,7 @@ class Recurrent(Op):
         dc = None
         back = {"simple": self._simple_back, "lstm": self._lstm_back, "gru": self._gru_back}[self.cell]
         for t in range(steps - 1, -1, -1):
-            at = {key: v[:, t][:, None] for key, v in saved.items()}
+            at = {key: v[:, t][:, None] for key, v in saved.items() if key != "x"}
             dh, dc = back(at, dh, dc, da, t)
             dx[:, :, t] = dot_last(da, self.kernel.T)
             if gs is not None and t > 0:
@@ -241,7 +243,7 @@ class Recurrent(Op):
         fwd = {"simple": self._simple_fwd, "lstm": self._lstm_fwd, "gru": self._gru_fwd}[self.cell]
         outs = []
         for t in range(steps):
-            at = {key: v[:, t][:, None] for key, v in saved.items()}
+            at = {key: v[:, t][:, None] for key, v in saved.items() if key != "x"}
             dh, dc = fwd(at, dot_last(xs[:, :, t], self.kernel), dh, dc)
             if self.return_sequences:
                 outs.append(dh)
@@ -283,6 +285,19 @@ class Recurrent(Op):
         else:
             dn_pre = dn_in + (dr * at["Pr"]) @ R[:, 2 * u:]
         return dz * at["Pz"] + at["z"] * dh + dn_pre * at["Pn"], None
+
+    # ---- second order (recurrent_second.py: forward over reverse through the steps)
+
+    @property
+    def linear(self):
+        """A SimpleRNN with a piecewise-linear activation (relu, linear, ...) is piecewise linear in x."""
+        return self.cell == "simple" and self.activation.is_piecewise_linear
+
+    def vjp2(self, saved, g, ts):
+        return (recurrent_second.vjp2(self, saved, g, ts),)
+
+    def hess_scratch(self, n_outputs, n_wrt):
+        return recurrent_second.scratch(self, self.in_shapes[0], n_wrt)
 
 
 @register
@@ -370,3 +385,43 @@ class TimeDistributed(Op):
             if v.shape[0] != n * steps:
                 v = np.broadcast_to(v, (n * steps, *v.shape[1:]))
         return self._back(v, n, steps)
+
+    # ---- second order
+
+    @property
+    def linear(self):
+        return all(op.linear for op in self.inner)
+
+    def vjp2(self, saved, g, ts):
+        """The chain rule once more over the inner chain y = f_m(...f_1(x)) (each step's rows are rows of the
+        inner ops): with t_i the tangent of f_i's input (jvp) and v_i the cotangent of its output (vjp), the
+        tangent of the cotangent goes back as  dv_{i-1} = vjp_i(dv_i) + vjp2_i(v_i, t_i),  dv_m = 0."""
+        n, steps, inner_saved = saved
+        k, w = g.shape[1], ts[0].shape[1]
+        rows = n * steps
+        tans = [self._rows(ts[0], n, steps)]
+        for op, s in zip(self.inner[:-1], inner_saved):
+            t = op.jvp(s, (tans[-1],))
+            tans.append(np.broadcast_to(t, (rows, *t.shape[1:])) if t.shape[0] != rows else t)
+        v, dv = self._rows(g, n, steps), None
+        for op, s, t in zip(reversed(self.inner), reversed(inner_saved), reversed(tans)):
+            if dv is not None:  # (N T, K, W, *o) as K W seeds through the op's (linear in g) vjp
+                (dv,) = op.vjp(s, dv.reshape(rows, k * w, *dv.shape[3:]))
+                dv = np.broadcast_to(dv, (rows, *dv.shape[1:])).reshape(rows, k, w, *dv.shape[2:])
+            if not op.linear:
+                (term,) = op.vjp2(s, v, (t,))
+                term = np.broadcast_to(term, (rows, *term.shape[1:]))
+                dv = term if dv is None else dv + term
+            (v,) = op.vjp(s, v)
+            if v.shape[0] != rows:
+                v = np.broadcast_to(v, (rows, *v.shape[1:]))
+        if dv is None:
+            dv = np.zeros((rows, k, w, *tans[0].shape[2:]), np.result_type(g, ts[0]))
+        dv = dv.reshape(n, steps, k, w, *dv.shape[3:])
+        return (np.ascontiguousarray(np.moveaxis(dv, 1, 3)),)
+
+    def hess_scratch(self, n_outputs, n_wrt):
+        """Per row: the inner ops' tangents and their own scratch, for each of the T steps."""
+        steps = self.in_shapes[0][0]
+        return steps * sum(n_wrt * int(np.prod(op.in_shapes[0])) + op.hess_scratch(n_outputs, n_wrt)
+                           for op in self.inner)
