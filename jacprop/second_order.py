@@ -34,14 +34,14 @@ from .graph import DEFAULT_MEMORY, MAX_BLOCK_ROWS, Model, blocks, check_X, run_f
 def check_second_order(model: Model) -> None:
     """Raise ModelError naming the first layer whose op has no second-order rule."""
     for node in model.nodes[1:]:
-        op = node.op
-        activation = getattr(op, "activation", None)
-        if activation is not None and not activation.has_second_order:
-            raise ModelError(f"hessian: layer {node.name!r} ({node.kind}): activation {activation.name!r} "
-                             "has no second-order rule")
-        if not op.linear and op.vjp2 is None:
-            raise ModelError(f"hessian: layer {node.name!r} ({node.kind}): op {type(op).__name__} has no "
-                             "second-order rule")
+        for op in (node.op, *getattr(node.op, "inner", ())):  # TimeDistributed's ops too
+            for activation in (getattr(op, "activation", None), getattr(op, "recurrent_activation", None)):
+                if activation is not None and not activation.has_second_order:
+                    raise ModelError(f"hessian: layer {node.name!r} ({node.kind}): activation {activation.name!r} "
+                                     "has no second-order rule")
+            if not op.linear and op.vjp2 is None:
+                raise ModelError(f"hessian: layer {node.name!r} ({node.kind}): op {type(op).__name__} has no "
+                                 "second-order rule")
 
 
 def hessian_rows(model: Model, n_outputs: int, n_wrt: int, itemsize: int, memory: int = DEFAULT_MEMORY,
