@@ -44,7 +44,7 @@ bench: $(STAMP)
 	PY=$(BIN)/python; [ -x $(BENCH_VENV)/bin/python ] && PY=$(BENCH_VENV)/bin/python; \
 	TF=; [ -x $(TF_PYTHON) ] && TF="--tf-python $(TF_PYTHON)"; \
 	$$PY benchmarks/bench.py $$TF && $$PY benchmarks/bench_hessian.py --out benchmarks/RESULTS.md
-	$$PY benchmarks/bench_rnn.py
+	$$PY benchmarks/bench_rnn.py && $$PY benchmarks/bench_rnn_hessian.py
 
 # mutate: mutmut lives in a dev-only venv outside the repo (created here when missing, with jacprop's
 # dev extras); each module runs in a scratch copy under MUTATE_WORKDIR with its test selection

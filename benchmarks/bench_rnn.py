@@ -47,13 +47,13 @@ def jacprop_model(w):
     return b.finish([out])
 
 
-def torch_methods(w, dtype):
+def torch_function(w, dtype):
+    """The same network in torch, one row (T * F,) -> (K,), written out step by step so torch.func can vmap it."""
     import torch
-    from torch.func import jacfwd, jacrev, vmap
 
     tw = {k: torch.from_numpy(v.astype(dtype)) for k, v in w.items()}
 
-    def f(x):  # one row (T * F,) -> (K,)
+    def f(x):
         xs = x.reshape(T, F) @ tw["W"] + tw["b"]
         h = torch.zeros(U, dtype=x.dtype)
         c = torch.zeros(U, dtype=x.dtype)
@@ -64,6 +64,14 @@ def torch_methods(w, dtype):
             c = fg * c + i * g
             h = o * torch.tanh(c)
         return h @ tw["V"] + tw["c"]
+    return f
+
+
+def torch_methods(w, dtype):
+    import torch
+    from torch.func import jacfwd, jacrev, vmap
+
+    f = torch_function(w, dtype)
 
     def prep(fn):
         def prepare(X):

@@ -34,24 +34,26 @@ from .graph import DEFAULT_MEMORY, MAX_BLOCK_ROWS, Model, blocks, check_X, run_f
 def check_second_order(model: Model) -> None:
     """Raise ModelError naming the first layer whose op has no second-order rule."""
     for node in model.nodes[1:]:
-        op = node.op
-        activation = getattr(op, "activation", None)
-        if activation is not None and not activation.has_second_order:
-            raise ModelError(f"hessian: layer {node.name!r} ({node.kind}): activation {activation.name!r} "
-                             "has no second-order rule")
-        if not op.linear and op.vjp2 is None:
-            raise ModelError(f"hessian: layer {node.name!r} ({node.kind}): op {type(op).__name__} has no "
-                             "second-order rule")
+        for op in (node.op, *getattr(node.op, "inner", ())):  # TimeDistributed's ops too
+            for activation in (getattr(op, "activation", None), getattr(op, "recurrent_activation", None)):
+                if activation is not None and not activation.has_second_order:
+                    raise ModelError(f"hessian: layer {node.name!r} ({node.kind}): activation {activation.name!r} "
+                                     "has no second-order rule")
+            if not op.linear and op.vjp2 is None:
+                raise ModelError(f"hessian: layer {node.name!r} ({node.kind}): op {type(op).__name__} has no "
+                                 "second-order rule")
 
 
 def hessian_rows(model: Model, n_outputs: int, n_wrt: int, itemsize: int, memory: int = DEFAULT_MEMORY,
                  diagonal: bool = False) -> int:
     """Rows per block so that the tangents (W per node), the cotangents (K per node, two live), a term's
-    (K, W, size) temporary and H (K W W, three live) fit in ``memory`` bytes."""
+    (K, W, size) temporary, H (K W W, three live) and the largest op's own scratch (``Op.hess_scratch``: a
+    recurrent layer keeps W numbers per step and product) fit in ``memory`` bytes."""
     sizes = [math.prod(n.shape) for n in model.nodes]
     h = n_outputs * n_wrt * (1 if diagonal else n_wrt)
+    scratch = max((n.op.hess_scratch(n_outputs, n_wrt) for n in model.nodes[1:]), default=0)  # recurrent ops
     per_row = itemsize * (3 * sum(sizes) + n_wrt * sum(sizes) + 4 * n_outputs * max(sizes)
-                          + 2 * n_outputs * n_wrt * max(sizes) + 3 * h)
+                          + 2 * n_outputs * n_wrt * max(sizes) + 3 * h + scratch)
     return max(1, min(MAX_BLOCK_ROWS, int(memory // per_row)))
 
 

@@ -8,7 +8,8 @@ each run with its own (dev-only, out-of-repo) interpreter, from the repository r
     /work/devenv-tf/bin/python sample_models/make_hessian_refs.py keras      # sample_models/keras/*.hess.npz
     /work/devenv-bench/bin/python sample_models/make_hessian_refs.py npz     # sample_models/*.hess.npz
 
-keras: every model of sample_models/keras/manifest.json with expect "ok". Each of its files is loaded with its
+keras: every model of sample_models/keras/manifest.json with expect "ok" but the recurrent ones (RECURRENT:
+their refs are torch.func's, from keras/make_rnn_hessian_refs.py). Each of its files is loaded with its
 own Keras version (tf_keras for .k2.h5, keras 3 for .k3.keras / .k3.h5), and its weights are put into a float64
 copy of the architecture (make_samples.py's builders, with its channels_last twin for conv2d_cf, which
 TensorFlow cannot run on CPU), as make_samples.py does for its Jacobian refs. Then nested
@@ -45,6 +46,8 @@ KERAS_DIR = HERE / "keras"
 MAX_ROWS = 8
 BIG_D, MAX_H_BYTES, PARTIAL_WRT = 64, 2 * 2**20, 16
 FD_STEP = 1e-5  # relative: h_j = FD_STEP * max(1, |x_j|)
+# the recurrent samples' refs come from torch.func on the same weights (keras/make_rnn_hessian_refs.py)
+RECURRENT = {"lstm", "rnn_stack", "gru_variants", "rnn_acts", "bidirectional", "time_distributed"}
 
 
 def read_csv(path, skip=()):
@@ -148,7 +151,7 @@ def keras_part():
         return y.numpy(), J.numpy(), H if wrt is None else H[:, :, :, wrt]
 
     for entry in manifest:
-        if entry["expect"] != "ok":
+        if entry["expect"] != "ok" or entry["name"] in RECURRENT:  # those refs: keras/make_rnn_hessian_refs.py
             continue
         spec = specs[entry["name"]]
         in_names, x = read_csv(KERAS_DIR / entry["csv"])

@@ -28,3 +28,10 @@ def test_bench_hessian_smoke():
     out = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "| small | 8 (8) | 2 | float64 | 50 |" in out.stdout
+
+
+def test_bench_rnn_hessian_smoke():
+    script = BENCH.parent / "bench_rnn_hessian.py"
+    out = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "| 4 | jacprop hessian --wrt |" in out.stdout

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from test_onnx import OP_CASES
 from test_ops import CASES
+from test_recurrent import SECOND_ORDER_CASES
 
 from jacprop import ops
 from jacprop.ops import activations as A
@@ -73,6 +74,7 @@ EXTRA = [  # forms the first-order tables do not sample
      ops.Dense(kernel=np.linspace(-1, 1, 12).reshape(4, 3), activation=A.Activation("log_softmax")), [(4,)], (-2, 2)),
     ("merge-multiply-2", ops.Merge(how="multiply"), [(3,)] * 2, (-2, 2)),
     ("binary-div-broadcast", T.Binary("div"), [(3,), (2, 1)], (0.5, 2)),
+    *SECOND_ORDER_CASES,  # every recurrent activation, cell and direction
 ]
 
 
@@ -80,24 +82,9 @@ def _vjp(op, xs, g):
     return op.vjp(op.forward(*xs)[1], g)
 
 
-# Ops with no second-order rule yet: `hessian` refuses them with one line (test_ops_without_a_rule_are_refused)
-WITHOUT_RULE = ("Recurrent", "TimeDistributed")
-RULED = [c for c in CASES + OP_CASES + EXTRA if type(c[1]).__name__ not in WITHOUT_RULE]
-UNRULED = [c for c in CASES + OP_CASES + EXTRA if type(c[1]).__name__ in WITHOUT_RULE]
-
-
-@pytest.mark.parametrize("name,op,shapes,span", UNRULED, ids=[c[0] for c in UNRULED])
-def test_ops_without_a_rule_are_refused(name, op, shapes, span):
-    from jacprop.errors import ModelError
-    from jacprop.graph import GraphBuilder
-    from jacprop.second_order import hessian
-
-    b = GraphBuilder([(f"x{i}", s) for i, s in enumerate(shapes)])
-    node = b.add("layer_under_test", op, list(b.inputs), type(op).__name__)
-    model = b.finish([node])
-    X = np.random.default_rng(0).uniform(*span, size=(2, model.D))
-    with pytest.raises(ModelError, match=f"layer_under_test.*{type(op).__name__}.*no second-order rule"):
-        hessian(model, X)
+# Every op has a rule now (the recurrent ones since issue 19); `hessian` refusing an op without one is
+# test_hessian.test_an_op_without_a_second_order_rule_is_refused.
+RULED = CASES + OP_CASES + EXTRA
 
 
 @pytest.mark.parametrize("name,op,shapes,span", RULED, ids=[c[0] for c in RULED])

@@ -164,3 +164,28 @@ def test_list_form_nested_in_functional(tmp_path):
     ref = np.load(SAMPLES / "nested.ref.npz")
     y, J = jacobian(jacprop.load(path), ref["x"])
     assert_close_jacobian(J, ref["jacobian"], 1e-9)
+
+
+def _names(model):
+    return [n.name for n in model.nodes]
+
+
+def test_sequential_without_input_layer_names_its_input_as_keras_2_does(tmp_path):
+    """Issue 19 "Also seen": ``inspect`` showed the first layer's name twice (the input took it).  Keras 2 names
+    the input it makes for such a config "<first layer>_input": measured with tf_keras 2.21 on
+    input_shape_variants.k2.h5 with its InputLayer entry removed (tf_keras reads it, input 'first_input', the same
+    predictions), and Keras 2.2.4's Sequential.add writes name=layer.name + '_input'."""
+    path = tmp_path / "m.h5"
+    shutil.copy(SAMPLES / "input_shape_variants.k2.h5", path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        assert config["config"]["layers"][0]["config"]["name"] == "first_input"
+        config["config"]["layers"] = config["config"]["layers"][1:]  # the first Dense keeps batch_input_shape
+        f.attrs["model_config"] = json.dumps(config)
+    edited, original = jacprop.load(path), jacprop.load(SAMPLES / "input_shape_variants.k2.h5")
+    assert _names(edited) == _names(original) and _names(edited)[1:3] == ["first_input", "first"]
+    old = jacprop.load(SAMPLES / "rnn_acts.k22.h5")
+    assert _names(old)[1:3] == ["lstm_hs_input", "lstm_hs"] and len(set(_names(old))) == len(old.nodes)
+    r = run("inspect", SAMPLES / "rnn_acts.k22.h5")
+    assert r.exit_code == 0 and r.stdout.count("lstm_hs_input") == 2  # its row and the LSTM's inputs column
+    assert [line.split()[0] for line in r.stdout.splitlines()].count("lstm_hs") == 1

@@ -64,6 +64,37 @@ OP_CASES = [
     ("convt-2d-same", ops.ConvTranspose(kernel=w(3, 2, 2, 3), strides=(2, 1), padding="same",
                                         activation=A("tanh")), [(3, 2, 3)], (-2, 2)),
 ]
+# Second order (tests/test_hessian_ops.py, besides OP_CASES): every recurrent activation of both Keras versions
+# (hard_sigmoid as each defines it), both GRU conventions, every direction, and TimeDistributed around nonlinear ops.
+SECOND_ORDER_CASES = [
+    ("rnn2-lstm-hard_sigmoid_k2-seq", rnn("lstm", 2, 3, recurrent_activation=A("hard_sigmoid_k2"),
+                                          return_sequences=True), [(4, 2)], (-2, 2)),
+    ("rnn2-lstm-hard_sigmoid-elu-back", rnn("lstm", 2, 2, activation=A("elu", alpha=1.0),
+                                            recurrent_activation=A("hard_sigmoid"), go_backwards=True),
+     [(4, 2)], (-2, 2)),
+    ("rnn2-lstm-softplus-sigmoid-nobias", rnn("lstm", 3, 2, bias=None, activation=A("softplus")), [(3, 3)], (-2, 2)),
+    ("rnn2-gru-softsign-hard_sigmoid-seq", rnn("gru", 2, 3, activation=A("softsign"),
+                                               recurrent_activation=A("hard_sigmoid"), return_sequences=True),
+     [(4, 2)], (-2, 2)),
+    ("rnn2-gru-back-reversed", rnn("gru", 2, 3, return_sequences=True, go_backwards=True, reverse_output=True),
+     [(4, 2)], (-2, 2)),
+    ("rnn2-gru-classic-swish-hard_sigmoid_k2", rnn("gru", 2, 3, reset_after=False, activation=A("swish"),
+                                                   recurrent_activation=A("hard_sigmoid_k2"), return_sequences=True,
+                                                   go_backwards=True, reverse_output=True), [(4, 2)], (-2, 2)),
+    ("rnn2-gru-classic-nobias-selu", rnn("gru", 3, 2, reset_after=False, bias=None, activation=A("selu")),
+     [(3, 3)], (-2, 2)),
+    ("rnn2-simple-relu-seq", rnn("simple", 2, 3, activation=A("relu"), return_sequences=True), [(4, 2)], (-2, 2)),
+    ("rnn2-simple-elu-seq-back", rnn("simple", 2, 3, activation=A("elu", alpha=0.7), return_sequences=True,
+                                     go_backwards=True), [(4, 2)], (-2, 2)),
+    ("rnn2-simple-gelu-mish", rnn("simple", 2, 2, activation=A("gelu")), [(3, 2)], (-2, 2)),
+    ("rnn2-timedist-dense-tanh", ops.TimeDistributed(inner=(ops.Dense(kernel=w(3, 4), bias=w(4),
+                                                                       activation=A("tanh")),)), [(3, 3)], (-2, 2)),
+    ("rnn2-timedist-lstm", ops.TimeDistributed(inner=(rnn("lstm", 2, 2, return_sequences=True),
+                                                      ops.Reshape(shape=(-1,)),
+                                                      ops.Dense(kernel=w(6, 2), activation=A("sigmoid")))),
+     [(2, 3, 2)], (-2, 2)),
+    ("rnn2-timedist-linear", ops.TimeDistributed(inner=(ops.Dense(kernel=w(2, 3)),)), [(3, 2)], (-2, 2)),
+]
 
 
 def test_lstm_by_hand():

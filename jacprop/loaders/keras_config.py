@@ -148,16 +148,21 @@ class Loader:
     def model_inputs(self, model: Layer) -> list[tuple[str, tuple]]:
         """[(name, per-row shape)] in ``input_layers`` order (Sequential: one), from the InputLayer's
         batch_input_shape (Keras 2) or batch_shape (Keras 3), else input_shape, else the first
-        layer's batch_input_shape, else the Sequential's build_input_shape."""
+        layer's batch_input_shape, else the Sequential's build_input_shape.  A Sequential config without an
+        InputLayer entry (Keras <= 2.2; tf_keras reads one too) names its input "<first layer>_input", as
+        Keras 2 does."""
         layers = _layers_of(model.config, self, model)
         if model.cls == "Sequential":
             first = layers[0] if layers else {}
             cfg = first.get("config", {})
+            name = str(cfg.get("name", "x"))
+            if first.get("class_name") != "InputLayer":  # the input Keras 2 makes for it (measured with tf_keras)
+                name = f"{name}_input"
             for key in ("batch_input_shape", "batch_shape"):
                 if cfg.get(key) is not None:
-                    return [(str(cfg.get("name", "x")), self.shape(cfg[key][1:], model))]
+                    return [(name, self.shape(cfg[key][1:], model))]
             if cfg.get("input_shape") is not None:
-                return [(str(cfg.get("name", "x")), self.shape(cfg["input_shape"], model))]
+                return [(name, self.shape(cfg["input_shape"], model))]
             if model.config.get("build_input_shape") is not None:
                 return [("x", self.shape(model.config["build_input_shape"][1:], model))]
             raise self.fail(model, "the model does not record its input shape")

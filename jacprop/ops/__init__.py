@@ -8,7 +8,8 @@ its own derivative rules; ``base`` says what every op has.
 - ``merge``: add, subtract, multiply, average, maximum, minimum;
 - ``spatial``: convolution and pooling windows;
 - ``conv_variants``: depthwise and transposed convolutions;
-- ``recurrent``: SimpleRNN, LSTM and GRU unrolled over time (backprop through time), TimeDistributed;
+- ``recurrent``: SimpleRNN, LSTM and GRU unrolled over time (backprop through time; ``recurrent_second``:
+  their second-order rule); ``time_distributed``: TimeDistributed;
 - ``tensor``: general tensor ops ONNX graphs need (pointwise functions with the file's own
   parameters, broadcasting binary ops, where, constants, gather, strided slices, pads, reductions).
 
@@ -22,11 +23,12 @@ from .conv_variants import ConvTranspose, Depthwise
 from .dense import Act, Dense
 from .merge import Merge
 from .norm import Affine, LayerNorm, batch_norm, normalization
-from .recurrent import Recurrent, TimeDistributed
+from .recurrent import Recurrent
 from .spatial import Conv, GlobalPool, Pool, Window
 from .structure import Concat, FlatConcat, Identity, Repeat, Reshape, Resize, Slice, Transpose
 from .tensor import Binary, Const, Pointwise, Where
 from .tensor_index import Pad, Reduce, Strided, Take
+from .time_distributed import TimeDistributed
 
 __all__ = [
     "ELEMENTWISE", "OPS", "Act", "Activation", "Affine", "Concat", "Conv", "Dense", "FlatConcat", "GlobalPool",

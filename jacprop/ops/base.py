@@ -100,6 +100,10 @@ class Op:
             total = term if total is None else total + term
         return total
 
+    def hess_scratch(self, n_outputs: int, n_wrt: int) -> int:
+        """Numbers per row the op's second-order rule keeps beyond its result (``hessian_rows`` adds them)."""
+        return 0
+
     def n_params(self) -> int:
         return sum(a.size for a in self.arrays().values())
 

@@ -1,4 +1,4 @@
-"""Recurrent layers (Keras SimpleRNN, LSTM, GRU) unrolled over the time axis, and TimeDistributed.
+"""Recurrent layers (Keras SimpleRNN, LSTM, GRU) unrolled over the time axis.
 
 A recurrent op maps a sequence x (T, F) per row to the last state h_T (U,) or, with
 ``return_sequences``, to every state (T, U).  With the input projections a_x[t] = x[t] W + b
@@ -25,7 +25,8 @@ and dx_t = da_t W^T at each step.  jvp walks forwards with the tangents of h and
     da = dx W + dh R,  dc <- f dc + da_i P_i + da_f P_f + da_g P_g,  dh <- da_o P_o + P_c dc.
 GRU and SimpleRNN follow the same pattern with their own products (written out below).
 Both are batched over rows and over all K (or D) seed vectors at once; the only Python loop
-is over the T steps.  Activations with a kink take the derivative of the activation table
+is over the T steps.  Second order (``vjp2``, Hessians): forward over reverse through the same steps,
+in recurrent_second.py.  Activations with a kink take the derivative of the activation table
 (activations.py), which follows TensorFlow's gradient kernels.
 """
 
@@ -35,8 +36,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import recurrent_second
 from .activations import ELEMENTWISE, Activation
-from .base import OPS, Op, dot_last, make_op, op_config, register
+from .base import Op, dot_last, register
 
 CELLS = {"simple": 1, "lstm": 4, "gru": 3}  # gates per unit
 
@@ -128,6 +130,7 @@ class Recurrent(Op):
             hs[:, t] = h
             saved.append(keep)
         stacked = {k: np.stack([s[k] for s in saved], axis=1) for k in saved[0]}
+        stacked["x"] = x  # the input, for the second-order rule's value pass (no copy)
         if self.return_sequences:
             y = hs[:, ::-1] if self.reverse_output else hs
         else:
@@ -192,7 +195,7 @@ class Recurrent(Op):
         dc = None
         back = {"simple": self._simple_back, "lstm": self._lstm_back, "gru": self._gru_back}[self.cell]
         for t in range(steps - 1, -1, -1):
-            at = {key: v[:, t][:, None] for key, v in saved.items()}
+            at = {key: v[:, t][:, None] for key, v in saved.items() if key != "x"}
             dh, dc = back(at, dh, dc, da, t)
             dx[:, :, t] = dot_last(da, self.kernel.T)
             if gs is not None and t > 0:
@@ -241,7 +244,7 @@ class Recurrent(Op):
         fwd = {"simple": self._simple_fwd, "lstm": self._lstm_fwd, "gru": self._gru_fwd}[self.cell]
         outs = []
         for t in range(steps):
-            at = {key: v[:, t][:, None] for key, v in saved.items()}
+            at = {key: v[:, t][:, None] for key, v in saved.items() if key != "x"}
             dh, dc = fwd(at, dot_last(xs[:, :, t], self.kernel), dh, dc)
             if self.return_sequences:
                 outs.append(dh)
@@ -284,89 +287,15 @@ class Recurrent(Op):
             dn_pre = dn_in + (dr * at["Pr"]) @ R[:, 2 * u:]
         return dz * at["Pz"] + at["z"] * dh + dn_pre * at["Pn"], None
 
+    # ---- second order (recurrent_second.py: forward over reverse through the steps)
 
-@register
-@dataclass
-class TimeDistributed(Op):
-    """Keras TimeDistributed(layer): the layer's ops (a chain, ``inner``) applied to every step of
-    x (T, *s) per row.  The steps become rows of the inner ops, (N, T, *s) -> (N T, *s); cotangents
-    (B, K, T, *o) and tangents (B, D, T, *s) become (B T, K, *o) and (B T, D, *s) the same way
-    (a seed shared by the rows, B = 1, is broadcast to N first)."""
+    @property
+    def linear(self):
+        """A SimpleRNN with a piecewise-linear activation (relu, linear, ...) is piecewise linear in x."""
+        return self.cell == "simple" and self.activation.is_piecewise_linear
 
-    inner: tuple = ()
+    def vjp2(self, saved, g, ts):
+        return (recurrent_second.vjp2(self, saved, g, ts),)
 
-    def out_shape(self, s):
-        if len(s) < 2:
-            raise ValueError(f"expects (time steps, ...) per row, got shape {tuple(s)}")
-        shape = tuple(s[1:])
-        for op in self.inner:
-            shape = tuple(op.out_shape(shape))
-        return (s[0], *shape)
-
-    def bind(self, s):
-        shape, bound = tuple(s[1:]), []
-        for op in self.inner:
-            bound.append(op.bind(shape))
-            shape = tuple(op.out_shape(shape))
-        new = super().bind(s)
-        new.inner = tuple(bound)
-        return new
-
-    def arrays(self) -> dict:
-        return {f"{i}.{k}": v for i, op in enumerate(self.inner) for k, v in op.arrays().items()}
-
-    def astype(self, dtype):
-        new = super().astype(dtype)
-        new.inner = tuple(op.astype(dtype) for op in self.inner)
-        return new
-
-    def saved_config(self) -> dict:
-        return {"inner": [{"op": type(op).__name__, "config": op_config(op)} for op in self.inner]}
-
-    @classmethod
-    def from_saved(cls, config, arrays):
-        """The inverse of ``saved_config`` and ``arrays`` (keys "<i>.<field>")."""
-        inner = []
-        for i, part in enumerate(config.get("inner", [])):
-            mine = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.split(".", 1)[0] == str(i)}
-            if part["op"] not in OPS or part["op"] == cls.__name__:
-                raise ValueError(f"unknown op {part['op']!r} inside TimeDistributed")
-            inner.append(make_op(part["op"], part.get("config", {}), mine))
-        return cls(inner=tuple(inner))
-
-    def forward(self, x):
-        n, steps = x.shape[0], x.shape[1]
-        v, saved = x.reshape(n * steps, *x.shape[2:]), []
-        for op in self.inner:
-            v, s = op.forward(v)
-            saved.append(s)
-        return v.reshape(n, steps, *v.shape[1:]), (n, steps, saved)
-
-    def _rows(self, a, n, steps):
-        """(B, K, T, *r) -> (N T, K, *r)."""
-        a = np.broadcast_to(a, (n, *a.shape[1:])) if a.shape[0] != n else a
-        a = np.moveaxis(a, 2, 1)
-        return a.reshape(n * steps, a.shape[2], *a.shape[3:])
-
-    def _back(self, a, n, steps):
-        """(N T, K, *r) -> (N, K, T, *r)."""
-        a = a.reshape(n, steps, *a.shape[1:])
-        return np.moveaxis(a, 1, 2)
-
-    def vjp(self, saved, g, out=None):
-        n, steps, inner_saved = saved
-        v = self._rows(g, n, steps)
-        for op, s in zip(reversed(self.inner), reversed(inner_saved)):
-            (v,) = op.vjp(s, v)
-            if v.shape[0] != n * steps:
-                v = np.broadcast_to(v, (n * steps, *v.shape[1:]))
-        return (np.ascontiguousarray(self._back(v, n, steps)),)
-
-    def jvp(self, saved, ts):
-        n, steps, inner_saved = saved
-        v = self._rows(ts[0], n, steps)
-        for op, s in zip(self.inner, inner_saved):
-            v = op.jvp(s, (v,))
-            if v.shape[0] != n * steps:
-                v = np.broadcast_to(v, (n * steps, *v.shape[1:]))
-        return self._back(v, n, steps)
+    def hess_scratch(self, n_outputs, n_wrt):
+        return recurrent_second.scratch(self, self.in_shapes[0], n_wrt)
