@@ -195,11 +195,14 @@ def _worst(b: Block, s: Settings) -> dict:
     return {"dy_worst": worst(b.J, b.dx)}
 
 
-def second_order(b: Block, s: Settings):
-    """(shift (N, K), second-order covariance (N, K, K) or variance (N, K)), once per block."""
-    if "terms" not in b.cache:
-        b.cache["terms"] = block_moments(b.J.shape[:2], b.dx, b.corr, b.hessian, s.dist, s.output_cov)
-    return b.cache["terms"]
+def second_order(b: Block, s: Settings, gaussian: bool = False):
+    """(shift (N, K), second-order covariance (N, K, K) or variance (N, K)), once per block and kind:
+    for the inputs' distributions (gum2), or ``gaussian`` (the Hessian index, defined with Gaussian
+    inputs whatever --dist says)."""
+    kinds = None if gaussian else s.dist
+    if kinds not in b.cache:
+        b.cache[kinds] = block_moments(b.J.shape[:2], b.dx, b.corr, b.hessian, kinds, s.output_cov)
+    return b.cache[kinds]
 
 
 def _gum2(b: Block, s: Settings) -> dict:
@@ -254,7 +257,7 @@ def estimate(b: Block, s: Settings, with_budget: bool = False) -> dict:
     if s.check_linearity:
         out["nonlinearity"], out["dy_plus"], out["dy_minus"] = linearity(b.forward, b.X, b.Y, b.J, b.dx, b.corr)
         if s.hessian_index:
-            shift, var = second_order(b, s)
+            shift, var = second_order(b, s, gaussian=True)
             var = np.einsum("nkk->nk", var) if s.output_cov else var
             out["nonlinearity_hess"], out["shift_rel"] = hessian_index(var, shift, gum(b.J, b.dx, b.corr))
     if s.output_cov:
@@ -354,10 +357,10 @@ def propagate(model=None, X=None, dx=None, *, J=None, H=None, cov=None, corr=Non
 def _hessian_source(model, X, H, s: Settings, n, k, d, names):
     """(settings, Block.hessian) for the API: H given (N, K, D, D), else from the model when gum2 or the
     Hessian index asks (the index is left out for a model without second-order rules)."""
-    wants = "gum2" in s.methods or (s.check_linearity and s.hessian_index)
-    if not wants:
+    if "gum2" not in s.methods and not (s.check_linearity and s.hessian_index):
         return s, None
-    check_fourth_moments(s.dist, names)
+    if "gum2" in s.methods:
+        check_fourth_moments(s.dist, names)
     if H is not None:
         H = np.asarray(H, dtype=np.float64)
         if H.shape != (n, k, d, d):

@@ -262,3 +262,17 @@ def test_check_linearity_on_a_model_without_second_order_rules_keeps_the_rerun_r
             "--max-nonlinearity", "100")
     assert r.exit_code == 0 and "nonlinearity(" in r.stdout and "nonlinearity_hess" not in r.stdout
     assert "note: no Hessian index beside --check-linearity's re-run ratio (hessian: layer 'lstm' (LSTM)" in r.stderr
+
+
+def test_hessian_index_is_the_gaussian_term_whatever_dist_says():
+    """--dist changes gum2 (its fourth-moment term), not the index; a t:3 input (no fourth moment) is refused by
+    gum2 but not by --check-linearity beside mc."""
+    model = jacprop.load(TANH)
+    X = np.loadtxt(TANH_CSV, delimiter=",", skiprows=1)
+    rect = jacprop.propagate(model, X, dx=0.3, methods=("gum", "gum2"), check_linearity=True, dist={0: "rect"})
+    normal = jacprop.propagate(model, X, dx=0.3, methods=("gum", "gum2"), check_linearity=True)
+    np.testing.assert_array_equal(rect["nonlinearity_hess"], normal["nonlinearity_hess"])
+    assert (rect["dy_gum2"] != normal["dy_gum2"]).any()
+    r = run("propagate", TANH, TANH_CSV, "--dx", "0.1", "--dist", "flow=t:3", "--method", "mc", "--samples", "50",
+            "--digits", "0", "--check-linearity", "--format", "csv", "--rows", "1")
+    assert r.exit_code == 0 and "nonlinearity_hess(y[0])" in r.stdout

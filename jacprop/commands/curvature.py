@@ -19,7 +19,8 @@ def second_order_of(settings: P.Settings, model, stream, unc: P.Uncertainty, in_
 
     if "gum2" not in settings.methods and not settings.check_linearity:
         return settings
-    check_fourth_moments(settings.dist, in_names)
+    if "gum2" in settings.methods:
+        check_fourth_moments(settings.dist, in_names)
     if model is not None:
         try:
             check_second_order(model)

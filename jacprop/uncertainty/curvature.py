@@ -29,7 +29,7 @@ def check_fourth_moments(kinds, names) -> None:
     """Refuse a t input with NU <= 4 (no fourth moment: the second-order variance is infinite)."""
     for (kind, nu), name in zip(kinds or (), names):
         if kind == "t" and not nu > 4:
-            raise UsageError(f"--dist {name}=t:{nu:g} with --method gum2 or the Hessian index: a t with NU <= 4 "
+            raise UsageError(f"--dist {name}=t:{nu:g} with --method gum2: a t with NU <= 4 "
                              "has no fourth moment, so the second-order variance is infinite; use --method mc")
 
 
