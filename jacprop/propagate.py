@@ -9,6 +9,10 @@ given) and c = J_k. the sensitivities of output k:
   (``k``) or from a coverage probability ``level``: the normal quantile, or with degrees of freedom
   (``dof``) Student's t at the Welch-Satterthwaite nu_eff (``uncertainty.coverage``).
 - ``worst``: the bound sum_i |J_ki| |Delta x_i| (exact for linear f, any signs).
+- ``gum2``: the second-order law for Gaussian inputs (exact for a quadratic f): u^2(y_k) =
+  (J Sigma J^T)_kk + 1/2 tr(H_k Sigma H_k Sigma), the mean shift 1/2 tr(H_k Sigma) and U = k u
+  (k as for gum, no degrees of freedom); H_k = d2 y_k / dx dx over the inputs with uncertainty
+  (``uncertainty.curvature``, which also holds the fourth-moment term of non-Gaussian inputs).
 - ``mc``: JCGM 101's Monte Carlo through the real network, adaptive (``uncertainty.montecarlo``).
 
 ``budget``: the share of u(y_k)^2 from input i, c_i (Sigma c)_i / u^2; the shares sum to 1 and
@@ -17,20 +21,24 @@ reduce to c_i^2 dx_i^2 / u^2 without correlation (a negative share: a correlatio
 ``linearity``: the departure from linearity along each input separately, combined in quadrature
 and compared with u: sqrt(sum_i e_i^2) / u_k with e_i = max(|f(x + dx_i e_i) - f(x) - J_ki dx_i|,
 |f(x) - f(x - dx_i e_i) - J_ki dx_i|) (e_i the unit vector of input i).  Terms of opposite sign
-in J Delta x cannot cancel in it.  For a quadratic f, e_i = |H_ii| dx_i^2 / 2.
+in J Delta x cannot cancel in it.  For a quadratic f, e_i = |H_ii| dx_i^2 / 2.  It sees no mixed
+term H_ij (i != j): f = x_0 x_1 is linear along each input.  The Hessian index beside it does:
+``nonlinearity_hess`` = sqrt(1/2 tr(H Sigma H Sigma)) / u and ``shift_rel`` = |1/2 tr(H Sigma)| / u
+(0 where the quadratic term and u are both 0, inf where only u is).
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .errors import UsageError
 from .uncertainty import montecarlo as mc
 from .uncertainty.coverage import coverage_factors, normal_quantile, welch_satterthwaite  # noqa: F401
+from .uncertainty.curvature import block_moments, check_fourth_moments, hessian_index
 from .uncertainty.inputs import (  # noqa: F401  (the public names of the input side)
     Uncertainty,
     check_covariance,
@@ -129,6 +137,7 @@ class Settings:
     dist: tuple | None = None
     dof: tuple | None = None
     check_linearity: bool = False
+    hessian_index: bool = True  # with check_linearity: also the index from H (off for a model without H)
     output_cov: bool = False
     budget: bool = False
     validate: bool = False
@@ -152,7 +161,8 @@ class Settings:
 class Block:
     """One block of rows: J (N, K, D) in float64, the input uncertainties dx (N, D), their
     correlation (or None), and for the methods that run the network x, y, the rows' 1-based
-    numbers (Monte Carlo seeds) and ``forward`` (M, D) -> (M, K)."""
+    numbers (Monte Carlo seeds) and ``forward`` (M, D) -> (M, K); for gum2 and the Hessian index,
+    ``hessian(wrt)`` -> (start, H (n, K, W, W)) blocks over the inputs ``wrt``, covering the rows."""
 
     J: np.ndarray
     dx: np.ndarray
@@ -161,6 +171,8 @@ class Block:
     Y: np.ndarray | None = None
     rows: np.ndarray | None = None
     forward: object = field(default=None, repr=False)
+    hessian: object = field(default=None, repr=False)
+    cache: dict = field(default_factory=dict, repr=False)
 
 
 def _linear(b: Block, s: Settings) -> dict:
@@ -183,15 +195,40 @@ def _worst(b: Block, s: Settings) -> dict:
     return {"dy_worst": worst(b.J, b.dx)}
 
 
+def second_order(b: Block, s: Settings, gaussian: bool = False):
+    """(shift (N, K), second-order covariance (N, K, K) or variance (N, K)), once per block and kind:
+    for the inputs' distributions (gum2), or ``gaussian`` (the Hessian index, defined with Gaussian
+    inputs whatever --dist says)."""
+    kinds = None if gaussian else s.dist
+    if kinds not in b.cache:
+        b.cache[kinds] = block_moments(b.J.shape[:2], b.dx, b.corr, b.hessian, kinds, s.output_cov)
+    return b.cache[kinds]
+
+
+def _gum2(b: Block, s: Settings) -> dict:
+    shift, var = second_order(b, s)
+    cov = output_covariance(b.J, b.dx, b.corr) + var if s.output_cov else None
+    u = np.sqrt(np.maximum(np.einsum("nkk->nk", cov) if s.output_cov else gum(b.J, b.dx, b.corr) ** 2 + var, 0))
+    out = {"dy_gum2": u, "gum2_shift": shift}
+    if s.expanded:
+        k = float(s.k) if s.k is not None else normal_quantile((1 + s.level) / 2)
+        out.update(U_gum2=k * u, **({} if "gum" in s.methods else {"k": np.full(u.shape, k)}))
+    if cov is not None:
+        out["cov_gum2"] = cov
+    return out
+
+
 def _mc(b: Block, s: Settings) -> dict:
     return mc.monte_carlo(b.forward, b.X, b.dx, b.corr, b.rows, s.mc_options())
 
 
-METHODS = {"linear": _linear, "gum": _gum, "worst": _worst, "mc": _mc}
-NEEDS_NETWORK = ("mc",)  # methods that run the model (the rest need J only)
+METHODS = {"linear": _linear, "gum": _gum, "gum2": _gum2, "worst": _worst, "mc": _mc}
+FIRST_ORDER_ALL = ("linear", "gum", "worst", "mc")  # --method all: not gum2 (it needs H, i.e. second-order rules)
+NEEDS_NETWORK = ("mc",)  # methods that run the model (gum2 needs H: the model or a Hessian npz; the rest J only)
 MC_QUANTITIES = ("dy_mc", "dy_mc_se", "mc_shift", "mc_shift_se", "mc_lo", "mc_lo_se", "mc_hi", "mc_hi_se", "mc_samples")
 VALIDATION = ("gum_d_low", "gum_d_high", "gum_delta", "gum_valid")
 LINEARITY = ("nonlinearity", "dy_plus", "dy_minus")
+HESSIAN_INDEX = ("nonlinearity_hess", "shift_rel")
 
 
 def quantities(s: Settings) -> list[str]:
@@ -200,9 +237,13 @@ def quantities(s: Settings) -> list[str]:
     for m in s.methods:
         if m == "gum":
             names += ["dy_gum"] + (["U_gum", "k"] if s.expanded else []) + (["nu_eff"] if s.dof is not None else [])
+        elif m == "gum2":
+            names += ["dy_gum2"] + (["U_gum2"] + ([] if "gum" in s.methods else ["k"]) if s.expanded else [])
+            names += ["gum2_shift"]
         else:
             names += list(MC_QUANTITIES) if m == "mc" else [f"dy_{m}"]
-    return names + (list(VALIDATION) if s.validate else []) + (list(LINEARITY) if s.check_linearity else [])
+    linearity = list(LINEARITY) + (list(HESSIAN_INDEX) if s.hessian_index else []) if s.check_linearity else []
+    return names + (list(VALIDATION) if s.validate else []) + linearity
 
 
 def estimate(b: Block, s: Settings, with_budget: bool = False) -> dict:
@@ -215,6 +256,10 @@ def estimate(b: Block, s: Settings, with_budget: bool = False) -> dict:
         out.update(mc.validate(b.Y, out["dy_gum"], out["k"], out["mc_lo"], out["mc_hi"], s.digits))
     if s.check_linearity:
         out["nonlinearity"], out["dy_plus"], out["dy_minus"] = linearity(b.forward, b.X, b.Y, b.J, b.dx, b.corr)
+        if s.hessian_index:
+            shift, var = second_order(b, s, gaussian=True)
+            var = np.einsum("nkk->nk", var) if s.output_cov else var
+            out["nonlinearity_hess"], out["shift_rel"] = hessian_index(var, shift, gum(b.J, b.dx, b.corr))
     if s.output_cov:
         out["cov_y"] = output_covariance(b.J, b.dx, b.corr)
     elif "cov_mc" in out:
@@ -237,6 +282,9 @@ def settings_for(**given) -> Settings:
         given.setdefault("level", 0.95)
         if given["level"] is None:
             given["level"] = 0.95
+    if "gum2" in methods and given.get("dof") is not None:
+        raise UsageError("--dof with --method gum2: Welch-Satterthwaite is a first-order formula; gum2's k comes "
+                         "from --coverage or the normal quantile at --level (drop --dof, or use --method gum)")
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise UsageError(f"unknown method(s) {sorted(unknown)}; the methods are {list(METHODS)}")
@@ -261,19 +309,21 @@ def _dx_rows(dx, cov, corr, names, X, n, d):
     return np.broadcast_to(values, (n, d)), corr
 
 
-def propagate(model=None, X=None, dx=None, *, J=None, cov=None, corr=None, **settings) -> dict:
+def propagate(model=None, X=None, dx=None, *, J=None, H=None, cov=None, corr=None, **settings) -> dict:
     """Output uncertainty from input uncertainty at every row, as ``jacprop propagate`` computes it.
 
-    Give ``model`` and X (N, D), or a Jacobian J (N, K, D) (then only methods that need J alone).
+    Give ``model`` and X (N, D), or a Jacobian J (N, K, D) (then only methods that need J alone;
+    gum2 also needs the Hessian H (N, K, D, D), from the model or given).
     ``dx``: the standard uncertainty of each input, a number, a (D,) or an (N, D) array, or
     ``--dx`` strings ("0.01", "temp=0.5", "temp=2%"; names from ``input_names`` or the model);
     or ``cov`` (D, D) instead; ``corr`` (D, D) correlates the dx; ``input_names`` (D,) name the
     inputs for ``dx``, ``dist`` and ``dof``.  ``dist``: {name or index: "rect",
     "triangular", "arcsine", "t:5", "normal"} for Monte Carlo; ``dof``: {name or index: nu}.
-    ``settings``: the fields of ``Settings`` (methods=("gum", "mc"), coverage factor ``k`` or
+    ``settings``: the fields of ``Settings`` (methods=("gum", "gum2", "mc"), coverage factor ``k`` or
     ``level``, samples (the Monte Carlo cap), seed, digits, interval, check_linearity, output_cov,
     budget, validate).  Returns arrays named as in the NPZ output (the CSV column stems): y, dy_gum,
-    U_gum, k, nu_eff, dy_linear, dy_worst, dy_mc, dy_mc_se, mc_shift, mc_shift_se, mc_lo, mc_lo_se,
+    U_gum, k, nu_eff, dy_gum2, U_gum2, gum2_shift, cov_gum2, nonlinearity_hess, shift_rel, dy_linear,
+    dy_worst, dy_mc, dy_mc_se, mc_shift, mc_shift_se, mc_lo, mc_lo_se,
     mc_hi, mc_hi_se, mc_samples, mc_converged, gum_d_low, gum_d_high, gum_delta, gum_valid,
     nonlinearity, dy_plus, dy_minus, cov_y, cov_mc, budget, as computed.
     """
@@ -295,12 +345,39 @@ def propagate(model=None, X=None, dx=None, *, J=None, cov=None, corr=None, **set
     s = settings_for(**settings, dist=distributions_of(specs["dist"], names), dof=dof_of(specs["dof"], names))
     if model is None and (set(s.methods) & set(NEEDS_NETWORK) or s.check_linearity):
         raise UsageError("--method mc and --check-linearity run the network: give the model")
+    s, hessian = _hessian_source(model, X, H, s, n, J.shape[1], d, names)
     dxs, corr = _dx_rows(dx, cov, corr, names, X, n, d)
     check_independent(corr, s.dist, s.dof, names)
     forward = None if model is None else (lambda Z: model.forward(Z, deterministic=True))
     block = Block(J, np.array(dxs, dtype=np.float64), corr, None if X is None else np.atleast_2d(X), Y,
-                  np.arange(1, n + 1), forward)
+                  np.arange(1, n + 1), forward, hessian)
     return {"y": Y, **estimate(block, s)}
+
+
+def _hessian_source(model, X, H, s: Settings, n, k, d, names):
+    """(settings, Block.hessian) for the API: H given (N, K, D, D), else from the model when gum2 or the
+    Hessian index asks (the index is left out for a model without second-order rules)."""
+    if "gum2" not in s.methods and not (s.check_linearity and s.hessian_index):
+        return s, None
+    if "gum2" in s.methods:
+        check_fourth_moments(s.dist, names)
+    if H is not None:
+        H = np.asarray(H, dtype=np.float64)
+        if H.shape != (n, k, d, d):
+            raise UsageError(f"H: expected shape {(n, k, d, d)} (rows, outputs, inputs, inputs), got {H.shape}")
+        return s, lambda wrt: [(0, H[:, :, wrt][:, :, :, wrt])]
+    if model is None:
+        raise UsageError("--method gum2 needs H: give the model, or H (N, K, D, D)")
+    from .errors import ModelError
+    from .second_order import check_second_order, iter_hessian
+
+    try:
+        check_second_order(model)
+    except ModelError:
+        if "gum2" in s.methods:
+            raise
+        return replace(s, hessian_index=False), None
+    return s, lambda wrt: ((start, Hc) for start, _, _, Hc in iter_hessian(model, X, wrt=wrt, deterministic=True))
 
 
 class _CallableModule(type(math)):

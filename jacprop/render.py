@@ -275,7 +275,7 @@ def propagate_footer(s) -> list[str]:
     from .uncertainty.coverage import normal_quantile
 
     lines = []
-    if "gum" in s.methods and s.expanded:
+    if ("gum" in s.methods or "gum2" in s.methods) and s.expanded:
         if s.k is not None:
             lines.append(f"U = k·u with k = {s.k:g} (--coverage)")
         elif s.dof is not None:

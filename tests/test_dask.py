@@ -206,6 +206,19 @@ def test_propagate_is_identical_with_monte_carlo_and_gates(cluster, small, tmp_p
     assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
+def test_propagate_gum2_and_the_hessian_index_are_identical(cluster, small, tmp_path):
+    """gum2 on dask: each partition computes its rows' H through the same Estimator."""
+    csv = write_csv(tmp_path / "a.csv", data(300, seed=4))
+    args = ["--dx", "temperature=0.3", "--dx", "flow=1%", "--method", "gum2", "--level", "0.95", "--output-cov",
+            "--check-linearity", "--max-nonlinearity", "0.5", "--format", "csv", "-q"]
+    local = cli("propagate", MODEL, csv, *args, "-o", tmp_path / "local.csv")
+    dask = on(cluster, "propagate", MODEL, csv, *args, "-o", tmp_path / "dask.csv")
+    assert local.exit_code == dask.exit_code == 1 and "nonlinearity_hess" in dask.stderr
+    assert dask.stderr == local.stderr
+    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    assert b"cov_gum2(y[0],y[1])" in (tmp_path / "dask.csv").read_bytes()
+
+
 def test_a_bad_row_gives_the_local_error(cluster, small, tmp_path):
     a = write_csv(tmp_path / "a.csv", data(300))
     b = write_csv(tmp_path / "b.csv", data(900, seed=1), blank_every=200, bad=(700, 1, "oops"))

@@ -28,9 +28,11 @@ SETTINGS = ("samples", "seed", "digits", "interval", "validate", "require_valid"
               help="A D x D input covariance (CSV, header = input names).")
 @click.option("--corr", "corr_file", type=click.Path(dir_okay=False),
               help="A D x D input correlation matrix (CSV); the sigmas come from --dx.")
-@click.option("--method", "methods", multiple=True, type=click.Choice(["linear", "gum", "worst", "mc", "all"]),
-              help="linear: J dx; gum: sqrt(J Sigma J^T) (default); worst: sum |J| |dx|; mc: Monte Carlo through "
-                   "the network.")
+@click.option("--method", "methods", multiple=True, type=click.Choice(["linear", "gum", "gum2", "worst", "mc", "all"]),
+              help="linear: J dx; gum: sqrt(J Sigma J^T) (default); gum2: second order, sqrt(J Sigma J^T + "
+                   "tr(H Sigma H Sigma)/2) and the mean shift tr(H Sigma)/2 (needs H: the model, or a `jacprop "
+                   "hessian` npz); worst: sum |J| |dx|; mc: Monte Carlo through the network; all: linear, gum, "
+                   "worst, mc.")
 @click.option("--samples", type=SAMPLES, default=200_000, show_default=True,
               help="Monte Carlo: the most draws per row (the cap of the adaptive procedure; a note names the rows "
                    "that reach it).")
@@ -58,7 +60,9 @@ SETTINGS = ("samples", "seed", "digits", "interval", "validate", "require_valid"
               help="Also write the output covariance per row: J Sigma J^T (cov), and from the draws with mc (cov_mc).")
 @click.option("--check-linearity", is_flag=True,
               help="Departure from linearity along each input i: e_i = max(|f(x+dx_i)-f(x)-J_i dx_i|, "
-                   "|f(x)-f(x-dx_i)-J_i dx_i|); nonlinearity = sqrt(sum_i e_i^2) / u; flag rows above --tol.")
+                   "|f(x)-f(x-dx_i)-J_i dx_i|); nonlinearity = sqrt(sum_i e_i^2) / u; with H also nonlinearity_hess = "
+                   "sqrt(tr(H Sigma H Sigma)/2) / u and shift_rel = |tr(H Sigma)/2| / u; flag rows where the worst "
+                   "of the three is above --tol.")
 @click.option("--tol", type=POSITIVE, default=0.1, show_default=True,
               help="The nonlinearity (> 0) that --check-linearity flags.")
 @click.option("--budget", is_flag=True,
@@ -71,7 +75,8 @@ SETTINGS = ("samples", "seed", "digits", "interval", "validate", "require_valid"
 @click.option("--max-dy", multiple=True,
               help="Gate: exit 1 if an estimate exceeds VALUE or OUTPUT=VALUE (or is NaN/inf).")
 @click.option("--max-nonlinearity", type=NON_NEGATIVE,
-              help="Gate: exit 1 if the nonlinearity exceeds this (>= 0; or is NaN/inf).")
+              help="Gate: exit 1 if the worst of nonlinearity, nonlinearity_hess and shift_rel exceeds this "
+                   "(>= 0; or is NaN/inf).")
 @click.option("--rows", "rows", callback=check_rows, help="Only these data rows (counted from 1), e.g. 1-5,10.")
 @click.option("--max-rows", type=COUNT, default=10, show_default=True, help="Rows shown in the table format.")
 @click.option("--outputs", multiple=True, help="Only these outputs (names or indices, comma-separated).")

@@ -204,14 +204,10 @@ def jacobian_part(model, job: Job, part: Partition) -> dict:
 def propagate_part(model, job: Job, part: Partition) -> dict:
     """One partition of ``jacprop propagate``, with the local path's Estimator; the kept
     findings (``Findings.result()``) come back with their counts."""
-    from ..commands.propagate import Findings
+    from ..commands.propagate import Findings, Network
 
     reader, blocks = _blocks(model, job, part, job.estimator.out_idx)
-    findings, dtype = Findings(), job.dtype
-
-    def forward(X):
-        return model.forward(X, dtype=dtype, deterministic=True)
-
+    findings, forward = Findings(), Network(model, job.dtype)  # the Hessian too, for gum2
     result = _write_part(job, part, reader, blocks, lambda b: job.estimator.produce(b, forward, findings))
     result.update(findings.result())
     return result

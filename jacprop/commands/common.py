@@ -213,6 +213,7 @@ class RowBlock:
     Y: np.ndarray
     J: np.ndarray
     extra: dict
+    hessian: np.ndarray | None = None  # H (N, K, D, D), or (N, K, D) diagonal, when read from `jacprop hessian`
 
 
 def selected_chunks(reader, keep=None) -> Iterator[tuple]:

@@ -18,6 +18,9 @@ from ..errors import UsageError
 from .common import Outcome, resolve
 
 FINITE_ANYWAY = ("nu_eff",)  # inf is a legitimate value
+GATED = ("dy_linear", "dy_gum", "dy_gum2", "dy_worst", "dy_mc")  # what --max-dy bounds (u-like ones times k)
+U_LIKE = ("dy_gum", "dy_gum2", "dy_mc")  # standard uncertainties
+NONLINEARITY = ("nonlinearity", "nonlinearity_hess", "shift_rel")  # what --max-nonlinearity and --tol bound
 WORST_KEPT = 20  # gate violations named on stderr, the worst first
 
 
@@ -64,6 +67,60 @@ class Findings:
         """The kept findings of each kind and their counts (what a Dask partition sends back)."""
         kinds = ("flagged", "violations", "nonfinite", "capped")
         return {**{k: list(getattr(self, k)) for k in kinds}, **{f"n_{k}": getattr(self, f"n_{k}") for k in kinds}}
+
+
+def worst_nonlinearity(a: dict):
+    """(the largest of the nonlinearity indices computed (N, K; NaN counts as the largest), which of them
+    (N, K) indexing ``names``, names): the re-run ratio and, with H, the Hessian index and the shift."""
+    names = [q for q in NONLINEARITY if q in a]
+    stack = np.stack([np.asarray(a[q], dtype=np.float64) for q in names])
+    which = np.nan_to_num(stack, nan=np.inf).argmax(axis=0)
+    return np.take_along_axis(stack, which[None], axis=0)[0], which, names
+
+
+def apply_gates(est, a, rows, ok, findings) -> None:
+    """--max-dy, --max-nonlinearity and --require-valid of the Estimator ``est`` on the finite (row,
+    output) pairs ``ok``.  --max-nonlinearity bounds the worst of the re-run ratio, the Hessian index
+    and the relative shift (a curvature that the +-dx re-runs miss still fails it)."""
+    outs = est.out_names
+    if est.gate_dy is not None:
+        _gate_dy(est, a, rows, ok, findings)
+    if est.max_nonlinearity is not None:
+        bound, (nl, which, names) = est.max_nonlinearity, worst_nonlinearity(a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = nl / bound if bound else np.where(nl > 0, np.inf, 0.0)
+        findings.violate(np.where(ok, ratio, 0.0), nl, rows, outs,
+                         lambda n, k: f"{names[which[n, k]]} {nl[n, k]:.4g} > --max-nonlinearity {bound:.4g}")
+    if est.require_valid:
+        d_low, d_high, delta = a["gum_d_low"], a["gum_d_high"], a["gum_delta"]
+        failed = np.where((a["gum_valid"] == 0) & ok, np.inf, 0.0)
+        findings.violate(failed, np.maximum(d_low, d_high), rows, outs,
+                         lambda n, k: f"GUM not validated by Monte Carlo: d_low {d_low[n, k]:.3g}, "
+                                      f"d_high {d_high[n, k]:.3g} > delta {delta[n, k]:.3g}")
+
+
+def _gate_dy(est, a, rows, ok, findings) -> None:
+    """--max-dy: each gated estimate (u-like ones times k) against its output's bound; a
+    violation names the estimate that crossed it by the most."""
+    from ..uncertainty.coverage import normal_quantile
+
+    s = est.settings
+    k_factor = np.broadcast_to(a["k"] if "k" in a else s.k if s.k is not None else (
+        normal_quantile((1 + s.level) / 2) if s.level is not None else 1.0), a["y"].shape)
+    gated = [q for q in GATED if q in a]
+    size = np.stack([np.abs(a[q]) * (k_factor if q in U_LIKE else 1) for q in gated])  # (Q, N, K)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(size == 0, 0.0, size / est.gate_dy)
+    which = np.nan_to_num(ratio, nan=np.inf).argmax(axis=0)
+    worst = np.take_along_axis(ratio, which[None], axis=0)[0]
+    value = np.take_along_axis(size, which[None], axis=0)[0]
+
+    def why(n, k):
+        q, kf = gated[which[n, k]], float(k_factor[n, k])
+        label = f"{q} x k={kf:g}" if kf != 1 and q in U_LIKE else q
+        return f"{label} = {size[which[n, k], n, k]:.4g} > --max-dy {est.gate_dy[k]:.4g}"
+
+    findings.violate(np.where(ok, worst, 0.0), value, rows, est.out_names, why)
 
 
 def merge_worst(violations, keep=WORST_KEPT) -> list:

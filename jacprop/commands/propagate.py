@@ -35,15 +35,26 @@ from .common import (
     skipped_note,
     stream_to,
 )
-from .gates import Findings, findings_outcome, merge_findings, merge_worst, nonfinite, parse_gate  # noqa: F401
+from .curvature import Network, block_hessian, second_order_of  # noqa: F401
+from .gates import (  # noqa: F401
+    GATED,
+    Findings,
+    apply_gates,
+    findings_outcome,
+    merge_findings,
+    merge_worst,
+    nonfinite,
+    parse_gate,
+    worst_nonlinearity,
+)
 
 TABLE_COLUMNS = [  # array name, table header
     ("dy_linear", "Δy lin"), ("dy_gum", "u gum"), ("U_gum", "U=k·u"), ("k", "k"), ("nu_eff", "ν eff"),
+    ("dy_gum2", "u gum2"), ("U_gum2", "U2=k·u2"), ("gum2_shift", "shift2"),
     ("dy_worst", "worst"), ("dy_mc", "σ mc"), ("dy_mc_se", "± se"), ("mc_shift", "mc shift"),
-    ("gum_valid", "valid"), ("nonlinearity", "nonlin"),
+    ("gum_valid", "valid"), ("nonlinearity", "nonlin"), ("nonlinearity_hess", "nonlin H"),
 ]  # the data formats also hold mc_lo/hi, the other standard errors, mc_samples, d_low/d_high, dy_plus/minus,
 # cov, budget
-GATED = ("dy_linear", "dy_gum", "dy_worst", "dy_mc")  # what --max-dy bounds (u-like ones times k)
 
 
 @dataclass(frozen=True)
@@ -110,13 +121,14 @@ class Estimator:
         J64 = b.J.astype(np.float64, copy=False)
         Xd = b.X if b.X is not None else np.zeros((len(b.Y), len(self.in_names)))
         d = self.unc.dx(Xd, {i: b.extra[c] for i, c in self.unc.columns.items()}, b.rows, self.in_names)
+        hessian = block_hessian(self.settings, b, forward, self.out_idx)
         if forward is not None and self.out_idx is not None:
             forward = _outputs_of(forward, self.out_idx)
-        block = P.Block(J64, d, self.unc.corr, b.X, b.Y, b.rows, forward)
+        block = P.Block(J64, d, self.unc.corr, b.X, b.Y, b.rows, forward, hessian)
         a = {"y": b.Y, **({"x": b.X} if b.X is not None else {}), **P.estimate(block, self.settings, self.table)}
         rows, outs = b.rows, self.out_names
         if self.settings.check_linearity:
-            findings.flag([(int(rows[n]), outs[k]) for n, k in np.argwhere(a["nonlinearity"] > self.tol)])
+            findings.flag([(int(rows[n]), outs[k]) for n, k in np.argwhere(worst_nonlinearity(a)[0] > self.tol)])
         bad = nonfinite(a, b.J)
         ok = np.ones(a["y"].shape, bool)
         for n, k in bad:
@@ -129,47 +141,9 @@ class Estimator:
         if "mc_converged" in a:  # rows stopped by the cap (not those stopped by a NaN: reported above)
             capped = ~a.pop("mc_converged") & np.isfinite(a["dy_mc"]).all(axis=1)
             findings.note("capped", [int(r) for r in rows[capped]])
-        self._gates(a, rows, ok, findings)
+        apply_gates(self, a, rows, ok, findings)
         return rows, b.ids, a
 
-    def _gates(self, a, rows, ok, findings):
-        """--max-dy, --max-nonlinearity and --require-valid on the finite (row, output) pairs ``ok``."""
-        outs = self.out_names
-        if self.gate_dy is not None:
-            self._gate_dy(a, rows, ok, findings)
-        if self.max_nonlinearity is not None:
-            bound, nl = self.max_nonlinearity, a["nonlinearity"]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = nl / bound if bound else np.where(nl > 0, np.inf, 0.0)
-            findings.violate(np.where(ok, ratio, 0.0), nl, rows, outs,
-                             lambda n, k: f"nonlinearity {nl[n, k]:.4g} > --max-nonlinearity {bound:.4g}")
-        if self.require_valid:
-            d_low, d_high, delta = a["gum_d_low"], a["gum_d_high"], a["gum_delta"]
-            failed = np.where((a["gum_valid"] == 0) & ok, np.inf, 0.0)
-            findings.violate(failed, np.maximum(d_low, d_high), rows, outs,
-                             lambda n, k: f"GUM not validated by Monte Carlo: d_low {d_low[n, k]:.3g}, "
-                                          f"d_high {d_high[n, k]:.3g} > delta {delta[n, k]:.3g}")
-
-    def _gate_dy(self, a, rows, ok, findings) -> None:
-        """--max-dy: each gated estimate (u-like ones times k) against its output's bound; a
-        violation names the estimate that crossed it by the most."""
-        s = self.settings
-        k_factor = np.broadcast_to(a["k"] if "k" in a else s.k if s.k is not None else (
-            P.normal_quantile((1 + s.level) / 2) if s.level is not None else 1.0), a["y"].shape)
-        gated = [q for q in GATED if q in a]
-        size = np.stack([np.abs(a[q]) * (k_factor if q in ("dy_gum", "dy_mc") else 1) for q in gated])  # (Q, N, K)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(size == 0, 0.0, size / self.gate_dy)
-        which = np.nan_to_num(ratio, nan=np.inf).argmax(axis=0)
-        worst = np.take_along_axis(ratio, which[None], axis=0)[0]
-        value = np.take_along_axis(size, which[None], axis=0)[0]
-
-        def why(n, k):
-            q, kf = gated[which[n, k]], float(k_factor[n, k])
-            label = f"{q} x k={kf:g}" if kf != 1 and q in ("dy_gum", "dy_mc") else q
-            return f"{label} = {size[which[n, k], n, k]:.4g} > --max-dy {self.gate_dy[k]:.4g}"
-
-        findings.violate(np.where(ok, worst, 0.0), value, rows, self.out_names, why)
 
 
 def _outputs_of(forward, index):
@@ -191,14 +165,14 @@ class PropagatePlan:
 
     @property
     def forward(self):
-        model, dtype = self.model, self.spec.output.dtype
-        return None if model is None else (lambda X: model.forward(X, dtype=dtype, deterministic=True))
+        return None if self.model is None else Network(self.model, self.spec.output.dtype)
 
 
 def settings_of(spec: PropagateSpec, in_names=None) -> P.Settings:
     """--method, --coverage/--level, --samples, --dist, --dof... as ``propagate.Settings`` (the
     per-input ones need the input names)."""
-    methods = list(P.METHODS) if "all" in spec.methods else list(dict.fromkeys(spec.methods or ["gum"]))
+    given = [m for m in spec.methods if m != "all"] if "all" in spec.methods else spec.methods or ["gum"]
+    methods = list(dict.fromkeys([*P.FIRST_ORDER_ALL, *given] if "all" in spec.methods else given))
     if spec.coverage is not None and spec.level is not None:
         raise UsageError("give --coverage or --level, not both")
     if spec.level is not None:
@@ -254,6 +228,9 @@ def _open_source(spec: PropagateSpec, settings: P.Settings, notes: list):
     if set(settings.methods) & set(P.NEEDS_NETWORK) or settings.check_linearity:
         raise UsageError("--method mc, --validate and --check-linearity run the network: give MODEL... INPUTS, "
                          "not a Jacobian stream")
+    if "gum2" in settings.methods and stream.hessian is None:
+        raise UsageError("--method gum2 needs H: give MODEL... INPUTS, or pipe the npz of `jacprop hessian "
+                         "--format npz` (a Jacobian stream holds no second derivatives)")
     return None, None, stream, stream.input_names, stream.output_names, stream.id_name
 
 
@@ -265,6 +242,8 @@ def fields_of(settings: P.Settings, in_names, out_names, has_x: bool) -> list:
     fields += [Field(q, (k,), [f"{q}({o})" for o in out_names]) for q in P.quantities(settings)]
     if settings.output_cov:
         fields.append(Field("cov_y", (k, k), [f"cov({a},{b})" for a in out_names for b in out_names]))
+        if "gum2" in settings.methods:
+            fields.append(Field("cov_gum2", (k, k), [f"cov_gum2({a},{b})" for a in out_names for b in out_names]))
         if "mc" in settings.methods:
             fields.append(Field("cov_mc", (k, k), [f"cov_mc({a},{b})" for a in out_names for b in out_names]))
     if settings.budget:
@@ -290,6 +269,7 @@ def prepare(spec: PropagateSpec, allowed=("table", "csv", "jsonl", "npz")) -> Pr
         out_names = pick(out_names, out_idx)
         unc = only_from(uncertainty_of(spec.uncertainty, in_names), wrt_idx)
         P.check_independent(unc.corr, settings.dist, settings.dof, list(in_names))
+        settings = second_order_of(settings, model, stream, unc, list(in_names), notes)
         has_x = model is not None or stream.has_x
         if unc.needs_x and not has_x:
             raise UsageError("a relative --dx (%) needs the inputs x: give MODEL... INPUTS, "
@@ -328,7 +308,9 @@ def _blocks(plan: PropagatePlan):
         return jacobian_blocks(plan.model, plan.reader, plan.spec.mode, out_idx, None, plan.spec.output.dtype, keep)
     keep = keep or (lambda r: np.ones(len(r), bool))
     k = slice(None) if out_idx is None else out_idx
-    return (RowBlock(r[m], None if i is None else i[m], None if X is None else X[m], Y[m][:, k], J[m][:, k], {})
+    H = plan.stream.hessian  # an npz: one chunk
+    return (RowBlock(r[m], None if i is None else i[m], None if X is None else X[m], Y[m][:, k], J[m][:, k], {},
+                     None if H is None else H[m][:, k])
             for r, i, X, Y, J in plan.stream.chunks for m in [keep(r)])
 
 
@@ -341,7 +323,8 @@ def run(plan: PropagatePlan) -> Outcome:
         hidden = () if est.settings.dof is not None else ("k",)  # a constant k is in the footer
         meta.update(columns=[c for c in TABLE_COLUMNS if c[0] not in hidden], table=propagate_rows,
                     footer=propagate_footer(est.settings),
-                    flag=(lambda a, n, k: a["nonlinearity"][n, k] > est.tol) if est.settings.check_linearity else None)
+                    flag=(lambda a, n, k: worst_nonlinearity(a)[0][n, k] > est.tol)
+                    if est.settings.check_linearity else None)
     findings = Findings()
     try:
         if spec.summary:

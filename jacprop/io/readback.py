@@ -31,6 +31,8 @@ class JacobianStream:
     id_name: str | None
     chunks: object
     has_x: bool
+    hessian: np.ndarray | None = None  # an npz of `jacprop hessian`: H (N, K, D, D), or (N, K, D) diagonal
+    hessian_diagonal: bool = False
 
 
 def read_jacobian(path) -> JacobianStream:
@@ -68,8 +70,23 @@ def _npz(stream, where):
     X = arrays["x"].astype(np.float64) if "x" in arrays else None
     ids = arrays.get("ids")
     rows = arrays["rows"].astype(np.int64) if "rows" in arrays else np.arange(1, len(Y) + 1)
+    H, diagonal = _hessian_of(arrays, J, where)
     return JacobianStream(list(arrays["input_names"]), list(arrays["output_names"]), "id" if ids is not None else None,
-                          iter([(rows, ids, X, Y, J)]), X is not None)
+                          iter([(rows, ids, X, Y, J)]), X is not None, H, diagonal)
+
+
+def _hessian_of(arrays, J, where):
+    """(H or None, diagonal): the ``hessian`` (N, K, D, D) or ``hessian_diagonal`` (N, K, D) of
+    `jacprop hessian --format npz`, checked against J (N, K, D)."""
+    diagonal = "hessian" not in arrays and "hessian_diagonal" in arrays
+    H = arrays.get("hessian", arrays.get("hessian_diagonal"))
+    if H is None:
+        return None, False
+    expected = J.shape + (() if diagonal else J.shape[-1:])
+    if H.shape != expected:
+        name = "hessian_diagonal" if diagonal else "hessian"
+        raise InputError(f"{where}: {name} has shape {H.shape}, but the jacobian {J.shape} needs {expected}")
+    return H.astype(np.float64), diagonal
 
 
 def _jsonl(stream, where):
