@@ -147,6 +147,11 @@ class Settings:
         return self.level if self.level is not None else 0.95
 
     @property
+    def validated(self) -> list[str]:
+        """The GUM estimates --validate compares with the Monte Carlo interval: gum and gum2 as asked for."""
+        return [m for m in ("gum", "gum2") if m in self.methods] if self.validate else []
+
+    @property
     def expanded(self) -> bool:
         return self.k is not None or self.level is not None
 
@@ -226,7 +231,7 @@ METHODS = {"linear": _linear, "gum": _gum, "gum2": _gum2, "worst": _worst, "mc":
 FIRST_ORDER_ALL = ("linear", "gum", "worst", "mc")  # --method all: not gum2 (it needs H, i.e. second-order rules)
 NEEDS_NETWORK = ("mc",)  # methods that run the model (gum2 needs H: the model or a Hessian npz; the rest J only)
 MC_QUANTITIES = ("dy_mc", "dy_mc_se", "mc_shift", "mc_shift_se", "mc_lo", "mc_lo_se", "mc_hi", "mc_hi_se", "mc_samples")
-VALIDATION = ("gum_d_low", "gum_d_high", "gum_delta", "gum_valid")
+VALIDATION = ("d_low", "d_high", "delta", "valid")  # per validated method m: m_d_low, ...
 LINEARITY = ("nonlinearity", "dy_plus", "dy_minus")
 HESSIAN_INDEX = ("nonlinearity_hess", "shift_rel")
 
@@ -243,7 +248,7 @@ def quantities(s: Settings) -> list[str]:
         else:
             names += list(MC_QUANTITIES) if m == "mc" else [f"dy_{m}"]
     linearity = list(LINEARITY) + (list(HESSIAN_INDEX) if s.hessian_index else []) if s.check_linearity else []
-    return names + (list(VALIDATION) if s.validate else []) + linearity
+    return names + [f"{m}_{v}" for m in s.validated for v in VALIDATION] + linearity
 
 
 def estimate(b: Block, s: Settings, with_budget: bool = False) -> dict:
@@ -252,8 +257,11 @@ def estimate(b: Block, s: Settings, with_budget: bool = False) -> dict:
     out = {}
     for m in s.methods:
         out.update(METHODS[m](b, s))
-    if s.validate:
+    if "gum" in s.validated:
         out.update(mc.validate(b.Y, out["dy_gum"], out["k"], out["mc_lo"], out["mc_hi"], s.digits))
+    if "gum2" in s.validated:  # about y = f(x) as JCGM 101 8 (and 9.4's higher-order GUF) do, not y + shift
+        k = normal_quantile((1 + s.level) / 2)
+        out.update(mc.validate(b.Y, out["dy_gum2"], k, out["mc_lo"], out["mc_hi"], s.digits, "gum2"))
     if s.check_linearity:
         out["nonlinearity"], out["dy_plus"], out["dy_minus"] = linearity(b.forward, b.X, b.Y, b.J, b.dx, b.corr)
         if s.hessian_index:
@@ -278,7 +286,8 @@ def settings_for(**given) -> Settings:
             raise UsageError("--validate needs --digits >= 1 (its tolerance delta comes from them)")
         if given.get("k") is not None:
             raise UsageError("--validate compares coverage intervals at a probability: give --level, not --coverage")
-        methods = tuple(dict.fromkeys(("gum", *methods, "mc")))
+        gum_family = () if "gum2" in methods else ("gum",)  # --method gum2 alone validates gum2 alone
+        methods = tuple(dict.fromkeys((*gum_family, *methods, "mc")))
         given.setdefault("level", 0.95)
         if given["level"] is None:
             given["level"] = 0.95
@@ -324,7 +333,8 @@ def propagate(model=None, X=None, dx=None, *, J=None, H=None, cov=None, corr=Non
     budget, validate).  Returns arrays named as in the NPZ output (the CSV column stems): y, dy_gum,
     U_gum, k, nu_eff, dy_gum2, U_gum2, gum2_shift, cov_gum2, nonlinearity_hess, shift_rel, dy_linear,
     dy_worst, dy_mc, dy_mc_se, mc_shift, mc_shift_se, mc_lo, mc_lo_se,
-    mc_hi, mc_hi_se, mc_samples, mc_converged, gum_d_low, gum_d_high, gum_delta, gum_valid,
+    mc_hi, mc_hi_se, mc_samples, mc_converged, gum_d_low, gum_d_high, gum_delta, gum_valid (gum2_d_low, ...
+    for gum2),
     nonlinearity, dy_plus, dy_minus, cov_y, cov_mc, budget, as computed.
     """
     if J is None:

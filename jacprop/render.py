@@ -263,8 +263,8 @@ def propagate_rows(console, rows, ids, arrays, meta) -> int:
 
 
 def _cell(name: str, v: float) -> str:
-    """A propagate table cell: gum_valid as yes/no, standard errors to 2 digits, the rest to 4."""
-    if name == "gum_valid":
+    """A propagate table cell: gum_valid/gum2_valid as yes/no, standard errors to 2 digits, the rest to 4."""
+    if name.endswith("_valid"):
         return "yes" if v == 1 else "NO"
     return number(v, 2) if name.endswith("_se") else number(v)
 
@@ -290,7 +290,8 @@ def propagate_footer(s) -> list[str]:
         lines.append(f"σ mc ± se: standard error from the draws; mc lo/hi: {s.interval} {s.mc_level:.4g} "
                      f"interval; {run}")
     if s.validate:
-        lines.append("valid: GUM's y ± U within δ of the Monte Carlo interval ends (JCGM 101 8)")
+        lines.append("valid: GUM's y ± U within δ of the Monte Carlo interval ends (JCGM 101 8)"
+                     + ("; valid2: the same for y ± U2" if "gum2" in s.methods else ""))
     return lines
 
 

@@ -299,10 +299,6 @@ CASES = [
     ("opt-gum2-t-no-fourth-moment", "--method gum2 with --dist NAME=t:4 (no fourth moment)", None, None,
      ["propagate", "--dx", "0.1", "--method", "gum2", "--dist", "flow=t:4"],
      "--dist flow=t:4 with --method gum2: a t with NU <= 4 has no fourth moment"),
-    ("opt-gum2-no-second-order", "--method gum2 on a model with a layer without second-order rule (LSTM)",
-     lambda tmp: SAMPLES / "keras" / "lstm.k2.h5", lambda tmp: SAMPLES / "keras" / "lstm.csv",
-     ["propagate", "--dx", "0.1", "--method", "gum2"],
-     "--method gum2: hessian: layer 'lstm' (LSTM): op Recurrent has no second-order rule"),
     # I/O
     ("io-missing-directory", "-o into a missing directory", None, None, ["-o", "nodir/out.csv"], "does not exist"),
     ("io-output-is-directory", "-o names a directory", None, None, ["-o", "."], "is a directory"),

@@ -256,12 +256,19 @@ def test_hessian_index_at_zero_slope_is_infinite_and_fails_the_gate(tmp_path):
     assert table(flat.stdout)["nonlinearity_hess(m)"][0] == 0
 
 
-def test_check_linearity_on_a_model_without_second_order_rules_keeps_the_rerun_ratio():
-    lstm, data = ROOT / "sample_models" / "keras" / "lstm.k2.h5", ROOT / "sample_models" / "keras" / "lstm.csv"
-    r = run("propagate", lstm, data, "--dx", "0.01", "--check-linearity", "--format", "csv", "--rows", "1",
+def test_a_model_without_second_order_rules_keeps_the_rerun_ratio_and_refuses_gum2(monkeypatch):
+    """Every op of the table has a second-order rule today; an activation's is removed to stand for a
+    future op without one."""
+    from jacprop.ops import activations
+
+    monkeypatch.delitem(activations.SECOND, "tanh")
+    r = run("propagate", TANH, TANH_CSV, "--dx", "0.01", "--check-linearity", "--format", "csv", "--rows", "1",
             "--max-nonlinearity", "100")
     assert r.exit_code == 0 and "nonlinearity(" in r.stdout and "nonlinearity_hess" not in r.stdout
-    assert "note: no Hessian index beside --check-linearity's re-run ratio (hessian: layer 'lstm' (LSTM)" in r.stderr
+    assert "note: no Hessian index beside --check-linearity's re-run ratio (hessian: layer" in r.stderr
+    refused = run("propagate", TANH, TANH_CSV, "--dx", "0.1", "--method", "gum2")
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "--method gum2: hessian: layer" in refused.stderr and "has no second-order rule" in refused.stderr
 
 
 def test_hessian_index_is_the_gaussian_term_whatever_dist_says():
@@ -276,3 +283,34 @@ def test_hessian_index_is_the_gaussian_term_whatever_dist_says():
     r = run("propagate", TANH, TANH_CSV, "--dx", "0.1", "--dist", "flow=t:3", "--method", "mc", "--samples", "50",
             "--digits", "0", "--check-linearity", "--format", "csv", "--rows", "1")
     assert r.exit_code == 0 and "nonlinearity_hess(y[0])" in r.stdout
+
+
+def test_validate_checks_gum2_about_f_of_x_and_the_gate_names_it():
+    """JCGM 101 8.1 for the second-order law: d_low = |y - U2 - y_low|, d_high = |y + U2 - y_high| with
+    y = f(x) (the GUM's estimate; 9.4 validates its higher-order variant the same way), from the same
+    Monte Carlo interval as gum's; --method gum2 alone validates gum2 alone."""
+    model, _ = quadratic()
+    r = jacprop.propagate(model, X0[None], dx=SD * 0.2, methods=("gum", "gum2"), validate=True, samples=400_000,
+                          seed=3, level=0.95)
+    y, lo, hi = r["y"][0], r["mc_lo"][0], r["mc_hi"][0]
+    U2 = 1.959963984540054 * r["dy_gum2"][0]
+    np.testing.assert_allclose(r["gum2_d_low"][0], np.abs(y - U2 - lo), rtol=1e-12)
+    np.testing.assert_allclose(r["gum2_d_high"][0], np.abs(y + U2 - hi), rtol=1e-12)
+    np.testing.assert_allclose(r["gum2_delta"][0], r["gum_delta"][0])  # 2 digits of u: gum's and gum2's agree here
+    assert (r["gum2_d_high"][0] != r["gum_d_high"][0]).all()
+    expect = (r["gum2_d_low"][0] <= r["gum2_delta"][0]) & (r["gum2_d_high"][0] <= r["gum2_delta"][0])
+    np.testing.assert_array_equal(r["gum2_valid"][0], expect.astype(float))
+    alone = jacprop.propagate(model, X0[None], dx=SD * 0.2, methods=("gum2",), validate=True, samples=400_000, seed=3)
+    assert "gum2_valid" in alone and "gum_valid" not in alone and "dy_gum" not in alone
+    np.testing.assert_array_equal(alone["gum2_d_high"], r["gum2_d_high"])
+
+
+def test_require_valid_gates_on_gum2_when_it_is_asked_for(tmp_path):
+    model, data = product(tmp_path)
+    base = ["propagate", model, data, "--dx", "0.5", "--rows", "1", "--require-valid", "--samples", "20000"]
+    r = run(*base, "--method", "gum2", "--format", "csv")
+    assert r.exit_code == 1
+    assert "gum2 (second order) not validated by Monte Carlo: d_low" in r.stderr
+    assert "GUM not validated" not in r.stderr  # gum was not asked for, so it is not gated
+    t = table(r.stdout)
+    assert t["gum2_valid(m)"][0] == 0 and "gum_valid(m)" not in t

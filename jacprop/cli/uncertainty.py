@@ -70,7 +70,8 @@ SETTINGS = ("samples", "seed", "digits", "interval", "validate", "require_valid"
                    "c_i^2 dx_i^2 / u^2 without correlation; negative where a correlation lowers u).")
 @click.option("--validate", is_flag=True,
               help="Validate GUM by Monte Carlo (JCGM 101 8): gum_valid = 1 where |y -/+ U - mc interval end| <= "
-                   "delta (the tolerance of u at --digits), at --level (default 0.95). Implies --method gum and mc.")
+                   "delta (the tolerance of u at --digits), at --level (default 0.95); with --method gum2 also "
+                   "gum2_valid (y -/+ U_gum2). Implies mc, and gum unless gum2 is asked for.")
 @click.option("--require-valid", is_flag=True, help="Gate: exit 1 if --validate fails on any row (implies --validate).")
 @click.option("--max-dy", multiple=True,
               help="Gate: exit 1 if an estimate exceeds VALUE or OUTPUT=VALUE (or is NaN/inf).")

@@ -92,11 +92,19 @@ def apply_gates(est, a, rows, ok, findings) -> None:
         findings.violate(np.where(ok, ratio, 0.0), nl, rows, outs,
                          lambda n, k: f"{names[which[n, k]]} {nl[n, k]:.4g} > --max-nonlinearity {bound:.4g}")
     if est.require_valid:
-        d_low, d_high, delta = a["gum_d_low"], a["gum_d_high"], a["gum_delta"]
-        failed = np.where((a["gum_valid"] == 0) & ok, np.inf, 0.0)
-        findings.violate(failed, np.maximum(d_low, d_high), rows, outs,
-                         lambda n, k: f"GUM not validated by Monte Carlo: d_low {d_low[n, k]:.3g}, "
-                                      f"d_high {d_high[n, k]:.3g} > delta {delta[n, k]:.3g}")
+        for m in ("gum", "gum2"):
+            if f"{m}_valid" in a:
+                _gate_valid(m, a, rows, outs, ok, findings)
+
+
+def _gate_valid(m, a, rows, outs, ok, findings) -> None:
+    """--require-valid: every row where method ``m``'s interval fails JCGM 101 8's test."""
+    d_low, d_high, delta = a[f"{m}_d_low"], a[f"{m}_d_high"], a[f"{m}_delta"]
+    failed = np.where((a[f"{m}_valid"] == 0) & ok, np.inf, 0.0)
+    label = "GUM" if m == "gum" else "gum2 (second order)"
+    findings.violate(failed, np.maximum(d_low, d_high), rows, outs,
+                     lambda n, k: f"{label} not validated by Monte Carlo: d_low {d_low[n, k]:.3g}, "
+                                  f"d_high {d_high[n, k]:.3g} > delta {delta[n, k]:.3g}")
 
 
 def _gate_dy(est, a, rows, ok, findings) -> None:

@@ -52,7 +52,7 @@ TABLE_COLUMNS = [  # array name, table header
     ("dy_linear", "Δy lin"), ("dy_gum", "u gum"), ("U_gum", "U=k·u"), ("k", "k"), ("nu_eff", "ν eff"),
     ("dy_gum2", "u gum2"), ("U_gum2", "U2=k·u2"), ("gum2_shift", "shift2"),
     ("dy_worst", "worst"), ("dy_mc", "σ mc"), ("dy_mc_se", "± se"), ("mc_shift", "mc shift"),
-    ("gum_valid", "valid"), ("nonlinearity", "nonlin"), ("nonlinearity_hess", "nonlin H"),
+    ("gum_valid", "valid"), ("gum2_valid", "valid2"), ("nonlinearity", "nonlin"), ("nonlinearity_hess", "nonlin H"),
 ]  # the data formats also hold mc_lo/hi, the other standard errors, mc_samples, d_low/d_high, dy_plus/minus,
 # cov, budget
 

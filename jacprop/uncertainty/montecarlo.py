@@ -206,12 +206,14 @@ def monte_carlo(forward, X, dx, corr, rows, opts: McOptions) -> dict:
     return out
 
 
-def validate(y, u, k, lo, hi, digits: int) -> dict:
+def validate(y, u, k, lo, hi, digits: int, name: str = "gum") -> dict:
     """JCGM 101 8.1: d_low = |y - U - y_low|, d_high = |y + U - y_high| with U = k u the GUM expanded
-    uncertainty and [y_low, y_high] the Monte Carlo interval; valid where both <= delta, the numerical
-    tolerance of u at ``digits`` significant digits."""
+    uncertainty about the estimate ``y`` and [y_low, y_high] the Monte Carlo interval; valid where both
+    <= delta, the numerical tolerance of u at ``digits`` significant digits.  Columns ``<name>_d_low``,
+    ``<name>_d_high``, ``<name>_delta``, ``<name>_valid`` (1/0)."""
     U = k * u
     d_low, d_high = np.abs(y - U - lo), np.abs(y + U - hi)
     delta = tolerance(u, digits)
     valid = (d_low <= delta) & (d_high <= delta) & np.isfinite(d_low) & np.isfinite(d_high)
-    return {"gum_d_low": d_low, "gum_d_high": d_high, "gum_delta": delta, "gum_valid": valid.astype(np.float64)}
+    return {f"{name}_d_low": d_low, f"{name}_d_high": d_high, f"{name}_delta": delta,
+            f"{name}_valid": valid.astype(np.float64)}

@@ -201,8 +201,6 @@ CASES = [
     ('opt-propagate-summary-npy', None, None, ['propagate', '--dx', '0.1', '--summary', '-o', in_tmp("x.npy")]),
     ("opt-gum2-dof", None, None, ["propagate", "--dx", "0.1", "--method", "gum", "--method", "gum2", "--dof", "5"]),
     ("opt-gum2-t-no-fourth-moment", None, None, ["propagate", "--dx", "0.1", "--method", "gum2", "--dist", "flow=t:4"]),
-    ("opt-gum2-no-second-order", sample(SAMPLES / "keras" / "lstm.k2.h5"), sample(SAMPLES / "keras" / "lstm.csv"),
-     ["propagate", "--dx", "0.1", "--method", "gum2"]),
     # I/O
     ("io-missing-directory", None, None, ["-o", in_tmp("nodir/out.csv")]),
     ("io-output-is-directory", None, None, ["-o", in_tmp(".")]),
