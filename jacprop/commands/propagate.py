@@ -348,9 +348,9 @@ def run(plan: PropagatePlan) -> Outcome:
             _summary(plan, lambda b: est.produce(b, plan.forward, findings))
         else:
             writer = open_output(plan.fmt, spec.output, plan.fields, meta)
-            tally = _tally(plan)
-            stream_to(writer, _blocks(plan), lambda b: est.produce(b, plan.forward, findings),
-                      plan.reader is not None and show_progress(spec.output, spec.inputs.path), plan.reader, tally)
+            tally = tally_of(plan, spec.output)
+            stream_to(writer, *stream_of(plan, findings), show_progress(spec.output, spec.inputs.path),
+                      plan.reader or plan.stream, tally)
             if tally is not None:
                 plan.notes.append(tally.line())
     finally:
@@ -360,10 +360,16 @@ def run(plan: PropagatePlan) -> Outcome:
     return findings_outcome(findings.result(), est.tol, spec.output.quiet, plan.notes + skipped, est.settings)
 
 
-def _tally(plan: PropagatePlan) -> Tally | None:
-    """The closing line watches the first gated estimate asked for (else the first estimate)."""
+def stream_of(plan: PropagatePlan, findings: Findings):
+    """(blocks, produce): as ``jacobian.stream_of``, the estimates of every block, ``findings`` gathered."""
+    return _blocks(plan), lambda b: plan.estimator.produce(b, plan.forward, findings)
+
+
+def tally_of(plan: PropagatePlan, output: OutputSpec) -> Tally | None:
+    """The closing line watches the first gated estimate asked for (else the first estimate); None:
+    no closing line for ``output``."""
     est = plan.estimator
-    if not show_tally(plan.spec.output, est.gate_dy is not None or est.max_nonlinearity is not None):
+    if not show_tally(output, est.gate_dy is not None or est.max_nonlinearity is not None):
         return None
     names = P.quantities(est.settings)
     what = next((q for q in GATED if q in names), names[0] if names else "y")
