@@ -146,14 +146,10 @@ def write_directory(plan: OutputPlan, staging: str, names: list[str], manifest: 
                 os.remove(os.path.join(plan.path, name))
 
 
-def manifest(command, models, inputs, plan: OutputPlan, meta, parts, results) -> dict:
-    """manifest.json of ``-o DIR/``: what was run, and each part's input rows."""
+def manifest(command, models, inputs, plan: OutputPlan, meta) -> dict:
+    """manifest.json of ``-o DIR/`` (the runner adds the rows and each part's input rows)."""
     from .. import __version__
 
-    return {
-        "jacprop": __version__, "command": command, "format": plan.fmt, "models": list(models),
-        "inputs": list(inputs), "input_names": list(meta["input_names"]), "output_names": list(meta["output_names"]),
-        "id_column": meta.get("id_name"), "rows": sum(r["rows"] for r in results),
-        "parts": [{"part": p.name, "input": p.path, "first_row": p.first_row + 1, "last_row": r["last_row"],
-                   "rows": r["rows"]} for p, r in zip(parts, results)],
-    }
+    return {"jacprop": __version__, "command": command, "format": plan.fmt, "models": list(models),
+            "inputs": list(inputs), "input_names": list(meta["input_names"]),
+            "output_names": list(meta["output_names"]), "id_column": meta.get("id_name")}

@@ -24,7 +24,7 @@ import os
 import shutil
 import sys
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from ..commands.common import Outcome, open_inputs, skipped_note
 from ..errors import JacpropError, UsageError
@@ -32,7 +32,7 @@ from ..io.reader import no_data_rows
 from ..loaders import is_model_file
 from . import output, partitions
 
-__all__ = ["ClusterError", "Tuning", "run_jacobian", "run_propagate", "split_models_inputs"]
+__all__ = ["ClusterError", "run_jacobian", "run_propagate", "split_models_inputs"]
 
 SPLIT_BYTES = 64 * 2**20  # bytes per counting task
 CHUNK_ROWS = None  # None: the local reader's chunk (partitions are multiples of it)
@@ -144,105 +144,73 @@ def _open_all(model, inputs, spec_inputs) -> list:
     return headers
 
 
-@dataclass(frozen=True)
-class Tuning:
-    """For tests and benchmarks: an existing ``client``, and the reader chunk, partition and
-    counting-block sizes (None: the defaults above)."""
-
-    client: object = None
-    chunk_rows: int | None = None
-    partition_rows: int | None = None
-    split_bytes: int | None = None
-
-
-@dataclass(frozen=True)
-class Run:
-    """One distributed run: what was asked for, where it runs and where it goes."""
-
-    command: str
-    models: list
-    inputs: list
-    headers: list
-    out: output.OutputPlan
-    cluster: tuple  # (scheduler, workers)
-    quiet: bool
-    tuning: Tuning
+def _place(out: output.OutputPlan, job: partitions.Job, parts, results, manifest: dict) -> None:
+    """The parts into -o DIR/ beside their manifest, or joined into one file or onto stdout."""
+    names, plan = [p.name for p in parts], job.plan
+    if out.kind == "dir":
+        rows = [{"part": p.name, "input": p.path, "first_row": p.first_row + 1, "last_row": r["last_row"],
+                 "rows": r["rows"]} for p, r in zip(parts, results)]
+        output.write_directory(out, job.staging, names, {**manifest, "rows": sum(r["rows"] for r in results),
+                                                         "parts": rows})
+    else:
+        output.join(out, plan.fields, plan.meta, plan.spec.output.dtype, [os.path.join(job.staging, n) for n in names])
 
 
-def _execute(run: Run, model, job: partitions.Job) -> tuple[list, list]:
-    """Cut the inputs into partitions, run them and place the output; returns (results, partitions)."""
-    from ..render import status
-
-    tuning, out, plan = run.tuning, run.out, job.plan
-    with contextlib.nullcontext(tuning.client) if tuning.client else connect(*run.cluster) as client:
-        job = replace(job, staging=output.make_staging(out, run.cluster[0] is not None))
-        try:
-            parts, total = partitions.plan_partitions(client, run.inputs, run.headers, job.reader["chunk_rows"],
-                                                      tuning.partition_rows or PARTITION_ROWS,
-                                                      tuning.split_bytes or SPLIT_BYTES)
-            parts = [replace(p, name=name) for p, name in zip(parts, output.part_names(len(parts), out.part_fmt))]
-            show = not run.quiet and sys.stderr.isatty()
-            if show:
-                status(f"jacprop: {len(parts)} partitions of {len(run.inputs)} input(s) on "
-                       f"{len(client.nthreads())} workers ({client.scheduler.address})")
-            results = run_tasks(client, model, job, parts, (total, None) if show else None) if parts else []
-            if sum(r["rows"] for r in results) == 0:
-                raise no_data_rows(run.inputs[0] if len(run.inputs) == 1 else f"{len(run.inputs)} inputs",
-                                   sum(r["skipped"] for r in results))
-            names = [p.name for p in parts]
-            if out.kind == "dir":
-                manifest = output.manifest(run.command, run.models, run.inputs, out, plan.meta, parts, results)
-                output.write_directory(out, job.staging, names, manifest)
-            else:
-                output.join(out, plan.fields, plan.meta, plan.spec.output.dtype,
-                            [os.path.join(job.staging, n) for n in names])
-        finally:
-            shutil.rmtree(job.staging, ignore_errors=True)
-    return results, parts
-
-
-def _run(command, allowed, paths, spec_for, cluster: tuple, tuning: Tuning) -> Outcome:
+def _run(command, allowed, paths, spec_for, scheduler, workers) -> Outcome:
     """MODEL... INPUTS... of ``command`` (commands.jacobian or .propagate): the spec made by
     ``spec_for(models, first input)`` and prepared as the local run prepares it (output on stdout
     in the cluster's format: the runner places the file), then run over the partitions."""
+    from ..render import status
+
     models, inputs = split_models_inputs(paths)
     spec = spec_for(tuple(models), inputs[0])
     if getattr(spec, "summary", False):
         raise UsageError("--summary is not available with --engine dask; use the local engine")
-    out = output.plan_output(spec.output.path, spec.output.fmt, allowed)
+    out, quiet = output.plan_output(spec.output.path, spec.output.fmt, allowed), spec.output.quiet
     local = command.prepare(replace(spec, output=replace(spec.output, path=None, fmt=out.fmt)))
     local.reader.close()
     extra = command.extra_columns(spec) if hasattr(command, "extra_columns") else ()
     headers = _open_all(local.model, inputs, replace(spec.inputs, extra_columns=extra))
     tally = command.tally_of(local, spec.output)  # the closing line, shown as the local run shows it
-    options = {**local.reader.options(), "chunk_rows": tuning.chunk_rows or CHUNK_ROWS or local.reader.chunk_rows}
-    job = partitions.Job(replace(local, model=None, reader=None), options, out.part_fmt, many=len(inputs) > 1)
-    run = Run(command.__name__.rpartition(".")[2], models, inputs, headers, out, cluster, spec.output.quiet, tuning)
-    results, parts = _execute(run, local.model, job)
+    options = {**local.reader.options(), "chunk_rows": CHUNK_ROWS or local.reader.chunk_rows}
+    with connect(scheduler, workers) as client:
+        job = partitions.Job(replace(local, model=None, reader=None), options, out.part_fmt,
+                             output.make_staging(out, scheduler is not None), len(inputs) > 1)
+        try:
+            parts, total = partitions.plan_partitions(client, inputs, headers, options["chunk_rows"], PARTITION_ROWS,
+                                                      SPLIT_BYTES)
+            parts = [replace(p, name=name) for p, name in zip(parts, output.part_names(len(parts), out.part_fmt))]
+            show = not quiet and sys.stderr.isatty()
+            if show:
+                status(f"jacprop: {len(parts)} partitions of {len(inputs)} input(s) on "
+                       f"{len(client.nthreads())} workers ({client.scheduler.address})")
+            results = run_tasks(client, local.model, job, parts, (total, None) if show else None) if parts else []
+            local.reader.skipped = sum(r["skipped"] for r in results)  # of every partition, for the same note
+            if sum(r["rows"] for r in results) == 0:
+                raise no_data_rows(inputs[0] if len(inputs) == 1 else f"{len(inputs)} inputs", local.reader.skipped)
+            _place(out, job, parts, results, output.manifest(command.__name__.rpartition(".")[2], models, inputs, out,
+                                                             local.meta))
+        finally:
+            shutil.rmtree(job.staging, ignore_errors=True)
     for r in results if tally is not None else ():
         tally.offer(*r["largest"], rows=r["rows"])
-    local.reader.skipped = sum(r["skipped"] for r in results)  # of every partition, for the same note
-    notes = local.notes + ([tally.line()] if tally is not None else []) + skipped_note(local.reader, spec.output.quiet)
+    notes = local.notes + ([tally.line()] if tally is not None else []) + skipped_note(local.reader, quiet)
     if not hasattr(command, "findings_outcome"):
         return Outcome(0, notes)
-
-    def where(r, part):
-        return f"{r} of {part.path}" if len(inputs) > 1 else r
-
-    return command.findings_outcome(command.merge_findings(results, parts, where), spec.tol, spec.output.quiet,
-                                    notes, local.estimator.settings)
+    found = command.merge_findings(results, parts, lambda r, part: f"{r} of {part.path}" if len(inputs) > 1 else r)
+    return command.findings_outcome(found, spec.tol, quiet, notes, local.estimator.settings)
 
 
-def run_jacobian(paths, spec_for, scheduler=None, workers=None, tuning: Tuning = Tuning()) -> Outcome:
+def run_jacobian(paths, spec_for, scheduler=None, workers=None) -> Outcome:
     """``jacprop jacobian MODEL... INPUTS... --engine dask``: ``spec_for(models, first input)`` makes
     the command's spec, prepared exactly as the local run prepares it."""
     from ..commands import jacobian
 
-    return _run(jacobian, ("csv", "jsonl", "npy", "npz"), paths, spec_for, (scheduler, workers), tuning)
+    return _run(jacobian, ("csv", "jsonl", "npy", "npz"), paths, spec_for, scheduler, workers)
 
 
-def run_propagate(paths, spec_for, scheduler=None, workers=None, tuning: Tuning = Tuning()) -> Outcome:
+def run_propagate(paths, spec_for, scheduler=None, workers=None) -> Outcome:
     """``jacprop propagate MODEL... INPUTS... --engine dask``; as ``run_jacobian``."""
     from ..commands import propagate
 
-    return _run(propagate, ("csv", "jsonl", "npz"), paths, spec_for, (scheduler, workers), tuning)
+    return _run(propagate, ("csv", "jsonl", "npz"), paths, spec_for, scheduler, workers)
