@@ -102,9 +102,7 @@ def split_models_inputs(paths) -> tuple[list[str], list[str]]:
     """MODEL... INPUTS...: the leading arguments that are model files, then the inputs (files or
     globs, expanded here in sorted order so that a quoted 'data/part-*.csv' works)."""
     paths = [os.fspath(p) for p in paths]
-    n = 0
-    while n < len(paths) and is_model_file(paths[n]):
-        n += 1
+    n = next((i for i, p in enumerate(paths) if not is_model_file(p)), len(paths))
     models, rest = paths[:n], paths[n:]
     if not models:
         if paths:
@@ -156,17 +154,33 @@ def _place(out: output.OutputPlan, job: partitions.Job, parts, results, manifest
         output.join(out, plan.fields, plan.meta, plan.spec.output.dtype, [os.path.join(job.staging, n) for n in names])
 
 
+def _compute(client, local, job: partitions.Job, inputs, headers, quiet) -> tuple[list, list]:
+    """Cut the inputs into partitions and run them: (results, partitions), in input order."""
+    from ..render import status
+
+    parts, total = partitions.plan_partitions(client, inputs, headers, job.reader["chunk_rows"], PARTITION_ROWS,
+                                              SPLIT_BYTES)
+    parts = [replace(p, name=name) for p, name in zip(parts, output.part_names(len(parts), job.fmt))]
+    show = not quiet and sys.stderr.isatty()
+    if show:
+        status(f"jacprop: {len(parts)} partitions of {len(inputs)} input(s) on {len(client.nthreads())} workers "
+               f"({client.scheduler.address})")
+    results = run_tasks(client, local.model, job, parts, (total, None) if show else None) if parts else []
+    local.reader.skipped = sum(r["skipped"] for r in results)  # of every partition, for the local note
+    if sum(r["rows"] for r in results) == 0:
+        raise no_data_rows(inputs[0] if len(inputs) == 1 else f"{len(inputs)} inputs", local.reader.skipped)
+    return results, parts
+
+
 def _run(command, allowed, paths, spec_for, scheduler, workers) -> Outcome:
     """MODEL... INPUTS... of ``command`` (commands.jacobian or .propagate): the spec made by
     ``spec_for(models, first input)`` and prepared as the local run prepares it (output on stdout
     in the cluster's format: the runner places the file), then run over the partitions."""
-    from ..render import status
-
     models, inputs = split_models_inputs(paths)
     spec = spec_for(tuple(models), inputs[0])
     if getattr(spec, "summary", False):
         raise UsageError("--summary is not available with --engine dask; use the local engine")
-    out, quiet = output.plan_output(spec.output.path, spec.output.fmt, allowed), spec.output.quiet
+    out = output.plan_output(spec.output.path, spec.output.fmt, allowed)
     local = command.prepare(replace(spec, output=replace(spec.output, path=None, fmt=out.fmt)))
     local.reader.close()
     extra = command.extra_columns(spec) if hasattr(command, "extra_columns") else ()
@@ -177,27 +191,24 @@ def _run(command, allowed, paths, spec_for, scheduler, workers) -> Outcome:
         job = partitions.Job(replace(local, model=None, reader=None), options, out.part_fmt,
                              output.make_staging(out, scheduler is not None), len(inputs) > 1)
         try:
-            parts, total = partitions.plan_partitions(client, inputs, headers, options["chunk_rows"], PARTITION_ROWS,
-                                                      SPLIT_BYTES)
-            parts = [replace(p, name=name) for p, name in zip(parts, output.part_names(len(parts), out.part_fmt))]
-            show = not quiet and sys.stderr.isatty()
-            if show:
-                status(f"jacprop: {len(parts)} partitions of {len(inputs)} input(s) on "
-                       f"{len(client.nthreads())} workers ({client.scheduler.address})")
-            results = run_tasks(client, local.model, job, parts, (total, None) if show else None) if parts else []
-            local.reader.skipped = sum(r["skipped"] for r in results)  # of every partition, for the same note
-            if sum(r["rows"] for r in results) == 0:
-                raise no_data_rows(inputs[0] if len(inputs) == 1 else f"{len(inputs)} inputs", local.reader.skipped)
-            _place(out, job, parts, results, output.manifest(command.__name__.rpartition(".")[2], models, inputs, out,
-                                                             local.meta))
+            results, parts = _compute(client, local, job, inputs, headers, spec.output.quiet)
+            name = command.__name__.rpartition(".")[2]
+            _place(out, job, parts, results, output.manifest(name, models, inputs, out, local.meta))
         finally:
             shutil.rmtree(job.staging, ignore_errors=True)
+    return _outcome(command, spec, local, tally, job, results, parts)
+
+
+def _outcome(command, spec, local, tally, job, results, parts) -> Outcome:
+    """The local run's lines: its notes, the closing line (the partitions' largest values, in input
+    order), the skipped rows; propagate's findings merged (rows named with their file when several)."""
     for r in results if tally is not None else ():
         tally.offer(*r["largest"], rows=r["rows"])
+    quiet = spec.output.quiet
     notes = local.notes + ([tally.line()] if tally is not None else []) + skipped_note(local.reader, quiet)
     if not hasattr(command, "findings_outcome"):
         return Outcome(0, notes)
-    found = command.merge_findings(results, parts, lambda r, part: f"{r} of {part.path}" if len(inputs) > 1 else r)
+    found = command.merge_findings(results, parts, lambda r, part: f"{r} of {part.path}" if job.many else r)
     return command.findings_outcome(found, spec.tol, quiet, notes, local.estimator.settings)
 
 
