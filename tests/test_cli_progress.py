@@ -35,6 +35,7 @@ def test_the_closing_line_names_the_largest_derivative_and_where(tmp_path):
     r = run("jacobian", MODEL, INPUTS, "-o", str(tmp_path / "j.npz"))
     assert r.exit_code == 0
     assert r.stderr == f"jacprop: 6 rows; largest |J| {abs(J[n, k, i]):.4g} at row {n + 1} d(y[{k}])/d({NAMES[i]})\n"
+    assert run("jacobian", MODEL, INPUTS, "--summary", "-o", str(tmp_path / "s.csv")).stderr == r.stderr  # --summary
     assert run("jacobian", MODEL, INPUTS, "-o", str(tmp_path / "j.npz"), "-q").stderr == ""
     assert run("jacobian", MODEL, INPUTS, "--format", "csv").stderr == ""  # a pipe: stdout is the data, stderr quiet
 
@@ -46,6 +47,7 @@ def test_a_passing_gate_says_so_in_a_ci_log():
     r = run("propagate", MODEL, INPUTS, "--dx", "0.05", "--max-dy", "1", "--format", "csv")
     assert r.exit_code == 0
     assert r.stderr == f"jacprop: 6 rows; largest dy_gum {u[n, k]:.4g} at row {n + 1} y[{k}]\n"
+    assert run("propagate", MODEL, INPUTS, "--dx", "0.05", "--max-dy", "1", "--summary").stderr == r.stderr
 
 
 def test_nan_is_the_largest_value(tmp_path):

@@ -134,10 +134,12 @@ def _summary(plan: JacobianPlan, blocks) -> None:
     """--summary: statistics of J over rows, per output and input, ranked by mean |J|."""
     from ..io.reader import no_data_rows
 
-    acc = None
+    acc, tally = None, tally_of(plan, plan.spec.output)
     for b in blocks:
         acc = acc or Summary(b.J.shape[1], b.J.shape[2])
         acc.add(b.rows, b.J)
+        if tally is not None:
+            tally.add(b.rows, {"jacobian": b.J})
     if acc is None:
         raise no_data_rows(None if plan.reader is None else plan.reader.path, plan.reader.skipped)
     stats = acc.result()
@@ -150,3 +152,5 @@ def _summary(plan: JacobianPlan, blocks) -> None:
             summary_to(out.file, stats, plan.input_names, plan.output_names, acc.n)
         else:
             write_summary(out.file, plan.fmt, stats, plan.input_names, plan.output_names, acc.n)
+    if tally is not None:
+        plan.notes.append(tally.line())

@@ -22,7 +22,6 @@ from .common import (
     Outcome,
     OutputSpec,
     RowBlock,
-    Tally,
     jacobian_blocks,
     load_model,
     open_inputs,
@@ -31,11 +30,10 @@ from .common import (
     pick,
     resolve,
     show_progress,
-    show_tally,
     skipped_note,
     stream_to,
 )
-from .gates import Findings, findings_outcome, merge_findings, merge_worst, nonfinite, parse_gate  # noqa: F401
+from .gates import GATED, Findings, findings_outcome, merge_findings, nonfinite, parse_gate, tally_of  # noqa: F401
 
 TABLE_COLUMNS = [  # array name, table header
     ("dy_linear", "Δy lin"), ("dy_gum", "u gum"), ("U_gum", "U=k·u"), ("k", "k"), ("nu_eff", "ν eff"),
@@ -43,7 +41,6 @@ TABLE_COLUMNS = [  # array name, table header
     ("gum_valid", "valid"), ("nonlinearity", "nonlin"),
 ]  # the data formats also hold mc_lo/hi, the other standard errors, mc_samples, d_low/d_high, dy_plus/minus,
 # cov, budget
-GATED = ("dy_linear", "dy_gum", "dy_worst", "dy_mc")  # what --max-dy bounds (u-like ones times k)
 
 
 @dataclass(frozen=True)
@@ -342,22 +339,20 @@ def run(plan: PropagatePlan) -> Outcome:
         meta.update(columns=[c for c in TABLE_COLUMNS if c[0] not in hidden], table=propagate_rows,
                     footer=propagate_footer(est.settings),
                     flag=(lambda a, n, k: a["nonlinearity"][n, k] > est.tol) if est.settings.check_linearity else None)
-    findings = Findings()
+    findings, tally = Findings(), tally_of(plan, spec.output)
+    blocks, produce = stream_of(plan, findings)
     try:
         if spec.summary:
-            _summary(plan, lambda b: est.produce(b, plan.forward, findings))
+            _summary(plan, blocks, produce, tally)
         else:
-            writer = open_output(plan.fmt, spec.output, plan.fields, meta)
-            tally = tally_of(plan, spec.output)
-            stream_to(writer, *stream_of(plan, findings), show_progress(spec.output, spec.inputs.path),
-                      plan.reader or plan.stream, tally)
-            if tally is not None:
-                plan.notes.append(tally.line())
+            stream_to(open_output(plan.fmt, spec.output, plan.fields, meta), blocks, produce,
+                      show_progress(spec.output, spec.inputs.path), plan.reader or plan.stream, tally)
     finally:
         if plan.reader is not None:
             plan.reader.close()
-    skipped = skipped_note(plan.reader, spec.output.quiet) if plan.reader is not None else []
-    return findings_outcome(findings.result(), est.tol, spec.output.quiet, plan.notes + skipped, est.settings)
+    notes = plan.notes + ([tally.line()] if tally is not None else [])
+    notes += skipped_note(plan.reader, spec.output.quiet) if plan.reader is not None else []
+    return findings_outcome(findings.result(), est.tol, spec.output.quiet, notes, est.settings)
 
 
 def stream_of(plan: PropagatePlan, findings: Findings):
@@ -365,21 +360,10 @@ def stream_of(plan: PropagatePlan, findings: Findings):
     return _blocks(plan), lambda b: plan.estimator.produce(b, plan.forward, findings)
 
 
-def tally_of(plan: PropagatePlan, output: OutputSpec) -> Tally | None:
-    """The closing line watches the first gated estimate asked for (else the first estimate); None:
-    no closing line for ``output``."""
-    est = plan.estimator
-    if not show_tally(output, est.gate_dy is not None or est.max_nonlinearity is not None):
-        return None
-    names = P.quantities(est.settings)
-    what = next((q for q in GATED if q in names), names[0] if names else "y")
-    return Tally(what, lambda a: a[what], lambda k: est.out_names[k])
-
-
 SUMMARY_FORMATS = ("table", "csv", "jsonl", "npz")
 
 
-def _summary(plan: PropagatePlan, produce) -> None:
+def _summary(plan: PropagatePlan, blocks, produce, tally) -> None:
     """--summary: per output and estimate, its statistics over all rows (mean, mean |.|, RMS, std,
     min, max and the row of the largest |value|), as ``jacobian --summary`` gives them for J."""
     from ..io.reader import no_data_rows
@@ -388,10 +372,12 @@ def _summary(plan: PropagatePlan, produce) -> None:
 
     names = [q for q in P.quantities(plan.estimator.settings)]
     acc = None
-    for b in _blocks(plan):
+    for b in blocks:
         rows, _, a = produce(b)
         acc = acc or Summary(len(plan.estimator.out_names), len(names))
         acc.add(rows, np.stack([a[q] for q in names], axis=-1))
+        if tally is not None:
+            tally.add(rows, a)
     if acc is None:
         raise no_data_rows(plan.spec.inputs.path, getattr(plan.reader, "skipped", 0))
     stats = acc.result()
