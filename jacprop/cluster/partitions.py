@@ -84,7 +84,7 @@ def plan_partitions(client, inputs, headers, chunk, rows_per_partition=None, spl
 
     paths = [os.path.abspath(p) for p in inputs]
     _, blocks = read_bytes(paths, delimiter=b"\n", blocksize=split_bytes, sample=False)
-    count = dask.delayed(count_block, pure=True)
+    count = dask.delayed(count_block)
     (counts,) = dask.compute([[count(b, i == 0) for i, b in enumerate(bs)] if h is not None else []
                               for bs, h in zip(blocks, headers)], scheduler=client)
     totals = [sum(c[1] for c in cs) - bool(h) if h is not None and not any(c[3] for c in cs) else None
