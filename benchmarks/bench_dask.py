@@ -66,8 +66,8 @@ def local(model, csv, out, fmt):
 
 
 def on_dask(client, model, csv, out, chunk, partition, fmt=None):
-    distributed.run_jacobian([model, csv], lambda m, i: spec(m, i, out, fmt),
-                             tuning=distributed.Tuning(client, chunk, partition))
+    distributed.CHUNK_ROWS, distributed.PARTITION_ROWS = chunk, partition
+    distributed.run_jacobian([model, csv], lambda m, i: spec(m, i, out, fmt), scheduler=client.scheduler.address)
 
 
 def main():

@@ -77,8 +77,9 @@ def open_table(output, fields, meta, max_rows=10) -> TableWriter:
 
 def progress(show: bool, size=None):
     """Progress on stderr, transient; a no-op unless ``show`` (stderr a terminal, not --quiet).
-    ``size``: (total bytes, a function giving the bytes read so far) when the input is a file: a bar
-    with the percentage and the time left; otherwise a spinner with the rows done."""
+    ``size``: (total bytes, a function giving the bytes read so far) when the input is a file, or
+    (total rows, None) when the row count is known: a bar with the percentage and the time left;
+    otherwise a spinner with the rows done."""
     if not show:
         return nullcontext(lambda n: None)
     from rich.progress import (
@@ -105,7 +106,7 @@ def progress(show: bool, size=None):
             def advance(n):
                 nonlocal count
                 count += n
-                at = done() if done else None
+                at = done() if done else count if total else None
                 p.update(task, rows=count, **({"completed": min(at, total)} if at is not None else {}))
 
             yield advance

@@ -95,13 +95,15 @@ def test_saturated_outputs_do_not_pass_vacuously(tmp_path):
     result = json.loads(r.stdout)
     assert result["flat"] == ["probs[0]", "probs[1]"] and result["ok"] is False
     assert all(o["scale"] < 1e-8 for o in result["outputs"])
-    line = r.stderr.strip()
-    assert "\n" not in line and line.startswith("jacprop: check: outputs probs[0], probs[1]: |J| < 1e-08")
+    closing, line = r.stderr.strip().split("\n")  # the closing line, then why the check failed
+    assert closing.startswith("jacprop: ") and " rows" in closing
+    assert line.startswith("jacprop: check: outputs probs[0], probs[1]: |J| < 1e-08")
     assert "--logits" in line and "--allow-flat" in line
     r = run(model, inputs, "--allow-flat")
     assert r.exit_code == 0 and "accepted (--allow-flat)" in r.stderr and "flat" in r.stdout
     r = run(model, inputs, "--logits", "--format", "json")
-    assert r.exit_code == 0 and r.stderr == "" and json.loads(r.stdout)["flat"] == []
+    assert r.exit_code == 0 and r.stderr.startswith("jacprop: ") and r.stderr.count("\n") == 1  # the closing line
+    assert json.loads(r.stdout)["flat"] == []
 
 
 def test_order_2_of_a_piecewise_linear_model_is_flat(tmp_path):

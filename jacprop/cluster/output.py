@@ -2,9 +2,9 @@
 
 Workers write parts into a fresh staging directory (beside the output, so moves are renames).
 With ``-o DIR/`` the parts move into DIR beside ``manifest.json`` (written last); otherwise they
-are concatenated in input order into one file (atomically) or onto stdout, with the bytes the
-local writers would have written: csv/jsonl parts byte for byte (one CSV header), npy one
-header for the total row count then every part's data, npz re-streamed through the local writer.
+are joined in input order into one file (atomically) or onto stdout, with the bytes the local
+writers write: csv/jsonl parts byte for byte (one CSV header); for npy and npz the parts are npz
+files, re-streamed through the local writer.
 """
 
 from __future__ import annotations
@@ -29,11 +29,16 @@ SLAB_ROWS = 65536  # rows per read when re-streaming NPZ parts
 
 @dataclass(frozen=True)
 class OutputPlan:
-    """``dir`` (part files + manifest.json), ``file`` or ``stdout`` (the parts concatenated)."""
+    """``dir`` (part files + manifest.json), ``file`` or ``stdout`` (the parts joined)."""
 
     kind: str
     path: str | None
     fmt: str
+
+    @property
+    def part_fmt(self) -> str:
+        """The parts' format: the output's, but npz for one npy file (re-streamed with its rows)."""
+        return "npz" if self.kind != "dir" and self.fmt == "npy" else self.fmt
 
 
 def plan_output(output, fmt, allowed) -> OutputPlan:
@@ -74,17 +79,11 @@ def part_names(n_parts: int, fmt: str) -> list[str]:
     return [f"part-{i:0{width}d}{EXTENSIONS[fmt]}" for i in range(n_parts)]
 
 
-def _npy_data(f) -> tuple[tuple, np.dtype]:
-    """Read an .npy stream's magic and header, leaving it at the data; returns (shape, dtype)."""
-    fmt = np.lib.format
-    read = fmt.read_array_header_1_0 if fmt.read_magic(f) == (1, 0) else fmt.read_array_header_2_0
-    shape, _, dtype = read(f)
-    return shape, dtype
-
-
 def _npy_slabs(f):
     """Slabs (rows, *tail) of an .npy stream, SLAB_ROWS rows at a time."""
-    shape, dtype = _npy_data(f)
+    read = np.lib.format.read_array_header_1_0 if np.lib.format.read_magic(f) == (1, 0) else \
+        np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(f)
     row_bytes = math.prod(shape[1:]) * dtype.itemsize
     for start in range(0, shape[0], SLAB_ROWS):
         k = min(SLAB_ROWS, shape[0] - start)
@@ -106,32 +105,23 @@ def _npz_slabs(path, names, with_ids):
             start += n
 
 
-def concatenate(plan: OutputPlan, job, paths, n_rows: int) -> None:
+def join(plan: OutputPlan, fields, meta, dtype, paths) -> None:
     """The parts at ``paths``, in order, as one file or onto stdout (see the module docstring)."""
     with writers.atomic_output(plan.path) as out:
         if plan.fmt in ("csv", "jsonl"):
-            header = writers.csv_header(job.fields, job.meta) if plan.fmt == "csv" else b""
+            header = writers.csv_header(fields, meta) if plan.fmt == "csv" else b""
             out.file.write(header)
             for path in paths:
                 with open(path, "rb") as f:
                     if f.read(len(header)) != header:  # every CSV part starts with the header
                         raise OSError(f"{path}: unexpected CSV header")
                     shutil.copyfileobj(f, out.file, 2**20)
-        elif plan.fmt == "npy":
-            field = next(f for f in job.fields if f.name == job.meta["npy_field"])
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(job.dtype)), "fortran_order": False,
-                      "shape": (n_rows, *field.tail)}
-            np.lib.format.write_array_header_1_0(out.file, header)
-            for path in paths:
-                with open(path, "rb") as f:
-                    _npy_data(f)
-                    shutil.copyfileobj(f, out.file, 2**20)
-        else:
-            writer = writers.WRITERS[plan.fmt](out, job.fields, job.meta, dtype=np.dtype(job.dtype))
-            for path in paths:
-                for slab in _npz_slabs(path, [f.name for f in job.fields] + ["rows"], bool(job.meta.get("id_name"))):
-                    writer.write(*slab)
-            writer.finish()
+            return
+        writer = writers.WRITERS[plan.fmt](out, fields, meta, dtype=np.dtype(dtype))
+        for path in paths:
+            for slab in _npz_slabs(path, [f.name for f in fields] + ["rows"], bool(meta.get("id_name"))):
+                writer.write(*slab)
+        writer.finish()
 
 
 def write_directory(plan: OutputPlan, staging: str, names: list[str], manifest: dict) -> None:
@@ -156,15 +146,10 @@ def write_directory(plan: OutputPlan, staging: str, names: list[str], manifest: 
                 os.remove(os.path.join(plan.path, name))
 
 
-def manifest(command, models, inputs, plan: OutputPlan, job, parts, results) -> dict:
-    """manifest.json of ``-o DIR/``: what was run, and each part's input rows."""
+def manifest(command, models, inputs, plan: OutputPlan, meta) -> dict:
+    """manifest.json of ``-o DIR/`` (the runner adds the rows and each part's input rows)."""
     from .. import __version__
 
-    return {
-        "jacprop": __version__, "command": command, "format": plan.fmt, "models": list(models),
-        "inputs": list(inputs), "input_names": list(job.meta["input_names"]),
-        "output_names": list(job.meta["output_names"]), "id_column": job.meta.get("id_name"),
-        "rows": sum(r["rows"] for r in results),
-        "parts": [{"part": p.name, "input": p.path, "first_row": p.first_row + 1, "last_row": r["last_row"],
-                   "rows": r["rows"]} for p, r in zip(parts, results)],
-    }
+    return {"jacprop": __version__, "command": command, "format": plan.fmt, "models": list(models),
+            "inputs": list(inputs), "input_names": list(meta["input_names"]),
+            "output_names": list(meta["output_names"]), "id_column": meta.get("id_name")}

@@ -1,16 +1,14 @@
-"""Partitions of the inputs: row ranges [R0, R1) of one file, with R0 a multiple of the reader's chunk.
+"""Partitions of the inputs, and the task that computes one into its part file.
 
-Counting: ``dask.bytes.read_bytes(paths, delimiter=b"\\n")`` cuts every file into blocks of about
-``split_bytes`` that begin at line starts and together cover the file; a task per block (on the
-worker that read it) counts its rows (non-blank lines) and physical lines.  The blocks' lengths
-give their byte offsets, the counts the rows and lines before each block.
-
-Cutting: with C the reader's chunk, partitions hold P = C * m rows (the last one of a file what
-is left).  Inside a partition the reader's chunks, and so the engine's blocks, are exactly those
-of the single-machine path, so the output is byte-identical.  A partition starts reading at the
-first line of the block that holds row R0, skips to R0, and keeps the file's real row and line
-numbers.  A file whose lines cannot be cut by bytes (a bare CR line end, which the text reader
-splits at but ``b"\\n"`` does not; an endless header line) is one partition, read whole.
+Counting: ``dask.bytes.read_bytes(paths, delimiter=b"\\n", blocksize=...)`` cuts every file into
+blocks that begin at line starts and together cover it; a task per block counts its non-blank and
+its physical lines (a file's first block holds its header line).  Cutting: with C the reader's
+chunk, a partition holds P = C * m data rows (the last one of a file what is left), so inside a
+partition the reader's chunks, and so the engine's blocks, are those of the local run: the output
+is byte-identical.  A partition starts reading at the block that holds its first row and skips the
+non-blank lines before it (the header too, in the first block), keeping the file's own row and
+line numbers.  A file that cannot be cut by bytes (compressed, with comments, with a bare CR line
+end, which the reader splits at but ``b"\\n"`` does not) is one partition, read whole.
 """
 
 from __future__ import annotations
@@ -18,91 +16,56 @@ from __future__ import annotations
 import bisect
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..commands.common import InputSpec, jacobian_blocks, parse_rows
+from ..commands import jacobian, propagate
+from ..commands.common import OutputSpec
 from ..io import writers
 from ..io.reader import CsvReader, has_text
-from .output import EXTENSIONS
 
-MAX_HEADER = 64 * 2**20  # bytes a CSV header line may take before the file is read whole
 MAX_PARTITION_CHUNKS = 16  # at most this many reader chunks per partition
-PARTS_PER_THREAD = 4  # aim for this many partitions per worker thread (load balance, retries)
+PARTS_PER_THREAD = 4  # aim for this many partitions per worker thread (load balance, reruns)
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
 class Partition:
-    """Rows [first_row + 1, first_row + n_rows] (1-based data rows; n_rows None: to the end) of ``path``.
-
-    Reading starts at byte ``offset`` (a line start, ``lines_before`` physical lines into the
-    file) and skips ``skip`` rows; ``offset`` None reads the whole file as the local path does."""
+    """Data rows [first_row + 1, first_row + n_rows] (n_rows None: to the end) of ``path`` (as given;
+    ``open_path`` absolute), read from byte ``offset`` (a line start, ``lines_before`` lines into
+    the file) after ``skip`` non-blank lines; ``offset`` None: the whole file, as the local run."""
 
     index: int
-    path: str  # as given (messages, manifest)
-    open_path: str  # absolute (workers)
-    offset: int | None
-    skip: int
-    lines_before: int
-    first_row: int
-    n_rows: int | None
-    name: str = ""  # the part file's name
+    path: str
+    open_path: str
+    offset: int | None = None
+    lines_before: int = 0
+    skip: int = 0
+    first_row: int = 0
+    n_rows: int | None = None
+    name: str = ""  # the part file's
 
 
-def data_start(path, options: dict) -> tuple[int, int] | None:
-    """(byte offset of the first data line, physical lines before it), or None when the file
-    cannot be cut by bytes (compressed, with comments, bare CR line ends, an endless header line)."""
-    probe = CsvReader(path, **options)  # the header as the local path reads it: given, or told from line 1
-    probe.close()
-    if probe.compression or probe.comment:
-        return None
-    header = probe.has_header
-    with open(path, "rb") as f:
-        bom = 3 if f.read(3) == b"\xef\xbb\xbf" else 0
-        if not header:
-            return bom, 0
-        f.seek(bom)
-        line = f.readline(MAX_HEADER)
-    if not line.endswith(b"\n") or line.count(b"\r") != line.count(b"\r\n"):
-        return None
-    return bom + len(line), 1
+@dataclass(frozen=True)
+class Job:
+    """What every partition's task shares besides the model (a task of its own): the command's local
+    plan without its model and reader, the local reader's resolved options, where parts go."""
+
+    plan: object
+    reader: dict
+    fmt: str  # of the part files
+    staging: str = ""
+    many: bool = False  # several inputs: the closing line names the file
 
 
-def count_block(block: bytes, skip: int) -> tuple[int, int, int, bool]:
-    """(length, rows, physical lines, a bare CR seen) of one block, past its first ``skip`` bytes
-    (the BOM and header, in a file's first block)."""
-    body = block[skip:] if skip else block
-    lines = body.split(b"\n")
+def count_block(block: bytes, first: bool) -> tuple[int, int, int, bool, int]:
+    """(length, non-blank lines, physical lines, a bare CR seen, BOM bytes) of one block."""
+    bom = len(BOM) if first and block.startswith(BOM) else 0
+    lines = block[bom:].split(b"\n")
     if lines[-1] == b"":  # the block ends with a line end (or is empty)
         lines.pop()
-    return len(block), sum(map(has_text, lines)), len(lines), body.count(b"\r") != body.count(b"\r\n")
-
-
-def count_rows(client, paths, options: dict, split_bytes: int) -> list:
-    """Per file: None (read it whole), or (marks, rows) with a mark (rows before, byte offset,
-    lines before) at the start of every block that holds rows."""
-    import dask
-    from dask.bytes import read_bytes
-
-    starts = [data_start(p, options) for p in paths]
-    _, blocks = read_bytes(list(paths), delimiter=b"\n", blocksize=split_bytes, sample=False)
-    count = dask.delayed(count_block)
-    tasks = [[count(b, start[0] if i == 0 else 0) for i, b in enumerate(bs)] if start else []
-             for bs, start in zip(blocks, starts)]
-    (counts,) = dask.compute(tasks, scheduler=client)
-    layouts = []
-    for start, mine in zip(starts, counts):
-        if start is None or any(bare for *_, bare in mine):
-            layouts.append(None)
-            continue
-        marks, rows, lines, pos = [], 0, start[1], 0
-        for i, (size, n_rows, n_lines, _) in enumerate(mine):
-            if n_rows:
-                marks.append((rows, start[0] if i == 0 else pos, lines))
-            rows, lines, pos = rows + n_rows, lines + n_lines, pos + size
-        layouts.append((marks, rows))
-    return layouts
+    return len(block), sum(map(has_text, lines)), len(lines), block.count(b"\r") != block.count(b"\r\n"), bom
 
 
 def partition_rows(total_rows, threads, chunk) -> int:
@@ -112,105 +75,67 @@ def partition_rows(total_rows, threads, chunk) -> int:
     return chunk * min(MAX_PARTITION_CHUNKS, max(1, per))
 
 
-def plan_partitions(client, inputs, options, chunk, rows_per_partition=None, split_bytes=2**26) -> list[Partition]:
-    """Count every file's rows on the cluster, then cut them into chunk-aligned partitions."""
+def plan_partitions(client, inputs, headers, chunk, rows_per_partition=None, split_bytes=2**26):
+    """Count the rows of every file on the cluster, then cut them into chunk-aligned partitions;
+    returns (partitions, total rows or None when a file is read whole).  ``headers``: per input,
+    whether its first line is a header, or None (not to be cut by bytes)."""
+    import dask
+    from dask.bytes import read_bytes
+
     paths = [os.path.abspath(p) for p in inputs]
-    layouts = count_rows(client, paths, options, split_bytes)
+    _, blocks = read_bytes(paths, delimiter=b"\n", blocksize=split_bytes, sample=False)
+    count = dask.delayed(count_block)
+    (counts,) = dask.compute([[count(b, i == 0) for i, b in enumerate(bs)] if h is not None else []
+                              for bs, h in zip(blocks, headers)], scheduler=client)
+    totals = [sum(c[1] for c in cs) - bool(h) if h is not None and not any(c[3] for c in cs) else None
+              for cs, h in zip(counts, headers)]
     if rows_per_partition is None:
-        total = sum(layout[1] for layout in layouts if layout)
-        rows_per_partition = partition_rows(total, sum(client.nthreads().values()) or 1, chunk)
+        rows_per_partition = partition_rows(sum(t for t in totals if t), sum(client.nthreads().values()) or 1, chunk)
     per = chunk * max(1, math.ceil(rows_per_partition / chunk))
     parts: list[Partition] = []
-    for path, open_path, layout in zip(inputs, paths, layouts):
-        if layout is None:
-            parts.append(Partition(len(parts), path, open_path, None, 0, 0, 0, None))
+    for path, open_path, cs, header, total in zip(inputs, paths, counts, headers, totals):
+        if total is None:
+            parts.append(Partition(len(parts), path, open_path))
             continue
-        marks, n_rows = layout
-        keys = [m[0] for m in marks]
-        for r0 in range(0, n_rows, per):
-            rows_before, offset, lines_before = marks[bisect.bisect_right(keys, r0) - 1]
-            parts.append(Partition(len(parts), path, open_path, offset, r0 - rows_before, lines_before, r0,
-                                   None if r0 + per >= n_rows else per))
-    return parts
+        starts, rows, lines, offset = [], -bool(header), 0, cs[0][4] if cs else 0  # per block: its first row
+        for size, texts, n_lines, _, bom in cs:
+            starts.append((max(rows, 0), offset, lines, header and rows < 0))
+            rows, lines, offset = rows + texts, lines + n_lines, offset + size - bom
+        for r0 in range(0, total, per):
+            row, offset, lines, in_header = starts[bisect.bisect_right(starts, (r0, math.inf)) - 1]
+            parts.append(Partition(len(parts), path, open_path, offset, lines, r0 - row + in_header, r0,
+                                   None if r0 + per >= total else per))
+    return parts, None if None in totals else sum(totals)
 
 
-def open_partition(part: Partition, options: dict, chunk: int) -> CsvReader:
-    """A CsvReader over one partition: the header is read and checked as usual, then reading
-    jumps to the partition's first row, keeping the file's real row and line numbers."""
-    reader = CsvReader(part.open_path, name=part.path, **{**options, "chunk_rows": chunk})
+def run_part(part: Partition, model, job: Job) -> dict:
+    """One partition through the command's own stream (``stream_of``) into its part file; what comes
+    back: rows written, skipped, the last row read, the closing line's largest value, the findings."""
+    plan = job.plan
+    reader = CsvReader(part.open_path, name=part.path, **job.reader)
     if part.offset is not None:
         reader.start_at(part.offset, part.lines_before, part.skip, part.first_row, part.n_rows)
-    return reader
-
-
-# ---------------------------------------------------------------------------
-# the tasks
-
-
-@dataclass(frozen=True)
-class Job:
-    """Everything a partition task needs besides the model (small: sent with every task)."""
-
-    command: str
-    fmt: str
-    fields: list
-    meta: dict
-    dtype: str
-    mode: str
-    inputs: InputSpec  # --rows
-    reader: dict  # the local reader's resolved options (CsvReader.options()): columns by name, dialect
-    chunk: int = 0  # the reader's chunk (set by the runner)
-    staging: str = ""  # where the part files go (set by the runner)
-    out_idx: list | None = None
-    wrt_idx: list | None = None
-    estimator: object = None  # propagate: commands.propagate.Estimator
-
-
-def _write_part(job: Job, part: Partition, reader, blocks, produce) -> dict:
-    """produce(block) -> (rows, ids, arrays) for every block, into the part file; a CSV part
-    without rows is still a CSV file with its header."""
-    writer = writers.open_writer(job.fmt, os.path.join(job.staging, part.name), job.fields, job.meta,
-                                 np.dtype(job.dtype), allowed=tuple(EXTENSIONS))
+    plan = replace(plan, model=model, reader=reader)
+    command = propagate if isinstance(plan, propagate.PropagatePlan) else jacobian
+    findings, path = propagate.Findings(), os.path.join(job.staging, part.name)
+    blocks, produce = command.stream_of(plan, findings)
+    tally = replace(command.tally_of(plan, OutputSpec(path)), source=f" of {part.path}" if job.many else "")
+    writer = writers.open_writer(job.fmt, path, plan.fields, plan.meta, np.dtype(plan.spec.output.dtype))
     try:
         for block in blocks:
-            writer.write(*produce(block))
-        if writer.n == 0 and job.fmt == "csv":
-            writer.out.file.write(writers.csv_header(job.fields, job.meta))
+            rows, ids, arrays = produce(block)
+            writer.write(rows, ids, arrays)
+            tally.add(rows, arrays)
+        if writer.n == 0 and job.fmt == "csv":  # a part without rows is still a CSV file, with its header
+            writer.out.file.write(writers.csv_header(plan.fields, plan.meta))
         writer.close()
     except BaseException:
         writer.out.abort()
         raise
     finally:
         reader.close()
-    return {"rows": writer.n, "skipped": reader.skipped, "last_row": reader.rows_read}
-
-
-def _blocks(model, job: Job, part: Partition, outputs=None, wrt=None):
-    reader = open_partition(part, job.reader, job.chunk)
-    return reader, jacobian_blocks(model, reader, job.mode, outputs, wrt, job.dtype, parse_rows(job.inputs.rows))
-
-
-def jacobian_part(model, job: Job, part: Partition) -> dict:
-    """One partition of ``jacprop jacobian``."""
-    reader, blocks = _blocks(model, job, part, job.out_idx, job.wrt_idx)
-    wrt = job.wrt_idx
-
-    def produce(b):
-        return b.rows, b.ids, {"x": b.X if wrt is None else b.X[:, wrt], "y": b.Y, "jacobian": b.J}
-
-    return _write_part(job, part, reader, blocks, produce)
-
-
-def propagate_part(model, job: Job, part: Partition) -> dict:
-    """One partition of ``jacprop propagate``, with the local path's Estimator; the kept
-    findings (``Findings.result()``) come back with their counts."""
-    from ..commands.propagate import Findings, Network
-
-    reader, blocks = _blocks(model, job, part, job.estimator.out_idx)
-    findings, forward = Findings(), Network(model, job.dtype)  # the Hessian too, for gum2
-    result = _write_part(job, part, reader, blocks, lambda b: job.estimator.produce(b, forward, findings))
-    result.update(findings.result())
-    return result
+    return {"rows": writer.n, "skipped": reader.skipped, "last_row": reader.rows_read,
+            "largest": (tally.worst, tally.at), **findings.result()}
 
 
 def hold(model):

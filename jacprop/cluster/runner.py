@@ -1,20 +1,18 @@
 """``--engine dask``: ``jacobian`` and ``propagate`` over many CSV files on a Dask cluster.
 
-How a run goes:
+1. The client prepares the command's plan as the local run does (the model loaded once, every usage
+   error raised here) and opens every input with the same checks.
+2. ``partitions.plan_partitions`` counts the rows of ``dask.bytes.read_bytes`` blocks and cuts them
+   into partitions of whole reader chunks: each computes exactly the local run's blocks.
+3. A task per partition (``partitions.run_part``, the command's own ``stream_of``) writes one part
+   file; the model is one task every partition depends on (fetched once by each worker).  Dask
+   reruns the tasks of a worker that dies (``ALLOWED_FAILURES``); the tasks are not retried on an
+   error of their own (a bad row stays bad): the earliest failing partition's error is raised.
+4. ``output``: the parts move into ``-o DIR/`` beside ``manifest.json``, or are joined into one
+   file (atomically) or onto stdout; the closing line and the findings are merged in input order.
 
-1. The client prepares the command's plan as the local run does (the model loaded once, every
-   usage error raised here) and reads every input's header with the same checks.
-2. ``partitions``: ``dask.bytes.read_bytes`` cuts the files into blocks at line starts; a task per
-   block counts its rows; the rows are cut into partitions of whole reader chunks, so that each
-   partition computes exactly the local run's blocks: the output is byte-identical.
-3. ``run_tasks``: a task per partition (``partitions.jacobian_part``, ``propagate_part``) reads its
-   rows with the local reader, computes with the model (one task, fetched once by each worker)
-   and writes one part file.  Dask reruns the tasks of a worker that dies.
-4. ``output``: with ``-o DIR/`` the parts move into DIR beside ``manifest.json``; otherwise they
-   are concatenated in input order into one file (atomically) or onto stdout.
-
-Workers must see the inputs and the output directory at the same paths as the client (a
-shared filesystem; always true for the LocalCluster started without ``--scheduler``).
+Workers must see the inputs and the output directory at the same paths as the client (a shared
+filesystem; always true for the LocalCluster started without ``--scheduler``).
 """
 
 from __future__ import annotations
@@ -26,20 +24,18 @@ import os
 import shutil
 import sys
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-from ..commands.common import Outcome, open_inputs
+from ..commands.common import Outcome, open_inputs, skipped_note
 from ..errors import JacpropError, UsageError
-from ..io.reader import CHUNK_ROWS as READER_CHUNK_ROWS
 from ..io.reader import no_data_rows
 from ..loaders import is_model_file
-from . import output
-from .partitions import Job, hold, jacobian_part, plan_partitions, propagate_part
+from . import output, partitions
 
-__all__ = ["ClusterError", "Tuning", "run_jacobian", "run_propagate", "split_models_inputs"]
+__all__ = ["ClusterError", "run_jacobian", "run_propagate", "split_models_inputs"]
 
 SPLIT_BYTES = 64 * 2**20  # bytes per counting task
-CHUNK_ROWS = None  # None: io.reader.CHUNK_ROWS, the local reader's chunk (partitions are multiples of it)
+CHUNK_ROWS = None  # None: the local reader's chunk (partitions are multiples of it)
 PARTITION_ROWS = None  # None: from the row count and the cluster's threads (partitions.partition_rows)
 ALLOWED_FAILURES = 5  # a task may be on this many dying workers before the run gives up (LocalCluster)
 
@@ -73,22 +69,21 @@ def connect(scheduler=None, workers=None):
         yield client
 
 
-def run_tasks(client, task, model, job, parts, show_progress=False) -> list:
-    """``task(model, job, part)`` for every partition, results in input order.  The model is one
-    task that every partition depends on (sent once per worker).  Results are taken in input
-    order, so the error raised is that of the earliest failing partition (the first bad row of
-    the inputs, as locally); the other tasks are then cancelled."""
+def run_tasks(client, model, job, parts, size=None) -> list:
+    """``run_part`` for every partition, results in input order, so that the error raised is that
+    of the earliest failing partition (the first bad row of the inputs, as locally); the other
+    tasks are then cancelled.  ``size``: the progress display's (rows, None), else None (no display)."""
     from dask.distributed import KilledWorker
 
     from ..render import progress
 
     token = uuid.uuid4().hex[:12]
-    held = client.submit(hold, model, key=f"jacprop-model-{token}", pure=False)
-    futures = [client.submit(task, held, job, part, key=f"jacprop-{job.command}-part-{part.index}-{token}", pure=False)
-               for part in parts]
+    held = client.submit(partitions.hold, model, key=f"jacprop-model-{token}", pure=False)
+    futures = client.map(partitions.run_part, parts, model=held, job=job, pure=False,
+                         key=[f"jacprop-part-{p.index}-{token}" for p in parts])
     results = []
     try:
-        with progress(show_progress) as advance:
+        with progress(size is not None, size if size and size[0] else None) as advance:
             for part, future in zip(parts, futures):
                 try:
                     results.append(future.result())
@@ -97,7 +92,7 @@ def run_tasks(client, task, model, job, parts, show_progress=False) -> list:
                         f"from {part.first_row + 1}"
                     raise ClusterError(f"{part.path}: rows {rows}: the task died with {ALLOWED_FAILURES + 1} workers "
                                        f"(out of memory?): {e}") from None
-                advance(results[-1]["rows"])
+                advance(results[-1]["last_row"] - part.first_row)
         return results
     finally:
         client.cancel([*futures, held])
@@ -107,9 +102,7 @@ def split_models_inputs(paths) -> tuple[list[str], list[str]]:
     """MODEL... INPUTS...: the leading arguments that are model files, then the inputs (files or
     globs, expanded here in sorted order so that a quoted 'data/part-*.csv' works)."""
     paths = [os.fspath(p) for p in paths]
-    n = 0
-    while n < len(paths) and is_model_file(paths[n]):
-        n += 1
+    n = next((i for i, p in enumerate(paths) if not is_model_file(p)), len(paths))
     models, rest = paths[:n], paths[n:]
     if not models:
         if paths:
@@ -134,9 +127,10 @@ def split_models_inputs(paths) -> tuple[list[str], list[str]]:
     return models, inputs
 
 
-def _check_inputs(model, inputs, spec_inputs) -> None:
-    """Every input's header, with the local path's checks; all must select the same columns."""
-    names = None
+def _open_all(model, inputs, spec_inputs) -> list:
+    """Every input's header, with the local run's checks (all must select the same columns); per
+    input whether its first line is a header, or None when it cannot be cut by bytes."""
+    headers, names = [], None
     for path in inputs:
         reader = open_inputs(model, spec_inputs, path)
         reader.close()
@@ -144,69 +138,44 @@ def _check_inputs(model, inputs, spec_inputs) -> None:
             raise UsageError(f"{path}: the input columns {reader.columns} differ from {inputs[0]}'s {names} "
                              "(name them with --columns)")
         names = reader.columns
+        headers.append(None if reader.compression or reader.comment else reader.has_header)
+    return headers
 
 
-@dataclass(frozen=True)
-class Tuning:
-    """For tests and benchmarks: an existing ``client``, and the reader chunk, partition and
-    counting-block sizes (None: the defaults above)."""
-
-    client: object = None
-    chunk_rows: int | None = None
-    partition_rows: int | None = None
-    split_bytes: int | None = None
-
-
-@dataclass(frozen=True)
-class Run:
-    """One distributed run: what was asked for and where it goes."""
-
-    models: list
-    inputs: list
-    out: output.OutputPlan
-    scheduler: str | None
-    workers: int | None
-    quiet: bool
-    tuning: Tuning
+def _place(out: output.OutputPlan, job: partitions.Job, parts, results, manifest: dict) -> None:
+    """The parts into -o DIR/ beside their manifest, or joined into one file or onto stdout."""
+    names, plan = [p.name for p in parts], job.plan
+    if out.kind == "dir":
+        rows = [{"part": p.name, "input": p.path, "first_row": p.first_row + 1, "last_row": r["last_row"],
+                 "rows": r["rows"]} for p, r in zip(parts, results)]
+        output.write_directory(out, job.staging, names, {**manifest, "rows": sum(r["rows"] for r in results),
+                                                         "parts": rows})
+    else:
+        output.join(out, plan.fields, plan.meta, plan.spec.output.dtype, [os.path.join(job.staging, n) for n in names])
 
 
-def _execute(run: Run, task, job: Job, model) -> tuple[list, list, list]:
-    """Plan the partitions, run them and assemble the output; returns (results, parts, notes)."""
+def _compute(client, local, job: partitions.Job, inputs, headers, quiet) -> tuple[list, list]:
+    """Cut the inputs into partitions and run them: (results, partitions), in input order."""
     from ..render import status
 
-    tuning = run.tuning
-    job = replace(job, chunk=tuning.chunk_rows or CHUNK_ROWS or READER_CHUNK_ROWS)
-    connection = contextlib.nullcontext(tuning.client) if tuning.client else connect(run.scheduler, run.workers)
-    with connection as client:
-        job = replace(job, staging=output.make_staging(run.out, run.scheduler is not None))
-        try:
-            parts = plan_partitions(client, run.inputs, job.reader, job.chunk,
-                                    tuning.partition_rows or PARTITION_ROWS, tuning.split_bytes or SPLIT_BYTES)
-            parts = [replace(p, name=name) for p, name in zip(parts, output.part_names(len(parts), run.out.fmt))]
-            show = not run.quiet and sys.stderr.isatty()
-            if show:
-                status(f"jacprop: {len(parts)} partitions of {len(run.inputs)} input(s) on "
-                       f"{len(client.nthreads())} workers ({client.scheduler.address})")
-            results = run_tasks(client, task, model, job, parts, show) if parts else []
-            total, skipped = sum(r["rows"] for r in results), sum(r["skipped"] for r in results)
-            if total == 0:
-                raise no_data_rows(run.inputs[0] if len(run.inputs) == 1 else f"{len(run.inputs)} inputs", skipped)
-            names = [p.name for p in parts]
-            if run.out.kind == "dir":
-                manifest = output.manifest(job.command, run.models, run.inputs, run.out, job, parts, results)
-                output.write_directory(run.out, job.staging, names, manifest)
-            else:
-                output.concatenate(run.out, job, [os.path.join(job.staging, n) for n in names], total)
-        finally:
-            shutil.rmtree(job.staging, ignore_errors=True)
-    notes = [f"jacprop: skipped {skipped} rows with NaN/inf inputs"] if skipped and not run.quiet else []
-    return results, parts, notes
+    parts, total = partitions.plan_partitions(client, inputs, headers, job.reader["chunk_rows"], PARTITION_ROWS,
+                                              SPLIT_BYTES)
+    parts = [replace(p, name=name) for p, name in zip(parts, output.part_names(len(parts), job.fmt))]
+    show = not quiet and sys.stderr.isatty()
+    if show:
+        status(f"jacprop: {len(parts)} partitions of {len(inputs)} input(s) on {len(client.nthreads())} workers "
+               f"({client.scheduler.address})")
+    results = run_tasks(client, local.model, job, parts, (total, None) if show else None) if parts else []
+    local.reader.skipped = sum(r["skipped"] for r in results)  # of every partition, for the local note
+    if sum(r["rows"] for r in results) == 0:
+        raise no_data_rows(inputs[0] if len(inputs) == 1 else f"{len(inputs)} inputs", local.reader.skipped)
+    return results, parts
 
 
-def _prepare(command, paths, spec_for, allowed, cluster: dict, tuning: Tuning):
-    """(run, spec, the command's local plan) for MODEL... INPUTS...: the spec made by
-    ``spec_for(models, first input)`` and prepared as the local run prepares it, with its
-    output on stdout in the cluster's format (the runner places the file)."""
+def _run(command, allowed, paths, spec_for, scheduler, workers) -> Outcome:
+    """MODEL... INPUTS... of ``command`` (commands.jacobian or .propagate): the spec made by
+    ``spec_for(models, first input)`` and prepared as the local run prepares it (output on stdout
+    in the cluster's format: the runner places the file), then run over the partitions."""
     models, inputs = split_models_inputs(paths)
     spec = spec_for(tuple(models), inputs[0])
     if getattr(spec, "summary", False):
@@ -214,38 +183,45 @@ def _prepare(command, paths, spec_for, allowed, cluster: dict, tuning: Tuning):
     out = output.plan_output(spec.output.path, spec.output.fmt, allowed)
     local = command.prepare(replace(spec, output=replace(spec.output, path=None, fmt=out.fmt)))
     local.reader.close()
-    run = Run(models, inputs, out, cluster.get("scheduler"), cluster.get("workers"), spec.output.quiet, tuning)
-    return run, spec, local
+    extra = command.extra_columns(spec) if hasattr(command, "extra_columns") else ()
+    headers = _open_all(local.model, inputs, replace(spec.inputs, extra_columns=extra))
+    tally = command.tally_of(local, spec.output)  # the closing line, shown as the local run shows it
+    options = {**local.reader.options(), "chunk_rows": CHUNK_ROWS or local.reader.chunk_rows}
+    with connect(scheduler, workers) as client:
+        job = partitions.Job(replace(local, model=None, reader=None), options, out.part_fmt,
+                             output.make_staging(out, scheduler is not None), len(inputs) > 1)
+        try:
+            results, parts = _compute(client, local, job, inputs, headers, spec.output.quiet)
+            name = command.__name__.rpartition(".")[2]
+            _place(out, job, parts, results, output.manifest(name, models, inputs, out, local.meta))
+        finally:
+            shutil.rmtree(job.staging, ignore_errors=True)
+    return _outcome(command, spec, local, tally, job, results, parts)
 
 
-def run_jacobian(paths, spec_for, scheduler=None, workers=None, tuning: Tuning = Tuning()) -> Outcome:
+def _outcome(command, spec, local, tally, job, results, parts) -> Outcome:
+    """The local run's lines: its notes, the closing line (the partitions' largest values, in input
+    order), the skipped rows; propagate's findings merged (rows named with their file when several)."""
+    for r in results if tally is not None else ():
+        tally.offer(*r["largest"], rows=r["rows"])
+    quiet = spec.output.quiet
+    notes = local.notes + ([tally.line()] if tally is not None else []) + skipped_note(local.reader, quiet)
+    if not hasattr(command, "findings_outcome"):
+        return Outcome(0, notes)
+    found = command.merge_findings(results, parts, lambda r, part: f"{r} of {part.path}" if job.many else r)
+    return command.findings_outcome(found, spec.tol, quiet, notes, local.estimator.settings)
+
+
+def run_jacobian(paths, spec_for, scheduler=None, workers=None) -> Outcome:
     """``jacprop jacobian MODEL... INPUTS... --engine dask``: ``spec_for(models, first input)`` makes
     the command's spec, prepared exactly as the local run prepares it."""
-    from ..commands import jacobian as command
+    from ..commands import jacobian
 
-    run, spec, local = _prepare(command, paths, spec_for, ("csv", "jsonl", "npy", "npz"),
-                                {"scheduler": scheduler, "workers": workers}, tuning)
-    _check_inputs(local.model, run.inputs, spec.inputs)
-    job = Job("jacobian", run.out.fmt, local.fields, local.meta, spec.output.dtype, spec.mode, spec.inputs,
-              local.reader.options(), out_idx=local.out_idx, wrt_idx=local.wrt_idx)
-    _, _, notes = _execute(run, jacobian_part, job, local.model)
-    return Outcome(0, local.notes + notes)
+    return _run(jacobian, ("csv", "jsonl", "npy", "npz"), paths, spec_for, scheduler, workers)
 
 
-def run_propagate(paths, spec_for, scheduler=None, workers=None, tuning: Tuning = Tuning()) -> Outcome:
+def run_propagate(paths, spec_for, scheduler=None, workers=None) -> Outcome:
     """``jacprop propagate MODEL... INPUTS... --engine dask``; as ``run_jacobian``."""
-    from ..commands import propagate as command
+    from ..commands import propagate
 
-    run, spec, local = _prepare(command, paths, spec_for, ("csv", "jsonl", "npz"),
-                                {"scheduler": scheduler, "workers": workers}, tuning)
-    spec_inputs = replace(spec.inputs, extra_columns=command.extra_columns(spec))
-    _check_inputs(local.model, run.inputs, spec_inputs)
-    job = Job("propagate", run.out.fmt, local.fields, local.meta, spec.output.dtype, spec.mode, spec_inputs,
-              local.reader.options(), estimator=local.estimator)
-    results, parts, notes = _execute(run, propagate_part, job, local.model)
-
-    def where(r, part):
-        return f"{r} of {part.path}" if len(run.inputs) > 1 else r
-
-    return command.findings_outcome(command.merge_findings(results, parts, where), spec.tol, spec.output.quiet,
-                                    local.notes + notes, local.estimator.settings)
+    return _run(propagate, ("csv", "jsonl", "npz"), paths, spec_for, scheduler, workers)

@@ -256,7 +256,8 @@ def open_output(fmt, output: OutputSpec, fields, meta, allowed=FORMATS):
 class Tally:
     """Rows written, the time taken and the largest |value| of one quantity with where it was, for
     the closing line on stderr.  ``pick(arrays)`` -> (N, ...) the values watched; ``where(flat)``
-    names a position within a row (e.g. 'y[1]' or 'd(y[1])/d(flow)'); NaN counts as the largest."""
+    names a position within a row (e.g. 'y[1]' or 'd(y[1])/d(flow)'); NaN counts as the largest, and
+    of equal values the first one seen.  ``source`` (e.g. ' of b.csv') follows the row number."""
 
     what: str
     pick: object
@@ -265,6 +266,7 @@ class Tally:
     worst: float = -1.0
     at: str = ""
     start: float = field(default_factory=time.perf_counter)
+    source: str = ""
 
     def add(self, rows, arrays) -> None:
         values = np.abs(np.asarray(self.pick(arrays), dtype=np.float64)).reshape(len(rows), -1)
@@ -272,11 +274,13 @@ class Tally:
         if values.size:
             j = int(np.nan_to_num(values, nan=np.inf).argmax())
             n, i = divmod(j, values.shape[1])
-            v = float(values[n, i])
-            if np.isnan(self.worst):
-                return  # NaN is already the worst
-            if np.isnan(v) or v > self.worst:
-                self.worst, self.at = v, f"row {int(rows[n])} {self.where(i)}"
+            self.offer(float(values[n, i]), f"row {int(rows[n])}{self.source} {self.where(i)}")
+
+    def offer(self, value: float, at: str, rows: int = 0) -> None:
+        """``value`` seen at ``at`` (and ``rows`` more rows): kept if larger than the largest so far."""
+        self.rows += rows
+        if at and not np.isnan(self.worst) and (np.isnan(value) or value > self.worst):
+            self.worst, self.at = value, at
 
     def line(self) -> str:
         """'jacprop: 6 rows; largest dy_gum 0.05918 at row 6 y[1]'; the time taken too on a terminal or
@@ -302,7 +306,7 @@ def stream_to(writer, blocks, produce, show_progress=False, source=None, tally: 
                     tally.add(rows, arrays)
                 advance(len(rows))
         if writer.n == 0:
-            raise no_data_rows(source.path if source is not None else None, getattr(source, "skipped", 0))
+            raise no_data_rows(getattr(source, "path", None), getattr(source, "skipped", 0))
         writer.close()
     except JacpropError as e:
         writer.out.abort()
@@ -327,13 +331,16 @@ def show_tally(output: OutputSpec, gated=False) -> bool:
     return not output.quiet and (sys.stderr.isatty() or output.path not in (None, "-") or gated)
 
 
-def input_size(reader):
-    """(bytes in the input file, a function giving the bytes read so far) for a regular file, else
-    None (stdin, a pipe): what a progress bar's percentage and time left come from."""
+def input_size(source):
+    """What a progress bar's percentage and time left come from: (rows, None) when the source knows
+    its row count (``n_rows``: an npz), (bytes in the input file, a function giving the bytes read so
+    far) for a regular file, else None (stdin, a pipe: a spinner)."""
     import os
 
+    if getattr(source, "n_rows", None):
+        return source.n_rows, None
     try:
-        fd = reader._f.fileno()
+        fd = source.file.fileno()
         st = os.fstat(fd)
     except (AttributeError, OSError, ValueError):
         return None

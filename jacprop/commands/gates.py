@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import propagate as P
 from ..errors import UsageError
-from .common import Outcome, resolve
+from .common import Outcome, Tally, resolve, show_tally
 
+GATED = ("dy_linear", "dy_gum", "dy_worst", "dy_mc")  # what --max-dy bounds (u-like ones times k)
 FINITE_ANYWAY = ("nu_eff",)  # inf is a legitimate value
 GATED = ("dy_linear", "dy_gum", "dy_gum2", "dy_worst", "dy_mc")  # what --max-dy bounds (u-like ones times k)
 U_LIKE = ("dy_gum", "dy_gum2", "dy_mc")  # standard uncertainties
@@ -214,3 +216,14 @@ def parse_gate(specs, output_names, what) -> np.ndarray | None:
         idx = resolve([name], output_names, what.lstrip("-")) if sep else None
         bound[idx if idx else slice(None)] = v
     return bound
+
+
+def tally_of(plan, output) -> Tally | None:
+    """propagate's closing line watches the first gated estimate asked for (else the first estimate);
+    None: no closing line for ``output`` (an OutputSpec)."""
+    est = plan.estimator
+    if not show_tally(output, est.gate_dy is not None or est.max_nonlinearity is not None):
+        return None
+    names = P.quantities(est.settings)
+    what = next((q for q in GATED if q in names), names[0] if names else "y")
+    return Tally(what, lambda a: a[what], lambda k: est.out_names[k])

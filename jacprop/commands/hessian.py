@@ -20,6 +20,7 @@ from .common import (
     Outcome,
     OutputSpec,
     RowBlock,
+    Tally,
     load_model,
     open_inputs,
     open_output,
@@ -28,6 +29,7 @@ from .common import (
     resolve,
     selected_chunks,
     show_progress,
+    show_tally,
     skipped_note,
     stream_to,
 )
@@ -154,8 +156,24 @@ def run(plan: HessianPlan) -> Outcome:
             mean_abs["n"] += len(H)
         return b.rows, b.ids, arrays
 
+    tally = tally_of(plan) if show_tally(spec.output) else None
     try:
-        stream_to(writer, hessian_blocks(plan), produce, show_progress(spec.output, spec.inputs.path), plan.reader)
+        stream_to(writer, hessian_blocks(plan), produce, show_progress(spec.output, spec.inputs.path), plan.reader,
+                  tally)
     finally:
         plan.reader.close()
-    return Outcome(0, plan.notes + skipped_note(plan.reader, spec.output.quiet))
+    closing = [tally.line()] if tally is not None else []
+    return Outcome(0, plan.notes + closing + skipped_note(plan.reader, spec.output.quiet))
+
+
+def tally_of(plan: HessianPlan) -> Tally:
+    """The closing line's largest |d2y/dx_a dx_b| and where, over the upper triangle (or the diagonal)."""
+    columns = hessian_columns(plan.input_names, plan.output_names, plan.spec.diagonal)
+    upper = np.triu_indices(len(plan.input_names))
+
+    def pick(a):
+        if "hessian" in a:
+            return a["hessian"][:, :, upper[0], upper[1]]
+        return a["hessian_diagonal" if plan.spec.diagonal else "hessian_upper"]
+
+    return Tally("|H|", pick, columns.__getitem__)

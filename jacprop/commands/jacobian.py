@@ -76,22 +76,42 @@ def prepare(spec: JacobianSpec, allowed=("table", "csv", "jsonl", "npy", "npz"))
                         pick(model.output_names, out_idx), fmt, notes)
 
 
+def stream_of(plan: JacobianPlan, findings=None):
+    """(blocks, produce): the reader's rows through the engine, and produce(block) -> (rows, ids, arrays)
+    for a writer; the local run and every Dask partition stream this way (``findings``: unused here)."""
+    spec, wrt = plan.spec, plan.wrt_idx
+    blocks = jacobian_blocks(plan.model, plan.reader, spec.mode, plan.out_idx, wrt, spec.output.dtype,
+                             parse_rows(spec.inputs.rows))
+
+    def produce(b):
+        return b.rows, b.ids, {"x": b.X if wrt is None else b.X[:, wrt], "y": b.Y, "jacobian": b.J}
+
+    return blocks, produce
+
+
+def tally_of(plan: JacobianPlan, output: OutputSpec) -> Tally | None:
+    """The closing line's tally, the largest |J| and where (None: no closing line for ``output``)."""
+    if not show_tally(output):
+        return None
+    d, ins, outs = len(plan.input_names), plan.input_names, plan.output_names
+    return Tally("|J|", lambda a: a["jacobian"], lambda j: f"d({outs[j // d]})/d({ins[j % d]})")
+
+
 def run(plan: JacobianPlan) -> Outcome:
     spec = plan.spec
-    blocks = jacobian_blocks(plan.model, plan.reader, spec.mode, plan.out_idx, plan.wrt_idx, spec.output.dtype,
-                             parse_rows(spec.inputs.rows))
+    blocks, produce = stream_of(plan)
     try:
         if spec.summary:
             _summary(plan, blocks)
         else:
-            _stream(plan, blocks)
+            _stream(plan, blocks, produce)
     finally:
         plan.reader.close()
     return Outcome(0, plan.notes + skipped_note(plan.reader, spec.output.quiet))
 
 
-def _stream(plan: JacobianPlan, blocks) -> None:
-    meta, wrt = plan.meta, plan.wrt_idx
+def _stream(plan: JacobianPlan, blocks, produce) -> None:
+    meta = plan.meta
     stats = Summary(len(plan.output_names), len(plan.input_names))
     if plan.fmt == "table":
         from ..render import close_jacobian_table, jacobian_rows
@@ -99,16 +119,13 @@ def _stream(plan: JacobianPlan, blocks) -> None:
         meta.update(table=jacobian_rows, table_close=lambda console, w: close_jacobian_table(console, w, stats, meta))
     writer = open_output(plan.fmt, plan.spec.output, plan.fields, meta)
 
-    def produce(b):
+    def shown(b):
         if plan.fmt == "table":
             stats.add(b.rows, b.J)
-        return b.rows, b.ids, {"x": b.X if wrt is None else b.X[:, wrt], "y": b.Y, "jacobian": b.J}
+        return produce(b)
 
-    tally = None
-    if show_tally(plan.spec.output):
-        d, names = len(plan.input_names), plan.output_names
-        tally = Tally("|J|", lambda a: a["jacobian"], lambda j: f"d({names[j // d]})/d({plan.input_names[j % d]})")
-    stream_to(writer, blocks, produce, show_progress(plan.spec.output, plan.spec.inputs.path), plan.reader, tally)
+    tally = tally_of(plan, plan.spec.output)
+    stream_to(writer, blocks, shown, show_progress(plan.spec.output, plan.spec.inputs.path), plan.reader, tally)
     if tally is not None:
         plan.notes.append(tally.line())
 
@@ -117,10 +134,12 @@ def _summary(plan: JacobianPlan, blocks) -> None:
     """--summary: statistics of J over rows, per output and input, ranked by mean |J|."""
     from ..io.reader import no_data_rows
 
-    acc = None
+    acc, tally = None, tally_of(plan, plan.spec.output)
     for b in blocks:
         acc = acc or Summary(b.J.shape[1], b.J.shape[2])
         acc.add(b.rows, b.J)
+        if tally is not None:
+            tally.add(b.rows, {"jacobian": b.J})
     if acc is None:
         raise no_data_rows(None if plan.reader is None else plan.reader.path, plan.reader.skipped)
     stats = acc.result()
@@ -133,3 +152,5 @@ def _summary(plan: JacobianPlan, blocks) -> None:
             summary_to(out.file, stats, plan.input_names, plan.output_names, acc.n)
         else:
             write_summary(out.file, plan.fmt, stats, plan.input_names, plan.output_names, acc.n)
+    if tally is not None:
+        plan.notes.append(tally.line())

@@ -22,7 +22,6 @@ from .common import (
     Outcome,
     OutputSpec,
     RowBlock,
-    Tally,
     jacobian_blocks,
     load_model,
     open_inputs,
@@ -31,7 +30,6 @@ from .common import (
     pick,
     resolve,
     show_progress,
-    show_tally,
     skipped_note,
     stream_to,
 )
@@ -45,6 +43,7 @@ from .gates import (  # noqa: F401
     merge_worst,
     nonfinite,
     parse_gate,
+    tally_of,
     worst_nonlinearity,
 )
 
@@ -325,38 +324,31 @@ def run(plan: PropagatePlan) -> Outcome:
                     footer=propagate_footer(est.settings),
                     flag=(lambda a, n, k: worst_nonlinearity(a)[0][n, k] > est.tol)
                     if est.settings.check_linearity else None)
-    findings = Findings()
+    findings, tally = Findings(), tally_of(plan, spec.output)
+    blocks, produce = stream_of(plan, findings)
     try:
         if spec.summary:
-            _summary(plan, lambda b: est.produce(b, plan.forward, findings))
+            _summary(plan, blocks, produce, tally)
         else:
-            writer = open_output(plan.fmt, spec.output, plan.fields, meta)
-            tally = _tally(plan)
-            stream_to(writer, _blocks(plan), lambda b: est.produce(b, plan.forward, findings),
-                      plan.reader is not None and show_progress(spec.output, spec.inputs.path), plan.reader, tally)
-            if tally is not None:
-                plan.notes.append(tally.line())
+            stream_to(open_output(plan.fmt, spec.output, plan.fields, meta), blocks, produce,
+                      show_progress(spec.output, spec.inputs.path), plan.reader or plan.stream, tally)
     finally:
         if plan.reader is not None:
             plan.reader.close()
-    skipped = skipped_note(plan.reader, spec.output.quiet) if plan.reader is not None else []
-    return findings_outcome(findings.result(), est.tol, spec.output.quiet, plan.notes + skipped, est.settings)
+    notes = plan.notes + ([tally.line()] if tally is not None else [])
+    notes += skipped_note(plan.reader, spec.output.quiet) if plan.reader is not None else []
+    return findings_outcome(findings.result(), est.tol, spec.output.quiet, notes, est.settings)
 
 
-def _tally(plan: PropagatePlan) -> Tally | None:
-    """The closing line watches the first gated estimate asked for (else the first estimate)."""
-    est = plan.estimator
-    if not show_tally(plan.spec.output, est.gate_dy is not None or est.max_nonlinearity is not None):
-        return None
-    names = P.quantities(est.settings)
-    what = next((q for q in GATED if q in names), names[0] if names else "y")
-    return Tally(what, lambda a: a[what], lambda k: est.out_names[k])
+def stream_of(plan: PropagatePlan, findings: Findings):
+    """(blocks, produce): as ``jacobian.stream_of``, the estimates of every block, ``findings`` gathered."""
+    return _blocks(plan), lambda b: plan.estimator.produce(b, plan.forward, findings)
 
 
 SUMMARY_FORMATS = ("table", "csv", "jsonl", "npz")
 
 
-def _summary(plan: PropagatePlan, produce) -> None:
+def _summary(plan: PropagatePlan, blocks, produce, tally) -> None:
     """--summary: per output and estimate, its statistics over all rows (mean, mean |.|, RMS, std,
     min, max and the row of the largest |value|), as ``jacobian --summary`` gives them for J."""
     from ..io.reader import no_data_rows
@@ -365,10 +357,12 @@ def _summary(plan: PropagatePlan, produce) -> None:
 
     names = [q for q in P.quantities(plan.estimator.settings)]
     acc = None
-    for b in _blocks(plan):
+    for b in blocks:
         rows, _, a = produce(b)
         acc = acc or Summary(len(plan.estimator.out_names), len(names))
         acc.add(rows, np.stack([a[q] for q in names], axis=-1))
+        if tally is not None:
+            tally.add(rows, a)
     if acc is None:
         raise no_data_rows(plan.spec.inputs.path, getattr(plan.reader, "skipped", 0))
     stats = acc.result()

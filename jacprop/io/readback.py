@@ -24,7 +24,8 @@ CHUNK_ROWS = 16384
 
 @dataclass
 class JacobianStream:
-    """input_names, output_names, id_name, and chunks of (rows, ids, X or None, Y, J)."""
+    """input_names, output_names, id_name, and chunks of (rows, ids, X or None, Y, J); for the progress
+    display, the open ``file`` (csv, jsonl) or the row count ``n_rows`` (npz)."""
 
     input_names: list
     output_names: list
@@ -33,6 +34,8 @@ class JacobianStream:
     has_x: bool
     hessian: np.ndarray | None = None  # an npz of `jacprop hessian`: H (N, K, D, D), or (N, K, D) diagonal
     hessian_diagonal: bool = False
+    file: object = None
+    n_rows: int | None = None
 
 
 def read_jacobian(path) -> JacobianStream:
@@ -72,7 +75,7 @@ def _npz(stream, where):
     rows = arrays["rows"].astype(np.int64) if "rows" in arrays else np.arange(1, len(Y) + 1)
     H, diagonal = _hessian_of(arrays, J, where)
     return JacobianStream(list(arrays["input_names"]), list(arrays["output_names"]), "id" if ids is not None else None,
-                          iter([(rows, ids, X, Y, J)]), X is not None, H, diagonal)
+                          iter([(rows, ids, X, Y, J)]), X is not None, H, diagonal, n_rows=len(Y))
 
 
 def _hessian_of(arrays, J, where):
@@ -115,7 +118,7 @@ def _jsonl(stream, where):
             yield _jsonl_block(lines, number, where, k, d, has_id)
 
     return JacobianStream([str(n) for n in in_names], [str(n) for n in out_names], "id" if has_id else None,
-                          chunks(), "x" in first)
+                          chunks(), "x" in first, file=stream)
 
 
 def _jsonl_block(lines, first_number, where, k, d, has_id):
@@ -163,4 +166,4 @@ def _csv(stream, where):
                 raise InputError(f"{where}: row {chunk.rows[bad]}: {ROW_COLUMN} {rows[bad]} is not a row number")
             yield rows.astype(np.int64), chunk.ids, None, chunk.X[:, :k], chunk.X[:, k:].reshape(-1, k, d)
 
-    return JacobianStream(inputs, outputs, id_name, chunks(), False)
+    return JacobianStream(inputs, outputs, id_name, chunks(), False, file=stream)

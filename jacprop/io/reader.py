@@ -343,6 +343,11 @@ class CsvReader:
         return X
 
     @property
+    def file(self):
+        """The open input (the progress display reads its position)."""
+        return self._f
+
+    @property
     def rows_read(self) -> int:
         """Data rows read so far (the row number of the last one), skipped rows included."""
         return self._row
