@@ -53,11 +53,13 @@ def check_second_order(model: Model) -> None:
 
 def hessian_rows(model: Model, n_outputs: int, n_wrt: int, itemsize: int, memory: int = DEFAULT_MEMORY,
                  diagonal: bool = False) -> int:
-    """Rows per block so that the tangents (W per node), the cotangents (K per node, two live), a term's
-    (K, W, size) temporary and H (K W W, three live) fit in ``memory`` bytes."""
+    """Rows per block so that the tangents (W per node, and W per nonlinear node for its ``jvp_pre`` part), the
+    cotangents (K per node, two live), a term's (K, W, size) temporary and H (K W W, three live) fit in ``memory``
+    bytes."""
     sizes = [math.prod(n.shape) for n in model.nodes]
+    pre = sum(math.prod(n.shape) for n in model.nodes[1:] if not n.op.linear)
     h = n_outputs * n_wrt * (1 if diagonal else n_wrt)
-    per_row = itemsize * (3 * sum(sizes) + n_wrt * sum(sizes) + 4 * n_outputs * max(sizes)
+    per_row = itemsize * (3 * sum(sizes) + n_wrt * (sum(sizes) + pre) + 4 * n_outputs * max(sizes)
                           + 2 * n_outputs * n_wrt * max(sizes) + 3 * h)
     return max(1, min(MAX_BLOCK_ROWS, int(memory // per_row)))
 
@@ -79,6 +81,33 @@ def tangents(model: Model, saved, wrt: np.ndarray, direction: np.ndarray | None 
     return tan
 
 
+def tangents_pre(model: Model, saved, wrt: np.ndarray, needed: list) -> tuple[list, list]:
+    """``tangents`` for H (identity seeds), keeping each nonlinear node's ``jvp_pre`` part for its ``hess_term``
+    and only the tangents that ``needed`` marks (the others are dropped once their readers have them)."""
+    seed = np.zeros((1, len(wrt), model.D), _dtype(model))
+    seed[0, np.arange(len(wrt)), wrt] = 1
+    tan, pre = [seed], [None]
+    last = _last_reader(model)
+    for i in range(1, len(model.nodes)):
+        node = model.nodes[i]
+        ins = tuple(tan[j] for j in node.inputs)
+        t, p = (node.op.jvp(saved[i], ins), None) if node.op.linear else node.op.jvp_pre(saved[i], ins)
+        tan.append(t)
+        pre.append(p)
+        for j in node.inputs:
+            if last[j] == i and not needed[j]:
+                tan[j] = None
+    return tan, pre
+
+
+def _last_reader(model: Model) -> list:
+    last = [len(model.nodes)] * len(model.nodes)
+    for i, node in enumerate(model.nodes):
+        for j in node.inputs:
+            last[j] = i
+    return last
+
+
 def _needed(model: Model) -> list[bool]:
     """needed[i]: node i's tangent is read by a second-order rule (not every node's is)."""
     needed = [False] * len(model.nodes)
@@ -93,9 +122,9 @@ def _add(acc, v):
     return acc if v is None else v if acc is None else acc + v
 
 
-def reverse_hessian(model: Model, saved, tan: list, outputs: np.ndarray, diagonal: bool = False):
+def reverse_hessian(model: Model, saved, tan: list, outputs: np.ndarray, diagonal: bool = False, pre=None):
     """(J (B, K', D), H (B, K', W, W) or (B, K', W) when ``diagonal``, or None when H = 0): the reverse
-    sweep, each nonlinear node adding its ``hess_term`` with its output's cotangent."""
+    sweep, each nonlinear node adding its ``hess_term`` with its output's cotangent (and its ``pre`` part)."""
     nodes = model.nodes
     cot, H = [None] * len(nodes), None
     cot[-1] = _seed(model, outputs)
@@ -103,9 +132,14 @@ def reverse_hessian(model: Model, saved, tan: list, outputs: np.ndarray, diagona
         node, g = nodes[i], cot[i]
         if g is None:
             continue
+        p = None if pre is None else pre[i]
         cot[i] = tan[i] = None  # free as we go
+        if pre is not None:
+            pre[i] = None
         if not node.op.linear:
-            H = _add(H, node.op.hess_term(saved[i], g, tuple(tan[j] for j in node.inputs), diagonal))
+            ts = tuple(tan[j] for j in node.inputs)
+            H = _add(H, node.op.hess_term(saved[i], g, ts, diagonal) if p is None
+                     else node.op.hess_term(saved[i], g, ts, diagonal, pre=p))
         for j, gj in zip(node.inputs, node.op.vjp(saved[i], g)):
             cot[j] = _add(cot[j], gj)
     return cot[0], H
@@ -181,10 +215,11 @@ def iter_hessian(model: Model, X, outputs=None, wrt=None, dtype=np.float64, memo
         start, n, Xc = block
         values, saved = run_forward(m, Xc)
         ud = None if u is None else _block_direction(u, start, n, len(Xc))
-        tan = [t if need else None for t, need in zip(tangents(m, saved, wrt, ud), needed)]
         if u is None:
-            J, H = reverse_hessian(m, saved, tan, outputs, diagonal)
+            tan, pre = tangents_pre(m, saved, wrt, needed)
+            J, H = reverse_hessian(m, saved, tan, outputs, diagonal, pre)
         else:
+            tan = [t if need else None for t, need in zip(tangents(m, saved, wrt, ud), needed)]
             J, H = reverse_hvp(m, saved, tan, outputs)
             H = None if H is None else H[:, :, wrt]
         J = np.broadcast_to(J[:, :, wrt], (len(Xc), k, w))[:n]

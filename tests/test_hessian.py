@@ -198,3 +198,16 @@ def test_keras_samples_without_a_reference_against_central_differences_of_j(path
     X = np.loadtxt(csv, delimiter=",", skiprows=1, ndmin=2)[:3, -model.D:]
     _, J, H = jacprop.hessian(model, X)
     assert_close_jacobian(H, fd_hessian(model, X), 1e-6)
+
+
+@pytest.mark.parametrize("sizes,acts", [([3, 9, 8, 10], ["tanh", "sigmoid", "softplus"]),
+                                        ([2, 6, 7], ["elu", "tanh"])])
+def test_many_outputs_few_inputs_against_central_differences(sizes, acts):
+    """K > 2 D: the activations' hess_term by pairs t_i t_j (and the first layer's shared tangent table)."""
+    model = mlp(sizes, acts, seed=6)
+    X = np.random.default_rng(7).normal(size=(5, model.D))
+    _, _, H = jacprop.hessian(model, X)
+    assert_close_jacobian(H, fd_hessian(model, X), 1e-7)
+    np.testing.assert_array_equal(H, H.transpose(0, 1, 3, 2))
+    _, _, Hd = jacprop.hessian(model, X, diagonal=True)
+    np.testing.assert_allclose(Hd, np.diagonal(H, axis1=2, axis2=3), rtol=1e-13, atol=1e-15)
