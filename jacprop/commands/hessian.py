@@ -162,11 +162,13 @@ def prepare(spec: HessianSpec, allowed=("table", "csv", "jsonl", "npy", "npz")) 
         reader.close()
         raise
     k, d = len(plan.output_names), len(plan.input_names)
-    per_row = k * d * (1 if spec.diagonal or plan.direction is not None else d)
+    narrow = spec.diagonal or plan.direction is not None
+    per_row = k * d * (1 if narrow else d)
     if per_row > HUGE_ROW and not spec.output.quiet:
-        notes.insert(0, f"jacprop: warning: H has {k} x {d} x {d} = {per_row:,} values per row "
+        what = f"{plan.h_name} has {k} x {d}" if narrow else f"H has {k} x {d} x {d}"
+        notes.insert(0, f"jacprop: warning: {what} = {per_row:,} values per row "
                         f"({per_row * 8 / 2**20:.0f} MB a row in float64); "
-                        "--diagonal, --wrt or --outputs make it smaller")
+                        "--diagonal, --direction, --wrt or --outputs make it smaller")
     return plan
 
 
