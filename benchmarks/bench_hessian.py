@@ -57,7 +57,8 @@ def subset(shape):
 def jacprop_methods(ws, wrt, dtype):
     model = bench.jacprop_model(ws)
     full = len(wrt) == model.D
-    return {"jacprop": lambda X: lambda: jacprop.hessian(model, X, wrt=None if full else wrt, dtype=dtype)[2]}
+    return {"jacprop": lambda X: lambda: jacprop.hessian(model, X, wrt=None if full else wrt, dtype=dtype,
+                                                        threads=int(THREADS))[2]}
 
 
 def torch_methods(ws, wrt, dtype):

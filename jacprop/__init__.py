@@ -5,13 +5,14 @@ first-order propagation of input uncertainty, Delta y ~= J Delta x.
     >>> model = jacprop.load("sample_models/bishop_tanh.npz")
     >>> Y, J = jacprop.jacobian(model, X)      # X (N, D) -> Y (N, K), J (N, K, D)
     >>> Y, J, H = jacprop.hessian(model, X)    # H (N, K, D, D): d2y_k/dx_i dx_j
+    >>> Y, J, Hu = jacprop.hvp(model, X, u)    # H u (N, K, D) along a direction u (D,)
     >>> u = jacprop.propagate(model, X, dx=0.01)["dy_gum"]   # (N, K)
     >>> jacprop.check(model, X)["ok"]
     >>> jacprop.save(model, "model.npz")
 """
 
 __version__ = "0.1.0"
-__all__ = ["load", "save", "jacobian", "hessian", "forward", "propagate", "check", "Model", "JacpropError"]
+__all__ = ["load", "save", "jacobian", "hessian", "hvp", "forward", "propagate", "check", "Model", "JacpropError"]
 
 
 def save(model, path) -> None:
@@ -42,6 +43,10 @@ def __getattr__(name):
         from .second_order import hessian
 
         return hessian
+    if name == "hvp":
+        from .second_order import hvp
+
+        return hvp
     if name == "forward":
         from .graph import forward
 

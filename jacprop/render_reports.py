@@ -37,14 +37,16 @@ def _interaction_table(title, H, y, meta, what="d2y/dxi dxj") -> Table:
             continue
         for r, (a, b, v) in enumerate(top):
             table.add_row(escape(shorten(out)) if r == 0 else "", number(y[k]) if r == 0 and y is not None else "",
-                          escape(shorten(names[a])), escape(shorten(names[b])), Text(number(v), style=shade(v, vmax)))
+                          escape(shorten(names[a])), "u" if meta.get("hvp") else escape(shorten(names[b])),
+                          Text(number(v), style=shade(v, vmax)))
     return table
 
 
 def hessian_rows(console, rows, ids, arrays, meta) -> int:
-    """Each row's largest second derivatives d2y_k/dx_i dx_j per output (``jacprop hessian --format table``)."""
-    H = arrays["hessian_diagonal" if meta["diagonal"] else "hessian"]
-    what = "d2y/dxi^2" if meta["diagonal"] else "d2y/dxi dxj"
+    """Each row's largest second derivatives d2y_k/dx_i dx_j per output (``jacprop hessian --format table``);
+    with --direction u the largest entries (H_k u)_i, "u" in the x_j column."""
+    H = arrays[meta["npy_field"]]
+    what = "(H u)_i" if meta.get("hvp") else "d2y/dxi^2" if meta["diagonal"] else "d2y/dxi dxj"
     for n in range(len(rows)):
         console.print(_interaction_table(_label(rows[n], None if ids is None else ids[n]), H[n], arrays["y"][n], meta,
                                          what))
@@ -55,7 +57,8 @@ def close_hessian_table(console, writer, mean_abs, meta):
     """After the first rows: for longer inputs, the largest mean |H| over all rows."""
     if writer.n > writer.shown:
         console.print(f"... {writer.n - writer.shown} more rows not shown; over all {writer.n} rows:")
-        what = "mean |d2y/dxi^2|" if meta["diagonal"] else "mean |d2y/dxi dxj|"
+        what = "mean |(H u)_i|" if meta.get("hvp") else "mean |d2y/dxi^2|" if meta["diagonal"] else \
+            "mean |d2y/dxi dxj|"
         console.print(_interaction_table(f"largest mean |H| over {writer.n} rows", mean_abs["sum"] / mean_abs["n"],
                                          None, meta, what))
 

@@ -2,22 +2,25 @@
 
     H[n, k, i, j] = d^2 y_k / dx_i dx_j  at row n
 
-Development-only (jacprop never imports TensorFlow or torch; tests/test_hessian.py checks jacprop.hessian against these). Two parts,
-each run with its own (dev-only, out-of-repo) interpreter, from the repository root:
+Development-only (jacprop never imports TensorFlow or torch; tests/test_hessian.py checks jacprop.hessian against
+these). Three parts, each run with its own (dev-only, out-of-repo) interpreter, from the repository root:
 
     /work/devenv-tf/bin/python sample_models/make_hessian_refs.py keras      # sample_models/keras/*.hess.npz
+    /work/devenv-tf/bin/python sample_models/make_hessian_refs.py keras pad_1d pad_2d   # only these models
     /work/devenv-bench/bin/python sample_models/make_hessian_refs.py npz     # sample_models/*.hess.npz
+    /work/devenv-bench/bin/python sample_models/make_hessian_refs.py hvp     # sample_models/*.hvp.npz (H u)
 
 keras: every model of sample_models/keras/manifest.json with expect "ok" but the recurrent ones (RECURRENT:
 their refs are torch.func's, from keras/make_rnn_hessian_refs.py). Each of its files is loaded with its
 own Keras version (tf_keras for .k2.h5, keras 3 for .k3.keras / .k3.h5), and its weights are put into a float64
 copy of the architecture (make_samples.py's builders, with its channels_last twin for conv2d_cf, which
 TensorFlow cannot run on CPU), as make_samples.py does for its Jacobian refs. Then nested
-tf.GradientTape.batch_jacobian gives J and H. Two changes to TensorFlow, both in keras_part: a gradient is
-registered for the SoftsignGrad op, which has none, and tf.nn.moments loses a stop_gradient that makes
-second derivatives through LayerNormalization wrong. The file written is the one from the .k3.keras file, else the
-first format. Every other format must agree with it to 1e-12 relative; otherwise one file per version is
-written (hard_sigmoid: the two Keras versions define it differently).
+tf.GradientTape.batch_jacobian gives J and H. Three changes to TensorFlow, all in keras_part: gradients are
+registered for the SoftsignGrad and ResizeNearestNeighborGrad ops, which have none, and tf.nn.moments loses a
+stop_gradient that makes second derivatives through LayerNormalization wrong. The file written is the one from
+the .k3.keras file, else the first format. Every other format must agree with it to 1e-12 relative; otherwise one
+file per version is written (hard_sigmoid: the two Keras versions define it differently). A framework H further
+than FD_ACCEPT from its own central difference is refused (upsample_bilinear: no reference).
 
 npz: bishop_tanh.npz (its activations array) and torch_mlp.npz (no activations in the file: relu, as the
 tests give it, in torch_mlp.hess.npz, and tanh in torch_mlp.tanh.hess.npz) are rebuilt as torch float64 MLPs,
@@ -48,6 +51,7 @@ BIG_D, MAX_H_BYTES, PARTIAL_WRT = 64, 2 * 2**20, 16
 FD_STEP = 1e-5  # relative: h_j = FD_STEP * max(1, |x_j|)
 # the recurrent samples' refs come from torch.func on the same weights (keras/make_rnn_hessian_refs.py)
 RECURRENT = {"lstm", "rnn_stack", "gru_variants", "rnn_acts", "bidirectional", "time_distributed"}
+FD_ACCEPT = 1e-6  # a framework H further than this (x max(1, max|H|)) from its own central difference is refused
 
 
 def read_csv(path, skip=()):
@@ -93,7 +97,7 @@ def save(path, **arrays):
 # Keras (TensorFlow)
 
 
-def keras_part():
+def keras_part(only=()):
     sys.path.insert(0, str(KERAS_DIR))
     import make_samples as ms  # the builders, weight helpers and I/O conventions of the samples
     import tensorflow as tf
@@ -108,6 +112,15 @@ def keras_part():
         g, feat = op.inputs
         d = 1 + tf.abs(feat)
         return grad / d**2, -2 * grad * g * tf.sign(feat) / d**3
+
+    # Nor for ResizeNearestNeighborGrad (UpSampling2D's first derivative: the sum over each block), needed by
+    # pad_2d. It is linear in its first input, and its adjoint is the nearest-neighbour resize itself to that
+    # input's size; the central difference below checks it.
+    @tf.RegisterGradient("ResizeNearestNeighborGrad")
+    def _resize_nearest_grad_grad(op, grad):
+        size = tf.shape(op.inputs[0])[1:3]
+        return tf.raw_ops.ResizeNearestNeighbor(images=grad, size=size, align_corners=op.get_attr("align_corners"),
+                                                half_pixel_centers=op.get_attr("half_pixel_centers")), None
 
     # tf.nn.moments (LayerNormalization in Keras 2 and 3) computes the variance as
     # mean((x - stop_gradient(mean))^2). The first derivative is still right (the dropped term is
@@ -151,7 +164,7 @@ def keras_part():
         return y.numpy(), J.numpy(), H if wrt is None else H[:, :, :, wrt]
 
     for entry in manifest:
-        if entry["expect"] != "ok" or entry["name"] in RECURRENT:  # those refs: keras/make_rnn_hessian_refs.py
+        if entry["expect"] != "ok" or entry["name"] in RECURRENT or (only and entry["name"] not in only):
             continue
         spec = specs[entry["name"]]
         in_names, x = read_csv(KERAS_DIR / entry["csv"])
@@ -178,6 +191,10 @@ def keras_part():
                 raise RuntimeError(f"{fname}: y/J differ from {ref_file} ({y_vs_ref:.1e}, {j_vs_ref:.1e})")
             H_fd = fd_hessian(lambda xs, f=f: y_j(f, xs)[1], x, wrt)
             err_abs, err_rel = fd_errors(H, H_fd)
+            if err_abs > FD_ACCEPT * max(1.0, float(np.abs(H).max())):
+                # upsample_bilinear: tf.image.resize computes bilinear in float32 and its nested tape gives H = 0
+                raise RuntimeError(f"{fname}: TensorFlow's H is {err_abs:.2g} from its own central difference; "
+                                   "not a reference")
             sym = float(np.abs(H - np.swapaxes(H, -1, -2)).max())
             arrays = dict(x=x, y=y, jacobian=J, hessian=H, input_names=np.array(in_names, dtype=np.str_),
                           output_names=out_names, source=np.str_(f"keras/{fname}"), framework=np.str_(framework),
@@ -215,6 +232,21 @@ def keras_part():
 # NPZ samples (torch)
 
 
+def npz_cases():
+    """(name, model file, csv, skipped columns, [(W (in, out), b)], activations, reference file) per NPZ sample."""
+    cases = []
+    z = np.load(HERE / "bishop_tanh.npz", allow_pickle=False)
+    layers = [(z["W0"], z["b0"]), (z["W1"], z["b1"])]
+    names = [str(a) for a in z["activations"]]
+    cases.append(("bishop_tanh", "bishop_tanh.npz", "bishop_tanh.csv", (), layers, names, "bishop_tanh.hess.npz"))
+    z = np.load(HERE / "torch_mlp.npz", allow_pickle=False)
+    layers = [(z["net.0.weight"].T, z["net.0.bias"]), (z["net.2.weight"].T, z["net.2.bias"])]
+    for act, out in (("relu", "torch_mlp.hess.npz"), ("tanh", "torch_mlp.tanh.hess.npz")):
+        cases.append(("torch_mlp", "torch_mlp.npz", "torch_mlp.csv", ("id",), layers, [act, "linear"], out))
+
+    return cases
+
+
 def npz_part():
     import torch
     from torch.func import hessian, jacrev, vmap
@@ -232,17 +264,7 @@ def npz_part():
             return h
         return f
 
-    cases = []
-    z = np.load(HERE / "bishop_tanh.npz", allow_pickle=False)
-    layers = [(z["W0"], z["b0"]), (z["W1"], z["b1"])]
-    names = [str(a) for a in z["activations"]]
-    cases.append(("bishop_tanh", "bishop_tanh.npz", "bishop_tanh.csv", (), layers, names, "bishop_tanh.hess.npz"))
-    z = np.load(HERE / "torch_mlp.npz", allow_pickle=False)
-    layers = [(z["net.0.weight"].T, z["net.0.bias"]), (z["net.2.weight"].T, z["net.2.bias"])]
-    for act, out in (("relu", "torch_mlp.hess.npz"), ("tanh", "torch_mlp.tanh.hess.npz")):
-        cases.append(("torch_mlp", "torch_mlp.npz", "torch_mlp.csv", ("id",), layers, [act, "linear"], out))
-
-    for name, model_file, csv, skip, layers, names, out in cases:
+    for name, model_file, csv, skip, layers, names, out in npz_cases():
         in_names, x = read_csv(HERE / csv, skip)
         tl = [(torch.tensor(W), torch.tensor(b)) for W, b in layers]
         f = mlp(tl, names)
@@ -275,12 +297,48 @@ def npz_part():
                           "max_abs_H": float(np.abs(H).max()), "y_vs_numpy": y_np}), flush=True)
 
 
+def hvp_part():
+    """torch.func's own Hessian-vector products of the NPZ samples (sample_models/*.hvp.npz): forward-over-reverse,
+    jvp(jacrev(f), x, u) = H u, along one seeded direction for every row and along a direction per row; each
+    checked against torch.func.hessian times u.  Arrays: x, direction (D,), hvp (N, K, D), row_directions (N, D),
+    row_hvp (N, K, D), activations, source, framework, max_vs_hessian."""
+    import torch
+    from torch.func import hessian, jacrev, jvp, vmap
+
+    torch.set_default_dtype(torch.float64)
+    acts = {"tanh": torch.tanh, "relu": torch.relu, "linear": lambda a: a}
+    for name, model_file, csv, skip, layers, names, out in npz_cases():
+        tl = [(torch.tensor(W), torch.tensor(b)) for W, b in layers]
+
+        def f(x, tl=tl, names=names):
+            for (W, b), act in zip(tl, names):
+                x = acts[act](x @ W + b)
+            return x
+
+        _, x = read_csv(HERE / csv, skip)
+        rng = np.random.default_rng(20261203)
+        u, U = rng.normal(size=x.shape[1]), rng.normal(size=x.shape)
+        xt = torch.tensor(x)
+        along = vmap(lambda xr, ur, f=f: jvp(jacrev(f), (xr,), (ur,))[1])
+        one = along(xt, torch.tensor(np.broadcast_to(u, x.shape).copy())).numpy()
+        rows = along(xt, torch.tensor(U)).numpy()
+        H = vmap(hessian(f))(xt).numpy()
+        err = max(float(np.abs(one - H @ u).max()), float(np.abs(rows - np.einsum("nkij,nj->nki", H, U)).max()))
+        target = out.replace(".hess.npz", ".hvp.npz")
+        save(HERE / target, x=x, direction=u, hvp=one, row_directions=U, row_hvp=rows,
+             activations=np.array(names, dtype=np.str_), source=np.str_(model_file),
+             framework=np.str_(f"torch {torch.__version__}"), max_vs_hessian=np.float64(err))
+        print(json.dumps({"model": name, "activations": names, "written": target, "max_vs_hessian": err}), flush=True)
+
+
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     part = sys.argv[1] if len(sys.argv) > 1 else ""
     if part == "keras":
-        keras_part()
+        keras_part(set(sys.argv[2:]))
     elif part == "npz":
         npz_part()
+    elif part == "hvp":
+        hvp_part()
     else:
-        sys.exit("usage: make_hessian_refs.py {keras|npz}")
+        sys.exit("usage: make_hessian_refs.py {keras|npz|hvp}")

@@ -174,3 +174,40 @@ def test_softmax_of_one_unit_and_linear_outputs():
     model = b.finish([b.add("d", dense, b.inputs, "Dense")])
     _, J, H = jacprop.hessian(model, np.array([[1e300, -1e300], [0.0, 1.0]]))
     assert not J.any() and not H.any()
+
+
+def _unreferenced_keras():
+    """Keras samples that load and have a second-order rule but no framework Hessian (upsample_bilinear:
+    TensorFlow's bilinear resize runs in float32 and its nested tape gives H = 0; make_hessian_refs.py refuses it)."""
+    out = []
+    for entry in json.loads((KERAS / "manifest.json").read_text()):
+        if entry["expect"] == "ok" and not list(KERAS.glob(f"{entry['name']}.*hess.npz")):
+            out += [(KERAS / name, KERAS / entry["csv"]) for name in entry["files"].values()]
+    return out
+
+
+@pytest.mark.parametrize("path,csv", _unreferenced_keras(), ids=[p.name for p, _ in _unreferenced_keras()])
+def test_keras_samples_without_a_reference_against_central_differences_of_j(path, csv):
+    model = jacprop.load(str(path))
+    try:
+        from jacprop.second_order import check_second_order
+
+        check_second_order(model)
+    except ModelError as e:
+        pytest.skip(str(e))  # refused with one line (recurrent ops, TimeDistributed): tested in test_hessian_cli
+    X = np.loadtxt(csv, delimiter=",", skiprows=1, ndmin=2)[:3, -model.D:]
+    _, J, H = jacprop.hessian(model, X)
+    assert_close_jacobian(H, fd_hessian(model, X), 1e-6)
+
+
+@pytest.mark.parametrize("sizes,acts", [([3, 9, 8, 10], ["tanh", "sigmoid", "softplus"]),
+                                        ([2, 6, 7], ["elu", "tanh"])])
+def test_many_outputs_few_inputs_against_central_differences(sizes, acts):
+    """K > 2 D: the activations' hess_term by pairs t_i t_j (and the first layer's shared tangent table)."""
+    model = mlp(sizes, acts, seed=6)
+    X = np.random.default_rng(7).normal(size=(5, model.D))
+    _, _, H = jacprop.hessian(model, X)
+    assert_close_jacobian(H, fd_hessian(model, X), 1e-7)
+    np.testing.assert_array_equal(H, H.transpose(0, 1, 3, 2))
+    _, _, Hd = jacprop.hessian(model, X, diagonal=True)
+    np.testing.assert_allclose(Hd, np.diagonal(H, axis1=2, axis2=3), rtol=1e-13, atol=1e-15)

@@ -28,6 +28,8 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("jacprop/engine.py", "jacobian"): "the public API: jacprop.jacobian(model, X, mode, outputs, wrt, dtype, "
                                        "memory, deterministic, threads)",
     ("jacprop/second_order.py", "iter_hessian"): "the public block iterator: its keywords are jacprop.hessian's",
+    ("jacprop/second_order.py", "hessian"): "the public API: jacprop.hessian(model, X, outputs, wrt, dtype, memory, "
+                                            "deterministic, diagonal, direction, threads)",
     ("jacprop/io/reader.py", "CsvReader.__init__"): "its keywords are the CSV dialect and selection, which "
                                                     "InputSpec.reader_options() and CsvReader.options() carry",
 }

@@ -47,6 +47,30 @@ def test_same_bits_for_any_threads_runs_and_n(shape):
     np.testing.assert_allclose(graph.forward(model, X), ref_Y, rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("sizes", [(8, 64, 64, 2), (4, 32, 32, 16)], ids=["small", "wide-out"])
+@pytest.mark.parametrize("form", ["full", "diagonal", "direction"])
+def test_hessian_same_bits_for_any_threads_and_n(sizes, form):
+    """H, its diagonal and H u: a row's bits depend neither on the thread count nor on N (deterministic mode).
+    wide-out (K = 16 > 2 D) takes the pairs form of the activations' hess_term, small the shared-tangent one."""
+    from jacprop import second_order
+
+    model = mlp(sizes)
+    kw = {"diagonal": form == "diagonal", "direction": np.linspace(-1, 1, model.D) if form == "direction" else None}
+    narrow = form != "full"
+    step = second_order.hessian_rows(model, model.K * (2 if form == "direction" else 1),
+                                     1 if form == "direction" else model.D, 8, diagonal=narrow)
+    X = np.random.default_rng(1).normal(size=(2 * step + 37, model.D))
+    ref = second_order.hessian(model, X, deterministic=True, threads=1, **kw)
+    for threads in (2, 3):
+        got = second_order.hessian(model, X, deterministic=True, threads=threads, **kw)
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(got, ref)), threads
+    for n in (1, 5, step + 1):
+        got = second_order.hessian(model, X[-n:], deterministic=True, threads=2, **kw)
+        assert all(a.tobytes() == b[-n:].tobytes() for a, b in zip(got, ref)), n
+    fast = second_order.hessian(model, X, threads=2, **kw)[2]  # unpadded blocks: the same numbers, not the bits
+    np.testing.assert_allclose(fast, ref[2], rtol=1e-13, atol=1e-14)
+
+
 def test_threads_give_the_same_numbers_without_padding_too():
     model = mlp(SHAPES["reverse"])
     X = np.random.default_rng(2).normal(size=(3000, 8))

@@ -65,6 +65,11 @@ def jacobian(paths, **o):
 @click.option("--outputs", multiple=True, help="Only these outputs (names or indices, comma-separated).")
 @click.option("--wrt", multiple=True, help="Only these inputs (names or indices): J and the D' x D' block of H.")
 @click.option("--diagonal", is_flag=True, help="Only d2y/dxi^2 (N, K, D): D times less output, the same cost.")
+@click.option("--direction", multiple=True,
+              help="Only H u (N, K, D) along u: NAME=VALUE (the others 0), VALUE (every input) or V1,V2,... (all, "
+                   "in input order). Repeatable. About D/2 times cheaper than H for wide D.")
+@click.option("--direction-file", type=click.Path(dir_okay=False),
+              help="u from a CSV: a header of input names, one row of values (inputs not named: 0).")
 @click.option("--output-names", multiple=True,
               help="Names for the K outputs (comma-separated), instead of the model's.")
 @click.option("--logits", is_flag=True,
@@ -87,13 +92,15 @@ def hessian(paths, **o):
       jacprop hessian model.h5 data.csv -o hess.npz
       jacprop hessian model.h5 data.csv --wrt temp,pressure --outputs 0 --format csv
       jacprop hessian model.h5 data.csv --diagonal -o curvature.npz
+      jacprop hessian model.h5 data.csv --direction temp=1 --direction pressure=-0.5 -o hu.npz
     """
     from ..commands import hessian as command
 
     models, inputs = models_and_inputs(paths)
     spec = command.HessianSpec(
         model_spec(models, o, logits=o["logits"], output_names=split_list(o["output_names"])), input_spec(inputs, o),
-        output_spec(o), split_list(o["outputs"]), split_list(o["wrt"]), o["diagonal"], o["top"])
+        output_spec(o), split_list(o["outputs"]), split_list(o["wrt"]), o["diagonal"], o["top"], tuple(o["direction"]),
+        o["direction_file"])
     finish(command.run(command.prepare(spec)))
 
 

@@ -4,7 +4,8 @@ Formats: npz arrays x, y, jacobian, hessian (N, K, D, D) and the names; npy the 
 outputs, J and the upper triangle of each H_k in columns d2(<out>)/d(<a>)d(<b>) (a <= b in input order);
 jsonl per row x, y, jacobian and hessian (K lists of D lists of D, the whole symmetric matrix, nested as
 jacobian's are).  ``--diagonal`` writes hessian_diagonal (N, K, D) = d2y_k/dx_i^2 instead (csv columns
-d2(<out>)/d(<a>)d(<a>)).  The table shows, per row and output, the largest |d2y/dx_i dx_j|.
+d2(<out>)/d(<a>)d(<a>)); ``--direction u`` writes hvp (N, K, D) = H_k u (csv columns Hv(<out>)/d(<a>); npz also
+the direction (D,)).  The table shows, per row and output, the largest |d2y/dx_i dx_j| (or |(H u)_i|).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import UsageError
 from ..io.writers import Field, jacobian_columns
 from .common import (
     InputSpec,
@@ -46,6 +48,8 @@ class HessianSpec:
     wrt: tuple | None = None
     diagonal: bool = False
     top: int = 5  # table: interactions shown per output
+    direction: tuple = ()  # --direction: NAME=VALUE, or VALUE (every input), or V1,...,VD (all of them)
+    direction_file: str | None = None  # --direction-file: CSV, a header of input names and one row
 
 
 @dataclass
@@ -61,20 +65,62 @@ class HessianPlan:
     output_names: list
     fmt: str
     notes: list = field(default_factory=list)
+    direction: np.ndarray | None = None  # u over the selected inputs, with --direction
 
     @property
     def h_name(self) -> str:
-        return "hessian_diagonal" if self.spec.diagonal else "hessian"
+        return "hvp" if self.direction is not None else "hessian_diagonal" if self.spec.diagonal else "hessian"
 
     @property
     def fields(self) -> list[Field]:
+        if self.direction is not None:
+            return hessian_fields(self.input_names, self.output_names, self.fmt, True)[:3] + [
+                Field("hvp", (len(self.output_names), len(self.input_names)),
+                      hvp_columns(self.input_names, self.output_names))]
         return hessian_fields(self.input_names, self.output_names, self.fmt, self.spec.diagonal)
 
     @property
     def meta(self) -> dict:
+        hvp = self.direction is not None
         return {"input_names": self.input_names, "output_names": self.output_names,
                 "id_name": self.spec.inputs.id_column, "npy_field": self.h_name, "top": self.spec.top,
-                "diagonal": self.spec.diagonal, "row": self.spec.output.row}
+                "diagonal": self.spec.diagonal or hvp, "hvp": hvp, "row": self.spec.output.row,
+                "npz_extra": {"direction": self.direction} if hvp else {}}
+
+
+def hvp_columns(input_names, output_names) -> list[str]:
+    """CSV column names of H u: Hv(<out>)/d(<a>), outputs major."""
+    return [f"Hv({o})/d({a})" for o in output_names for a in input_names]
+
+
+def parse_direction(specs, path, names) -> np.ndarray | None:
+    """--direction NAME=VALUE (NAME a name or an index among ``names``; the others 0), VALUE (every input) or
+    V1,...,VD (all, in order), repeatable, later ones overriding; or --direction-file.  None: neither given."""
+    from ..io.matrices import read_vector
+
+    if specs and path:
+        raise UsageError("--direction and --direction-file exclude each other")
+    if not specs:
+        return None if path is None else read_vector(path, list(names), "--direction-file")
+    u, index = np.zeros(len(names)), {n: i for i, n in enumerate(names)}
+    for spec in specs:
+        name, sep, value = spec.rpartition("=")
+        if sep and name not in index and name.strip().isdigit() and int(name) < len(names):
+            name = names[int(name)]
+        if sep and name not in index:
+            raise UsageError(f"--direction {spec}: no input named {name!r}; the inputs are {list(names)}")
+        values = [value] if sep else value.split(",")
+        if not sep and len(values) not in (1, len(names)):
+            raise UsageError(f"--direction {spec}: {len(values)} values for {len(names)} inputs; give one (every "
+                             "input), all of them, or NAME=VALUE")
+        try:
+            numbers = [float(v) for v in values]
+        except ValueError:
+            raise UsageError(f"--direction {spec}: expected numbers (e.g. 1, temp=0.5, 1,0,-2)") from None
+        if not np.isfinite(numbers).all():
+            raise UsageError(f"--direction {spec}: every value must be finite")
+        u[[index[name]] if sep else slice(None)] = numbers
+    return u
 
 
 def hessian_columns(input_names, output_names, diagonal=False) -> list[str]:
@@ -110,12 +156,21 @@ def prepare(spec: HessianSpec, allowed=("table", "csv", "jsonl", "npy", "npz")) 
     wrt_idx = resolve(spec.wrt, reader.columns, "wrt")
     plan = HessianPlan(spec, model, reader, out_idx, wrt_idx, pick(reader.columns, wrt_idx),
                        pick(model.output_names, out_idx), fmt, notes)
+    try:
+        plan.direction = parse_direction(spec.direction, spec.direction_file, plan.input_names)
+        if plan.direction is not None and spec.diagonal:
+            raise UsageError("--direction and --diagonal exclude each other: H u is a vector per output already")
+    except BaseException:
+        reader.close()
+        raise
     k, d = len(plan.output_names), len(plan.input_names)
-    per_row = k * d * (1 if spec.diagonal else d)
+    narrow = spec.diagonal or plan.direction is not None
+    per_row = k * d * (1 if narrow else d)
     if per_row > HUGE_ROW and not spec.output.quiet:
-        notes.insert(0, f"jacprop: warning: H has {k} x {d} x {d} = {per_row:,} values per row "
+        what = f"{plan.h_name} has {k} x {d}" if narrow else f"H has {k} x {d} x {d}"
+        notes.insert(0, f"jacprop: warning: {what} = {per_row:,} values per row "
                         f"({per_row * 8 / 2**20:.0f} MB a row in float64); "
-                        "--diagonal, --wrt or --outputs make it smaller")
+                        "--diagonal, --direction, --wrt or --outputs make it smaller")
     return plan
 
 
@@ -126,7 +181,7 @@ def hessian_blocks(plan: HessianPlan):
     spec = plan.spec
     for X, ids, rows, _ in selected_chunks(plan.reader, parse_rows(spec.inputs.rows)):
         for start, Y, J, H in iter_hessian(plan.model, X, plan.out_idx, plan.wrt_idx, np.dtype(spec.output.dtype),
-                                           deterministic=True, diagonal=spec.diagonal):
+                                           deterministic=True, diagonal=spec.diagonal, direction=plan.direction):
             sl = slice(start, start + len(Y))
             yield RowBlock(rows[sl], None if ids is None else ids[sl], X[sl], Y, J, {}), H
         del X, ids, rows
@@ -147,7 +202,7 @@ def run(plan: HessianPlan) -> Outcome:
     def produce(item):
         b, H = item
         arrays = {"x": b.X if wrt is None else b.X[:, wrt], "y": b.Y, "jacobian": b.J}
-        if plan.fmt == "csv" and not spec.diagonal:
+        if plan.fmt == "csv" and plan.h_name == "hessian":
             arrays["hessian_upper"] = H[:, :, upper[0], upper[1]]
         else:
             arrays[plan.h_name] = H
@@ -167,7 +222,10 @@ def run(plan: HessianPlan) -> Outcome:
 
 
 def tally_of(plan: HessianPlan) -> Tally:
-    """The closing line's largest |d2y/dx_a dx_b| and where, over the upper triangle (or the diagonal)."""
+    """The closing line's largest |d2y/dx_a dx_b| and where, over the upper triangle (or the diagonal);
+    with --direction the largest |(H u)_a|."""
+    if plan.direction is not None:
+        return Tally("|H u|", lambda a: a["hvp"], hvp_columns(plan.input_names, plan.output_names).__getitem__)
     columns = hessian_columns(plan.input_names, plan.output_names, plan.spec.diagonal)
     upper = np.triu_indices(len(plan.input_names))
 

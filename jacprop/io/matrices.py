@@ -53,3 +53,30 @@ def read_expected(path, output_names) -> np.ndarray:
             raise UsageError(f"--expect-y {path}: expected columns {output_names} or {len(output_names)} "
                              "numeric columns") from None
         return X
+
+
+def read_vector(path, names, what) -> np.ndarray:
+    """A vector over the inputs from CSV: a header naming some of them (any order), one row of finite numbers;
+    the inputs not named are 0."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            rows = [r for r in csv.reader(f) if r]
+    except OSError as e:
+        raise InputError(f"{what} {path}: cannot read: {e.strerror or e}") from None
+    header = [c.strip() for c in rows[0]] if rows else []
+    unknown = [h for h in header if h not in names]
+    if len(rows) != 2 or len(rows[1]) != len(header) or unknown or len(set(header)) != len(header):
+        why = f"unknown input {unknown[0]!r}; " if unknown else ""
+        raise UsageError(f"{what} {path}: {why}expected a header naming inputs among {names} (each once) and one "
+                         "row of as many numbers")
+    try:
+        values = np.array([float(v) for v in rows[1]])
+    except ValueError as e:
+        raise InputError(f"{what} {path}: {e}") from None
+    if not np.isfinite(values).all():
+        raise InputError(f"{what} {path}: every value must be finite")
+    u = np.zeros(len(names))
+    u[[names.index(h) for h in header]] = values
+    return u

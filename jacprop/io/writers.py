@@ -299,6 +299,7 @@ class NpzWriter(Writer):
                  "output_names": np.array(self.meta["output_names"], dtype=str)}
         if self.meta.get("id_name"):
             extra["ids"] = np.concatenate(self.ids) if self.ids else np.array([], dtype=str)
+        extra.update(self.meta.get("npz_extra", {}))  # whole-file arrays a command adds (hessian: direction)
         with zipfile.ZipFile(self.out.file, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
             for name, stream in self.streams.items():
                 with z.open(name + ".npy", "w", force_zip64=True) as member:

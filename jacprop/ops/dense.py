@@ -66,6 +66,11 @@ class Dense(Op):
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, dot_last(ts[0], self.kernel))
 
+    def jvp_pre(self, saved, ts):
+        """(jvp, t W): the pre-activation tangent kept for ``hess_term``."""
+        tw = dot_last(ts[0], self.kernel)
+        return self.activation.jvp(*saved, tw), tw
+
     @property
     def linear(self):
         return self.activation.is_piecewise_linear
@@ -75,9 +80,10 @@ class Dense(Op):
         a, y = saved
         return (dot_last(self.activation.second(a, y, g, dot_last(ts[0], self.kernel)), self.kernel.T),)
 
-    def hess_term(self, saved, g, ts, diagonal=False):
-        """(t W)^T diag(g h''(a)) (t W): contracted on the layer's units, no product with W^T."""
-        return self.activation.hess_term(*saved, g, dot_last(ts[0], self.kernel), diagonal)
+    def hess_term(self, saved, g, ts, diagonal=False, pre=None):
+        """(t W)^T diag(g h''(a)) (t W): contracted on the layer's units, no product with W^T; ``pre``: t W as
+        ``jvp_pre`` gave it."""
+        return self.activation.hess_term(*saved, g, dot_last(ts[0], self.kernel) if pre is None else pre, diagonal)
 
 
 @register

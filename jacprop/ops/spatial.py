@@ -133,6 +133,11 @@ class WindowedAffine(Spatial):
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, self._linear(ts[0]))
 
+    def jvp_pre(self, saved, ts):
+        """(jvp, L t): the pre-activation tangent kept for ``hess_term``."""
+        lt = self._linear(ts[0])
+        return self.activation.jvp(*saved, lt), lt
+
     @property
     def linear(self):
         return self.activation.is_piecewise_linear
@@ -140,8 +145,8 @@ class WindowedAffine(Spatial):
     def vjp2(self, saved, g, ts):
         return (self._transpose(self.activation.second(*saved, g, self._linear(ts[0]))),)
 
-    def hess_term(self, saved, g, ts, diagonal=False):
-        return self.activation.hess_term(*saved, g, self._linear(ts[0]), diagonal)
+    def hess_term(self, saved, g, ts, diagonal=False, pre=None):
+        return self.activation.hess_term(*saved, g, self._linear(ts[0]) if pre is None else pre, diagonal)
 
 
 @register
