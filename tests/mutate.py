@@ -85,7 +85,10 @@ def configure(dest: Path, module: str) -> None:
                 f"only_mutate = {json.dumps([module])}\n"
                 f"also_copy = {json.dumps(['sample_models'])}\n"
                 f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
-                f"pytest_add_cli_args = {json.dumps(['-p', 'no:cacheprovider', *deselect])}\n")
+                f"pytest_add_cli_args = {json.dumps(['-p', 'no:cacheprovider', *deselect])}\n"
+                # a mutant is stopped after (t + 1) * 2 * multiplier CPU seconds, t its tests' time: mutmut's
+                # default 15 spends minutes on each mutant that loops forever (the reader has a dozen)
+                "timeout_multiplier = 2.0\n")
 
 
 def counts(dest: Path, mutmut: str) -> dict:

@@ -137,3 +137,135 @@ def test_bad_utf8_is_located_only_where_the_bytes_are_the_files_own(tmp_path, ki
         want = rf"{source}: line 3, byte 3: not UTF-8 text \(invalid start byte\)$"
     with pytest.raises(InputError, match=want):
         csvio.read_all(source)
+
+
+def test_read_all_of_a_header_only_file_names_it(tmp_path):
+    path = write(tmp_path / "x.csv", [HEADER, "", "  "])
+    with pytest.raises(InputError) as e:
+        csvio.read_all(path)
+    assert str(e.value) == f"{path}: no data rows"
+
+
+# ---------------------------------------------------------------------------
+# reading back what `jacprop jacobian` wrote (propagate at the end of a pipe)
+
+SAMPLES = Path(__file__).parent.parent / "sample_models"
+MODEL, INPUTS = SAMPLES / "bishop_tanh.npz", SAMPLES / "bishop_tanh.csv"
+
+
+def jacobian_output(tmp_path, fmt, *extra, inputs=INPUTS):
+    from click.testing import CliRunner
+
+    from jacprop.cli import main
+
+    out = tmp_path / f"j.{fmt}"
+    r = CliRunner().invoke(main, ["jacobian", str(MODEL), str(inputs), "--format", fmt, "-o", str(out), *extra])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def read_back(path):
+    from jacprop.io.readback import read_jacobian
+
+    s = read_jacobian(path)
+    parts = list(s.chunks)
+    rows, ids, X, Y, J = (None if parts[0][i] is None else np.concatenate([p[i] for p in parts]) for i in range(5))
+    return s, rows, ids, X, Y, J
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "npz"])
+@pytest.mark.parametrize("with_id", [False, True])
+def test_read_back_gives_the_models_jacobian_rows_and_ids(tmp_path, fmt, with_id):
+    import jacprop
+
+    X = np.loadtxt(INPUTS, delimiter=",", skiprows=1)
+    Y, J = jacprop.jacobian(jacprop.load(str(MODEL)), X)
+    n = len(X)
+    inputs, extra = INPUTS, []
+    if with_id:  # an id column, and a blank line so that data row numbers differ from line numbers
+        lines = INPUTS.read_text().splitlines()
+        text = ["name," + lines[0]] + [f"p{i}," + line for i, line in enumerate(lines[1:])]
+        inputs = tmp_path / "in.csv"
+        inputs.write_text("\n".join(text[:3] + [""] + text[3:]) + "\n")
+        extra = ["--id-column", "name"]
+    s, rows, ids, Xb, Yb, Jb = read_back(jacobian_output(tmp_path, fmt, *extra, inputs=inputs))
+    assert s.input_names == ["temperature", "pressure", "flow"]
+    assert s.output_names == jacprop.load(str(MODEL)).output_names
+    assert s.id_name == (("name" if fmt == "csv" else "id") if with_id else None)
+    np.testing.assert_array_equal(rows, np.arange(1, n + 1))
+    assert (ids.tolist() == [f"p{i}" for i in range(n)]) if with_id else ids is None
+    np.testing.assert_array_equal(Yb, Y)
+    np.testing.assert_array_equal(Jb, J)
+    if fmt == "csv":
+        assert Xb is None and not s.has_x
+    else:
+        np.testing.assert_array_equal(Xb, X)
+        assert s.has_x
+
+
+def test_read_back_the_older_forms_without_row_numbers_or_names(tmp_path):
+    csv = tmp_path / "old.csv"
+    csv.write_text("y0,y1,d(y0)/d(a),d(y0)/d(b),d(y1)/d(a),d(y1)/d(b)\n1,2,3,4,5,6\n7,8,9,10,11,12\n")
+    s, rows, ids, X, Y, J = read_back(csv)
+    assert (s.input_names, s.output_names, s.id_name) == (["a", "b"], ["y0", "y1"], None)
+    np.testing.assert_array_equal(rows, [1, 2])
+    np.testing.assert_array_equal(Y, [[1, 2], [7, 8]])
+    np.testing.assert_array_equal(J, [[[3, 4], [5, 6]], [[9, 10], [11, 12]]])
+    jsonl = tmp_path / "old.jsonl"
+    jsonl.write_text('{"row": 3, "y": [1], "jacobian": [[2, 3]]}\n\n{"row": 5, "y": [4], "jacobian": [[5, 6]]}\n')
+    s, rows, ids, X, Y, J = read_back(jsonl)
+    assert (s.input_names, s.output_names, s.id_name, s.has_x) == (["x0", "x1"], ["y0"], None, False)
+    np.testing.assert_array_equal(rows, [3, 5])
+    np.testing.assert_array_equal(J, [[[2, 3]], [[5, 6]]])
+    npz = tmp_path / "old.npz"
+    np.savez(npz, y=np.ones((2, 1)), jacobian=np.arange(4.0).reshape(2, 1, 2), input_names=np.array(["a", "b"]),
+             output_names=np.array(["q"]))
+    s, rows, ids, X, Y, J = read_back(npz)
+    np.testing.assert_array_equal(rows, [1, 2])
+    assert s.id_name is None and X is None and not s.has_x
+
+
+def test_read_back_a_long_jsonl_in_chunks(tmp_path, monkeypatch):
+    from jacprop.io import readback
+
+    monkeypatch.setattr(readback, "CHUNK_ROWS", 4)
+    path = tmp_path / "j.jsonl"
+    path.write_text("".join(f'{{"row": {i + 1}, "id": {i}, "y": [{i}], "jacobian": [[{2 * i}]]}}\n' for i in range(10)))
+    s = readback.read_jacobian(path)
+    parts = list(s.chunks)
+    assert [len(p[0]) for p in parts] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate([p[4] for p in parts]).ravel(), 2 * np.arange(10))
+    assert np.concatenate([p[1] for p in parts]).tolist() == [str(i) for i in range(10)]
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("e.csv", b"", "e.csv: empty input: expected what `jacprop jacobian` writes (csv, jsonl or npz)"),
+    ("a.csv", b"a,b\n1,2\n", "a.csv: line 1: no d(<output>)/d(<input>) columns"),
+    ("p.csv", b"y,d(y)/d(a),d(y)/d(b),d(z)/d(a)\n1,2,3,4\n", "p.csv: line 1: the J columns do not form a full 2 x 2"),
+    ("m.csv", b"y,d(y)/d(a),d(z)/d(a)\n1,2,3\n", "m.csv: line 1: no column for output 'z'"),
+    ("r.csv", b"row,y,d(y)/d(a)\n1,2,3\n2.5,2,3\n", "r.csv: row 2: row 2.5 is not a row number"),
+    ("r0.csv", b"row,y,d(y)/d(a)\n0,2,3\n", "r0.csv: row 1: row 0.0 is not a row number"),
+    ("j.jsonl", b'{"y": [1]}\n', "j.jsonl: line 1: not a `jacprop jacobian --format jsonl` record"),
+    ("k.jsonl", b'{"row": 1, "y": [1], "jacobian": [[1]]}\n{"row": 2, "y": [1, 2], "jacobian": [[1]]}\n',
+     "k.jsonl: lines 1-2: malformed record"),
+    ("z.npz", b"PK\x03\x04broken", "z.npz: unreadable NPZ"),
+])
+def test_read_back_refuses_what_jacobian_did_not_write(tmp_path, name, content, message):
+    from jacprop.io.readback import read_jacobian
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError) as e:
+        list(read_jacobian(path).chunks)
+    assert str(e.value).startswith(f"{tmp_path}/{message}")
+
+
+def test_read_back_an_npz_without_the_jacobian_names_what_lacks(tmp_path):
+    from jacprop.io.readback import read_jacobian
+
+    path = tmp_path / "x.npz"
+    np.savez(path, y=np.ones((1, 1)))
+    with pytest.raises(InputError, match=r"x.npz: NPZ lacks \['input_names', 'jacobian', 'output_names'\]"):
+        read_jacobian(path)
+    with pytest.raises(InputError, match="nothing.csv: cannot open: No such file or directory"):
+        read_jacobian(tmp_path / "nothing.csv")
