@@ -269,3 +269,114 @@ def test_read_back_an_npz_without_the_jacobian_names_what_lacks(tmp_path):
         read_jacobian(path)
     with pytest.raises(InputError, match="nothing.csv: cannot open: No such file or directory"):
         read_jacobian(tmp_path / "nothing.csv")
+
+
+# ---------------------------------------------------------------------------
+# --summary in a data format (jacobian: per input with its rank; propagate: per estimate)
+
+STAT_NAMES = ("mean", "mean_abs", "rms", "std", "min", "max", "row_of_max_abs")
+
+
+def summary_stats(k=2, d=3, sequences=()):
+    rng = np.random.default_rng(1)
+    stats = {s: rng.normal(size=(k, d)) for s in STAT_NAMES}
+    stats["row_of_max_abs"] = rng.integers(1, 50, size=(k, d)).astype(float)
+    stats["rank"] = np.argsort(-stats["mean_abs"], axis=1, kind="stable")  # input indices, most influential first
+    if sequences:
+        stats["sequences"] = [dict(input=name, per_step=rng.normal(size=(k, 4)), per_feature=rng.normal(size=(k, 2)))
+                              for name in sequences]
+    return stats
+
+
+def summary_written(fmt, stats, what="input", inputs=("a", "b", "c"), outputs=("y", "z"), n_rows=49):
+    import io
+
+    from jacprop.io.writers import write_summary
+
+    buf = io.BytesIO()
+    write_summary(buf, fmt, stats, list(inputs), list(outputs), n_rows, what=what)
+    return buf.getvalue()
+
+
+def ranks_of(stats):
+    """rank[k, i]: 1 for the input with the largest mean |J| of output k, computed by sorting here."""
+    k, d = stats["mean_abs"].shape
+    out = np.zeros((k, d), int)
+    for j in range(k):
+        for place, i in enumerate(sorted(range(d), key=lambda i: (-stats["mean_abs"][j, i], i))):
+            out[j, i] = place + 1
+    return out
+
+
+@pytest.mark.parametrize("sequences", [(), ("s",), ("s", "t")])
+def test_summary_npz_holds_every_statistic_the_names_and_the_profiles(sequences):
+    import io
+
+    stats = summary_stats(sequences=sequences)
+    with np.load(io.BytesIO(summary_written("npz", dict(stats))), allow_pickle=False) as z:
+        got = {k: z[k] for k in z.files}
+    assert int(got["rows"]) == 49
+    assert got["input_names"].tolist() == ["a", "b", "c"] and got["output_names"].tolist() == ["y", "z"]
+    for s in (*STAT_NAMES, "rank"):
+        np.testing.assert_array_equal(got[s], stats[s])
+    tags = [""] if len(sequences) == 1 else [f":{s}" for s in sequences]
+    assert sorted(k for k in got if k.startswith("per_")) == sorted(f"per_{w}{t}" for w in ("step", "feature")
+                                                                    for t in tags)
+    for tag, seq in zip(tags, stats.get("sequences", [])):
+        np.testing.assert_array_equal(got[f"per_step{tag}"], seq["per_step"])
+        np.testing.assert_array_equal(got[f"per_feature{tag}"], seq["per_feature"])
+
+
+def test_summary_npz_of_estimates_has_no_rank():
+    import io
+
+    stats = summary_stats()
+    with np.load(io.BytesIO(summary_written("npz", stats, what="estimate")), allow_pickle=False) as z:
+        assert "rank" not in z.files and "input_names" not in z.files
+        assert z["estimate_names"].tolist() == ["a", "b", "c"]
+        np.testing.assert_array_equal(z["std"], stats["std"])
+
+
+@pytest.mark.parametrize("what", ["input", "estimate"])
+def test_summary_csv_has_one_record_per_output_and_input_with_its_rank(what):
+    import csv
+    import io
+
+    stats = summary_stats()
+    text = summary_written("csv", stats, what=what).decode()
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert text.splitlines()[0] == ",".join(["output", what, *STAT_NAMES] + (["rank"] if what == "input" else []))
+    assert len(records) == 6
+    ranks = ranks_of(stats)
+    for n, rec in enumerate(records):
+        k, i = divmod(n, 3)
+        assert (rec["output"], rec[what]) == (("y", "z")[k], ("a", "b", "c")[i])
+        for s in STAT_NAMES:
+            assert float(rec[s]) == stats[s][k, i]  # repr: read back exactly
+        if what == "input":
+            assert int(rec["rank"]) == ranks[k, i]
+
+
+def test_summary_jsonl_adds_the_sequence_profiles():
+    import json
+
+    stats = summary_stats(sequences=("s",))
+    records = [json.loads(line) for line in summary_written("jsonl", stats).decode().splitlines()]
+    ranks = ranks_of(stats)
+    assert len(records) == 6 + 2 * 4 + 2 * 2
+    for n, rec in enumerate(records[:6]):
+        k, i = divmod(n, 3)
+        assert rec == {"output": ("y", "z")[k], "input": ("a", "b", "c")[i],
+                       **{s: stats[s][k, i].item() for s in STAT_NAMES}, "rank": int(ranks[k, i])}
+    seq = stats["sequences"][0]
+    steps = [r for r in records[6:] if "step" in r]
+    feats = [r for r in records[6:] if "feature" in r]
+    assert [(r["output"], r["sequence"], r["step"]) for r in steps] == [(o, "s", t) for o in "yz" for t in range(4)]
+    np.testing.assert_array_equal([r["mean_abs_over_features"] for r in steps], seq["per_step"].ravel())
+    assert [(r["output"], r["feature"]) for r in feats] == [(o, f) for o in "yz" for f in range(2)]
+    np.testing.assert_array_equal([r["mean_abs_over_steps"] for r in feats], seq["per_feature"].ravel())
+
+
+def test_summary_refuses_a_format_it_cannot_write():
+    with pytest.raises(UsageError, match="--summary writes table, csv, jsonl or npz"):
+        summary_written("npy", summary_stats())
