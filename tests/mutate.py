@@ -30,7 +30,7 @@ TESTS = {
     "jacprop/graph.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_npz.py"],
     # base.py also holds the ops' (de)serialisation, which the NPZ tests exercise
     "jacprop/ops/base.py": ["tests/test_ops.py", "tests/test_engine.py", "tests/test_mutants_engine.py",
-                            "tests/test_npz.py"],
+                            "tests/test_npz.py", "tests/test_mutants_ops.py"],
     **{f"jacprop/ops/{m}.py": ["tests/test_ops.py", "tests/test_engine.py", "tests/test_mutants_ops.py"]
        for m in ("structure", "dense", "norm", "merge", "spatial")},
     "jacprop/ops/activations.py": ["tests/test_ops.py", "tests/test_constants.py", "tests/test_mutants_activations.py"],
