@@ -153,14 +153,23 @@ def test_a_rows_result_does_not_depend_on_the_rows_beside_it():
         np.testing.assert_array_equal(both[name][1:], alone[name])
 
 
-def adaptive_reference(ys_all, m, p, digits):
+def shortest_ends(srt, q):
+    """The narrowest window of q + 1 sorted values per (batch, output): (lo values, hi values)."""
+    widths = srt[:, q:, :] - srt[:, :-q, :]
+    lo = widths.argmin(axis=1)
+    take = np.take_along_axis
+    return take(srt, lo[:, None, :], 1)[:, 0], take(srt, lo[:, None, :] + q, 1)[:, 0]
+
+
+def adaptive_reference(ys_all, m, p, digits, interval="symmetric"):
     """JCGM 101 7.9 on a row's draws in batches of m: the number of batches h >= 2 after which
     2 s <= delta for the mean, std and both interval ends of every output."""
     for h in range(2, len(ys_all) // m + 1):
         b = ys_all[: h * m].reshape(h, m, -1)
         srt = np.sort(b, axis=1)
         lo, hi = jcgm_interval(m, p)
-        vals = np.stack([b.mean(axis=1), b.std(axis=1, ddof=1), srt[:, lo], srt[:, hi]])  # (4, h, K)
+        ends = (srt[:, lo], srt[:, hi]) if interval == "symmetric" else shortest_ends(srt, hi - lo)
+        vals = np.stack([b.mean(axis=1), b.std(axis=1, ddof=1), *ends])  # (4, h, K)
         s = vals.std(axis=1, ddof=1) / math.sqrt(h)
         u = ys_all[: h * m].std(axis=0, ddof=1)
         ell = np.floor(np.log10(u)) - digits + 1
@@ -252,3 +261,40 @@ def test_parse_kind_refuses(text, message):
     with pytest.raises(UsageError) as e:
         dist.parse_kind(text, "--dist x")
     assert str(e.value).startswith(message)
+
+
+def bent(X):
+    """A skewed output (exp), where the shortest and the symmetric interval differ."""
+    return np.exp(X[:, :1] * 3)
+
+
+def test_adaptive_run_with_the_shortest_interval_uses_shortest_batch_intervals():
+    X, dx = np.array([[0.0, 0.0, 0.0]]), np.array([[0.2, 0.0, 0.0]])
+    opts = mc.McOptions(samples=200_000, seed=4, level=0.95, digits=1, interval="shortest")
+    got = mc.monte_carlo(bent, X, dx, None, np.array([1]), opts)
+    rng = np.random.default_rng([4, 1])
+    ys = bent(X + rng.standard_normal((200_000, 3)) * dx)
+    h_short = adaptive_reference(ys, 10_000, 0.95, 1, "shortest")  # 3 batches (the symmetric interval's: 8)
+    h_sym = adaptive_reference(ys, 10_000, 0.95, 1, "symmetric")
+    assert h_short is not None and h_short != h_sym  # the case tells the two apart
+    assert got["mc_samples"][0, 0] == h_short * 10_000
+
+
+def test_batch_figures_use_the_unbiased_std_and_the_intervals_ends():
+    rng = np.random.default_rng(2)
+    ys = rng.normal(size=(3, 1000, 2))
+    f = mc._batch_figures(ys, mc.McOptions(level=0.9))
+    lo, hi = jcgm_interval(1000, 0.9)
+    srt = np.sort(ys, axis=1)
+    np.testing.assert_allclose(f["std"], ys.std(axis=1, ddof=1), rtol=1e-13)
+    np.testing.assert_allclose(f["mean"], ys.mean(axis=1), rtol=1e-13)
+    np.testing.assert_array_equal(f["lo"], srt[:, lo])
+    np.testing.assert_array_equal(f["hi"], srt[:, hi])
+
+
+def test_validate_accepts_ends_exactly_at_the_tolerance():
+    """u = 2 at one digit: delta = 0.5; y = 10, U = 4: ends at 5.5 and 14.5 are d = 0.5 = delta (JCGM 101 8.1.2: <=)."""
+    v = mc.validate(np.array([10.0, 10.0]), np.array([2.0, 2.0]), 2.0, np.array([5.5, 5.5]),
+                    np.array([14.5, 14.5001]), 1)
+    np.testing.assert_array_equal(v["gum_delta"], [0.5, 0.5])
+    np.testing.assert_array_equal(v["gum_valid"], [1.0, 0.0])
