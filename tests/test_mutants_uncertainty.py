@@ -298,3 +298,34 @@ def test_validate_accepts_ends_exactly_at_the_tolerance():
                     np.array([14.5, 14.5001]), 1)
     np.testing.assert_array_equal(v["gum_delta"], [0.5, 0.5])
     np.testing.assert_array_equal(v["gum_valid"], [1.0, 0.0])
+
+
+def test_a_float32_forward_is_summarised_in_float64():
+    X, dx = np.array([[0.5, 1.0, -1.0]]), np.array([[0.1, 0.2, 0.05]])
+
+    def forward32(X):
+        return linear(X).astype(np.float32)
+
+    got = mc.monte_carlo(forward32, X, dx, None, np.array([1]), mc.McOptions(samples=5000, seed=3, digits=None))
+    rng = np.random.default_rng([3, 1])
+    ys = forward32(X + rng.standard_normal((5000, 3)) * dx).astype(np.float64)
+    np.testing.assert_allclose(got["dy_mc"][0], ys.std(axis=0, ddof=1), rtol=1e-13)
+    np.testing.assert_allclose(got["mc_shift"][0], ys.mean(axis=0) - forward32(X)[0], rtol=1e-10)
+
+
+def test_a_row_without_uncertainty_converges_after_two_batches():
+    """u = 0: the tolerance is 0 and so is every spread; 0 <= 0 ends the run (JCGM 101 7.9.4)."""
+    got = mc.monte_carlo(linear, np.array([[0.5, 1.0, -1.0]]), np.zeros((1, 3)), None, np.array([1]),
+                         mc.McOptions(samples=100_000, seed=3))
+    assert got["mc_samples"][0, 0] == 20_000 and got["mc_converged"][0]
+    # not exactly 0 today: the mean over draws (axis -2 of (g, n, K), K > 1) is summed naively, so 20,000
+    # equal values give a mean ~3e-13 off (reported in tests/README.md)
+    assert np.all(got["dy_mc"][0] <= 1e-11 * np.abs(linear(np.array([[0.5, 1.0, -1.0]]))[0]))
+
+
+def test_the_draws_memory_cap_is_4_x_256_mib_per_row():
+    X, dx = np.zeros((0, 3)), np.zeros((0, 3))  # no rows: the cap is checked, nothing is drawn
+    at_cap = 4 * mc.MEMORY // (2 * 8)  # samples x 2 outputs x 8 bytes = exactly 1 GiB: allowed
+    assert mc.monte_carlo(linear, X, dx, None, np.zeros(0, int), mc.McOptions(samples=at_cap))["dy_mc"].shape == (0, 2)
+    with pytest.raises(UsageError, match=r"--samples 67108865 with 2 outputs keeps 1\.0 GiB"):
+        mc.monte_carlo(linear, X, dx, None, np.zeros(0, int), mc.McOptions(samples=at_cap + 1))
