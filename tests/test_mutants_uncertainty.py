@@ -329,3 +329,30 @@ def test_the_draws_memory_cap_is_4_x_256_mib_per_row():
     assert mc.monte_carlo(linear, X, dx, None, np.zeros(0, int), mc.McOptions(samples=at_cap))["dy_mc"].shape == (0, 2)
     with pytest.raises(UsageError, match=r"--samples 67108865 with 2 outputs keeps 1\.0 GiB"):
         mc.monte_carlo(linear, X, dx, None, np.zeros(0, int), mc.McOptions(samples=at_cap + 1))
+
+
+def test_summary_of_two_draws():
+    s = mc.summary(np.array([[[1.0], [4.0]]]), mc.McOptions())
+    assert s["std"][0, 0] == pytest.approx(3 / math.sqrt(2), rel=1e-15)
+    assert s["mean"][0, 0] == 2.5
+
+
+def test_rows_in_memory_sized_groups_and_with_different_draw_counts():
+    """40 rows capped at 2,000,000 draws of one output keep 16 MB each: groups of 256 MiB // 16 MB = 16
+    rows; rows stop after different numbers of batches.  Each row must equal the row run alone."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    dx = np.abs(rng.normal(size=(40, 3))) * 0.1
+    dx[::3] = 0  # these converge after two batches
+    opts = mc.McOptions(samples=2_000_000, seed=6, digits=1)
+    one = lambda X: linear(X)[:, :1]  # noqa: E731
+    assert 16 == mc.MEMORY // (2_000_000 * 8) < 200_000 // opts.batch
+    got = mc.monte_carlo(one, X, dx, None, np.arange(1, 41), opts)
+    assert got["mc_converged"].dtype == bool and got["mc_converged"].all()
+    counts = got["mc_samples"][:, 0]
+    assert len(set(counts.tolist())) > 1 and np.all(counts[::3] == 20_000)
+    for r in (0, 1, 17, 33, 39):
+        alone = mc.monte_carlo(one, X[r:r + 1], dx[r:r + 1], None, np.array([r + 1]), opts)
+        assert got["mc_samples"][r, 0] == alone["mc_samples"][0, 0]
+        for name in ("dy_mc", "mc_lo", "mc_hi", "mc_shift"):  # the forward of other batch sizes: rounding apart
+            np.testing.assert_allclose(got[name][r], alone[name][0], rtol=1e-12, atol=1e-15)
