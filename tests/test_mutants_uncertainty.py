@@ -356,3 +356,18 @@ def test_rows_in_memory_sized_groups_and_with_different_draw_counts():
         assert got["mc_samples"][r, 0] == alone["mc_samples"][0, 0]
         for name in ("dy_mc", "mc_lo", "mc_hi", "mc_shift"):  # the forward of other batch sizes: rounding apart
             np.testing.assert_allclose(got[name][r], alone[name][0], rtol=1e-12, atol=1e-15)
+
+
+def test_draws_follow_the_documented_formulas_draw_for_draw():
+    """normal first (all inputs at once), then per input: rect (2V - 1) sqrt 3, triangular (V1 + V2 - 1) sqrt 6,
+    arcsine sqrt 2 sin(pi (V - 1/2)), t standard_t(nu) sqrt((nu - 2) / nu)."""
+    kinds = (("rect", 0.0), ("normal", 0.0), ("triangular", 0.0), ("arcsine", 0.0), ("t", 5.0))
+    z = dist.draws(np.random.default_rng(12), 1000, kinds)
+    rng = np.random.default_rng(12)
+    want = rng.standard_normal((1000, 5))
+    want[:, 0] = (2 * rng.random(1000) - 1) * math.sqrt(3)
+    want[:, 2] = (rng.random(1000) + rng.random(1000) - 1) * math.sqrt(6)
+    want[:, 3] = math.sqrt(2) * np.sin(math.pi * (rng.random(1000) - 0.5))
+    want[:, 4] = rng.standard_t(5.0, 1000) * math.sqrt(3 / 5)
+    np.testing.assert_allclose(z, want, rtol=1e-15, atol=1e-15)
+    assert dist.parse_kind("t:1E1", "--dist x") == ("t", 10.0)
