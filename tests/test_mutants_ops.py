@@ -231,3 +231,9 @@ def test_make_op_refuses_unknown_parameters_and_in_shapes_by_name():
         assert str(e.value) == f"op Reshape has no parameter {key!r}"
     with pytest.raises(ValueError, match="unknown op 'Nope'"):
         make_op("Nope", {}, {})
+
+
+def test_normalization_normalizes_unless_told_to_invert():
+    x = R.normal(size=(2, 3))
+    np.testing.assert_allclose(ops.normalization(np.ones(3), np.full(3, 4.0)).bind((3,)).forward(x)[0], (x - 1) / 2,
+                               rtol=1e-15)
