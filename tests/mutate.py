@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -122,8 +123,11 @@ def main(argv=None) -> int:
         configure(dest, module, args.tests)
         start = time.monotonic()
         with open(dest / "mutmut.log", "w") as log:
+            # one BLAS thread: mutmut's timeout is a CPU-time limit, and spinning BLAS threads spend CPU
+            # seconds faster than wall seconds (under load, tests that only ran slowly were called timeouts)
+            env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
             r = subprocess.run([args.mutmut, "run", "--max-children", str(args.max_children)], cwd=dest,
-                               stdout=log, stderr=subprocess.STDOUT)
+                               stdout=log, stderr=subprocess.STDOUT, env=env)
         seconds = time.monotonic() - start
         c = counts(dest, args.mutmut)
         killed, survived = c.pop("killed", 0), c.pop("survived", 0)
