@@ -380,3 +380,14 @@ def test_summary_jsonl_adds_the_sequence_profiles():
 def test_summary_refuses_a_format_it_cannot_write():
     with pytest.raises(UsageError, match="--summary writes table, csv, jsonl or npz"):
         summary_written("npy", summary_stats())
+
+
+def test_bad_utf8_on_stdin_is_named_without_a_position():
+    from click.testing import CliRunner
+
+    from jacprop.cli import main
+
+    data = f"{HEADER.replace('a,b,c', 'temperature,pressure,flow')}\n1,2,3\n4,\xff5,6\n".encode("latin-1")
+    r = CliRunner().invoke(main, ["jacobian", str(MODEL), "-", "--format", "csv"], input=data)
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines()[-1] == "jacprop: error: -: not UTF-8 text (invalid start byte)"
