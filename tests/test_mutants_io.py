@@ -391,3 +391,10 @@ def test_bad_utf8_on_stdin_is_named_without_a_position():
     r = CliRunner().invoke(main, ["jacobian", str(MODEL), "-", "--format", "csv"], input=data)
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines()[-1] == "jacprop: error: -: not UTF-8 text (invalid start byte)"
+
+
+def test_the_reader_refuses_an_unknown_invalid_policy(tmp_path):
+    path = write(tmp_path / "x.csv", [HEADER, "1,2,3"])
+    with pytest.raises(UsageError) as e:
+        csvio.CsvReader(path, on_invalid="drop")
+    assert str(e.value) == "--on-invalid must be one of error, skip, keep"
