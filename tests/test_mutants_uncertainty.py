@@ -23,11 +23,13 @@ def jcgm_interval(m, p):
     """JCGM 101 7.7.1: q = pM (when an integer) else floor(pM + 1/2); r = (M - q)/2 or (M - q + 1)/2; 0-based."""
     pm = p * m
     q = int(round(pm)) if abs(pm - round(pm)) < 1e-9 else math.floor(pm + 0.5)
+    q = min(max(q, 1), m - 1)  # too few draws for p (q = M): the whole range, as jacprop does
     r = (m - q) // 2 if (m - q) % 2 == 0 else (m - q + 1) // 2
     return r - 1, r - 1 + q
 
 
-@pytest.mark.parametrize("m,p", [(10_000, 0.95), (1001, 0.95), (1000, 0.9), (37, 0.5), (200, 0.99), (7, 0.6)])
+@pytest.mark.parametrize("m,p", [(10_000, 0.95), (1001, 0.95), (1000, 0.9), (37, 0.5), (200, 0.99), (7, 0.6),
+                                 (7, 0.1), (3, 0.3), (20, 0.99)])
 def test_symmetric_interval_index_follows_jcgm_101_7_7(m, p):
     assert mc.interval_index(m, p, None, "symmetric") == jcgm_interval(m, p)
 
@@ -209,6 +211,7 @@ def test_a_non_finite_result_stops_the_row_after_one_batch():
     got = mc.monte_carlo(forward, np.array([[0.5, 1.0, -1.0]]), np.full((1, 3), 0.1), None, np.array([1]),
                          mc.McOptions(samples=100_000, seed=1))
     assert got["mc_samples"][0, 0] == 10_000 and not got["mc_converged"][0]
+    assert np.isnan(got["dy_mc"][0]).all() and np.isnan(got["dy_mc_se"][0]).all()
 
 
 def test_too_many_draws_per_row_are_refused_before_drawing():
@@ -278,6 +281,9 @@ def test_adaptive_run_with_the_shortest_interval_uses_shortest_batch_intervals()
     h_sym = adaptive_reference(ys, 10_000, 0.95, 1, "symmetric")
     assert h_short is not None and h_short != h_sym  # the case tells the two apart
     assert got["mc_samples"][0, 0] == h_short * 10_000
+    srt = np.sort(ys[: h_short * 10_000], axis=0)[None]
+    lo, hi = shortest_ends(srt, jcgm_interval(h_short * 10_000, 0.95)[1] - jcgm_interval(h_short * 10_000, 0.95)[0])
+    assert (got["mc_lo"][0, 0], got["mc_hi"][0, 0]) == (lo[0, 0], hi[0, 0])
 
 
 def test_batch_figures_use_the_unbiased_std_and_the_intervals_ends():
@@ -371,3 +377,23 @@ def test_draws_follow_the_documented_formulas_draw_for_draw():
     want[:, 4] = rng.standard_t(5.0, 1000) * math.sqrt(3 / 5)
     np.testing.assert_allclose(z, want, rtol=1e-15, atol=1e-15)
     assert dist.parse_kind("t:1E1", "--dist x") == ("t", 10.0)
+
+
+@pytest.mark.parametrize("level", [0.5, 0.9, 0.95, 0.99])
+def test_standard_errors_of_small_and_tiny_samples_from_the_formulas(level):
+    """Every n from 2 to 120 (the clamps at both ends of the sorted draws), spread 1e-3 (below 1)."""
+    rng = np.random.default_rng(7)
+    opts = mc.McOptions(level=level)
+    for n in range(2, 121):
+        y = rng.normal(size=n) * 1e-3
+        s = mc.summary(y[None, :, None], opts)
+        sd = np.std(y, ddof=1)
+        m4 = np.mean((y - y.mean()) ** 4)
+        se = math.sqrt(max(m4 - sd**4 * (n - 3) / (n - 1), 0) / n) / (2 * sd)
+        assert s["std_se"][0, 0] == pytest.approx(se, rel=1e-9)
+        srt = np.sort(y)
+        for name, i in zip(("lo_se", "hi_se"), jcgm_interval(n, level)):
+            qq = (i + 1) / n
+            d = math.ceil(math.sqrt(n * qq * (1 - qq)))
+            want = (srt[min(i + d, n - 1)] - srt[max(i - d, 0)]) / 2
+            assert s[name][0, 0] == pytest.approx(want, rel=1e-12, abs=0), (n, name)
