@@ -398,3 +398,29 @@ def test_the_reader_refuses_an_unknown_invalid_policy(tmp_path):
     with pytest.raises(UsageError) as e:
         csvio.CsvReader(path, on_invalid="drop")
     assert str(e.value) == "--on-invalid must be one of error, skip, keep"
+
+
+def test_a_headerless_files_errors_name_the_files_own_line(tmp_path):
+    path = write(tmp_path / "x.csv", ["1,2,3", "4,five,6"])
+    with pytest.raises(InputError) as e:
+        csvio.read_all(path)
+    assert str(e.value) == f"{path}: row 2 (line 2), column 'c1': 'five' is not a number"
+
+
+def test_a_given_delimiter_wins_over_the_sniffed_one(tmp_path):
+    path = write(tmp_path / "x.csv", ["p,q|r", "1|2"])
+    reader = csvio.CsvReader(path, delimiter="|")
+    assert reader.names == ["p,q", "r"] and reader.notes == []
+    np.testing.assert_array_equal(next(reader.chunks()).X, [[1, 2]])
+    reader.close()
+
+
+def test_a_truncated_gzip_is_named_as_such(tmp_path):
+    import gzip
+
+    data = gzip.compress((f"{HEADER}\n" + "1,2,3\n" * 20000).encode())
+    path = tmp_path / "x.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=rf"^{path}: corrupt or truncated gzip data \(.+\)$"):
+        csvio.read_all(path)
+
