@@ -424,3 +424,14 @@ def test_a_truncated_gzip_is_named_as_such(tmp_path):
     with pytest.raises(InputError, match=rf"^{path}: corrupt or truncated gzip data \(.+\)$"):
         csvio.read_all(path)
 
+
+
+def test_summary_is_per_input_by_default():
+    import io
+
+    from jacprop.io.writers import write_summary
+
+    stats = summary_stats()
+    buf = io.BytesIO()
+    write_summary(buf, "csv", stats, ["a", "b", "c"], ["y", "z"], 49)
+    assert buf.getvalue() == summary_written("csv", stats, what="input")
