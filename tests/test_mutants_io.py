@@ -435,3 +435,18 @@ def test_summary_is_per_input_by_default():
     buf = io.BytesIO()
     write_summary(buf, "csv", stats, ["a", "b", "c"], ["y", "z"], 49)
     assert buf.getvalue() == summary_written("csv", stats, what="input")
+
+
+@pytest.mark.parametrize("block", [7, 8, 9, 10, 11, 13, 16])
+@pytest.mark.parametrize("blank", [False, True])  # True: blank lines send every chunk through the line-by-line path
+def test_pieces_of_any_size_end_at_line_ends(tmp_path, monkeypatch, block, blank):
+    monkeypatch.setattr(csvio, "BLOCK_CHARS", block)
+    X = np.arange(1, 61, dtype=float).reshape(20, 3) * [1, 10, 100] + [0.5, 0, 0.25]
+    lines = [HEADER]
+    for i, row in enumerate(X.tolist()):
+        lines.append(",".join(repr(v) for v in row))
+        if blank and i % 3 == 0:
+            lines.append("")
+    path = write(tmp_path / "x.csv", lines)
+    got, _, reader = csvio.read_all(path, chunk_rows=4)
+    np.testing.assert_array_equal(got, X)
