@@ -95,11 +95,16 @@ def test_start_at_needs_a_plain_file(tmp_path, kind):
 @pytest.mark.parametrize("line,text", [
     (b"1,2\n", True), (b"\n", False), (b"  \t\r\n", False), (b"", False), (b"\x1c\x1d\n", False),
     (b"\x1e1\n", True), (" \u2028 \n".encode(), False), ("\u00e91\n".encode(), True), (b" x\n", True),
-    (b"\x7f\n", True),
+    (b"\x7f\n", True), (b"\x1f\n", False), (b"\x1f1\n", True),
 ])
 def test_has_text_agrees_with_str_strip(line, text):
     assert csvio.has_text(line) is text
     assert bool(line.decode("utf-8").strip()) is text  # the reader's own rule for a blank line
+
+
+def test_has_text_of_bytes_that_are_not_utf8():
+    """Counted as text (the reader then refuses the line as not UTF-8, naming it)."""
+    assert csvio.has_text(b"\xff1,2\n") is True and csvio.has_text(b"\x80\n") is True
 
 
 def test_options_read_another_file_as_this_one(tmp_path):
