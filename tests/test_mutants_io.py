@@ -455,3 +455,12 @@ def test_pieces_of_any_size_end_at_line_ends(tmp_path, monkeypatch, block, blank
     path = write(tmp_path / "x.csv", lines)
     got, _, reader = csvio.read_all(path, chunk_rows=4)
     np.testing.assert_array_equal(got, X)
+
+
+def test_summary_csv_of_one_output_and_one_input_has_lf_line_ends():
+    stats = summary_stats(k=1, d=1)
+    text = summary_written("csv", stats, inputs=("a",), outputs=("y",)).decode()
+    assert "\r" not in text and text.endswith("\n")
+    header, record = text.splitlines()
+    assert header == ",".join(["output", "input", *STAT_NAMES, "rank"])
+    assert record.split(",")[:2] == ["y", "a"] and record.split(",")[-1] == "1"
