@@ -2,6 +2,7 @@
 
     python tests/mutate.py jacprop/propagate.py jacprop/io/reader.py   # these modules
     python tests/mutate.py --all                                    # the whole core (CORE below)
+    python tests/mutate.py --tests tests/test_x.py -- jacprop/io/reader.py   # only these tests: a lower bound
 
 Each module is mutated in its own scratch copy of the repository (``--workdir``, default
 /tmp/jacprop-mutate/<module>), so the work tree stays clean and runs of different modules do not
