@@ -61,7 +61,7 @@ $(MUTATE_VENV)/.installed: pyproject.toml
 	touch $@
 mutate: $(MUTATE_VENV)/.installed
 	$(MUTATE_VENV)/bin/python tests/mutate.py --mutmut $(MUTATE_VENV)/bin/mutmut --workdir $(MUTATE_WORKDIR) \
-		--max-children $(MUTATE_CHILDREN) $(if $(ALL),--all,$(MUTATE_MODULES))
+		--max-children $(MUTATE_CHILDREN) $(if $(MUTATE_TESTS),--tests $(MUTATE_TESTS) --) $(if $(ALL),--all,$(MUTATE_MODULES))
 # docs: the README's pictures (jacprop plot) from sample_models/bishop_tanh; the intermediate npz files
 # go to a temporary directory. interactions.png needs a Hessian (jacprop hessian): skipped without one.
 SAMPLE := sample_models/bishop_tanh

@@ -175,3 +175,65 @@ def test_structure_ops_forward_values_and_refusals():
         c.out_shape((2, 3), (4, 2))
     with pytest.raises(ValueError, match=r"^cannot concatenate shapes \[\(3,\), \(4,\)\] along axis -2$"):
         c.out_shape((3,), (4,))
+
+
+@pytest.mark.parametrize("axis", [-1, -2])
+def test_concat_of_three_inputs_splits_its_cotangent_at_each_boundary(axis):
+    shapes = [(2, 3), (2, 1), (2, 4)] if axis == -1 else [(3, 2), (1, 2), (4, 2)]
+    op = ops.Concat(axis=axis).bind(*shapes)
+    assert op.out_shape(*shapes) == ((2, 8) if axis == -1 else (8, 2))
+    xs = [R.normal(size=(5, *s)) for s in shapes]
+    np.testing.assert_array_equal(op.forward(*xs)[0], np.concatenate(xs, axis=axis))
+    g = R.normal(size=(5, *op.out_shape(*shapes)))
+    cuts = np.cumsum([s[axis] for s in shapes])
+    want = np.split(g, cuts[:-1], axis=axis)  # boundaries 3, 4 (not only the first)
+    for got, w, s in zip(op.vjp(None, g), want, shapes):
+        np.testing.assert_array_equal(got, w)
+        assert got.shape == (5, *s)
+    flat = ops.FlatConcat().bind(*shapes)
+    np.testing.assert_array_equal(flat.forward(*xs)[0], np.concatenate([x.reshape(5, -1) for x in xs], axis=1))
+    gf = R.normal(size=(5, 16))
+    pieces = flat.vjp(None, gf)
+    np.testing.assert_array_equal(np.concatenate([p.reshape(5, -1) for p in pieces], axis=1), gf)
+    assert [p.shape for p in pieces] == [(5, *s) for s in shapes]
+
+
+def test_a_one_input_concat_or_sum_is_its_input():
+    """ONNX allows Concat and Sum of a single input: the output has the input's shape."""
+    assert ops.Concat(axis=-1).out_shape((2, 3)) == (2, 3)
+    assert ops.Merge(how="add").out_shape((4,)) == (4,)
+    x = R.normal(size=(3, 4))
+    np.testing.assert_array_equal(ops.Merge(how="add").bind((4,)).forward(x)[0], x)
+
+
+def test_slice_cotangent_keeps_the_dtype_and_places_the_columns():
+    op = ops.Slice(start=1, stop=3, shape=(2,)).bind((5,))
+    g = R.normal(size=(4, 2)).astype(np.float32)
+    out = op.transpose(g)
+    assert out.dtype == np.float32 and out.shape == (4, 5)
+    want = np.zeros((4, 5), np.float32)
+    want[:, 1:3] = g
+    np.testing.assert_array_equal(out, want)
+
+
+def test_normalization_keeps_the_variances_dtype_for_its_shift():
+    op = ops.normalization(np.zeros(3), np.ones(3, np.float32), invert=True)
+    assert op.shift.dtype == np.float32 == op.scale.dtype
+
+
+def test_make_op_refuses_unknown_parameters_and_in_shapes_by_name():
+    from jacprop.ops.base import make_op
+
+    assert make_op("Reshape", {"shape": [2, -1]}, {}) == ops.Reshape(shape=(2, -1))
+    for key in ("bogus", "in_shapes"):  # in_shapes is bound from the graph, never read from a file
+        with pytest.raises(ValueError) as e:
+            make_op("Reshape", {"shape": [2], key: [[4]]}, {})
+        assert str(e.value) == f"op Reshape has no parameter {key!r}"
+    with pytest.raises(ValueError, match="unknown op 'Nope'"):
+        make_op("Nope", {}, {})
+
+
+def test_normalization_normalizes_unless_told_to_invert():
+    x = R.normal(size=(2, 3))
+    np.testing.assert_allclose(ops.normalization(np.ones(3), np.full(3, 4.0)).bind((3,)).forward(x)[0], (x - 1) / 2,
+                               rtol=1e-15)
