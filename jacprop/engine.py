@@ -15,7 +15,6 @@ The value pass y = f(x) itself is ``graph.forward``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -26,7 +25,6 @@ from .parallel import map_blocks
 
 MODES = ("auto", "reverse", "forward")
 SPLIT_MIN_ROWS = 32  # a non-deterministic call of 64 rows up to two blocks is cut in two halves
-_toggle_lock = threading.Lock()
 
 
 def keep_freed_memory() -> bool:
@@ -49,31 +47,6 @@ def keep_freed_memory() -> bool:
         return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20) & libc.mallopt(M_TRIM_THRESHOLD, 2 * DEFAULT_MEMORY))
     except (OSError, AttributeError):  # not glibc (macOS, musl without mallopt, Windows)
         return False
-
-
-HUGEPAGE_ADVICE = False  # numpy's madvise(MADV_HUGEPAGE) on the result arrays of ``jacobian``; see ``_result``
-
-
-def _result(shape, dtype) -> np.ndarray:
-    """np.empty(shape, dtype) for a result the caller keeps, without numpy's huge-page advice.
-
-    Fresh memory is zeroed by the kernel when first written.  numpy asks for transparent huge
-    pages on every array of 4 MB or more; where the kernel then compacts memory synchronously
-    to find them (``defrag=madvise``, a common default), the kernel time varies with how
-    fragmented the machine's memory is: measured on wide-in's 627 MB J, 0.34-0.89 s of system
-    time with the advice against 0.31-0.34 s without, and 0.59 s against 0.31 s once torch and
-    JAX had run in the process (benchmarks/RESULTS.md).  The engine's own per-block buffers are
-    reused and keep numpy's default."""
-    core = getattr(np, "_core", None) or getattr(np, "core", None)  # numpy 2 / numpy 1.26
-    toggle = None if HUGEPAGE_ADVICE else getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
-    if toggle is None:
-        return np.empty(shape, dtype)
-    with _toggle_lock:
-        previous = toggle(False)
-        try:
-            return np.empty(shape, dtype)
-        finally:
-            toggle(previous)
 
 
 def _select(index, n, what) -> np.ndarray:
@@ -200,7 +173,7 @@ def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.floa
     X = check_X(model, X, dtype)
     k = len(_select(outputs, model.K, "output"))
     d = len(_select(wrt, model.D, "wrt"))
-    Y, J = _result((len(X), k), dtype), _result((len(X), k, d), dtype)
+    Y, J = np.empty((len(X), k), dtype), np.empty((len(X), k, d), dtype)
     for start, Yc, Jc in iter_jacobian(model, X, mode, outputs, wrt, dtype, memory, deterministic=deterministic, out=J,
                                      threads=threads):
         Y[start : start + len(Yc)] = Yc

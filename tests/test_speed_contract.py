@@ -118,23 +118,6 @@ def test_blas_held_to_one_thread_only_inside():
         set_(before)
 
 
-def test_result_arrays_skip_the_huge_page_advice_and_restore_it():
-    """jacobian's Y and J are allocated without numpy's MADV_HUGEPAGE (the kernel's compaction
-    time, benchmarks/RESULTS.md); numpy's process-wide setting is the same afterwards."""
-    core = getattr(np, "_core", None) or np.core
-    before = core.multiarray._get_madvise_hugepage()
-    model = mlp((300, 32, 10))
-    X = np.random.default_rng(2).normal(size=(700, 300))
-    calls = []
-    real = core.multiarray._set_madvise_hugepage
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(core.multiarray, "_set_madvise_hugepage", lambda on: calls.append(on) or real(on))
-        Y, J = engine.jacobian(model, X, threads=2)
-    assert calls[0::2] == [False, False] and core.multiarray._get_madvise_hugepage() == before
-    Y1, J1 = engine.jacobian(model, X, threads=1)
-    assert np.array_equal(J, J1) and np.array_equal(Y, Y1)
-
-
 def test_an_error_in_a_worker_reaches_the_caller():
     def fn(i):
         if i == 5:
