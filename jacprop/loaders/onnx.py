@@ -270,7 +270,13 @@ class Loader:
             ("sparse_tensor_type", "a sparse tensor"),
         ):
             if other in t:
-                raise ModelError(f"{self.path}: {what} {name!r} is {label}; jacprop reads tensors only")
+                v = self.values.get(name)
+                hint = (
+                    " (skl2onnx's ZipMap: export with options={'zipmap': False} for the probabilities as a tensor)"
+                    if isinstance(v, NonFloat) and v.why.startswith("ZipMap")
+                    else ""
+                )
+                raise ModelError(f"{self.path}: {what} {name!r} is {label}; jacprop reads tensors only{hint}")
         tt = t.get("tensor_type")
         if tt is None:
             raise ModelError(f"{self.path}: {what} {name!r} has no tensor type")
