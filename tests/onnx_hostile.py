@@ -218,6 +218,10 @@ CASES = [
     ("onnx-sequence-input", "ONNX: a sequence input",
      data_of(model(RELU, outputs=(("y", ("N", 3)),), in_kind=(4, fld(1, fld(1, fld(1, 1)))))),
      "bad.onnx: input 'x' is a sequence; jacprop reads tensors only"),
+    ("onnx-optional-output", "ONNX: LayerNormalization's Mean as a graph output",
+     data_of(model([node("LayerNormalization", ["x", "s"], ["y", "mean"], name="ln")], [tensor("s", (3,))],
+                   outputs=(("y", ("N", 3)), ("mean", ("N", 1))))),
+     "bad.onnx: output 'mean' is an optional output jacprop does not compute"),
     ("onnx-mixes-rows", "ONNX: an op over the batch axis", data_of(model(SOFTMAX_ROWS, outputs=(("y", ("N", 3)),))),
      "bad.onnx: node 'sm' (Softmax): axis 0 is the batch axis; jacprop computes each row on its own"),
 ]  # fmt: skip

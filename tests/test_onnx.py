@@ -214,8 +214,20 @@ SUPPORTED = {
 }  # fmt: skip
 
 
+# ops without an axis: adding a leading axis of 1 to every graph input and output (one row holding the whole
+# test tensor) or a trailing one (every element a row, where all inputs have one shape) keeps their meaning
+ELEMENTWISE = {
+    "Relu", "Tanh", "Sigmoid", "Softplus", "Softsign", "Mish", "LeakyRelu", "Elu", "Abs", "Neg", "Exp", "Log",
+    "Sqrt", "Reciprocal", "Erf", "Sin", "Cos", "Selu", "Celu", "HardSigmoid", "HardSwish", "ThresholdedRelu",
+    "Gelu", "Clip", "Add", "Sub", "Mul", "Div", "Pow", "Sum", "Mean", "Max", "Min", "Identity", "Where", "Cast",
+}  # fmt: skip
+
+
 def node_cases():
-    """(case, constants): every node test whose ops jacprop supports, and again with inputs 2.. as initializers."""
+    """(case, variant): every node test whose ops jacprop supports, as onnx writes it and in the variants a
+    saved model would have: "constants" (graph inputs 2.. as initializers: weights), "nonfloat" (the non-float
+    inputs as initializers: Where's condition), "lifted" (elementwise ops on inputs without a batch axis,
+    given one), "first" (only the first graph output: LayerNormalization's Mean and InvStdDev are optional)."""
     try:
         from onnx.backend.test.loader import load_model_tests
     except ImportError:
@@ -228,49 +240,88 @@ def node_cases():
         cases = load_model_tests(kind="node")
     out = []
     for case in cases:
-        ops = {n.op_type for n in case.model.graph.node}
-        if ops <= SUPPORTED and not any(n.domain not in ("", "ai.onnx") for n in case.model.graph.node):
-            out.append(pytest.param(case, False, id=case.name))
-            if len(case.model.graph.input) > 1:
-                out.append(pytest.param(case, True, id=case.name + "-constants"))
+        g = case.model.graph
+        ops = {n.op_type for n in g.node}
+        if not ops <= SUPPORTED or any(n.domain not in ("", "ai.onnx") for n in g.node):
+            continue
+        types = [vi.type.tensor_type.elem_type for vi in g.input]
+        lift = ops <= ELEMENTWISE and any(len(vi.type.tensor_type.shape.dim) < 2 for vi in g.input)
+        variants = [()]
+        if len(g.input) > 1:
+            variants.append(("constants",))
+        if 9 in types and any(t in (1, 11) for t in types):  # bool and float inputs
+            variants.append(("nonfloat",))
+            lift = lift or ops <= ELEMENTWISE  # the condition constant, broadcast over rows
+        if lift:
+            variants += [(*v, "lifted") for v in variants]
+        if len(g.output) > 1:
+            variants += [(*v, "first") for v in variants]
+        out += [pytest.param(case, v, id="-".join((case.name, *v))) for v in variants]
     return out
 
 
-def _as_constants(case):
-    """The case's model with every graph input but the first made an initializer (weights as a model has them)."""
-    from onnx import numpy_helper
+def _variant(case, variant):
+    """(model, inputs, expected) of the case in the variant (node_cases)."""
+    from onnx import TensorProto, numpy_helper
 
     m = type(case.model)()
     m.CopyFrom(case.model)
-    inputs = case.data_sets[0][0]
-    for vi, value in list(zip(m.graph.input, inputs))[1:]:
-        if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiub":
-            pytest.skip("an input that is not a plain array")
-        m.graph.initializer.append(numpy_helper.from_array(np.asarray(value), vi.name))
-    del m.graph.input[1:]
-    return m, [inputs[0]]
+    def array(a):  # the Cast tests hold TensorProtos
+        return numpy_helper.to_array(a) if isinstance(a, TensorProto) else a
+
+    inputs, expected = [array(a) for a in case.data_sets[0][0]], [array(a) for a in case.data_sets[0][1]]
+    keep = list(range(len(inputs)))
+    if "constants" in variant:
+        keep = [0]
+    elif "nonfloat" in variant:
+        keep = [i for i, vi in enumerate(m.graph.input) if vi.type.tensor_type.elem_type != TensorProto.BOOL]
+    for i, (vi, value) in enumerate(zip(m.graph.input, inputs)):
+        if i not in keep:
+            if np.asarray(value).dtype.kind not in "fiub":
+                pytest.skip("an input that is not a plain array")
+            m.graph.initializer.append(numpy_helper.from_array(np.asarray(value), vi.name))
+    kept = [vi for i, vi in enumerate(m.graph.input) if i in keep]
+    del m.graph.input[:]
+    m.graph.input.extend(kept)
+    inputs = [np.asarray(inputs[i]) for i in keep]
+    if "first" in variant:
+        del m.graph.output[1:]
+        expected = expected[:1]
+    if "lifted" in variant:
+        # trailing only where no input became a constant (a constant's axes must keep aligning on the right)
+        trail = len({a.shape for a in inputs}) == 1 and inputs[0].ndim >= 1 and not m.graph.initializer
+        for vi in list(m.graph.input) + list(m.graph.output):
+            dims = vi.type.tensor_type.shape.dim
+            values = [d.dim_value for d in dims]
+            del dims[:]
+            for v in values + [1] if trail else [1] + values:
+                dims.add().dim_value = v
+        inputs = [a[..., None] if trail else a[None] for a in inputs]
+        expected = [np.asarray(e)[..., None] if trail else np.asarray(e)[None] for e in expected]
+    return m, inputs, expected
 
 
 def _float_rows(arrays):
     return np.concatenate([np.asarray(a, np.float64).reshape(len(a), -1) for a in arrays], axis=1)
 
 
-@pytest.mark.parametrize("case,constants", node_cases())
-def test_backend_node(case, constants, tmp_path):
-    """Forward values against onnx's expected outputs; J against central differences of jacprop's own float64
-    forward pass.  Cases jacprop refuses (an axis over the batch, integer inputs, ...) must be refused with
-    one line naming the node."""
-    path = tmp_path / f"{case.name}.onnx"
-    inputs, expected = case.data_sets[0]
-    proto = case.model
-    if constants:
-        proto, inputs = _as_constants(case)
-    path.write_bytes(proto.SerializeToString())
+def _load_or_skip(path):
     try:
-        model = jacprop.load(path)
+        return jacprop.load(path)
     except ModelError as e:
         assert "\n" not in str(e) and str(e).startswith(str(path))
         pytest.skip(f"refused: {str(e)[len(str(path)) + 2 :]}")
+
+
+@pytest.mark.parametrize("case,variant", node_cases())
+def test_backend_node(case, variant, tmp_path):
+    """Forward values against onnx's expected outputs; J against central differences of jacprop's own float64
+    forward pass, H against central differences of J.  Cases jacprop refuses (an axis over the batch,
+    integer inputs, ...) must be refused with one line naming the file."""
+    path = tmp_path / f"{case.name}.onnx"
+    proto, inputs, expected = _variant(case, variant)
+    path.write_bytes(proto.SerializeToString())
+    model = _load_or_skip(path)
     feeds = [a for a in inputs if np.asarray(a).dtype.kind == "f"]
     n = len(feeds[0]) if feeds else 0
     if not feeds or any(np.ndim(a) < 2 or len(a) != n for a in feeds) or len(feeds) != len(inputs):
@@ -279,7 +330,9 @@ def test_backend_node(case, constants, tmp_path):
     y = model.forward(X)
     want = _float_rows([e for e in expected if np.asarray(e).dtype.kind == "f"])
     assert y.shape == want.shape
-    assert np.allclose(y, want, rtol=max(case.rtol, 1e-5), atol=max(case.atol, 1e-6)), np.abs(y - want).max()
+    assert np.allclose(y, want, rtol=max(case.rtol, 1e-5), atol=max(case.atol, 1e-6), equal_nan=True), np.nanmax(
+        np.abs(y - want)
+    )
     if X.size * y.shape[1] > 2_000_000:
         return  # J too large to hold; the forward values were checked
     _, J = jacobian(model, X)
@@ -287,11 +340,35 @@ def test_backend_node(case, constants, tmp_path):
     assert np.allclose(J, Jf, rtol=1e-12, atol=1e-12)
     if not np.isfinite(y).all():
         return
-    Jc = central_jacobian(model.forward, X)
-    scale = max(1.0, np.abs(Jc).max())
-    # a kink within the step (relu at 0, a tie in max) makes the difference quotient meaningless at that entry
-    bad = np.abs(J - Jc) > 1e-5 * scale
-    assert bad.mean() <= 0.01, f"{bad.sum()} of {bad.size} entries differ; max {np.abs(J - Jc).max():.2e}"
+    _assert_close_where_smooth(J, model.forward, X)
+    if X.size * X.shape[1] * y.shape[1] <= 200_000:
+        _, J2, H = jacprop.hessian(model, X)
+        assert np.allclose(J2, J, rtol=1e-12, atol=1e-12)
+        dJ = lambda A: jacobian(model, A)[1].reshape(len(A), -1)  # noqa: E731
+        _assert_close_where_smooth(H.reshape(len(X), -1, X.shape[1]), dJ, X)
+
+
+def _assert_close_where_smooth(A, f, X, eps=1e-6):
+    """A (N, K, D) = df/dx against central differences of f, on the entries where the forward and the backward
+    difference agree (to 1e-3): at a kink (relu at 0, a tie in max; the examples put x right on them) the
+    derivative has two values and jacprop takes one.  At least half of the entries must be smooth."""
+    X = np.asarray(X, np.float64)
+    fwd, bwd = [], []
+    f0 = f(X)
+    for i in range(X.shape[1]):
+        h = eps * np.maximum(1.0, np.abs(X[:, i]))[:, None]
+        Xp, Xm = X.copy(), X.copy()
+        Xp[:, i] += h[:, 0]
+        Xm[:, i] -= h[:, 0]
+        fwd.append((f(Xp) - f0) / h)
+        bwd.append((f0 - f(Xm)) / h)
+    fwd, bwd = np.stack(fwd, axis=-1), np.stack(bwd, axis=-1)
+    central = (fwd + bwd) / 2
+    scale = max(1.0, np.abs(central).max())
+    smooth = np.abs(fwd - bwd) <= 1e-3 * scale
+    assert smooth.mean() >= 0.5, f"only {smooth.sum()} of {smooth.size} entries are smooth"
+    err = np.abs(A - central)[smooth]
+    assert (err <= 1e-5 * scale).all(), f"{(err > 1e-5 * scale).sum()} of {smooth.sum()} differ; max {err.max():.2e}"
 
 
 # ---------------------------------------------------------------------------

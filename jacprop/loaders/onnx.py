@@ -230,7 +230,9 @@ class Loader:
             code, _ = self._tensor_type(vi, "output")
             v = self.values.get(name)
             if v is None:
-                raise ModelError(f"{self.path}: output {name!r} is not computed by the graph")
+                why = "an optional output jacprop does not compute"
+                why = why if name in self.values else "not computed by the graph"
+                raise ModelError(f"{self.path}: output {name!r} is {why}")
             if code not in FLOAT_TYPES or isinstance(v, NonFloat):
                 self.notes.append(f"output {name!r} ({DTYPES.get(code, code)}) is not a float tensor: left out")
                 continue
