@@ -64,6 +64,25 @@ def test_samples_cover_both_exporters_external_data_and_sklearn():
     assert sum(p.stat().st_size for p in SAMPLES.iterdir()) < 2 * 2**20
 
 
+EXPORTER_IDIOMS = {
+    "Gemm", "MatMul", "Clip", "Sigmoid", "Mul", "Abs", "Div", "Mish", "Softplus", "Greater", "Where", "Gelu", "Erf",
+    "Tanh", "LayerNormalization", "BatchNormalization", "Shape", "Gather", "Unsqueeze", "Concat", "Reshape", "Flatten",
+    "GlobalAveragePool", "ReduceMean", "Conv", "MaxPool", "AveragePool", "Softmax", "LogSoftmax", "ai.onnx.ml:Scaler",
+    "Cast", "ArgMax", "ai.onnx.ml:ArrayFeatureExtractor", "Constant", "Transpose", "Slice", "ReduceSum",
+}  # fmt: skip
+
+
+def test_samples_hold_the_exporter_idioms():
+    """The idioms issue 16 lists (ReLU6/Hardtanh as Clip with inputs, SiLU as Sigmoid*Mul, Softsign as
+    Abs/Add/Div, Softplus' threshold as Greater/Where, GELU as Gelu, Erf or a Tanh chain, shape subgraphs, ...)
+    stay in the samples when they are made again."""
+    found = set()
+    for name in NAMES:
+        for n in read_proto(SAMPLES / f"{name}.onnx")["graph"]["node"]:
+            found.add(f"{n['domain']}:{n['op_type']}" if n.get("domain") else n["op_type"])
+    assert EXPORTER_IDIOMS <= found, EXPORTER_IDIOMS - found
+
+
 def test_decoder_parse_time():
     """A model parses in a few ms (the dynamo files carry ~35 KB of metadata)."""
     for name in NAMES:
