@@ -109,8 +109,10 @@ def data_of(data):
 
 
 def traversal(tmp):
-    (tmp.parent / "x").write_bytes(ONES)
-    return ext_model(tmp, location="../x")
+    """The model in tmp/model, its external data "../x" (a real file, in tmp)."""
+    (tmp / "x").write_bytes(ONES)
+    (tmp / "model").mkdir()
+    return ext_model(tmp / "model", location="../x")
 
 
 def symlink_out(tmp):
