@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from onnx_hostile import CASES as ONNX_CASES
 
 from jacprop.cli import main
 
@@ -304,6 +305,9 @@ CASES = [
     ("io-output-is-directory", "-o names a directory", None, None, ["-o", "."], "is a directory"),
     ("io-unknown-extension", "-o with an unknown extension", None, None, ["-o", "out.xyz"],
      "cannot tell the format from the extension"),
+    # ONNX (tests/onnx_hostile.py writes the files)
+    *[(cid, what, make, text("x.csv", "a,b,c\n1,2,3\n"), [], expect) for cid, what, make, expect in ONNX_CASES
+      if hasattr(os, "mkfifo") or "fifo" not in cid],
 ]
 
 
@@ -347,7 +351,18 @@ def test_bad_input(case, tmp_path, monkeypatch):
     if "-o" not in args:
         args += ["-o", "out.csv"]
     before = set(os.listdir(tmp_path))
-    r = CliRunner().invoke(main, args)
+    old = None
+    if "fifo" in case[0]:  # a reader that opened the FIFO would block: fail after 20 s instead of hanging
+        def hang(*_):
+            raise TimeoutError("jacprop blocked on the FIFO")
+        old = signal.signal(signal.SIGALRM, hang)
+        signal.alarm(20)
+    try:
+        r = CliRunner().invoke(main, args)
+    finally:
+        if old is not None:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, old)
     assert r.exit_code == 2, (r.exit_code, r.output)
     assert r.stderr.startswith("jacprop: error: ") and r.stderr.count("\n") == 1, r.stderr
     assert "Traceback" not in r.output and "internal error" not in r.stderr, r.stderr

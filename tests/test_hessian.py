@@ -74,6 +74,25 @@ def test_onnx_samples_against_central_differences_of_j(path):
     np.testing.assert_array_equal(H, H.transpose(0, 1, 3, 2))
 
 
+TORCH_ONNX = [p for p in ONNX if "hessian" in np.load(p.with_suffix(".ref.npz")).files]
+
+
+def test_every_torch_onnx_sample_has_a_torch_func_hessian():
+    assert {p.name for p in TORCH_ONNX} == {p.name for p in ONNX if p.name.startswith("torch_")}
+
+
+@pytest.mark.parametrize("path", TORCH_ONNX, ids=[p.name for p in TORCH_ONNX])
+def test_onnx_samples_match_torch_func_hessian(path):
+    """torch.func.hessian of the torch module (make_onnx_samples.py): |H - H_ref| <= 1e-8 max(1, max|H_ref|) for
+    float64 files, 1e-4 relative for float32 ones (whose references are the float64-promoted module)."""
+    ref = np.load(path.with_suffix(".ref.npz"))
+    H_ref, wrt = ref["hessian"], [int(i) for i in ref["hessian_wrt"]]
+    _, J, H = jacprop.hessian(jacprop.load(str(path)), ref["x"][: len(H_ref)], wrt=wrt)
+    tol = 1e-4 if ref["float32"] else 1e-8
+    assert np.abs(H - H_ref).max() <= tol * max(1.0, np.abs(H_ref).max())
+    assert np.abs(H_ref).max() > 1e-3  # not a vacuous comparison
+
+
 def test_branchy_graph_against_central_differences():
     """Fan-out, conv, max pooling, multiply and add merges, layer norm and a softmax head."""
     model = branchy()

@@ -230,7 +230,9 @@ class Loader:
             code, _ = self._tensor_type(vi, "output")
             v = self.values.get(name)
             if v is None:
-                raise ModelError(f"{self.path}: output {name!r} is not computed by the graph")
+                why = "an optional output jacprop does not compute"
+                why = why if name in self.values else "not computed by the graph"
+                raise ModelError(f"{self.path}: output {name!r} is {why}")
             if code not in FLOAT_TYPES or isinstance(v, NonFloat):
                 self.notes.append(f"output {name!r} ({DTYPES.get(code, code)}) is not a float tensor: left out")
                 continue
@@ -270,7 +272,13 @@ class Loader:
             ("sparse_tensor_type", "a sparse tensor"),
         ):
             if other in t:
-                raise ModelError(f"{self.path}: {what} {name!r} is {label}; jacprop reads tensors only")
+                v = self.values.get(name)
+                hint = (
+                    " (skl2onnx's ZipMap: export with options={'zipmap': False} for the probabilities as a tensor)"
+                    if isinstance(v, NonFloat) and v.why.startswith("ZipMap")
+                    else ""
+                )
+                raise ModelError(f"{self.path}: {what} {name!r} is {label}; jacprop reads tensors only{hint}")
         tt = t.get("tensor_type")
         if tt is None:
             raise ModelError(f"{self.path}: {what} {name!r} has no tensor type")

@@ -9,12 +9,17 @@ For every sample NAME: NAME.onnx (and NAME.onnx.data where the exporter writes e
 - jacobian (N, K, D): torch.func.vmap(jacrev) on the torch module (float64 for float64 files, the float32
   module itself for float32 files), or analytic (float64) for the scikit-learn MLPs;
 - y_ort (N, K): onnxruntime's forward pass on the file (checked here against y);
-- float32 (bool), input_names, output_names.
+- float32 (bool), input_names, output_names;
+- torch samples also: hessian (R, K, W, W) = torch.func.vmap(torch.func.hessian) of the flat row function
+  on the first R rows of x, with respect to the inputs hessian_wrt (W of them: all where D is small, a
+  fixed spread of 16 for the CNNs), computed in float64 on the module promoted to float64 (a float32 file's
+  weights exactly; folding done by the exporter in float32 is the only difference, hence 1e-4 there too).
 
 Where the file holds a float32 constant the framework had in float64 (Selu's alpha and gamma), the float64
 reference uses the file's value: the file is the model.
 """
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -103,6 +108,22 @@ class Conv1d(nn.Module):
         return self.fc(torch.flatten(self.c2(nn.functional.avg_pool1d(torch.tanh(self.c1(x)), 2)), 1))
 
 
+class BatchNormNet(nn.Module):
+    """BatchNorm1d after a Linear and after a Conv1d + ReLU: the legacy exporter keeps both as
+    BatchNormalization(training_mode=0), the dynamo one folds the first into the Gemm."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.bn1 = nn.Linear(4, 6), nn.BatchNorm1d(6)
+        self.conv, self.bn2 = nn.Conv1d(2, 3, 2), nn.BatchNorm1d(3)
+        self.out = nn.Linear(6 + 3 * 2, 2)
+
+    def forward(self, x):
+        h = torch.tanh(self.bn1(self.fc(x)))
+        c = self.bn2(torch.relu(self.conv(h.view(-1, 2, 3))))
+        return self.out(torch.cat([h, torch.flatten(c, 1)], dim=1))
+
+
 class MultiIO(nn.Module):
     def __init__(self):
         super().__init__()
@@ -166,6 +187,28 @@ def torch_reference(module, shapes, x):
     return y.numpy(), J.detach().numpy()
 
 
+HESS_ROWS = 3
+
+
+def torch_hessian(module, shapes, x):
+    """(hessian (R, K, W, W), wrt): torch.func.hessian of the flat row function in float64, the other inputs
+    held at their values."""
+    module = copy.deepcopy(module).to(torch.float64)
+    sizes = [int(np.prod(s)) for s in shapes]
+    d = sum(sizes)
+    wrt = np.arange(d) if d <= 16 else np.unique(np.linspace(0, d - 1, 16).round().astype(int))
+    xt = torch.as_tensor(x[:HESS_ROWS], dtype=torch.float64)
+    idx = torch.as_tensor(wrt)
+
+    def row(v, base):
+        full = base.index_put((idx,), v)
+        parts = torch.split(full, sizes)
+        return flat_outputs(module(*[p.reshape(1, *s) for p, s in zip(parts, shapes)]))[0]
+
+    H = torch.func.vmap(torch.func.hessian(row))(xt[:, idx], xt)
+    return H.detach().numpy(), wrt
+
+
 CHECKER = {}
 
 
@@ -197,7 +240,7 @@ def output_names(outs, y_sizes):
     return [o if k == 1 else f"{o}[{j}]" for o, k in zip(outs, y_sizes) for j in range(k)]
 
 
-def write(name, x, y, J, y_ort, names, outs, float32, manifest, exporter):
+def write(name, x, y, J, y_ort, names, outs, float32, manifest, exporter, extra=None):
     # onnx.reference computes Erf in float32 (np.vectorize(math.erf, otypes=["f"])): a looser check there
     tol = 1e-4 if float32 else 1e-9 if CHECKER[name].startswith("onnxruntime") else 1e-6
     scale = max(1.0, float(np.abs(y).max()))
@@ -211,6 +254,7 @@ def write(name, x, y, J, y_ort, names, outs, float32, manifest, exporter):
         float32=float32,
         input_names=np.array(names),
         output_names=np.array(outs),
+        **(extra or {}),
     )
     with open(HERE / f"{name}.csv", "w") as f:
         f.write(",".join(names) + "\n")
@@ -233,12 +277,12 @@ def write(name, x, y, J, y_ort, names, outs, float32, manifest, exporter):
 def torch_sample(name, make, shapes, dynamo, dtype, manifest, opset=None, ref_make=None, scale=1.0):
     torch.manual_seed(sum(map(ord, name)))
     module = make().to(dtype).eval()
-    if isinstance(module, Cnn):  # running statistics that are not the identity
-        with torch.no_grad():
-            module.bn.running_mean.uniform_(-0.5, 0.5)
-            module.bn.running_var.uniform_(0.5, 2.0)
-            module.bn.weight.uniform_(0.5, 1.5)
-            module.bn.bias.uniform_(-0.5, 0.5)
+    for bn in [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]:
+        with torch.no_grad():  # running statistics that are not the identity
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
     rng = np.random.default_rng(sum(map(ord, name)))
     d = sum(int(np.prod(s)) for s in shapes)
     x = (scale * rng.standard_normal((ROWS, d))).astype(np.float32 if dtype == torch.float32 else np.float64)
@@ -260,6 +304,7 @@ def torch_sample(name, make, shapes, dynamo, dtype, manifest, opset=None, ref_ma
     xin = x.astype(np.float32) if dtype == torch.float32 else x
     y, J = torch_reference(ref, shapes, xin)
     y_ort = ort_forward(path, names, shapes, x, np.float32 if dtype == torch.float32 else np.float64)
+    H, wrt = torch_hessian(ref, shapes, x)
     sizes = [int(np.prod(o.shape[1:])) for o in (module(*args) if isinstance(module, MultiIO) else (module(*args),))]
     write(
         name,
@@ -272,6 +317,7 @@ def torch_sample(name, make, shapes, dynamo, dtype, manifest, opset=None, ref_ma
         dtype == torch.float32,
         manifest,
         "torch dynamo" if dynamo else "torch legacy",
+        {"hessian": H, "hessian_wrt": wrt},
     )
 
 
@@ -347,12 +393,23 @@ def main():
     )
     torch_sample("torch_mlp_legacy_f64", mlp_acts, [(4,)], False, f64, manifest, 20, lambda: mlp_acts(selu=FileSelu))
     torch_sample("torch_mlp_dynamo_f64", mlp_acts, [(4,)], True, f64, manifest, None, lambda: mlp_acts(selu=FileSelu))
-    torch_sample("torch_mlp_dynamo_f32", lambda: mlp_acts(width=16), [(4,)], True, f32, manifest)
+    torch_sample(
+        "torch_mlp_dynamo_f32",
+        lambda: mlp_acts(width=16),
+        [(4,)],
+        True,
+        f32,
+        manifest,
+        None,
+        lambda: mlp_acts(width=16, selu=FileSelu),
+    )
     torch_sample("torch_softplus_gelu_dynamo_f64", SoftplusGeluTanh, [(3,)], True, f64, manifest)
     torch_sample("torch_softplus_gelu_legacy_opset18_f64", SoftplusGeluTanh, [(3,)], False, f64, manifest, 18)
     torch_sample("torch_cnn_legacy_f32", Cnn, [(2, 8, 8)], False, f32, manifest, 17)
     torch_sample("torch_cnn_dynamo_f64", Cnn, [(2, 8, 8)], True, f64, manifest)
     torch_sample("torch_conv1d_legacy_f64", Conv1d, [(3, 10)], False, f64, manifest)
+    torch_sample("torch_batchnorm_legacy_f64", BatchNormNet, [(4,)], False, f64, manifest)
+    torch_sample("torch_batchnorm_dynamo_f64", BatchNormNet, [(4,)], True, f64, manifest)
     torch_sample("torch_multi_io_dynamo_f64", MultiIO, [(3,), (2, 2)], True, f64, manifest)
     torch_sample("torch_multi_io_legacy_f64", MultiIO, [(3,), (2, 2)], False, f64, manifest)
     sklearn_samples(manifest)

@@ -8,7 +8,9 @@ those of tests/BAD_INPUTS.md: tests/test_golden.py checks that.
 """
 
 import json
+import os
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -16,6 +18,9 @@ import h5py
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from onnx_hostile import CASES as ONNX_CASES  # noqa: E402 (numpy only, like this module)
+
 SAMPLES = ROOT / "sample_models"
 NPZ, CSV = SAMPLES / "bishop_tanh.npz", SAMPLES / "bishop_tanh.csv"
 KERAS = SAMPLES / "keras" / "mlp_tanh.k2.h5"
@@ -205,6 +210,9 @@ CASES = [
     ("io-missing-directory", None, None, ["-o", in_tmp("nodir/out.csv")]),
     ("io-output-is-directory", None, None, ["-o", in_tmp(".")]),
     ("io-unknown-extension", None, None, ["-o", in_tmp("out.xyz")]),
+    # ONNX (tests/onnx_hostile.py writes the files)
+    *[(cid, make, text("x.csv", "a,b,c\n1,2,3\n"), []) for cid, _, make, _ in ONNX_CASES
+      if hasattr(os, "mkfifo") or "fifo" not in cid],
 ]
 
 # Inputs test_bad_inputs.py accepts (not errors); the golden files record what they give.
