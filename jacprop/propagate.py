@@ -89,12 +89,6 @@ def budget(J, dx, corr=None):
     return np.divide(parts, total, out=np.zeros_like(parts), where=total > 0)
 
 
-def monte_carlo(forward, X, dx, corr, samples, seed, level, rows):
-    """A fixed run of ``samples`` normal draws per row: (mean shift, std, lo, hi), (N, K) each."""
-    out = mc.monte_carlo(forward, X, dx, corr, rows, mc.McOptions(samples, seed, level, digits=None))
-    return out["mc_shift"], out["dy_mc"], out["mc_lo"], out["mc_hi"]
-
-
 def linearity(forward, X, Y, J, dx, corr=None):
     """(nonlinearity, f(x+dx) - f(x), f(x) - f(x-dx)) per row and output: the departure along
     each input separately, combined in quadrature, over u (see the module's docstring); the

@@ -101,9 +101,12 @@ def test_mc_samples_are_the_draws_of_propagate(bishop):
     model = jacprop.load(MODEL)
     dx = np.array([0.5, 0.3, 0.4])
     ys = P.mc_samples(model.forward, X[2], dx, 1000, 7, 3)
-    from jacprop import propagate
 
-    shift, std, _, _ = propagate.monte_carlo(model.forward, X[2:3], np.array([dx]), None, 1000, 7, 0.95, np.array([3]))
+    from jacprop.uncertainty import montecarlo as mc
+
+    out = mc.monte_carlo(model.forward, X[2:3], np.array([dx]), None, np.array([3]),
+                         mc.McOptions(1000, 7, 0.95, digits=None))  # a fixed run of 1,000 draws
+    shift, std = out["mc_shift"], out["dy_mc"]
     assert np.allclose(ys.std(axis=0, ddof=1), std[0]) and np.allclose(ys.mean(axis=0) - Y[2], shift[0])
 
 
