@@ -176,10 +176,12 @@ def test_profile_per_time_step():
     rng = np.random.default_rng(2)
     J = rng.normal(size=(10, 2, 8))  # 4 time steps x 2 features
     fig = P.plot_profile_steps(J, [f"x{i}" for i in range(8)], ["a", "b"], features=2)
-    (ax,) = fig.axes
+    ax, ax_f = fig.axes
     line = next(line for line in ax.lines if line.get_gid() == "steps:x:b")
     assert list(line.get_xdata()) == [0, 1, 2, 3]
     assert np.allclose(line.get_ydata(), np.abs(J[:, 1].reshape(10, 4, 2)).sum(-1).mean(0))
+    bars = [p for p in ax_f.patches if p.get_gid() == "features:x:b"]  # per feature, summed over the 4 steps
+    assert np.allclose([p.get_height() for p in bars], np.abs(J[:, 1].reshape(10, 4, 2)).sum(1).mean(0))
 
 
 @needs_mpl
@@ -405,5 +407,9 @@ def test_profile_per_time_step_of_a_sequence_model(tmp_path, monkeypatch):
     (line,) = [line for line in drawn["fig"].axes[0].lines if line.get_gid()]
     assert line.get_gid() == "steps:x:out[2]" and list(line.get_xdata()) == list(range(11))  # (11, 2) input
     assert np.allclose(line.get_ydata(), np.abs(J[:, 2].reshape(len(X), 11, 2)).sum(-1).mean(0))
+    lstm = run("plot", "profile", str(keras / "lstm.k2.h5"), str(keras / "lstm.csv"), "-o", str(tmp_path / "l.svg"))
+    assert lstm.exit_code == 0, lstm.output  # F from the model's (T, F) input: no --features needed
+    gids = {line.get_gid() for line in drawn["fig"].axes[0].lines}
+    assert "steps:x:out[0]" in gids and len(drawn["fig"].axes) == 2
     one_line_error(run("plot", "profile", str(keras / "conv1d.k3.keras"), str(keras / "conv1d.csv"), "--features", "3",
                        "-o", str(tmp_path / "x.png")), "time steps of 3")

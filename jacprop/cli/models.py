@@ -81,7 +81,8 @@ PLOT_STATS = ("mean-abs", "rms", "mean")
               "budget and interactions at that row; linearity's Monte Carlo panel (default 1).")
 @click.option("--input", "input_name", help="profile: against this input's values instead of along the rows.")
 @click.option("--features", type=click.IntRange(1), help="profile: sequence inputs of F features per time step "
-              "(inputs x0, x1, ... or <input>_0, ... in time-major order): the sensitivity per time step.")
+              "(inputs x0, x1, ... or <input>_0, ... in time-major order): the sensitivity per time step and per "
+              "feature. Default: F of the model's (T, F) inputs (MODEL... INPUTS).")
 @click.option("--dx", multiple=True, help="MODEL... INPUTS, budget and linearity: the input uncertainty, as for "
               "jacprop propagate (0.01, NAME=0.5, NAME=2%). Repeatable.")
 @click.option("--samples", type=SAMPLES, default=4000, show_default=True, help="linearity: Monte Carlo draws at --row.")

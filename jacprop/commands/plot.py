@@ -73,6 +73,16 @@ def run(**options) -> None:
     P.save(figure(spec, data, source, out_idx, model), spec.output, spec.dpi)
 
 
+def _features_of(model) -> int | None:
+    """F of the model's (T, F) sequence inputs when they are all its inputs and share one F
+    (``summary.sequence_inputs``); else None (--features then says it)."""
+    from ..summary import sequence_inputs
+
+    seqs = sequence_inputs(model) if model is not None else []
+    fs = {f for _, _, (_, f) in seqs}
+    return fs.pop() if len(fs) == 1 and sum(t * f for _, _, (t, f) in seqs) == model.D else None
+
+
 def figure(spec: PlotSpec, data: dict, source: str, out_idx: list | None, model=None):
     """The matplotlib Figure of ``spec.kind`` from the arrays in ``data`` (read from ``source``), for
     the outputs ``out_idx`` (None: all); ``model`` (given MODEL... INPUTS) for the Monte Carlo panel."""
@@ -90,10 +100,11 @@ def figure(spec: PlotSpec, data: dict, source: str, out_idx: list | None, model=
         return P.plot_ranking(J, in_names, out_names, stat, top, out_idx)
     if kind == "profile":
         (J,) = P.require(data, ["jacobian"], kind, source)
-        if spec.features:
+        features = spec.features or (None if spec.input_name else _features_of(model))
+        if features:
             if spec.input_name:
                 raise UsageError("give --input or --features, not both")
-            return P.plot_profile_steps(J, in_names, out_names, spec.features, stat, out_idx)
+            return P.plot_profile_steps(J, in_names, out_names, features, stat, out_idx)
         against = None
         if spec.input_name:
             (X,) = P.require(data, ["x"], kind, source)

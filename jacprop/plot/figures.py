@@ -156,26 +156,35 @@ def plot_profile(J, Y, input_names, output_names, output=0, against=None, top=5,
 
 
 def plot_profile_steps(J, input_names, output_names, features, stat="mean-abs", outputs=None):
-    """Sequence inputs (T, F): per time step the sensitivity summed over the F features (see
-    ``step_sensitivity``), one line per output and a band from the 10th to the 90th percentile of the rows."""
+    """Sequence inputs (T, F): left, per time step the sensitivity summed over the F features (see
+    ``step_sensitivity``), one line per output and a band from the 10th to the 90th percentile of the rows;
+    right, per feature the same statistic summed over the T time steps (NeuralSens' SensTimePlot pair)."""
     groups = sequence_groups(list(input_names), features)
     outputs = list(range(len(output_names))) if outputs is None else list(outputs)
-    fig = _figure(6.4, 1.2 + 2.6 * len(groups))
-    axes = fig.subplots(len(groups), 1, squeeze=False)[:, 0]
-    for ax, (prefix, index) in zip(axes, groups.items()):
+    fig = _figure(8.4, 1.2 + 2.6 * len(groups))
+    axes = fig.subplots(len(groups), 2, squeeze=False, width_ratios=[3, 1])
+    for (ax, ax_f), (prefix, index) in zip(axes, groups.items()):
         per_row, S = step_sensitivity(J, index, stat)
-        steps = np.arange(index.shape[0])
+        _, per_feature = step_sensitivity(J, index.T, stat)  # (K, F): the roles of steps and features swapped
+        steps, width = np.arange(index.shape[0]), 0.8 / len(outputs)
         for c, k in enumerate(outputs):
             colour = OKABE_ITO[c % len(OKABE_ITO)]
             lo, hi = np.percentile(per_row[:, k], [10, 90], axis=0)
             ax.fill_between(steps, lo, hi, color=colour, alpha=0.2, linewidth=0)
             ax.plot(steps, S[k], color=colour, marker="o", markersize=3, label=output_names[k],
                     gid=f"steps:{prefix}:{output_names[k]}")
+            ax_f.bar(np.arange(features) + (c - (len(outputs) - 1) / 2) * width, per_feature[k], width,
+                     color=colour, gid=f"features:{prefix}:{output_names[k]}")
         ax.set_xlabel(f"time step of {prefix} ({index.shape[0]} steps x {features} features)")
         ax.set_ylabel(STEP_LABEL[stat])
-        ax.grid(alpha=0.3)
+        ax_f.set_xlabel(f"feature of {prefix}, all steps")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax_f.set_xticks(np.arange(features))
+        for a in (ax, ax_f):
+            a.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_title(f"sensitivity per time step over {len(J)} rows (band: 10-90 % of rows)", loc="left", fontsize=11)
+    axes[0, 0].set_title(f"sensitivity per time step and per feature over {len(J)} rows (band: 10-90 % of rows)",
+                         loc="left", fontsize=11)
     return fig
 
 
