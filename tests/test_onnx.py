@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import assert_close_jacobian, central_jacobian
-from onnx_hostile import HEADER, ext_model, fld, gemm_model, node, tensor, write
+from onnx_hostile import HEADER, ext_model, fld, gemm_model, model, node, tensor, write
 
 import jacprop
 from jacprop.engine import jacobian
@@ -161,6 +161,8 @@ OP_CASES = [
        [(3, 2)], (0.5, 2.5) if n in ("log", "sqrt", "reciprocal") else (-2.4, 2.4)) for n in ops_onnx.POINTWISE],
     *[(f"binary-{h}", ops_onnx.Binary(h), [(2, 3), (3,)], (0.5, 2)) for h in ("add", "sub", "mul", "div")],
     ("binary-mul-keepdims", ops_onnx.Binary("mul"), [(2, 1), (2, 3)], (-2, 2)),
+    ("matmul", ops_onnx.MatMul(), [(2, 3), (3, 4)], (-2, 2)),
+    ("matmul-batched", ops_onnx.MatMul(), [(2, 3, 2), (2, 2, 3)], (-2, 2)),
     ("where", ops_onnx.Where("greater", np.array(0.1)), [(4,), (4,), (4,)], (-2, 2)),
     ("const", ops_onnx.Const(value=np.arange(3.0)), [(5,)], (-1, 1)),
     ("take", tensor_index.Take(indices=np.array([[2, 0], [2, 1]]), axis=-1), [(2, 3)], (-2, 2)),
@@ -435,3 +437,28 @@ def test_plain_install_has_no_onnx_dependency():
     assert "onnx" not in deps and "protobuf" not in deps
     src = "".join(p.read_text() for p in (ROOT / "jacprop").rglob("*.py"))
     assert not re.search(r"^\s*(import onnx|from onnx[ .])", src, re.M) and "google.protobuf" not in src
+
+
+def test_matmul_of_two_tensors_mixing_rows_is_refused(tmp_path):
+    """x (N, 3) @ x^T would contract over the batch axis: refused naming the node, never a wrong J; per row
+    (m, k) @ (k, n) is the bilinear MatMul (the attention samples)."""
+    path = write(tmp_path, model([node("MatMul", ["x", "x"], ["y"])], outputs=(("y", ("N", "N")),)))
+    with pytest.raises(jacprop.errors.ModelError, match="MatMul.*per-row shapes \\(3,\\) and \\(3,\\)"):
+        jacprop.load(path)
+    with pytest.raises(ValueError, match="needs \\(..., m, k\\) @ \\(..., k, n\\)"):
+        ops_onnx.MatMul().out_shape((2, 3), (2, 4))
+
+
+def test_batched_matmul_with_a_constant(tmp_path):
+    """x (N, 2, 3, 4) @ W (2, 4, 5), then Tanh: J[(b, m, n), (b', m', k)] = [b = b'][m = m'] (1 - y^2) W[b, k, n]."""
+    W = np.random.default_rng(0).normal(size=(2, 4, 5)).astype(np.float32)
+    path = write(tmp_path, model([node("MatMul", ["x", "W"], ["h"]), node("Tanh", ["h"], ["y"])],
+                                 [tensor("W", (2, 4, 5), W.tobytes())], inputs=(("x", ("N", 2, 3, 4)),),
+                                 outputs=(("y", ("N", 2, 3, 5)),)))
+    X = np.random.default_rng(1).normal(size=(3, 24))
+    y, J = jacobian(jacprop.load(path), X)
+    w = W.astype(np.float64)
+    Y = np.tanh(X.reshape(3, 2, 3, 4) @ w)
+    ref = np.einsum("bc,mq,nbmo,bko->nbmocqk", np.eye(2), np.eye(3), 1 - Y**2, w).reshape(3, 30, 24)
+    np.testing.assert_allclose(y, Y.reshape(3, 30), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(J, ref, rtol=0, atol=1e-15)

@@ -162,8 +162,8 @@ def _matmul(L, node, a, ins):
         if w.ndim == 1:
             h = L.emit(node, ops.Dense(kernel=w[:, None]), [A], name=node["output"][0] + "/matmul")
             return [L.emit(node, ops.Reshape(shape=A.shape[:-1]), [h])]
-        if w.ndim != 2:
-            raise L.fail(node, f"a constant operand of rank {w.ndim} (batched matmul) is not supported")
+        if w.ndim > 2:  # batched: the constant becomes a node and the bilinear product's tangent there is zero
+            return [_bilinear(L, node, A, B)]
         return [L.emit(node, ops.Dense(kernel=w), [A])]
     if isinstance(A, Const) and isinstance(B, Tensor):
         w = A.value.astype(np.float64)
@@ -175,7 +175,18 @@ def _matmul(L, node, a, ins):
         t = L.emit(node, ops.Transpose(swap), [B], name=name + "/T")
         t = L.emit(node, ops.Dense(kernel=w.T), [t], name=name + "/matmul")
         return [L.emit(node, ops.Transpose(swap), [t])]
-    raise L.fail(node, "a product of two tensors is not supported")
+    return [_bilinear(L, node, A, B)]
+
+
+def _bilinear(L, node, A, B):
+    """A @ B per row, (..., m, k) @ (..., k, n) with the same leading axes (ops.tensor.MatMul)."""
+    rank = max(v.rank for v in (A, B) if isinstance(v, Tensor))
+    shapes = [v.shape if isinstance(v, Tensor) else np.shape(L.per_row(node, v.value, rank)) for v in (A, B)]
+    ranks = [len(s) for s in shapes]
+    if min(ranks) < 2 or shapes[0][:-2] != shapes[1][:-2]:
+        raise L.fail(node, f"a product of per-row shapes {shapes[0]} and {shapes[1]}: only (..., m, k) @ "
+                           "(..., k, n) with the same leading axes is supported")
+    return L.emit(node, ops_onnx.MatMul(), [A, B])
 
 
 def _batchnorm(L, node, a, ins):

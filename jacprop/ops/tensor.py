@@ -228,6 +228,41 @@ class Binary(ops.Op):
         return _unbroadcast(ga, self.shapes[0], self.out), _unbroadcast(gb, self.shapes[1], self.out)
 
 
+@ops.register
+@dataclass
+class MatMul(ops.Op):
+    """y = a @ b for two tensors, per row (..., m, k) @ (..., k, n) with the same leading axes: bilinear.
+
+    vjp: (g @ b^T, a^T @ g); jvp: ta @ b + a @ tb.  Second order (the vjp differentiated along the
+    tangents): (g @ tb^T, ta^T @ g); the same-operand terms are zero.
+    """
+
+    n_inputs = 2
+
+    def out_shape(self, sa, sb):
+        sa, sb = tuple(sa), tuple(sb)
+        if len(sa) < 2 or len(sb) < 2 or sa[:-2] != sb[:-2] or sa[-1] != sb[-2]:
+            raise ValueError(f"a product of per-row shapes {sa} and {sb}: needs (..., m, k) @ (..., k, n) "
+                             "with the same leading axes")
+        return (*sa[:-1], sb[-1])
+
+    def forward(self, a, b):
+        return np.matmul(a, b), (a, b)
+
+    def vjp(self, saved, g, out=None):
+        a, b = (s[:, None] for s in saved)
+        return np.matmul(g, np.swapaxes(b, -1, -2)), np.matmul(np.swapaxes(a, -1, -2), g)
+
+    def jvp(self, saved, ts):
+        a, b = (s[:, None] for s in saved)
+        return np.matmul(ts[0], b) + np.matmul(a, ts[1])
+
+    def vjp2(self, saved, g, ts):
+        ta, tb = (t[:, None] for t in ts)  # (B, 1, W, *in)
+        g = g[:, :, None]  # (B, K, 1, *out)
+        return np.matmul(g, np.swapaxes(tb, -1, -2)), np.matmul(np.swapaxes(ta, -1, -2), g)
+
+
 COMPARE = {
     "greater": np.greater,
     "less": np.less,

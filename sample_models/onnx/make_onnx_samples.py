@@ -1,6 +1,7 @@
 """Write the ONNX samples and their references (dev environment: torch 2.13, onnx, onnxruntime, skl2onnx).
 
     /work/devenv-bench/bin/python sample_models/onnx/make_onnx_samples.py
+    /work/devenv-bench/bin/python sample_models/onnx/make_onnx_samples.py --only torch_attention_dynamo_f64 ...
 
 For every sample NAME: NAME.onnx (and NAME.onnx.data where the exporter writes external data), NAME.csv
 (the inputs, a header of jacprop's input names) and NAME.ref.npz with
@@ -22,6 +23,7 @@ reference uses the file's value: the file is the model.
 import copy
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +124,19 @@ class BatchNormNet(nn.Module):
         h = torch.tanh(self.bn1(self.fc(x)))
         c = self.bn2(torch.relu(self.conv(h.view(-1, 2, 3))))
         return self.out(torch.cat([h, torch.flatten(c, 1)], dim=1))
+
+
+class Attention(nn.Module):
+    """One self-attention block over 3 tokens of 4 features: softmax(q k^T / 2) v, so MatMul of two tensors
+    (q @ k^T and the weights @ v) and a Transpose, then tanh and a Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v, self.out = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(12, 2)
+
+    def forward(self, x):
+        a = torch.softmax(self.q(x) @ self.k(x).transpose(-1, -2) / 2.0, dim=-1)
+        return self.out(torch.tanh(a @ self.v(x)).flatten(1))
 
 
 class MultiIO(nn.Module):
@@ -410,6 +425,8 @@ def main():
     torch_sample("torch_conv1d_legacy_f64", Conv1d, [(3, 10)], False, f64, manifest)
     torch_sample("torch_batchnorm_legacy_f64", BatchNormNet, [(4,)], False, f64, manifest)
     torch_sample("torch_batchnorm_dynamo_f64", BatchNormNet, [(4,)], True, f64, manifest)
+    torch_sample("torch_attention_dynamo_f64", Attention, [(3, 4)], True, f64, manifest)
+    torch_sample("torch_attention_legacy_f64", Attention, [(3, 4)], False, f64, manifest)
     torch_sample("torch_multi_io_dynamo_f64", MultiIO, [(3,), (2, 2)], True, f64, manifest)
     torch_sample("torch_multi_io_legacy_f64", MultiIO, [(3,), (2, 2)], False, f64, manifest)
     sklearn_samples(manifest)
@@ -423,6 +440,24 @@ def main():
     print(f"total {total} bytes in {HERE}")
 
 
+def only(names):
+    """Make only the named torch samples again (``make_onnx_samples.py --only NAME...``), keeping the others'
+    files and manifest entries: the exporters do not write the same bytes twice."""
+    calls = {"torch_attention_dynamo_f64": (Attention, [(3, 4)], True),
+             "torch_attention_legacy_f64": (Attention, [(3, 4)], False)}
+    saved = json.loads((HERE / "manifest.json").read_text())
+    made = []
+    for name in names:
+        make, shapes, dynamo = calls[name]
+        torch_sample(name, make, shapes, dynamo, torch.float64, made)
+    kept = [e for e in saved["samples"] if e["name"] not in names]
+    saved["samples"] = kept + made
+    (HERE / "manifest.json").write_text(json.dumps(saved, indent=1) + "\n")
+
+
 if __name__ == "__main__":
     os.chdir(HERE)
-    main()
+    if sys.argv[1:2] == ["--only"]:
+        only(sys.argv[2:])
+    else:
+        main()
