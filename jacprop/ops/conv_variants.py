@@ -7,42 +7,17 @@ transpose that sums the windows back.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from .activations import Activation
 from .base import dot_last, register
-from .spatial import Window, WindowedAffine, _make_shape, _per_axis, _spatial_shape
+from .spatial import WindowedAffine, _make_shape, _per_axis, _spatial_shape
 
 
-@dataclass
 class _Windowed(WindowedAffine):
-    """Shared fields: y = h(a), a = L x + bias for the linear map L of the subclass (rules: WindowedAffine)."""
-
-    kernel: np.ndarray = None
-    bias: np.ndarray | None = None
-    activation: Activation = field(default_factory=Activation)
-    strides: tuple = (1,)
-    dilation: tuple = (1,)
-    padding: str = "valid"
-    channels_first: bool = False
-
-    @property
-    def window_rank(self):
-        return self.kernel.ndim - 2
-
-    def bind(self, s):
-        rank = self.window_rank
-        return replace(super().bind(s), strides=_per_axis(self.strides, rank), dilation=_per_axis(self.dilation, rank))
-
-    def _window(self, spatial):
-        rank = self.window_rank
-        window = Window(self.kernel.shape[:-2], _per_axis(self.strides, rank), _per_axis(self.dilation, rank),
-                        self.padding)
-        window.setup(spatial)
-        return window
+    """The variants' bias check (fields, bind and window: WindowedAffine)."""
 
     def _check_bias(self, n):
         if self.bias is not None and self.bias.shape != (n,):

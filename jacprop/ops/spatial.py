@@ -114,11 +114,36 @@ class Spatial(Op):
         return from_channels_last(fn(v), lead, self.channels_first)
 
 
+@dataclass
 class WindowedAffine(Spatial):
     """y = h(a), a = L x + bias, for a subclass's linear map L (``_linear``) and its transpose
-    (``_transpose``): the derivative rules shared by Conv and the convolution variants.
+    (``_transpose``): the fields and derivative rules shared by Conv and the convolution variants
+    (kernel (*size, ., .), strides and dilation per window axis, padding).
     vjp: L^T (h'(a) g); jvp: h'(a) (L t); second order: L^T (g h''(a) L t), and for the engine
     (L t)^T diag(g h''(a)) (L t), contracted on the output positions and channels."""
+
+    kernel: np.ndarray = None
+    bias: np.ndarray | None = None
+    activation: Activation = field(default_factory=Activation)
+    strides: tuple = (1,)
+    dilation: tuple = (1,)
+    padding: str = "valid"
+    channels_first: bool = False
+
+    @property
+    def window_rank(self):
+        return self.kernel.ndim - 2
+
+    def bind(self, s):
+        rank = self.window_rank
+        return replace(super().bind(s), strides=_per_axis(self.strides, rank), dilation=_per_axis(self.dilation, rank))
+
+    def _window(self, spatial):
+        rank = self.window_rank
+        window = Window(self.kernel.shape[:-2], _per_axis(self.strides, rank), _per_axis(self.dilation, rank),
+                        self.padding)
+        window.setup(spatial)
+        return window
 
     def forward(self, x):
         a = self._linear(x)
@@ -159,18 +184,6 @@ class Conv(WindowedAffine):
     transpose multiplies by the kernel's transpose and scatters the windows back.
     """
 
-    kernel: np.ndarray = None
-    bias: np.ndarray | None = None
-    activation: Activation = field(default_factory=Activation)
-    strides: tuple = (1,)
-    dilation: tuple = (1,)
-    padding: str = "valid"
-    channels_first: bool = False
-
-    @property
-    def window_rank(self):
-        return self.kernel.ndim - 2
-
     def out_shape(self, s):
         spatial, c = _spatial_shape(s, self.window_rank, self.channels_first)
         if c != self.kernel.shape[-2]:
@@ -179,17 +192,6 @@ class Conv(WindowedAffine):
             raise ValueError(f"bias shape {self.bias.shape} does not match kernel {self.kernel.shape}")
         window = self._window(spatial)
         return _make_shape(window.out, self.kernel.shape[-1], self.channels_first)
-
-    def bind(self, s):
-        rank = self.window_rank
-        return replace(super().bind(s), strides=_per_axis(self.strides, rank), dilation=_per_axis(self.dilation, rank))
-
-    def _window(self, spatial):
-        rank = self.window_rank
-        window = Window(self.kernel.shape[:-2], _per_axis(self.strides, rank), _per_axis(self.dilation, rank),
-                        self.padding)
-        window.setup(spatial)
-        return window
 
     @cached_property
     def window(self):
