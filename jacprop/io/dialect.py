@@ -158,3 +158,13 @@ def first_bad_utf8(path) -> str | None:
             except UnicodeDecodeError as e:
                 return f"line {number}, byte {e.start + 1}: not UTF-8 text"
     return None
+
+
+def has_text(line: bytes) -> bool:
+    """Whether a line holds something (CsvReader skips lines whose str.strip() is empty)."""
+    s = line.strip()
+    if not s:
+        return False
+    if s[0] < 0x80 and not 0x1C <= s[0] <= 0x1F:
+        return True
+    return bool(line.decode("utf-8", "replace").strip())

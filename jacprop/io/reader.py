@@ -1,16 +1,15 @@
 """Reading input rows from CSV in chunks, with errors that name the row and column.
 
-Rows are numbered as a spreadsheet user sees them: the first data row is row 1;
-``line`` is the physical line in the file (header = line 1).  Blank lines and comment
-lines (``comment``) are not rows.  How the file is written (compression, delimiter, header,
-missing values) is ``io.dialect``'s.
+Rows are numbered as a spreadsheet user sees them: the first data row is row 1; ``line`` is the physical line in
+the file (header = line 1).  Blank lines and comment lines (``comment``) are not rows.  How the file is written
+(compression, delimiter, header, missing values) is ``io.dialect``'s.
 
-Speed: text is read in large pieces; a chunk whose lines are plain (ASCII, LF or CRLF,
-none blank, no comment character) is cut at its newlines with numpy and, when pyarrow is
-installed (the ``fast`` extra), parsed by pyarrow straight from its bytes.  Anything else goes
-line by line to ``numpy.loadtxt``, the reference, and a chunk loadtxt refuses (missing-value
-tokens, words) to a cell-by-cell parse that also locates errors.  All give the same float64
-values, so the output never depends on which path a chunk took.
+Speed: text is read in large pieces; a chunk whose lines are plain (ASCII, LF or CRLF, none blank, no comment
+character) is cut at its newlines with numpy and, when pyarrow is installed (the ``fast`` extra), parsed by pyarrow
+straight from its bytes.  Anything else goes line by line to ``numpy.loadtxt``, the reference, and a chunk loadtxt
+refuses (missing-value tokens, words) to a cell-by-cell parse that also locates errors.  All give the same float64
+values, so the output never depends on which path a chunk took.  ``chunks(ahead=True)`` reads the next chunk on a
+thread while the caller computes on this one.
 """
 
 from __future__ import annotations
@@ -26,8 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, UsageError, no_data_rows  # noqa: F401 (the commands import it from here)
+from ..parallel import Prefetch
 from . import dialect
 from .dialect import first_bad_utf8 as _first_bad_utf8
+from .dialect import has_text  # noqa: F401 (cluster.partitions imports it from here)
 from .fastcsv import arrow_parse as _arrow_parse
 
 CHUNK_ROWS = 65536  # rows per chunk handed to the engine (a Dask partition is a multiple of it)
@@ -75,6 +76,8 @@ class CsvReader:
     ``dialect.NA_VALUES``); ``on_invalid`` says what to do with NaN/inf cells: error
     (default), skip the row, or keep it.  ``comment``: a character starting a comment.
     """
+
+    _ahead: Prefetch | None = None  # the thread reading one chunk ahead (parallel.Prefetch), stopped by close()
 
     def __init__(self, path, delimiter=None, header=None, columns=None, id_column=None, on_invalid="error",
                  chunk_rows=CHUNK_ROWS, exclude=(), name=None, na_values=None, comment=None):
@@ -270,8 +273,12 @@ class CsvReader:
             self._left -= len(block)
         return block
 
-    def chunks(self) -> Iterator[Chunk]:
-        """Yield the rows in chunks of at most ``chunk_rows``."""
+    def chunks(self, ahead: bool = False) -> Iterator[Chunk]:
+        """The rows in chunks of at most ``chunk_rows``; ``ahead``: the next one is read on a thread meanwhile."""
+        self._ahead = Prefetch(self._chunks()) if ahead else None
+        return iter(self._ahead) if ahead else self._chunks()
+
+    def _chunks(self) -> Iterator[Chunk]:
         while True:
             block = self._lines()
             if not len(block):
@@ -374,18 +381,10 @@ class CsvReader:
         self._tail, self._line, self._row, self._left = "", line_no, first_row, n_rows
 
     def close(self):
+        if self._ahead is not None:
+            self._ahead.close()
         if self._f is not sys.stdin:
             self._f.close()
-
-
-def has_text(line: bytes) -> bool:
-    """Whether a line holds something (CsvReader skips lines whose str.strip() is empty)."""
-    s = line.strip()
-    if not s:
-        return False
-    if s[0] < 0x80 and not 0x1C <= s[0] <= 0x1F:
-        return True
-    return bool(line.decode("utf-8", "replace").strip())
 
 
 def read_all(path, **kwargs) -> tuple[np.ndarray, np.ndarray | None, CsvReader]:
