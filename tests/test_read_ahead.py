@@ -2,6 +2,7 @@
 items in the same order, an input's error after the rows before it, the thread stopped by close(), and the CLI's
 output and error lines unchanged when the bad row lies in a later chunk than the one being computed."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -74,7 +75,10 @@ def test_reader_ahead_gives_the_serial_chunks(tmp_path):
     runs = []
     for ahead in (False, True):
         r = csvreader.CsvReader(tmp_path / "x.csv", chunk_rows=700)
-        runs.append([(c.X.copy(), c.rows.copy()) for c in r.chunks(ahead=ahead)])
+        chunks = r.chunks(ahead=ahead)
+        first = next(chunks)
+        assert bool(reading_threads()) is ahead  # a file is read ahead on a thread when asked, and only then
+        runs.append([(c.X.copy(), c.rows.copy()) for c in [first, *chunks]])
         r.close()
     assert len(runs[0]) == len(runs[1]) == 8
     for (a, ra), (b, rb) in zip(*runs):
@@ -101,3 +105,16 @@ def test_cli_bad_row_in_a_later_chunk(tmp_path):
         "row 70000, column 'x1': value nan is not finite (a NaN or missing cell: see --na-values) "
         "(use --on-invalid skip or keep)"), r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "x.csv"]  # no J.npy, no temporary
+
+
+def test_a_pipe_is_not_read_ahead(tmp_path):
+    """A pipe's read may wait for ever (a terminal, a producer that pauses): no thread is left waiting there."""
+    r, w = os.pipe()
+    os.write(w, b"a,b\n1,2\n3,4\n")
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        reader = csvreader.CsvReader(f)
+        chunks = reader.chunks(ahead=True)
+        assert not reading_threads()
+        np.testing.assert_array_equal(np.concatenate([c.X for c in chunks]), [[1, 2], [3, 4]])
+        reader.close()

@@ -274,9 +274,10 @@ class CsvReader:
         return block
 
     def chunks(self, ahead: bool = False) -> Iterator[Chunk]:
-        """The rows in chunks of at most ``chunk_rows``; ``ahead``: the next one is read on a thread meanwhile."""
-        self._ahead = Prefetch(self._chunks()) if ahead else None
-        return iter(self._ahead) if ahead else self._chunks()
+        """The rows in chunks of at most ``chunk_rows``; ``ahead``: the next one is read on a thread meanwhile, from
+        a seekable input only (a pipe's read may wait for ever, and a thread waiting there could not be stopped)."""
+        self._ahead = Prefetch(self._chunks()) if ahead and self._f.seekable() else None
+        return self._chunks() if self._ahead is None else iter(self._ahead)
 
     def _chunks(self) -> Iterator[Chunk]:
         while True:
