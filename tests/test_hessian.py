@@ -166,7 +166,8 @@ def test_tangents_nothing_reads_are_not_computed(monkeypatch):
                                       activation=Activation("tanh"))),
                      ("d1", ops.Dense(kernel=rng.normal(size=(5, 4)) * 0.7)),
                      ("act", ops.Act(activation=Activation("sigmoid"))),
-                     ("d2", ops.Dense(kernel=rng.normal(size=(4, 4)))), ("d3", ops.Dense(kernel=rng.normal(size=(4, 2))))]:
+                     ("d2", ops.Dense(kernel=rng.normal(size=(4, 4)))),
+                     ("d3", ops.Dense(kernel=rng.normal(size=(4, 2))))]:
         node = b.add(name, op, [node], type(op).__name__)
     model = b.finish([node])
     wanted = dict(zip([n.name for n in model.nodes[1:]], second_order._wanted(model)[1:]))
