@@ -37,6 +37,13 @@ from .errors import ModelError, UsageError
 from .graph import DEFAULT_MEMORY, MAX_BLOCK_ROWS, Model, blocks, check_X, run_forward
 from .parallel import map_blocks
 
+# Bytes of one tangent (rows, W, largest nonlinear node) a block: the tangent sweep and the terms make several
+# passes over arrays of that size, faster while they stay in cache.  Measured (1 thread, benchmarks/RESULTS.md
+# "Hessians"): small (W = 8, 64 units) 1.29x faster at 512 rows than at 2,048; medium (W = 32, 256 units) ~2x at
+# 32 than at 167 (its term's (rows, K W, 256) temporary also stays under malloc's 32 MB mmap threshold); wide-out
+# and wide-in unchanged (their budget gives fewer rows already).
+TANGENT_CACHE = 2**21
+
 
 def check_second_order(model: Model) -> None:
     """Raise ModelError naming the first layer whose op has no second-order rule."""
@@ -56,14 +63,17 @@ def hessian_rows(model: Model, n_outputs: int, n_wrt: int, itemsize: int, memory
     """Rows per block so that the tangents (W per node, and W per nonlinear node for its ``jvp_pre`` part), the
     cotangents (K per node, two live), a term's (K, W, size) temporary, H (K W W, three live) and the largest
     op's own scratch (``Op.hess_scratch``: a recurrent layer keeps W numbers per step and product) fit in
-    ``memory`` bytes."""
+    ``memory`` bytes, and one tangent of the largest nonlinear node in ``TANGENT_CACHE`` bytes."""
     sizes = [math.prod(n.shape) for n in model.nodes]
     pre = sum(math.prod(n.shape) for n in model.nodes[1:] if not n.op.linear)
     h = n_outputs * n_wrt * (1 if diagonal else n_wrt)
     scratch = max((n.op.hess_scratch(n_outputs, n_wrt) for n in model.nodes[1:]), default=0)  # recurrent ops
     per_row = itemsize * (3 * sum(sizes) + n_wrt * (sum(sizes) + pre) + 4 * n_outputs * max(sizes)
                           + 2 * n_outputs * n_wrt * max(sizes) + 3 * h + scratch)
-    return max(1, min(MAX_BLOCK_ROWS, int(memory // per_row)))
+    # the largest nonlinear node: before the first one, tangents are the seed's (one for every row)
+    largest = max((math.prod(n.shape) for n in model.nodes[1:] if not n.op.linear), default=1)
+    cache = TANGENT_CACHE // (itemsize * n_wrt * largest)  # one tangent (rows, W, largest node) in cache
+    return max(1, min(MAX_BLOCK_ROWS, int(memory // per_row), cache))
 
 
 def tangents(model: Model, saved, wrt: np.ndarray, direction: np.ndarray | None = None) -> list:
@@ -85,15 +95,19 @@ def tangents(model: Model, saved, wrt: np.ndarray, direction: np.ndarray | None 
 
 def tangents_pre(model: Model, saved, wrt: np.ndarray, needed: list) -> tuple[list, list]:
     """``tangents`` for H (identity seeds), keeping each nonlinear node's ``jvp_pre`` part for its ``hess_term``
-    and only the tangents that ``needed`` marks (the others are dropped once their readers have them)."""
+    and only the tangents that ``needed`` marks (the others are dropped once their readers have them); a tangent
+    that nothing reads (``_wanted``) is not computed."""
     seed = np.zeros((1, len(wrt), model.D), _dtype(model))
     seed[0, np.arange(len(wrt)), wrt] = 1
     tan, pre = [seed], [None]
-    last = _last_reader(model)
+    last, wanted = _last_reader(model), _wanted(model)
     for i in range(1, len(model.nodes)):
         node = model.nodes[i]
         ins = tuple(tan[j] for j in node.inputs)
-        t, p = (node.op.jvp(saved[i], ins), None) if node.op.linear else node.op.jvp_pre(saved[i], ins)
+        if node.op.linear:
+            t, p = (node.op.jvp(saved[i], ins) if wanted[i] else None), None
+        else:
+            t, p = node.op.jvp_pre(saved[i], ins, tangent=wanted[i])
         tan.append(t)
         pre.append(p)
         for j in node.inputs:
@@ -108,6 +122,17 @@ def _last_reader(model: Model) -> list:
         for j in node.inputs:
             last[j] = i
     return last
+
+
+def _wanted(model: Model) -> list[bool]:
+    """wanted[i]: node i's tangent is read, by a nonlinear node (its ``jvp_pre`` part or its rule) or by a linear
+    one whose own tangent is wanted; not so, e.g., past the last nonlinear node (nodes are in topological order)."""
+    wanted = [False] * len(model.nodes)
+    for i in range(len(model.nodes) - 1, 0, -1):
+        if wanted[i] or not model.nodes[i].op.linear:
+            for j in model.nodes[i].inputs:
+                wanted[j] = True
+    return wanted
 
 
 def _needed(model: Model) -> list[bool]:
@@ -230,7 +255,8 @@ def iter_hessian(model: Model, X, outputs=None, wrt=None, dtype=np.float64, memo
         else:
             H = np.broadcast_to(H, (len(Xc), *shape))[:n]
             if not narrow:
-                H = 0.5 * (H + H.transpose(0, 1, 3, 2))  # symmetric analytically; made so exactly
+                H = np.add(H, H.transpose(0, 1, 3, 2))  # symmetric analytically; made so exactly
+                H *= 0.5
         return start, values[-1][:n, outputs], J, H
 
     yield from map_blocks(one, blocks(X, step, deterministic), threads)

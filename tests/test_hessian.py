@@ -140,6 +140,50 @@ def test_blocks_keep_memory_bounded_and_results_unchanged():
     assert_close_jacobian(H1, H, 1e-14)  # BLAS may round a row differently in a block of another height
 
 
+def test_block_height_keeps_one_tangent_in_cache():
+    """hessian_rows: one tangent (rows, W, largest nonlinear node) in TANGENT_CACHE bytes, within the budget."""
+    from jacprop.second_order import TANGENT_CACHE, hessian_rows
+
+    small = mlp([8, 64, 64, 2], ["tanh", "tanh", "linear"])
+    medium = mlp([32, 256, 256, 8], ["tanh", "tanh", "linear"])
+    assert TANGENT_CACHE // (8 * 8 * 64) == 512 == hessian_rows(small, 2, 8, 8)
+    assert TANGENT_CACHE // (8 * 32 * 256) == 32 == hessian_rows(medium, 8, 32, 8)
+    assert hessian_rows(small, 2, 8, 8, memory=2**20) == 2**20 // (8 * 5486)  # the budget's per-row count binds
+    wide_in = mlp([784, 128, 10], ["tanh", "linear"])  # the input's 784 is the seed's, not a row's tangent
+    assert hessian_rows(wide_in, 10, 32, 8) > TANGENT_CACHE // (8 * 32 * 784)
+
+
+def test_tangents_nothing_reads_are_not_computed(monkeypatch):
+    """Past the last nonlinear node no tangent is read (second_order._wanted): the trailing linear layers' jvp is
+    not called, nor the last nonlinear node's (its hess_term reads its inputs' tangents or its jvp_pre part only),
+    and H still agrees with central differences of J, Dense (pre part) and Act (no pre part) alike."""
+    from jacprop import second_order
+
+    rng = np.random.default_rng(8)
+    b = GraphBuilder([("x", (3,))])
+    node = b.inputs[0]
+    for name, op in [("d0", ops.Dense(kernel=rng.normal(size=(3, 5)), bias=rng.normal(size=5) * 0.2,
+                                      activation=Activation("tanh"))),
+                     ("d1", ops.Dense(kernel=rng.normal(size=(5, 4)) * 0.7)),
+                     ("act", ops.Act(activation=Activation("sigmoid"))),
+                     ("d2", ops.Dense(kernel=rng.normal(size=(4, 4)))),
+                     ("d3", ops.Dense(kernel=rng.normal(size=(4, 2))))]:
+        node = b.add(name, op, [node], type(op).__name__)
+    model = b.finish([node])
+    wanted = dict(zip([n.name for n in model.nodes[1:]], second_order._wanted(model)[1:]))
+    assert wanted == {"x": True, "d0": True, "d1": True, "act": False, "d2": False, "d3": False}
+    calls = []
+    for cls in (ops.Dense, ops.Act):
+        monkeypatch.setattr(cls, "jvp", lambda self, saved, ts, f=cls.jvp: calls.append(self) or f(self, saved, ts))
+    X = np.random.default_rng(9).normal(size=(4, 3))
+    _, _, H = jacprop.hessian(model, X)
+    monkeypatch.undo()
+    ran = {getattr(op, "kernel", np.zeros(0)).shape for op in calls}  # hessian runs a float64 copy of each op
+    assert ran == {(5, 4)}  # d1's only: d0's tangent comes from its jvp_pre; act, d2 and d3's are never formed
+    assert_close_jacobian(H, fd_hessian(model, X), 1e-7)
+    assert np.abs(H).max() > 1e-2
+
+
 def test_float32():
     model = mlp([3, 6, 2], ["gelu", "tanh"])
     X = np.random.default_rng(7).normal(size=(4, 3))

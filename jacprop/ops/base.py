@@ -26,9 +26,10 @@ needs no ``vjp2``.  An op with neither has no second-order rule, and ``hessian``
 ``hess_term(saved, g, ts, diagonal)`` is what the Hessian engine calls: the op's whole contribution
 sum_o g_o t^T (d2 y_o / dx dx') t', (B, K, D, D), i.e. ``vjp2`` contracted with the tangents once more
 (``contract``); Dense and Conv compute it from the pre-activation tangents instead, where it is cheaper.
-``jvp_pre(saved, ts) -> (jvp, pre)``: the tangent and a part of its computation that ``hess_term`` may take
-back as ``pre=`` (Dense and Conv: the pre-activation tangent, so it is not computed twice); by default
+``jvp_pre(saved, ts, tangent=True) -> (jvp, pre)``: the tangent and a part of its computation that ``hess_term``
+may take back as ``pre=`` (Dense and Conv: the pre-activation tangent, so it is not computed twice); by default
 (jvp, None), and the engine then calls ``hess_term`` without ``pre``, so an op defining neither is unchanged.
+With ``tangent=False`` (no later node reads the op's tangent) the jvp is not computed and None takes its place.
 
 B is N or 1: a leading 1 marks a tensor that is the same for every row (the seed of
 either mode, and what linear ops make of it), so the first products are done once,
@@ -95,9 +96,10 @@ class Op:
                 setattr(new, name, value.astype(dtype))
         return new
 
-    def jvp_pre(self, saved, ts):
-        """(jvp(saved, ts), what ``hess_term`` may reuse as ``pre=``, or None): see the module docstring."""
-        return self.jvp(saved, ts), None
+    def jvp_pre(self, saved, ts, tangent=True):
+        """(jvp(saved, ts), what ``hess_term`` may reuse as ``pre=``, or None): see the module docstring.
+        ``tangent=False``: nothing reads the jvp, only the part is wanted (None in its place)."""
+        return (self.jvp(saved, ts) if tangent else None), None
 
     def hess_term(self, saved, g, ts, diagonal=False):
         """sum_o g_o t^T (d2 y_o / dx dx') t over the inputs: ``vjp2`` contracted with the tangents ts."""

@@ -66,10 +66,10 @@ class Dense(Op):
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, dot_last(ts[0], self.kernel))
 
-    def jvp_pre(self, saved, ts):
+    def jvp_pre(self, saved, ts, tangent=True):
         """(jvp, t W): the pre-activation tangent kept for ``hess_term``."""
         tw = dot_last(ts[0], self.kernel)
-        return self.activation.jvp(*saved, tw), tw
+        return (self.activation.jvp(*saved, tw) if tangent else None), tw
 
     @property
     def linear(self):

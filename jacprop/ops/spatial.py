@@ -158,10 +158,10 @@ class WindowedAffine(Spatial):
     def jvp(self, saved, ts):
         return self.activation.jvp(*saved, self._linear(ts[0]))
 
-    def jvp_pre(self, saved, ts):
+    def jvp_pre(self, saved, ts, tangent=True):
         """(jvp, L t): the pre-activation tangent kept for ``hess_term``."""
         lt = self._linear(ts[0])
-        return self.activation.jvp(*saved, lt), lt
+        return (self.activation.jvp(*saved, lt) if tangent else None), lt
 
     @property
     def linear(self):
