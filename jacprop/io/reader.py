@@ -78,7 +78,7 @@ class CsvReader:
 
     def __init__(self, path, delimiter=None, header=None, columns=None, id_column=None, on_invalid="error",
                  chunk_rows=CHUNK_ROWS, exclude=(), name=None, na_values=None, comment=None):
-        self.path, self.chunk_rows, self.notes, self.skipped = name or str(path), chunk_rows, [], 0
+        self.path, self.chunk_rows, self.notes, self.skipped = name or dialect.input_name(path), chunk_rows, [], 0
         self._file = None if hasattr(path, "read") or str(path) == "-" else str(path)  # for locating bad UTF-8
         if on_invalid not in INVALID_POLICIES:
             raise UsageError(f"--on-invalid must be one of {', '.join(INVALID_POLICIES)}")
