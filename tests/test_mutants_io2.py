@@ -3,6 +3,7 @@ the reader's messages; each checked against rows, numbers or texts computed here
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -22,3 +23,107 @@ def test_stdin_is_named_stdin_in_the_readers_errors(data, message):
     r = CliRunner().invoke(main, ["jacobian", str(MODEL), "-", "--format", "csv"], input=data)
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines()[-1] == f"jacprop: error: {message}"
+
+
+# ---------------------------------------------------------------------------
+# io/matrices.py: --cov/--corr matrices, --direction-file vectors, --expect-y outputs
+
+def test_a_matrix_is_reordered_to_the_models_inputs_with_or_without_row_names(tmp_path):
+    from jacprop.io.matrices import read_matrix
+
+    M = np.array([[4.0, 0.5, -1.25], [0.5, 9.0, 2.0], [-1.25, 2.0, 16.0]])  # in the file's order b, c, a
+    names = ["a", "b", "c"]
+    order = [2, 0, 1]  # a, b, c in the file's order
+    want = M[np.ix_(order, order)]
+    plain = tmp_path / "m.csv"
+    plain.write_bytes(("\ufeff b , c ,a\n\n" + "".join(",".join(map(repr, r)) + "\n" for r in M.tolist())).encode())
+    np.testing.assert_array_equal(read_matrix(plain, names, "--cov"), want)
+    labelled = tmp_path / "l.csv"
+    labelled.write_text("name,b,c,a\n" + "".join(f"{n},{','.join(map(repr, r))}\n"
+                                                 for n, r in zip("bca", M.tolist())))
+    np.testing.assert_array_equal(read_matrix(labelled, names, "--corr"), want)
+
+
+@pytest.mark.parametrize("text,error,message", [
+    ("", "InputError", "--cov {p}: empty file"),
+    ("a,b\n1,0\n0,1\n", "UsageError",
+     "--cov {p}: expected a 3 x 3 matrix with a header naming the inputs ['a', 'b', 'c']"),
+    ("a,b,c\n1,0,0\n0,1,0\n", "UsageError",
+     "--cov {p}: expected a 3 x 3 matrix with a header naming the inputs ['a', 'b', 'c']"),
+    ("a,b,c\n1,0,0\n0,x,0\n0,0,1\n", "InputError",
+     "--cov {p}: could not convert string to float: 'x'"),
+])
+def test_a_bad_matrix_is_refused_by_name(tmp_path, text, error, message):
+    from jacprop import errors
+    from jacprop.io.matrices import read_matrix
+
+    path = tmp_path / "m.csv"
+    path.write_text(text)
+    with pytest.raises(getattr(errors, error)) as e:
+        read_matrix(path, ["a", "b", "c"], "--cov")
+    assert type(e.value) is getattr(errors, error)
+    assert str(e.value) == message.format(p=path)
+
+
+def test_a_missing_matrix_or_vector_file_is_named(tmp_path):
+    from jacprop.errors import InputError
+    from jacprop.io.matrices import read_matrix, read_vector
+
+    path = tmp_path / "none.csv"
+    for read, what in ((read_matrix, "--corr"), (read_vector, "--direction-file")):
+        with pytest.raises(InputError) as e:
+            read(path, ["a"], what)
+        assert str(e.value) == f"{what} {path}: cannot read: No such file or directory"
+
+
+def test_a_vector_names_some_inputs_in_any_order_and_the_rest_are_zero(tmp_path):
+    from jacprop.io.matrices import read_vector
+
+    path = tmp_path / "u.csv"
+    path.write_bytes("\ufeff c , a\n\n-2.5,0.125\n".encode())
+    np.testing.assert_array_equal(read_vector(path, ["a", "b", "c"], "--direction-file"), [0.125, 0.0, -2.5])
+
+
+@pytest.mark.parametrize("text,error,why", [
+    ("a,d\n1,2\n", "UsageError", "unknown input 'd'; "),
+    ("a,a\n1,2\n", "UsageError", ""),
+    ("a,b\n1,2\n3,4\n", "UsageError", ""),
+    ("a,b\n1\n", "UsageError", ""),
+    ("a\n", "UsageError", ""),
+    ("", "UsageError", ""),
+    ("a,b\n1,x\n", "InputError", None),
+    ("a,b\n1,inf\n", "InputError", None),
+    ("a,b\nnan,1\n", "InputError", None),
+])
+def test_a_bad_vector_is_refused_by_name(tmp_path, text, error, why):
+    from jacprop import errors
+    from jacprop.io.matrices import read_vector
+
+    path = tmp_path / "u.csv"
+    path.write_text(text)
+    with pytest.raises(getattr(errors, error)) as e:
+        read_vector(path, ["a", "b", "c"], "--direction-file")
+    assert type(e.value) is getattr(errors, error)
+    if why is not None:
+        assert str(e.value) == (f"--direction-file {path}: {why}expected a header naming inputs among ['a', 'b', 'c'] "
+                                "(each once) and one row of as many numbers")
+    elif "x" in text:
+        assert str(e.value) == f"--direction-file {path}: could not convert string to float: 'x'"
+    else:
+        assert str(e.value) == f"--direction-file {path}: every value must be finite"
+
+
+def test_expected_outputs_by_name_or_by_position(tmp_path):
+    from jacprop.errors import UsageError
+    from jacprop.io.matrices import read_expected
+
+    Y = np.array([[1.5, -2.0], [3.25, 4e-3]])
+    named = tmp_path / "n.csv"
+    named.write_text("z,other,y\n" + "".join(f"{b!r},7,{a!r}\n" for a, b in Y.tolist()))
+    np.testing.assert_array_equal(read_expected(named, ["y", "z"]), Y)
+    positional = tmp_path / "p.csv"
+    positional.write_text("p,q\n" + "".join(f"{a!r},{b!r}\n" for a, b in Y.tolist()))
+    np.testing.assert_array_equal(read_expected(positional, ["y", "z"]), Y)
+    with pytest.raises(UsageError) as e:
+        read_expected(positional, ["y", "z", "w"])
+    assert str(e.value) == f"--expect-y {positional}: expected columns ['y', 'z', 'w'] or 3 numeric columns"
