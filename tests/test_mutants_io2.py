@@ -127,3 +127,92 @@ def test_expected_outputs_by_name_or_by_position(tmp_path):
     with pytest.raises(UsageError) as e:
         read_expected(positional, ["y", "z", "w"])
     assert str(e.value) == f"--expect-y {positional}: expected columns ['y', 'z', 'w'] or 3 numeric columns"
+
+
+# ---------------------------------------------------------------------------
+# io/dialect.py: the options' parsers and the sniffing rules, against the rules written in its docstring
+
+@pytest.mark.parametrize("text,value", [
+    ("tab", "\t"), ("TAB", "\t"), ("\\t", "\t"), ("\t", "\t"), ("comma", ","), ("Semicolon", ";"), ("pipe", "|"),
+    ("space", " "), (" ", " "), (";", ";"), ("|", "|"), (":", ":"), (None, None),
+])
+def test_delimiter_names_and_characters(text, value):
+    from jacprop.io.dialect import parse_delimiter
+
+    assert parse_delimiter(text) == value
+
+
+@pytest.mark.parametrize("text", ['"', "\r", "\n", "a", "T", "7", ".", "+", "-", ";;", "tabs", ""])
+def test_a_delimiter_that_is_no_delimiter_is_refused(text):
+    from jacprop.errors import UsageError
+    from jacprop.io.dialect import parse_delimiter
+
+    with pytest.raises(UsageError) as e:
+        parse_delimiter(text)
+    assert str(e.value) == (f"--delimiter {text!r}: expected one character (e.g. ';' or '|') or one of tab, \\t, "
+                            "comma, semicolon, pipe, space; not a letter, digit, quote, '.', '+' or '-'")
+
+
+@pytest.mark.parametrize("text,ok", [("#", True), ("%", True), (";", True), (None, True), ('"', False),
+                                     ("\r", False), ("\n", False), ("x", False), ("1", False), (".", False),
+                                     ("+", False), ("-", False), ("##", False), ("", False)])
+def test_comment_characters(text, ok):
+    from jacprop.errors import UsageError
+    from jacprop.io.dialect import parse_comment
+
+    if ok:
+        assert parse_comment(text) == text
+    else:
+        with pytest.raises(UsageError) as e:
+            parse_comment(text)
+        assert str(e.value) == f"--comment {text!r}: expected one character such as '#'"
+
+
+def test_na_values_tokens_and_the_numbers_among_them():
+    from jacprop.io.dialect import na_numbers, parse_na_values
+
+    assert parse_na_values(None) is None and parse_na_values([]) is None
+    assert parse_na_values(["NA, -999", " ,NA", "x"]) == ("NA", "-999", "", "x")
+    assert na_numbers(["NA", "-999", "", "nan", "1e3", "inf", "NaN"]) == [-999.0, 1000.0, float("inf")]
+
+
+@pytest.mark.parametrize("line,path,delimiter", [
+    ("a,b;c\n", "x.csv", ","), ("a;b;c,d\n", "x.csv", ";"), ("a\tb\tc;d\n", "x.csv", "\t"), ("a|b|c\n", "x", "|"),
+    ("a;b,c|d\te\n", "x.csv", ","), ("a|b\tc\n", "x.csv", "\t"), ("a|b;c\n", "x.csv", ";"), ("abc\n", "x.csv", ","),
+    ('"a;b;c",d,"e;f"\n', "x.csv", ","), ("a,b,c\n", "dir/X.TSV", "\t"), ("a,b\n", "x.tsv.gz", "\t"),
+    ("a,b\n", "x.tsv.bz2", "\t"), ("a,b\n", "x.tsv.xz", "\t"), ("a,b\n", "x.tsv.zip", ","), ("a,b\n", "tsv.d/x", ","),
+])
+def test_the_sniffed_delimiter_is_the_most_frequent_outside_quotes_ties_in_order(line, path, delimiter):
+    from jacprop.io.dialect import sniff_delimiter
+
+    assert sniff_delimiter(line, path) == delimiter
+
+
+@pytest.mark.parametrize("cells,data", [
+    (["1", " 2.5", "-3e4 "], True), (["NA", "1"], True), (["NA", ""], False), (["1", "x"], False),
+    (["x", "NA"], False), ([], False), (["inf", "nan"], True),
+])
+def test_a_first_line_is_data_when_every_field_is_a_number_or_missing(cells, data):
+    from jacprop.io.dialect import NA_VALUES, is_data_line
+
+    assert is_data_line(cells, NA_VALUES) is data
+
+
+def test_cutting_a_comment_and_naming_compression_and_delimiters():
+    from jacprop.io.dialect import compression_of, cut_comment, shown
+
+    assert cut_comment("1,2 # three\r\n", "#") == "1,2 \n" and cut_comment("1,2\r\n", "#") == "1,2\r\n"
+    assert cut_comment("#x\n", "#") == "\n"
+    assert [compression_of(h) for h in (b"\x1f\x8bxxxx", b"BZh91A", b"\xfd7zXZ\x00", b"\xfd7zXZ\x01", b"\x1f")] == [
+        "gzip", "bzip2", "xz", None, None]
+    assert (shown("\t"), shown(";"), shown("|")) == ("tab ('\\t')", "';'", "'|'")
+
+
+def test_the_first_bad_utf8_is_located_by_line_and_byte(tmp_path):
+    from jacprop.io.dialect import first_bad_utf8
+
+    path = tmp_path / "u.csv"
+    path.write_bytes("a,b\n1,2\n\u00e9,\xff\n".encode("latin-1").replace(b"\xe9", "\u00e9".encode()))
+    assert first_bad_utf8(path) == "line 3, byte 4: not UTF-8 text"
+    path.write_bytes("a,b\n\u00e9,1\n".encode())
+    assert first_bad_utf8(path) is None and first_bad_utf8(None) is None
