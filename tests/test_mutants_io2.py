@@ -216,3 +216,213 @@ def test_the_first_bad_utf8_is_located_by_line_and_byte(tmp_path):
     assert first_bad_utf8(path) == "line 3, byte 4: not UTF-8 text"
     path.write_bytes("a,b\n\u00e9,1\n".encode())
     assert first_bad_utf8(path) is None and first_bad_utf8(None) is None
+
+
+# ---------------------------------------------------------------------------
+# io/writers.py: formats, the atomic output and each writer's bytes, against texts and arrays built here
+
+@pytest.mark.parametrize("path,fmt,tty,want", [
+    ("o.csv", None, False, "csv"), ("O.JSONL", None, False, "jsonl"), ("o.ndjson", None, True, "jsonl"),
+    ("d/o.npy", None, False, "npy"), ("o.NPZ", None, False, "npz"), ("o.txt", None, False, "table"),
+    ("o.csv", "jsonl", False, "jsonl"), (None, None, True, "table"), (None, None, False, "csv"),
+    ("-", None, True, "table"), ("-", None, False, "csv"), ("-", "npz", True, "npz"),
+])
+def test_the_format_is_the_option_else_the_extension_else_the_terminal(path, fmt, tty, want):
+    from jacprop.io.writers import format_for
+
+    assert format_for(path, fmt, stdout_isatty=tty) == want
+
+
+def test_an_unknown_extension_or_format_is_refused_by_name():
+    from jacprop.errors import UsageError
+    from jacprop.io.writers import check_format, format_for
+
+    with pytest.raises(UsageError) as e:
+        format_for("out.dat")
+    assert str(e.value) == "-o out.dat: cannot tell the format from the extension; give --format (table, csv, " \
+                           "jsonl, npy, npz)"
+    with pytest.raises(UsageError) as e:
+        check_format("npy", ("table", "csv"))
+    assert str(e.value) == "--format npy is not available here; choose one of table, csv"
+    check_format("npz")
+
+
+def parts_in(directory):
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".part"))
+
+
+def test_atomic_output_appears_whole_keeps_the_mode_and_leaves_no_temporary(tmp_path):
+    import os
+    import stat
+
+    from jacprop.io.writers import atomic_output, existing_mode
+
+    target = tmp_path / "o.csv"
+    old = os.umask(0o022)
+    try:
+        with atomic_output(target) as out:
+            out.file.write(b"one\n")
+            assert not target.exists() and len(parts_in(tmp_path)) == 1
+            (part,) = parts_in(tmp_path)
+            assert part.startswith(".jacprop-") and len(part) == len(".jacprop-") + 12 + len(".part")
+        assert target.read_bytes() == b"one\n" and stat.S_IMODE(target.stat().st_mode) == 0o644
+        target.chmod(0o600)
+        with atomic_output(target) as out:
+            out.file.write(b"two\n")
+        assert target.read_bytes() == b"two\n" and stat.S_IMODE(target.stat().st_mode) == 0o600
+        assert existing_mode(target) == 0o600 and existing_mode(tmp_path) is None
+        assert existing_mode(tmp_path / "none") is None
+        with pytest.raises(KeyError), atomic_output(target) as out:
+            out.file.write(b"three\n")
+            raise KeyError("x")
+        assert target.read_bytes() == b"two\n" and parts_in(tmp_path) == []
+    finally:
+        os.umask(old)
+
+
+def test_a_full_disk_names_the_output_and_a_missing_directory_is_refused(tmp_path):
+    import errno
+
+    from jacprop.errors import UsageError
+    from jacprop.io.writers import AtomicOutput, atomic_output
+
+    target = tmp_path / "o.csv"
+    for code, named in ((errno.ENOSPC, True), (errno.EDQUOT, True), (errno.EFBIG, True), (errno.EIO, False)):
+        with pytest.raises(OSError) as e, atomic_output(target):
+            raise OSError(code, "full")
+        assert e.value.filename == (str(target) if named else None)
+        assert not target.exists() and parts_in(tmp_path) == []
+    with pytest.raises(OSError) as e, atomic_output(None):
+        raise OSError(errno.ENOSPC, "full")
+    assert e.value.filename is None
+    with pytest.raises(UsageError) as e:
+        AtomicOutput(tmp_path / "no" / "o.csv")
+    assert str(e.value) == f"-o {tmp_path / 'no' / 'o.csv'}: directory {tmp_path / 'no'} does not exist"
+
+
+def test_a_write_error_at_commit_or_abort_removes_the_temporary(tmp_path, monkeypatch):
+    import io
+
+    from jacprop.io import writers
+
+    class Failing(io.BytesIO):
+        def close(self):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writers, "open_fd", lambda fd: (writers.os.close(fd), Failing())[1])
+    target = tmp_path / "o.csv"
+    out = writers.AtomicOutput(target)
+    with pytest.raises(OSError):
+        out.commit()
+    assert parts_in(tmp_path) == [] and not target.exists()
+    out = writers.AtomicOutput(target)
+    out.abort()  # the close error is swallowed: the run's own error is what the user sees
+    assert parts_in(tmp_path) == [] and not target.exists()
+
+
+def meta(id_name=None, row=True):
+    return dict(input_names=["a", "b"], output_names=["y", "z"], id_name=id_name, row=row, npy_field="jacobian")
+
+
+def arrays(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"x": rng.normal(size=(n, 2)), "y": rng.normal(size=(n, 2)) * 1e5, "jacobian": rng.normal(size=(n, 2, 2))}
+
+
+def written(tmp_path, fmt, chunks, m, dtype=np.float64):
+    from jacprop.io.writers import jacobian_fields, open_writer
+
+    path = tmp_path / f"o.{fmt}"
+    w = open_writer(fmt, path, jacobian_fields(m["input_names"], m["output_names"]), m, dtype=dtype)
+    for rows, ids, a in chunks:
+        w.write(rows, ids, a)
+    w.close()
+    return path, w
+
+
+def two_chunks(with_ids):
+    a, b = arrays(3, 1), arrays(2, 2)
+    ids = (np.array(["p,1", 'q"2', "r"]), np.array(["s\nt", "u"])) if with_ids else (None, None)
+    return [(np.array([1, 2, 4]), ids[0], a), (np.array([5, 9]), ids[1], b)]
+
+
+@pytest.mark.parametrize("with_ids,row", [(False, True), (True, True), (True, False), (False, False)])
+def test_csv_is_the_header_once_then_row_id_y_and_j_in_repr(tmp_path, with_ids, row):
+    chunks = two_chunks(with_ids)
+    path, w = written(tmp_path, "csv", chunks, meta("name" if with_ids else None, row))
+    head = (["row"] if row else []) + (["name"] if with_ids else []) + ["y", "z"] + [
+        "d(y)/d(a)", "d(y)/d(b)", "d(z)/d(a)", "d(z)/d(b)"]
+    quoted = {"p,1": '"p,1"', 'q"2': '"q""2"', "s\nt": '"s\nt"'}
+    lines = [",".join(head)]
+    for rows, ids, a in chunks:
+        for i in range(len(rows)):
+            cells = ([str(rows[i])] if row else []) + ([quoted.get(ids[i], ids[i])] if with_ids else [])
+            lines.append(",".join(cells + [repr(v) for v in [*a["y"][i].tolist(), *a["jacobian"][i].ravel().tolist()]]))
+    assert path.read_text() == "\n".join(lines) + "\n"
+    assert w.n == 5
+
+
+def test_the_csv_header_quotes_names_and_refuses_an_id_column_named_row():
+    from jacprop.errors import UsageError
+    from jacprop.io.writers import Field, csv_header
+
+    fields = [Field("x", (1,)), Field("y", (3,), ["a,b", 'say "hi"', "c\rd"])]
+    assert csv_header(fields, {"id_name": "id"}) == b'row,id,"a,b","say ""hi""","c\rd"\n'
+    assert csv_header(fields, {"row": False}) == b'"a,b","say ""hi""","c\rd"\n'
+    assert csv_header(fields, {"row": False, "id_name": "row"}) == b'row,"a,b","say ""hi""","c\rd"\n'
+    with pytest.raises(UsageError) as e:
+        csv_header(fields, {"id_name": "row"})
+    assert str(e.value) == ("--id-column row: the output has a 'row' column of its own (the data row number); give "
+                            "--no-row to leave it out, or rename the id column")
+
+
+@pytest.mark.parametrize("with_ids", [False, True])
+def test_jsonl_is_one_json_dumps_record_per_row_with_the_names(tmp_path, with_ids):
+    import json
+
+    chunks = two_chunks(with_ids)
+    path, w = written(tmp_path, "jsonl", chunks, meta("name" if with_ids else None))
+    want = []
+    for rows, ids, a in chunks:
+        for i in range(len(rows)):
+            rec = {"row": int(rows[i]), **({"id": str(ids[i])} if with_ids else {}), "x": a["x"][i].tolist(),
+                   "y": a["y"][i].tolist(), "jacobian": a["jacobian"][i].tolist(), "input_names": ["a", "b"],
+                   "output_names": ["y", "z"]}
+            want.append(json.dumps(rec))
+    assert path.read_text() == "\n".join(want) + "\n"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("with_ids", [False, True])
+def test_npz_and_npy_hold_every_array_with_rows_names_and_ids(tmp_path, dtype, with_ids):
+    chunks = two_chunks(with_ids)
+    m = meta("name" if with_ids else None)
+    m["npz_extra"] = {"direction": np.array([0.5, -1.0])}
+    path, _ = written(tmp_path, "npz", chunks, m, dtype)
+    with np.load(path, allow_pickle=False) as z:
+        got = {k: z[k] for k in z.files}
+    assert sorted(got) == sorted(["x", "y", "jacobian", "rows", "input_names", "output_names", "direction"]
+                                 + (["ids"] if with_ids else []))
+    for name in ("x", "y", "jacobian"):
+        want = np.concatenate([a[name] for _, _, a in chunks]).astype(dtype)
+        assert got[name].dtype == dtype
+        np.testing.assert_array_equal(got[name], want)
+    assert got["rows"].dtype == np.int64 and got["rows"].tolist() == [1, 2, 4, 5, 9]
+    assert got["input_names"].tolist() == ["a", "b"] and got["output_names"].tolist() == ["y", "z"]
+    np.testing.assert_array_equal(got["direction"], [0.5, -1.0])
+    if with_ids:
+        assert got["ids"].tolist() == ["p,1", 'q"2', "r", "s\nt", "u"]
+    path, _ = written(tmp_path, "npy", chunks, m, dtype)
+    J = np.load(path, allow_pickle=False)
+    assert J.dtype == dtype and J.shape == (5, 2, 2)
+    np.testing.assert_array_equal(J, np.concatenate([a["jacobian"] for _, _, a in chunks]).astype(dtype))
+
+
+def test_an_npz_without_rows_has_empty_arrays_of_the_right_shape(tmp_path):
+    path, w = written(tmp_path, "npz", [], meta("name"))
+    with np.load(path, allow_pickle=False) as z:
+        assert z["jacobian"].shape == (0, 2, 2) and z["x"].shape == (0, 2) and z["rows"].shape == (0,)
+        assert z["ids"].shape == (0,) and z["ids"].dtype.kind == "U"
+    assert w.n == 0
+    path, _ = written(tmp_path, "csv", [], meta())
+    assert path.read_bytes() == b""
