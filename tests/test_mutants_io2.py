@@ -426,3 +426,173 @@ def test_an_npz_without_rows_has_empty_arrays_of_the_right_shape(tmp_path):
     assert w.n == 0
     path, _ = written(tmp_path, "csv", [], meta())
     assert path.read_bytes() == b""
+
+
+# ---------------------------------------------------------------------------
+# io/readback.py: what `jacprop jacobian`/`hessian` wrote, read back, against arrays and texts written here
+
+def read_back(source):
+    from jacprop.io.readback import read_jacobian
+
+    s = read_jacobian(source)
+    parts = list(s.chunks)
+    return s, parts
+
+
+def test_read_back_from_stdin_is_named_stdin(monkeypatch):
+    import io
+    import sys
+
+    from jacprop.errors import InputError
+
+    class Stdin:
+        def __init__(self, data):
+            self.buffer = io.BufferedReader(io.BytesIO(data))
+
+    monkeypatch.setattr(sys, "stdin", Stdin(b""))
+    with pytest.raises(InputError) as e:
+        read_back("-")
+    assert str(e.value) == "stdin: empty input: expected what `jacprop jacobian` writes (csv, jsonl or npz)"
+    monkeypatch.setattr(sys, "stdin", Stdin(b' {"row": 7, "y": [1.5], "jacobian": [[2.5, -3]]}\n'))
+    s, parts = read_back("-")
+    assert (s.input_names, s.output_names, s.has_x) == (["x0", "x1"], ["y0"], False)
+    ((rows, ids, X, Y, J),) = parts
+    assert rows.tolist() == [7] and ids is None and X is None
+    np.testing.assert_array_equal(J, [[[2.5, -3.0]]])
+    monkeypatch.setattr(sys, "stdin", Stdin(b"y,d(y)/d(a)\n1,\xff\n"))
+    with pytest.raises(InputError) as e:
+        read_back("-")
+    assert str(e.value) == "stdin: not UTF-8 text (invalid start byte)"
+
+
+def test_read_back_an_npz_of_float32_with_ids_rows_and_a_hessian(tmp_path):
+    J = np.arange(12, dtype=np.float32).reshape(2, 2, 3) / 8
+    H = np.arange(36, dtype=np.float32).reshape(2, 2, 3, 3) / 4
+    X = np.array([[1, 2, 3], [4, 5, 6]], np.float32) / 16
+    path = tmp_path / "h.npz"
+    np.savez(path, y=np.ones((2, 2), np.float32), jacobian=J, hessian=H, x=X, ids=np.array(["p", "q"]),
+             rows=np.array([3, 8], np.int32), input_names=np.array(["a", "b", "c"]), output_names=np.array(["y", "z"]))
+    s, ((rows, ids, Xb, Y, Jb),) = read_back(path)
+    assert (s.input_names, s.output_names, s.id_name, s.has_x, s.n_rows) == (["a", "b", "c"], ["y", "z"], "id", True, 2)
+    assert rows.dtype == np.int64 and rows.tolist() == [3, 8] and ids.tolist() == ["p", "q"]
+    for got, want in ((Xb, X), (Y, np.ones((2, 2))), (Jb, J), (s.hessian, H)):
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, want.astype(np.float64))
+    assert s.hessian_diagonal is False
+    np.savez(path, y=np.ones((2, 2)), jacobian=J, hessian_diagonal=H[..., 0], input_names=np.array(["a", "b", "c"]),
+             output_names=np.array(["y", "z"]))
+    s, ((rows, ids, Xb, Y, Jb),) = read_back(path)
+    assert s.hessian_diagonal is True and s.hessian.dtype == np.float64 and s.id_name is None and not s.has_x
+    np.testing.assert_array_equal(s.hessian, H[..., 0])
+    assert rows.tolist() == [1, 2] and Xb is None and ids is None
+
+
+@pytest.mark.parametrize("key,shape,message", [
+    ("hessian", (2, 2, 3), "hessian has shape (2, 2, 3), but the jacobian (2, 2, 3) needs (2, 2, 3, 3)"),
+    ("hessian_diagonal", (2, 2, 3, 3), "hessian_diagonal has shape (2, 2, 3, 3), but the jacobian (2, 2, 3) "
+                                       "needs (2, 2, 3)"),
+])
+def test_read_back_refuses_a_hessian_of_the_wrong_shape(tmp_path, key, shape, message):
+    from jacprop.errors import InputError
+
+    path = tmp_path / "h.npz"
+    np.savez(path, y=np.ones((2, 2)), jacobian=np.ones((2, 2, 3)), input_names=np.array(["a", "b", "c"]),
+             output_names=np.array(["y", "z"]), **{key: np.ones(shape)})
+    with pytest.raises(InputError) as e:
+        read_back(path)
+    assert str(e.value) == f"{path}: {message}"
+
+
+def test_a_hessian_beside_a_diagonal_is_the_full_one(tmp_path):
+    path = tmp_path / "h.npz"
+    H = np.arange(8.0).reshape(1, 2, 2, 2)
+    np.savez(path, y=np.ones((1, 2)), jacobian=np.ones((1, 2, 2)), input_names=np.array(["a", "b"]),
+             output_names=np.array(["y", "z"]), hessian=H, hessian_diagonal=np.ones((1, 2, 2)))
+    s, _ = read_back(path)
+    assert s.hessian_diagonal is False
+    np.testing.assert_array_equal(s.hessian, H)
+
+
+def test_read_back_jsonl_with_names_ids_x_in_chunks_and_a_bad_record_named_by_its_lines(tmp_path, monkeypatch):
+    import json
+
+    from jacprop.errors import InputError
+    from jacprop.io import readback
+
+    monkeypatch.setattr(readback, "CHUNK_ROWS", 3)
+    recs = [{"row": 2 * i + 1, "id": i, "x": [i, -i], "y": [0.5 * i], "jacobian": [[i / 4, 1 - i]],
+             "input_names": ["p", "q"], "output_names": ["v"]} for i in range(7)]
+    path = tmp_path / "j.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" + ("\n" if i == 1 else "") for i, r in enumerate(recs)))
+    s, parts = read_back(path)
+    assert (s.input_names, s.output_names, s.id_name, s.has_x) == (["p", "q"], ["v"], "id", True)
+    assert [len(p[0]) for p in parts] == [3, 3, 1]
+    rows, ids, X, Y, J = (np.concatenate([p[i] for p in parts]) for i in range(5))
+    assert rows.tolist() == [2 * i + 1 for i in range(7)] and ids.tolist() == [str(i) for i in range(7)]
+    np.testing.assert_array_equal(X, [[i, -i] for i in range(7)])
+    np.testing.assert_array_equal(Y, [[0.5 * i] for i in range(7)])
+    np.testing.assert_array_equal(J, [[[i / 4, 1 - i]] for i in range(7)])
+    recs[4]["jacobian"] = [[1.0]]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(InputError) as e:
+        read_back(path)
+    assert str(e.value).startswith(f"{path}: lines 4-6: malformed record (")
+    del recs[4]["jacobian"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs[3:]))  # the first record is fine, not the second
+    with pytest.raises(InputError) as e:
+        read_back(path)
+    assert str(e.value) == f"{path}: lines 1-3: malformed record ('jacobian')"
+
+
+@pytest.mark.parametrize("names", [
+    '"input_names": ["p"], "output_names": ["v"]', '"input_names": ["p", "q"], "output_names": ["v", "w"]',
+    '"input_names": "pq", "output_names": ["v"]', '"input_names": ["p", "q"], "output_names": "v"',
+    '"input_names": ["p", "q"]',
+])
+def test_jsonl_names_that_do_not_fit_the_jacobian_fall_back_to_x_and_y(tmp_path, names):
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"row": 1, "y": [1], "jacobian": [[2, 3]], ' + names + "}\n")
+    s, _ = read_back(path)
+    assert (s.input_names, s.output_names) == (["x0", "x1"], ["y0"])
+
+
+@pytest.mark.parametrize("first", ['{"row": 1, "y": [1], "jacobian": []}', '{"row": 1, "y": [1], "jacobian": 3}',
+                                   '{"row": 1, "y": [1]', '{"row": 1, "y": [1], "jacobian": [[]]}x'])
+def test_a_first_jsonl_line_that_is_no_record_is_refused(tmp_path, first):
+    from jacprop.errors import InputError
+
+    path = tmp_path / "j.jsonl"
+    path.write_text(first + "\n")
+    with pytest.raises(InputError) as e:
+        read_back(path)
+    assert str(e.value).startswith(f"{path}: line 1: not a `jacprop jacobian --format jsonl` record (")
+
+
+def test_read_back_csv_with_an_id_column_and_rows_and_j_in_output_major_order(tmp_path):
+    path = tmp_path / "j.csv"
+    path.write_text("row,name,y,z,d(y)/d(a),d(y)/d(b),d(z)/d(a),d(z)/d(b)\n"
+                    "4,p,1,2,3,4,5,6\n9,q,7,8,9,10,11,nan\n")
+    s, ((rows, ids, X, Y, J),) = read_back(path)
+    assert (s.input_names, s.output_names, s.id_name, s.has_x) == (["a", "b"], ["y", "z"], "name", False)
+    assert rows.dtype == np.int64 and rows.tolist() == [4, 9] and ids.tolist() == ["p", "q"] and X is None
+    np.testing.assert_array_equal(Y, [[1, 2], [7, 8]])
+    np.testing.assert_array_equal(J, [[[3, 4], [5, 6]], [[9, 10], [11, np.nan]]])
+    path.write_text("row,y,d(y)/d(a)\n1,2,3\ninf,2,3\n")
+    from jacprop.errors import InputError
+
+    with pytest.raises(InputError) as e:
+        read_back(path)
+    assert str(e.value) == f"{path}: row 2: row inf is not a row number"
+    path.write_text("row,y,d(y)/d(a)\n-1,2,3\n")
+    with pytest.raises(InputError) as e:
+        read_back(path)
+    assert str(e.value) == f"{path}: row 1: row -1.0 is not a row number"
+
+
+def test_a_csv_output_named_row_is_an_output_not_the_row_numbers(tmp_path):
+    path = tmp_path / "j.csv"
+    path.write_text("row,d(row)/d(a)\n0.5,3\n-2,4\n")
+    s, ((rows, ids, X, Y, J),) = read_back(path)
+    assert s.output_names == ["row"] and s.id_name is None and rows.tolist() == [1, 2]
+    np.testing.assert_array_equal(Y, [[0.5], [-2]])
+    np.testing.assert_array_equal(J, [[[3]], [[4]]])
