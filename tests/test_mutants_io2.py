@@ -596,3 +596,29 @@ def test_a_csv_output_named_row_is_an_output_not_the_row_numbers(tmp_path):
     assert s.output_names == ["row"] and s.id_name is None and rows.tolist() == [1, 2]
     np.testing.assert_array_equal(Y, [[0.5], [-2]])
     np.testing.assert_array_equal(J, [[[3]], [[4]]])
+
+
+# ---------------------------------------------------------------------------
+# io/fastcsv.py: pyarrow's parse itself (the reader falls back to numpy when it returns None, so only a direct
+# call shows whether pyarrow read the chunk, and read it right)
+
+def test_arrow_parse_reads_the_chosen_columns_in_the_order_asked_even_twice():
+    pytest.importorskip("pyarrow")
+    from jacprop.io.fastcsv import arrow_parse
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40000, 4)) * [1, 1e-300, 1e300, 7]  # about 3 MiB: more than one 1 MiB pyarrow block
+    X[5, 2], X[7, 0] = np.nan, np.nan
+    lines = ["|".join("NA" if np.isnan(v) else repr(v) for v in row) + "\n" for row in X.tolist()]
+    data = "".join(lines).encode()
+    got = arrow_parse(data, len(X), 4, [2, 0, 2, 3], "|", ("NA",))
+    assert got is not None and got.dtype == np.float64 and got.shape == (len(X), 4)
+    assert got.tobytes() == X[:, [2, 0, 2, 3]].tobytes()
+    assert arrow_parse(data, len(X) - 1, 4, [0], "|", ("NA",)) is None  # not the row count expected
+    assert arrow_parse(data, len(X), 4, [0], ",", ("NA",)) is None  # another delimiter: one column of text
+    assert arrow_parse(b'1,"2",3\n', 1, 3, [0, 1, 2], ",").tolist() == [[1.0, 2.0, 3.0]]  # quotes around a number
+    assert arrow_parse(b"1,\n", 1, 2, [0, 1], ",", ("",)).tolist()[0][0] == 1.0
+    assert np.isnan(arrow_parse(b"1,x\n", 1, 2, [0, 1], ",", ("x",))[0, 1])
+    assert arrow_parse(b"1,2\n\n3,4\n", 3, 2, [0, 1], ",") is None  # an empty line is not skipped: numpy decides
+    assert arrow_parse(b"1,2\n", 1, 2, [0, 1], ",", ()).tolist() == [[1.0, 2.0]]
+    assert arrow_parse(b"1,\n", 1, 2, [0, 1], ",", ()) is None  # an empty cell without the "" token
