@@ -622,3 +622,22 @@ def test_arrow_parse_reads_the_chosen_columns_in_the_order_asked_even_twice():
     assert arrow_parse(b"1,2\n\n3,4\n", 3, 2, [0, 1], ",") is None  # an empty line is not skipped: numpy decides
     assert arrow_parse(b"1,2\n", 1, 2, [0, 1], ",", ()).tolist() == [[1.0, 2.0]]
     assert arrow_parse(b"1,\n", 1, 2, [0, 1], ",", ()) is None  # an empty cell without the "" token
+
+
+# ---------------------------------------------------------------------------
+# io/reader.py
+
+@pytest.mark.parametrize("n", [3, 1500])  # numpy's loadtxt; a plain block for pyarrow (FAST_MIN_ROWS = 1024)
+def test_a_quote_left_open_in_an_id_cell_ends_at_its_line_end(tmp_path, n):
+    """A row is a line: an id cell `"p` that opens a quote and never closes it does not swallow the next lines
+    (loadtxt reads a quoted field on over line ends, and gave one row of numbers for three ids)."""
+    from jacprop.io import reader as csvio
+
+    X = np.arange(3.0 * n).reshape(n, 3) / 8
+    ids = [f"r{i}" for i in range(n)]
+    ids[1] = '"p'  # line 3 (row 2)
+    path = tmp_path / "q.csv"
+    path.write_text("a,b,c,id\n" + "".join(f"{a!r},{b!r},{c!r},{i}\n" for (a, b, c), i in zip(X.tolist(), ids)))
+    got, got_ids, _ = csvio.read_all(path, id_column="id")
+    np.testing.assert_array_equal(got, X)
+    assert got_ids.tolist() == [i if i != '"p' else "p\n" for i in ids]

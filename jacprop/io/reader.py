@@ -5,12 +5,11 @@ Rows are numbered as a spreadsheet user sees them: the first data row is row 1;
 lines (``comment``) are not rows.  How the file is written (compression, delimiter, header,
 missing values) is ``io.dialect``'s.
 
-Speed: text is read in large pieces; a chunk whose lines are plain (ASCII, LF or CRLF,
-none blank, no comment character) is cut at its newlines with numpy and, when pyarrow is
-installed (the ``fast`` extra), parsed by pyarrow straight from its bytes.  Anything else goes
-line by line to ``numpy.loadtxt``, the reference, and a chunk loadtxt refuses (missing-value
-tokens, words) to a cell-by-cell parse that also locates errors.  All give the same float64
-values, so the output never depends on which path a chunk took.
+Speed: text is read in large pieces; a chunk whose lines are plain (ASCII, LF or CRLF, none blank, no comment
+character) is cut at its newlines with numpy and, when pyarrow is installed (the ``fast`` extra), parsed by pyarrow
+straight from its bytes.  Anything else goes line by line to ``numpy.loadtxt``, the reference, and a chunk loadtxt
+refuses (missing-value tokens, words) or reads as fewer rows (a quote left open runs on over line ends in loadtxt;
+here a row is a line) to a cell-by-cell parse that also locates errors.  All give the same float64 values.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import numpy as np
 
 from ..errors import InputError, UsageError, no_data_rows  # noqa: F401 (the commands import it from here)
 from . import dialect
-from .dialect import first_bad_utf8 as _first_bad_utf8
 from .fastcsv import arrow_parse as _arrow_parse
 
 CHUNK_ROWS = 65536  # rows per chunk handed to the engine (a Dask partition is a multiple of it)
@@ -150,7 +148,7 @@ class CsvReader:
 
     def _decode_error(self, e) -> InputError:
         if isinstance(e, UnicodeDecodeError):
-            where = None if self.compression else _first_bad_utf8(self._file)
+            where = None if self.compression else dialect.first_bad_utf8(self._file)
             return InputError(f"{self.path}: {where or 'not UTF-8 text'} ({e.reason})")
         return InputError(f"{self.path}: corrupt or truncated {self.compression} data ({e})")
 
@@ -316,6 +314,8 @@ class CsvReader:
             X = np.loadtxt(lines, delimiter=self.delimiter, usecols=self.usecols, quotechar='"',
                            ndmin=2, dtype=np.float64, comments=None)
         except ValueError:
+            X = None
+        if X is None or len(X) != len(lines):  # a bad cell, or a quote left open that loadtxt read on past a line end
             return self._parse_cells(lines, line_numbers)
         # loadtxt reads the columns it is asked for and says nothing of extra fields (pyarrow refuses them)
         counts = np.fromiter(map(str.count, lines, itertools.repeat(self.delimiter)), np.int64, len(lines))
