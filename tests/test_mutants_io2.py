@@ -641,3 +641,18 @@ def test_a_quote_left_open_in_an_id_cell_ends_at_its_line_end(tmp_path, n):
     got, got_ids, _ = csvio.read_all(path, id_column="id")
     np.testing.assert_array_equal(got, X)
     assert got_ids.tolist() == [i if i != '"p' else "p\n" for i in ids]
+
+
+@pytest.mark.parametrize("block", range(1, 13))
+def test_pieces_of_one_column_end_at_line_ends_whatever_their_second_or_last_but_one_character(
+        tmp_path, monkeypatch, block):
+    """One short column: pieces of ``block`` characters often have a line end as their second or their last but
+    one character; each is still completed to its line end, so no number is cut in two."""
+    from jacprop.io import reader as csvio
+
+    monkeypatch.setattr(csvio, "BLOCK_CHARS", block)
+    values = [5, 12345, 7, 123, 1, 99999, 42, 3, 1000, 8, 76, 2, 654321, 9, 11]
+    path = tmp_path / "one.csv"
+    path.write_text("v\n" + "".join(f"{v}\n" for v in values))
+    got, _, _ = csvio.read_all(path, chunk_rows=4)
+    np.testing.assert_array_equal(got, np.array(values, dtype=float)[:, None])
