@@ -656,3 +656,57 @@ def test_pieces_of_one_column_end_at_line_ends_whatever_their_second_or_last_but
     path.write_text("v\n" + "".join(f"{v}\n" for v in values))
     got, _, _ = csvio.read_all(path, chunk_rows=4)
     np.testing.assert_array_equal(got, np.array(values, dtype=float)[:, None])
+
+
+def test_a_truncated_gzip_names_the_decompressors_own_error(tmp_path):
+    import gzip
+    import zlib
+
+    from jacprop.errors import InputError
+    from jacprop.io import reader as csvio
+
+    data = gzip.compress(("a,b,c\n" + "1,2,3\n" * 20000).encode())
+    path = tmp_path / "x.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    try:  # the error Python's gzip gives for these bytes, found independently of the reader
+        gzip.decompress(path.read_bytes())
+    except (EOFError, OSError, zlib.error) as e:
+        expected = str(e)
+    with pytest.raises(InputError) as e:
+        csvio.read_all(path)
+    assert str(e.value) == f"{path}: corrupt or truncated gzip data ({expected})"
+
+
+@pytest.mark.parametrize("n,chunk_rows", [(6, 4), (1500, 65536)])  # small blocks (numpy), a large one (pyarrow)
+def test_lines_of_only_white_space_are_not_rows_in_a_plain_block(tmp_path, n, chunk_rows):
+    """White space only, as the last line of a block too (line 4 of 4, the file's last line): not a row."""
+    from jacprop.io import reader as csvio
+
+    X = np.arange(3.0 * n).reshape(n, 3) + 0.5
+    text = [f"{a!r},{b!r},{c!r}" for a, b, c in X.tolist()]
+    text[3:3] = ["   "]
+    text.append("\t")
+    path = tmp_path / "w.csv"
+    path.write_text("a,b,c\n" + "\n".join(text) + "\n")
+    parts = list(csvio.CsvReader(path, chunk_rows=chunk_rows).chunks())
+    np.testing.assert_array_equal(np.concatenate([p.X for p in parts]), X)
+    assert np.concatenate([p.rows for p in parts]).tolist() == list(range(1, n + 1))
+
+
+@pytest.mark.parametrize("block", range(3, 15))
+def test_chunks_with_many_blank_lines_hold_chunk_rows_rows_whatever_the_piece_size(tmp_path, monkeypatch, block):
+    """Blank lines send chunks through the line-by-line path, which reads on (a new piece) when the lines held
+    run out; every chunk still has exactly ``chunk_rows`` rows (the last the rest), the file's rows in order."""
+    from jacprop.io import reader as csvio
+
+    monkeypatch.setattr(csvio, "BLOCK_CHARS", block)
+    values = np.arange(1.0, 24.0)
+    lines = []
+    for i, v in enumerate(values.tolist()):
+        lines += [repr(v)] + [""] * (i % 3)
+    path = tmp_path / "b.csv"
+    path.write_text("v\n" + "\n".join(lines) + "\n")
+    parts = list(csvio.CsvReader(path, chunk_rows=4).chunks())
+    assert [len(p.rows) for p in parts] == [4, 4, 4, 4, 4, 3]
+    np.testing.assert_array_equal(np.concatenate([p.X for p in parts]).ravel(), values)
+    assert np.concatenate([p.rows for p in parts]).tolist() == list(range(1, 24))
