@@ -710,3 +710,33 @@ def test_chunks_with_many_blank_lines_hold_chunk_rows_rows_whatever_the_piece_si
     assert [len(p.rows) for p in parts] == [4, 4, 4, 4, 4, 3]
     np.testing.assert_array_equal(np.concatenate([p.X for p in parts]).ravel(), values)
     assert np.concatenate([p.rows for p in parts]).tolist() == list(range(1, 24))
+
+
+@pytest.mark.parametrize("cell,what", [("inf", ""), ("-inf", ""), ("nan", " (a NaN or missing cell: see --na-values)"),
+                                       ("NA", " (a NaN or missing cell: see --na-values)")])
+def test_a_cell_that_is_not_finite_is_named_with_its_row_and_column(tmp_path, cell, what):
+    from jacprop.errors import InputError
+    from jacprop.io import reader as csvio
+
+    path = tmp_path / "f.csv"
+    path.write_text(f"a,b,c\n1,2,3\n\n4,{cell},6\n")
+    with pytest.raises(InputError) as e:
+        csvio.read_all(path)
+    value = float(cell) if cell != "NA" else float("nan")
+    assert str(e.value) == (f"{path}: row 2, column 'b': value {value} is not finite{what} "
+                            "(use --on-invalid skip or keep)")
+
+
+def test_skipped_rows_are_counted_over_every_chunk_and_the_kept_rows_keep_their_ids(tmp_path):
+    from jacprop.io import reader as csvio
+
+    rows = [(f"p{i}", float(i), float("nan") if i % 4 == 1 else i / 2) for i in range(1, 11)]
+    path = tmp_path / "s.csv"
+    path.write_text("id,a,b\n" + "".join(f"{i},{a!r},{b!r}\n" for i, a, b in rows))
+    reader = csvio.CsvReader(path, id_column="id", on_invalid="skip", chunk_rows=3)
+    parts = list(reader.chunks())
+    kept = [r for r in rows if r[2] == r[2]]
+    assert reader.skipped == len(rows) - len(kept) == 3
+    assert np.concatenate([p.ids for p in parts]).tolist() == [i for i, _, _ in kept]
+    np.testing.assert_array_equal(np.concatenate([p.X for p in parts]), [[a, b] for _, a, b in kept])
+    assert np.concatenate([p.rows for p in parts]).tolist() == [int(i[1:]) for i, _, _ in kept]
