@@ -740,3 +740,38 @@ def test_skipped_rows_are_counted_over_every_chunk_and_the_kept_rows_keep_their_
     assert np.concatenate([p.ids for p in parts]).tolist() == [i for i, _, _ in kept]
     np.testing.assert_array_equal(np.concatenate([p.X for p in parts]), [[a, b] for _, a, b in kept])
     assert np.concatenate([p.rows for p in parts]).tolist() == [int(i[1:]) for i, _, _ in kept]
+
+
+def test_read_back_jsonl_of_whole_numbers_gives_float64_and_the_open_file(tmp_path):
+    path = tmp_path / "i.jsonl"
+    path.write_text('{"row": 1, "x": [1, 2], "y": [3], "jacobian": [[4, 5]]}\n')
+    s, ((rows, ids, X, Y, J),) = read_back(path)
+    assert X.dtype == Y.dtype == J.dtype == np.float64 and J.tolist() == [[[4.0, 5.0]]] and X.tolist() == [[1.0, 2.0]]
+    assert s.file.name == str(path)  # the progress display reads how far it is
+    csv = tmp_path / "i.csv"
+    csv.write_text("y,d(y)/d(a)\n1,2\n")
+    s, _ = read_back(csv)
+    assert s.file.name == str(csv)
+
+
+def test_read_back_an_npz_that_lacks_arrays_says_what_wrote_it(tmp_path):
+    from jacprop.errors import InputError
+
+    path = tmp_path / "x.npz"
+    np.savez(path, y=np.ones((1, 1)), jacobian=np.ones((1, 1, 1)))
+    with pytest.raises(InputError) as e:
+        read_back(path)
+    assert str(e.value) == (f"{path}: NPZ lacks ['input_names', 'output_names']; expected the output of "
+                            "`jacprop jacobian --format npz`")
+
+
+def test_read_back_csv_with_semicolons_in_names_an_id_without_row_numbers_and_other_columns(tmp_path):
+    """The CSV is comma-separated whatever the names hold (a sniffer would take ';' here); the id column is the
+    first other column also without a row column; other columns are not read as outputs or J."""
+    path = tmp_path / "j.csv"
+    path.write_text("name,note,y;1,d(y;1)/d(p;q;r;s),d(y;1)/d(t)\na,7,1.5,2.5,-3\nb,8,4,5,6\n")
+    s, ((rows, ids, X, Y, J),) = read_back(path)
+    assert (s.input_names, s.output_names, s.id_name) == (["p;q;r;s", "t"], ["y;1"], "name")
+    assert rows.tolist() == [1, 2] and ids.tolist() == ["a", "b"]
+    np.testing.assert_array_equal(Y, [[1.5], [4.0]])
+    np.testing.assert_array_equal(J, [[[2.5, -3.0]], [[5.0, 6.0]]])
