@@ -775,3 +775,17 @@ def test_read_back_csv_with_semicolons_in_names_an_id_without_row_numbers_and_ot
     assert rows.tolist() == [1, 2] and ids.tolist() == ["a", "b"]
     np.testing.assert_array_equal(Y, [[1.5], [4.0]])
     np.testing.assert_array_equal(J, [[[2.5, -3.0]], [[5.0, 6.0]]])
+
+
+def test_a_one_by_one_matrix_and_names_holding_a_line_break(tmp_path):
+    """D = 1 (one row below the header); a quoted name may hold CRLF, kept as written (csv reads with newline='')."""
+    from jacprop.io.matrices import read_matrix, read_vector
+
+    path = tmp_path / "m.csv"
+    path.write_text("a\n2.25\n")
+    np.testing.assert_array_equal(read_matrix(path, ["a"], "--cov"), [[2.25]])
+    names = ["p\r\nq", "b"]
+    path.write_bytes(b'"p\r\nq",b\r\n1,0.5\r\n-0.5,4\r\n')
+    np.testing.assert_array_equal(read_matrix(path, names, "--cov"), [[1, 0.5], [-0.5, 4]])
+    path.write_bytes(b'b,"p\r\nq"\r\n3,-7\r\n')
+    np.testing.assert_array_equal(read_vector(path, names, "--direction-file"), [-7.0, 3.0])
