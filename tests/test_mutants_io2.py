@@ -789,3 +789,17 @@ def test_a_one_by_one_matrix_and_names_holding_a_line_break(tmp_path):
     np.testing.assert_array_equal(read_matrix(path, names, "--cov"), [[1, 0.5], [-0.5, 4]])
     path.write_bytes(b'b,"p\r\nq"\r\n3,-7\r\n')
     np.testing.assert_array_equal(read_vector(path, names, "--direction-file"), [-7.0, 3.0])
+
+
+def test_read_back_an_npz_never_unpickles_and_without_a_hessian_has_none(tmp_path):
+    from jacprop.errors import InputError
+
+    path = tmp_path / "o.npz"
+    base = dict(y=np.ones((1, 1)), jacobian=np.ones((1, 1, 2)), output_names=np.array(["y"]))
+    np.savez(path, input_names=np.array(["a", "b"], dtype=object), **base)  # an object array: a pickle inside
+    with pytest.raises(InputError) as e:
+        read_back(path)
+    assert str(e.value) == f"{path}: unreadable NPZ (Object arrays cannot be loaded when allow_pickle=False)"
+    np.savez(path, input_names=np.array(["a", "b"]), **base)
+    s, _ = read_back(path)
+    assert s.hessian is None and s.hessian_diagonal is False
