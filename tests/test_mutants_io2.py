@@ -803,3 +803,19 @@ def test_read_back_an_npz_never_unpickles_and_without_a_hessian_has_none(tmp_pat
     np.savez(path, input_names=np.array(["a", "b"]), **base)
     s, _ = read_back(path)
     assert s.hessian is None and s.hessian_diagonal is False
+
+
+def test_an_underscore_number_is_refused_on_every_path_and_close_closes_the_file(tmp_path):
+    """float() takes '1_000', numpy's parser does not: the cell-by-cell path (here because of the NA cell) refuses
+    it too, so the result never depends on the path; and close() closes the input file."""
+    from jacprop.errors import InputError
+    from jacprop.io import reader as csvio
+
+    path = tmp_path / "u.csv"
+    path.write_text("a,b\nNA,2\n1_000,3\n")
+    with pytest.raises(InputError) as e:
+        csvio.read_all(path, on_invalid="keep")
+    assert str(e.value) == f"{path}: row 2 (line 3), column 'a': '1_000' is not a number"
+    reader = csvio.CsvReader(path)
+    reader.close()
+    assert reader.file.closed
