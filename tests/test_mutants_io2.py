@@ -134,7 +134,7 @@ def test_expected_outputs_by_name_or_by_position(tmp_path):
 
 @pytest.mark.parametrize("text,value", [
     ("tab", "\t"), ("TAB", "\t"), ("\\t", "\t"), ("\t", "\t"), ("comma", ","), ("Semicolon", ";"), ("pipe", "|"),
-    ("space", " "), (" ", " "), (";", ";"), ("|", "|"), (":", ":"), (None, None),
+    ("space", " "), (" ", " "), (";", ";"), ("|", "|"), (":", ":"), (None, None), ("\\T", "\t"), ("Pipe", "|"),
 ])
 def test_delimiter_names_and_characters(text, value):
     from jacprop.io.dialect import parse_delimiter
@@ -202,7 +202,8 @@ def test_cutting_a_comment_and_naming_compression_and_delimiters():
     from jacprop.io.dialect import compression_of, cut_comment, shown
 
     assert cut_comment("1,2 # three\r\n", "#") == "1,2 \n" and cut_comment("1,2\r\n", "#") == "1,2\r\n"
-    assert cut_comment("#x\n", "#") == "\n"
+    assert cut_comment("#x\n", "#") == "\n" and cut_comment("1 # a # b\n", "#") == "1 \n"
+    assert cut_comment("1,2", "#") == "1,2"  # a last line without its line end keeps its last character
     assert [compression_of(h) for h in (b"\x1f\x8bxxxx", b"BZh91A", b"\xfd7zXZ\x00", b"\xfd7zXZ\x01", b"\x1f")] == [
         "gzip", "bzip2", "xz", None, None]
     assert (shown("\t"), shown(";"), shown("|")) == ("tab ('\\t')", "';'", "'|'")
@@ -819,3 +820,16 @@ def test_an_underscore_number_is_refused_on_every_path_and_close_closes_the_file
     reader = csvio.CsvReader(path)
     reader.close()
     assert reader.file.closed
+
+
+def test_a_missing_input_is_named_with_the_systems_reason(tmp_path):
+    import errno
+    import os
+
+    from jacprop.errors import InputError
+    from jacprop.io import reader as csvio
+
+    path = tmp_path / "none.csv"
+    with pytest.raises(InputError) as e:
+        csvio.CsvReader(path)
+    assert str(e.value) == f"{path}: cannot open input: {os.strerror(errno.ENOENT)}"
