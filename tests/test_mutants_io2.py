@@ -833,3 +833,18 @@ def test_a_missing_input_is_named_with_the_systems_reason(tmp_path):
     with pytest.raises(InputError) as e:
         csvio.CsvReader(path)
     assert str(e.value) == f"{path}: cannot open input: {os.strerror(errno.ENOENT)}"
+
+
+@pytest.mark.parametrize("line,fields", [("4,5,6,7", 4), ("4,5,6,7,8", 5), ("4,5", 2), ('4,"5",6,7', 4),
+                                         ('"4,5",6', 2)])
+def test_a_row_of_the_wrong_width_is_refused_on_the_line_by_line_path(tmp_path, line, fields):
+    """The blank line sends the chunk line by line (numpy's loadtxt, which ignores extra fields): each line's fields
+    are counted, a quoted delimiter not being a separator."""
+    from jacprop.errors import InputError
+    from jacprop.io import reader as csvio
+
+    path = tmp_path / "w.csv"
+    path.write_text(f"a,b,c\n1,2,3\n\n{line}\n")
+    with pytest.raises(InputError) as e:
+        csvio.read_all(path)
+    assert str(e.value) == f"{path}: row 2 (line 4): {fields} fields, but the header has 3"
