@@ -848,3 +848,37 @@ def test_a_row_of_the_wrong_width_is_refused_on_the_line_by_line_path(tmp_path, 
     with pytest.raises(InputError) as e:
         csvio.read_all(path)
     assert str(e.value) == f"{path}: row 2 (line 4): {fields} fields, but the header has 3"
+
+
+def test_atomic_output_to_stdout_and_when_no_temporary_can_be_made(tmp_path, monkeypatch, capfdbinary):
+    import errno
+    import os
+
+    from jacprop.errors import UsageError
+    from jacprop.io import writers
+
+    assert writers.format_for(None) == "csv"  # stdout not a terminal unless told
+    with writers.atomic_output("-") as out:
+        out.file.write(b"to stdout\n")
+    assert capfdbinary.readouterr().out == b"to stdout\n" and os.listdir(tmp_path) == []
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    monkeypatch.setattr(writers.secrets, "token_hex", lambda n: calls.append(n) or "ab" * n)
+    taken = tmp_path / f".jacprop-{'ab' * 6}.part"
+    taken.write_bytes(b"someone else's")
+    target = tmp_path / "o.csv"
+    with pytest.raises(UsageError) as e:
+        writers.AtomicOutput(target)
+    assert str(e.value) == f"-o {target}: cannot write there: {tmp_path}: no free temporary file name"
+    assert calls == [6] * 100 and taken.read_bytes() == b"someone else's"
+    taken.unlink()
+
+    def refuse(fd, mode):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    target.write_bytes(b"old")
+    monkeypatch.setattr(writers.os, "fchmod", refuse)
+    with pytest.raises(UsageError) as e:
+        writers.AtomicOutput(target)
+    assert str(e.value) == f"-o {target}: cannot write there: {os.strerror(errno.EPERM)}"
+    assert sorted(os.listdir(tmp_path)) == ["o.csv"] and target.read_bytes() == b"old"
