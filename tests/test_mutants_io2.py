@@ -882,3 +882,11 @@ def test_atomic_output_to_stdout_and_when_no_temporary_can_be_made(tmp_path, mon
         writers.AtomicOutput(target)
     assert str(e.value) == f"-o {target}: cannot write there: {os.strerror(errno.EPERM)}"
     assert sorted(os.listdir(tmp_path)) == ["o.csv"] and target.read_bytes() == b"old"
+
+
+def test_csv_rows_are_numbered_unless_meta_says_row_false(tmp_path):
+    m = meta()
+    del m["row"]
+    path, _ = written(tmp_path, "csv", [(np.array([3]), None, {"x": np.zeros((1, 2)), "y": np.array([[0.5, 2.0]]),
+                                                              "jacobian": np.array([[[1.0, -1.0], [0.25, 4.0]]])})], m)
+    assert path.read_text() == "row,y,z,d(y)/d(a),d(y)/d(b),d(z)/d(a),d(z)/d(b)\n3,0.5,2.0,1.0,-1.0,0.25,4.0\n"
