@@ -890,3 +890,22 @@ def test_csv_rows_are_numbered_unless_meta_says_row_false(tmp_path):
     path, _ = written(tmp_path, "csv", [(np.array([3]), None, {"x": np.zeros((1, 2)), "y": np.array([[0.5, 2.0]]),
                                                               "jacobian": np.array([[[1.0, -1.0], [0.25, 4.0]]])})], m)
     assert path.read_text() == "row,y,z,d(y)/d(a),d(y)/d(b),d(z)/d(a),d(z)/d(b)\n3,0.5,2.0,1.0,-1.0,0.25,4.0\n"
+
+
+def test_open_writer_checks_the_format_allowed_and_the_csv_header_before_any_file(tmp_path):
+    from jacprop.errors import UsageError
+    from jacprop.io.writers import Field, csv_header, jacobian_fields, open_writer
+
+    assert csv_header([Field("y", (2,), ["Xa", "b X"])], {"row": False}) == b"Xa,b X\n"  # only , " CR LF quote
+    fields, path = jacobian_fields(["a", "b"], ["y", "z"]), tmp_path / "o.csv"
+    with pytest.raises(UsageError) as e:
+        open_writer("npy", path, fields, meta(), allowed=("table", "csv"))
+    assert str(e.value) == "--format npy is not available here; choose one of table, csv"
+    with pytest.raises(UsageError) as e:
+        open_writer("csv", path, fields, meta(id_name="row"))
+    assert str(e.value).startswith("--id-column row: the output has a 'row' column of its own")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # refused before the temporary was made
+    w = open_writer("jsonl", tmp_path / "o.jsonl", fields, meta(id_name="row"))  # JSON Lines has "id": no clash
+    w.write(np.array([1]), np.array(["p"]), arrays(1))
+    w.close()
+    assert (tmp_path / "o.jsonl").read_text().startswith('{"row": 1, "id": "p", ')
