@@ -909,3 +909,26 @@ def test_open_writer_checks_the_format_allowed_and_the_csv_header_before_any_fil
     w.write(np.array([1]), np.array(["p"]), arrays(1))
     w.close()
     assert (tmp_path / "o.jsonl").read_text().startswith('{"row": 1, "id": "p", ')
+
+
+# ---------------------------------------------------------------------------
+# io/numtext.py
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int64])
+def test_jsonl_lines_are_json_dumps_for_any_field_dtype_and_one_wide_tails(dtype):
+    """A field of whole numbers stays whole (json.dumps writes 3, not 3.0); a tail of width one nests as [[x]];
+    no rows, no bytes."""
+    import json
+
+    from jacprop.io.writers import Field, jsonl_lines
+
+    n = 300  # above ARROW_MIN_VALUES: pyarrow formats the floats
+    rng = np.random.default_rng(5)
+    arrays = {"y": rng.normal(size=(n, 1)), "jacobian": rng.normal(size=(n, 1, 1)),
+              "k": (rng.integers(-5, 5, size=(n, 2)) if dtype == np.int64 else rng.normal(size=(n, 2)))}
+    fields = [Field("y", (1,)), Field("jacobian", (1, 1)), Field("k", (2,))]
+    rows = np.arange(1, n + 1)
+    want = "".join(json.dumps({"row": int(r), **{f.name: arrays[f.name][i].tolist() for f in fields}}) + "\n"
+                   for i, r in enumerate(rows.tolist()))
+    assert jsonl_lines(rows, None, arrays, fields).decode() == want
+    assert jsonl_lines(rows[:0], None, {k: v[:0] for k, v in arrays.items()}, fields) == b""
