@@ -932,3 +932,6 @@ def test_jsonl_lines_are_json_dumps_for_any_field_dtype_and_one_wide_tails(dtype
                    for i, r in enumerate(rows.tolist()))
     assert jsonl_lines(rows, None, arrays, fields).decode() == want
     assert jsonl_lines(rows[:0], None, {k: v[:0] for k, v in arrays.items()}, fields) == b""
+    only_k = [fields[2]]  # every field whole numbers, or every field float
+    want = "".join(json.dumps({"row": int(r), "k": k}) + "\n" for r, k in zip(rows.tolist(), arrays["k"].tolist()))
+    assert jsonl_lines(rows, None, {"k": arrays["k"]}, only_k).decode() == want
