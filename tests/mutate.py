@@ -3,6 +3,7 @@
     python tests/mutate.py jacprop/propagate.py jacprop/io/reader.py   # these modules
     python tests/mutate.py --all                                    # the whole core (CORE below)
     python tests/mutate.py --tests tests/test_x.py -- jacprop/io/reader.py   # only these tests: a lower bound
+    python tests/mutate.py --mutants '*_ids__mutmut_*' -- jacprop/io/reader.py   # only these mutants (fnmatch)
 
 Each module is mutated in its own scratch copy of the repository (``--workdir``, default
 /tmp/jacprop-mutate/<module>), so the work tree stays clean and runs of different modules do not
@@ -41,18 +42,21 @@ TESTS = {
     "jacprop/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py"],
     "jacprop/commands/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py"],
     "jacprop/io/reader.py": ["tests/test_holes_io.py", "tests/test_csv_fast.py", "tests/test_bad_inputs.py",
-                             "tests/test_reader_dialects.py", "tests/test_cli.py", "tests/test_mutants_io.py"],
+                             "tests/test_reader_dialects.py", "tests/test_cli.py", "tests/test_mutants_io.py",
+                             "tests/test_mutants_io2.py"],
     "jacprop/io/dialect.py": ["tests/test_reader_dialects.py", "tests/test_holes_io.py", "tests/test_csv_fast.py",
-                              "tests/test_bad_inputs.py"],
+                              "tests/test_bad_inputs.py", "tests/test_mutants_io.py", "tests/test_mutants_io2.py"],
+    "jacprop/io/fastcsv.py": ["tests/test_csv_fast.py", "tests/test_mutants_io.py", "tests/test_mutants_io2.py"],
     "jacprop/io/numtext.py": ["tests/test_cli.py", "tests/test_cli_files.py", "tests/test_holes_io.py",
-                              "tests/test_speed_contract.py"],
+                              "tests/test_speed_contract.py", "tests/test_mutants_io2.py"],
     "jacprop/io/writers.py": ["tests/test_holes_io.py", "tests/test_cli.py", "tests/test_cli_files.py",
-                              "tests/test_bad_inputs.py", "tests/test_mutants_io.py"],
+                              "tests/test_bad_inputs.py", "tests/test_mutants_io.py", "tests/test_mutants_io2.py"],
     "jacprop/io/readback.py": ["tests/test_propagate.py", "tests/test_cli.py", "tests/test_cli_propagate.py",
-                               "tests/test_holes_propagate.py", "tests/test_mutants_io.py"],
+                               "tests/test_holes_propagate.py", "tests/test_mutants_io.py",
+                               "tests/test_mutants_io2.py"],
     "jacprop/io/matrices.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py",
                                "tests/test_cli_propagate.py",
-                               "tests/test_metrology.py"],
+                               "tests/test_metrology.py", "tests/test_mutants_io2.py"],
     **{f"jacprop/uncertainty/{m}.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py",
                                         "tests/test_metrology.py", "tests/test_cli_propagate.py",
                                         "tests/test_cli_options.py", "tests/test_mutants_uncertainty.py"]
@@ -108,6 +112,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-children", type=int, default=2)
     p.add_argument("--tests", nargs="+", metavar="FILE",
                    help="run only these test files (a quick lower bound of the score; default: TESTS)")
+    p.add_argument("--mutants", nargs="+", default=[], metavar="GLOB",
+                   help="run only the mutants whose names match (re-checking survivors after new tests)")
     args = p.parse_args(argv)
     modules = CORE if args.all else [m for m in args.modules if m in TESTS]
     skipped = [m for m in args.modules if m not in TESTS and not args.all]
@@ -127,7 +133,7 @@ def main(argv=None) -> int:
             # one BLAS thread: mutmut's timeout is a CPU-time limit, and spinning BLAS threads spend CPU
             # seconds faster than wall seconds (under load, tests that only ran slowly were called timeouts)
             env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-            r = subprocess.run([args.mutmut, "run", "--max-children", str(args.max_children)], cwd=dest,
+            r = subprocess.run([args.mutmut, "run", "--max-children", str(args.max_children), *args.mutants], cwd=dest,
                                stdout=log, stderr=subprocess.STDOUT, env=env)
         seconds = time.monotonic() - start
         c = counts(dest, args.mutmut)

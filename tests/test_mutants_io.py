@@ -396,7 +396,7 @@ def test_bad_utf8_on_stdin_is_named_without_a_position():
     data = f"{HEADER.replace('a,b,c', 'temperature,pressure,flow')}\n1,2,3\n4,\xff5,6\n".encode("latin-1")
     r = CliRunner().invoke(main, ["jacobian", str(MODEL), "-", "--format", "csv"], input=data)
     assert r.exit_code == 2
-    assert r.stderr.strip().splitlines()[-1] == "jacprop: error: -: not UTF-8 text (invalid start byte)"
+    assert r.stderr.strip().splitlines()[-1] == "jacprop: error: stdin: not UTF-8 text (invalid start byte)"
 
 
 def test_the_reader_refuses_an_unknown_invalid_policy(tmp_path):

@@ -33,6 +33,11 @@ DECOMPRESSION_ERRORS = (EOFError, OSError, lzma.LZMAError, gzip.BadGzipFile)  # 
 _QUOTED = re.compile(r'"[^"]*"')
 
 
+def input_name(source) -> str:
+    """How messages name an input: "stdin" for "-" (as the read-back of jacobian output does), else the path."""
+    return "stdin" if str(source) == "-" else str(source)
+
+
 def shown(delimiter: str) -> str:
     """A delimiter as a message shows it ('\\t' for a tab)."""
     return repr(delimiter) if delimiter != "\t" else "tab ('\\t')"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from .dialect import input_name
 from .writers import ROW_COLUMN
 
 _J_COLUMN = re.compile(r"^d\((.*)\)/d\((.*)\)$")
@@ -41,7 +42,7 @@ class JacobianStream:
 def read_jacobian(path) -> JacobianStream:
     """Sniff and open ``path`` ("-" = stdin); CSV and JSONL are read in chunks as they come."""
     stream = sys.stdin.buffer if str(path) == "-" else _open(path)
-    where = "stdin" if str(path) == "-" else str(path)
+    where = input_name(path)
     head = stream.peek(4)[:4]
     if not head:
         raise InputError(f"{where}: empty input: expected what `jacprop jacobian` writes (csv, jsonl or npz)")

@@ -7,9 +7,9 @@ the file (header = line 1).  Blank lines and comment lines (``comment``) are not
 Speed: text is read in large pieces; a chunk whose lines are plain (ASCII, LF or CRLF, none blank, no comment
 character) is cut at its newlines with numpy and, when pyarrow is installed (the ``fast`` extra), parsed by pyarrow
 straight from its bytes.  Anything else goes line by line to ``numpy.loadtxt``, the reference, and a chunk loadtxt
-refuses (missing-value tokens, words) to a cell-by-cell parse that also locates errors.  All give the same float64
-values, so the output never depends on which path a chunk took.  ``chunks(ahead=True)`` reads the next chunk on a
-thread while the caller computes on this one.
+refuses (missing-value tokens, words) or reads as fewer rows (a quote left open runs on over line ends in loadtxt;
+here a row is a line) to a cell-by-cell parse that also locates errors.  All give the same float64 values.  The
+next chunk may be read on a thread while the caller computes on this one (``chunks(ahead=True)``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import numpy as np
 from ..errors import InputError, UsageError, no_data_rows  # noqa: F401 (the commands import it from here)
 from ..parallel import Prefetch
 from . import dialect
-from .dialect import first_bad_utf8 as _first_bad_utf8
 from .dialect import has_text  # noqa: F401 (cluster.partitions imports it from here)
 from .fastcsv import arrow_parse as _arrow_parse
 
@@ -67,21 +66,20 @@ class Lines:
 
 
 class CsvReader:
-    """A CSV of numbers with a header line; ``header``: True (the first line names the
-    columns), False (it is data: columns c0, c1, ...) or None (data when every field of it is
-    a number, with a note).  ``delimiter`` None: sniffed from the first line (a note when it
-    is not a comma).  ``columns`` picks the input columns by name, in order (default: every
-    column but the id column and the ``exclude`` columns, which are read alongside);
-    ``id_column`` is carried through as text.  ``na_values``: cell texts read as NaN (default
-    ``dialect.NA_VALUES``); ``on_invalid`` says what to do with NaN/inf cells: error
-    (default), skip the row, or keep it.  ``comment``: a character starting a comment.
+    """A CSV of numbers with a header line; ``header``: True (the first line names the columns), False (it is
+    data: columns c0, c1, ...) or None (data when every field of it is a number, with a note).  ``delimiter``
+    None: sniffed from the first line (a note when it is not a comma).  ``columns`` picks the input columns by
+    name, in order (default: every column but the id column and the ``exclude`` columns, which are read
+    alongside); ``id_column`` is carried through as text.  ``na_values``: cell texts read as NaN (default
+    ``dialect.NA_VALUES``); ``on_invalid`` says what to do with NaN/inf cells: error (default), skip the row,
+    or keep it.  ``comment``: a character starting a comment.
     """
 
     _ahead: Prefetch | None = None  # the thread reading one chunk ahead (parallel.Prefetch), stopped by close()
 
     def __init__(self, path, delimiter=None, header=None, columns=None, id_column=None, on_invalid="error",
                  chunk_rows=CHUNK_ROWS, exclude=(), name=None, na_values=None, comment=None):
-        self.path, self.chunk_rows, self.notes, self.skipped = name or str(path), chunk_rows, [], 0
+        self.path, self.chunk_rows, self.notes, self.skipped = name or dialect.input_name(path), chunk_rows, [], 0
         self._file = None if hasattr(path, "read") or str(path) == "-" else str(path)  # for locating bad UTF-8
         if on_invalid not in INVALID_POLICIES:
             raise UsageError(f"--on-invalid must be one of {', '.join(INVALID_POLICIES)}")
@@ -153,7 +151,7 @@ class CsvReader:
 
     def _decode_error(self, e) -> InputError:
         if isinstance(e, UnicodeDecodeError):
-            where = None if self.compression else _first_bad_utf8(self._file)
+            where = None if self.compression else dialect.first_bad_utf8(self._file)
             return InputError(f"{self.path}: {where or 'not UTF-8 text'} ({e.reason})")
         return InputError(f"{self.path}: corrupt or truncated {self.compression} data ({e})")
 
@@ -324,6 +322,8 @@ class CsvReader:
             X = np.loadtxt(lines, delimiter=self.delimiter, usecols=self.usecols, quotechar='"',
                            ndmin=2, dtype=np.float64, comments=None)
         except ValueError:
+            X = None
+        if X is None or len(X) != len(lines):  # a bad cell, or a quote left open that loadtxt read on past a line end
             return self._parse_cells(lines, line_numbers)
         # loadtxt reads the columns it is asked for and says nothing of extra fields (pyarrow refuses them)
         counts = np.fromiter(map(str.count, lines, itertools.repeat(self.delimiter)), np.int64, len(lines))
