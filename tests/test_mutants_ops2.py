@@ -425,6 +425,13 @@ def test_pointwise_functions_against_their_formulas(name):
         ops.Pointwise(name="tan").out_shape((4,))
 
 
+def test_pointwise_derivatives_keep_float32():
+    x = np.array([[-1.0, 0.5, 2.0]], np.float32)
+    for name in ("clip", "hard_sigmoid", "hard_swish", "thresholded_relu", "selu", "celu"):
+        d = ops.Pointwise(name=name, alpha=0.2, beta=1.0).bind((3,)).forward(x)[1][0]
+        assert d.dtype == np.float32, name
+
+
 def test_pointwise_derivatives_at_the_kinks_follow_the_documented_branches():
     x = np.array([[0.0, -0.5, 1.5, 0.3]])
     d = {n: ops.Pointwise(name=n, alpha=a, beta=b).bind((4,)).forward(x)[1][0]
@@ -471,7 +478,7 @@ def test_matmul_per_row(sa, sb):
     a, b = R.normal(size=(2, *sa)), R.normal(size=(2, *sb))
     check_multi(MatMul(), [sa, sb], np.matmul, [a, b])
     for bad in [((3,), (3, 4)), ((2, 3), (4,)), ((2, 3), (4, 2)), ((2, 2, 3), (3, 3, 1))]:
-        with pytest.raises(ValueError, match="same leading axes"):
+        with pytest.raises(ValueError, match=r"@ \(\.\.\., k, n\) with the same leading axes$"):
             MatMul().out_shape(*bad)
 
 
@@ -489,6 +496,13 @@ def test_where_selects_by_a_comparison_with_a_constant(how):
     assert bound.linear
     with pytest.raises(ValueError, match="unknown comparison"):
         ops.Where(how="between", value=value).out_shape((3,), (3,), (3,))
+    op = ops.Where(how=how, value=np.float64(0.5))  # every operand's shape takes part in the broadcast
+    assert op.out_shape((2, 1), (3,), (1,)) == (2, 3)
+    assert op.out_shape((1,), (2, 3), (1,)) == (2, 3)
+    assert op.out_shape((1,), (1,), (4, 1)) == (4, 1)
+    assert ops.Where(how=how, value=np.zeros((3, 1, 1))).out_shape((1,), (1,), (2,)) == (3, 1, 2)
+    (zc, za, zb) = bound.vjp(saved, np.ones((4, 1, 2, 3), np.float32))
+    assert zc.dtype == za.dtype == zb.dtype == np.float32 and not zc.any()
 
 
 def test_const_is_the_same_for_every_row_and_has_zero_derivatives():
