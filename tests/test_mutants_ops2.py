@@ -5,6 +5,8 @@ forward is checked against the layer's formula written here (``ref``), and its v
 second-order rule against central differences of that independent forward (first and second
 differences of ``ref``), never of the op's own forward."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -45,6 +47,7 @@ def check_op(op, shape, ref, x, rtol=1e-7, seeds=(3, 1)):
     y, saved = bound.forward(x.copy())
     y_ref = ref(x)
     np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    assert tuple(op.out_shape(shape)) == y_ref.shape[1:]
     n = len(x)
     J = central_jac(flat_ref(ref, shape), x.reshape(n, -1))
     scale = max(1.0, np.abs(J).max(initial=0))
@@ -235,6 +238,7 @@ CONVS = [  # (op class, reference, kernel shape, input shape (channels last), st
     (ops.ConvTranspose, conv_transpose_ref, (2, 3, 2), (3, 2), (3,), (1,), "valid"),
     (ops.ConvTranspose, conv_transpose_ref, (3, 2, 2), (3, 2), (2,), (2,), "valid"),
     (ops.ConvTranspose, conv_transpose_ref, (3, 2, 2, 1), (2, 3, 1), (2, 1), (1, 1), "same"),
+    (ops.ConvTranspose, conv_transpose_ref, (2, 1, 2, 1, 1), (2, 1, 2, 1), (2, 1, 1), (1, 1, 1), "valid"),  # 3-D
 ]
 
 
@@ -265,6 +269,21 @@ def test_convolutions_against_their_sums_written_out(case, channels_first):
         np.testing.assert_allclose(lin.forward(x)[0], ref(x, kernel, None, strides, dilation, padding,
                                                           act=lambda a: a), rtol=1e-12, atol=1e-12)
         assert lin.linear
+
+
+@pytest.mark.parametrize("cls", [ops.Conv, ops.Depthwise, ops.ConvTranspose])
+def test_convolutions_cast_to_float32_compute_in_float32(cls):
+    op = cls(kernel=R.normal(size=(2, 2, 2)), bias=R.normal(size=2 if cls is not ops.Depthwise else 4),
+             activation=Activation("tanh"))
+    x = R.normal(size=(2, 4, 2))
+    y64, _ = op.bind((4, 2)).forward(x)
+    b32 = op.astype(np.float32).bind((4, 2))
+    y, saved = b32.forward(x.astype(np.float32))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, y64, rtol=1e-5, atol=1e-6)
+    (v,) = b32.vjp(saved, np.ones((2, 1, *y.shape[1:]), np.float32))
+    assert v.dtype == np.float32
+    assert b32.jvp(saved, (np.ones((2, 1, 4, 2), np.float32),)).dtype == np.float32
 
 
 def test_convolutions_refuse_kernels_biases_and_paddings_that_do_not_fit():
@@ -334,6 +353,34 @@ def test_pooling_against_the_windows_written_out(how, size, strides, padding, sh
         assert v32.dtype == np.float32
     with pytest.raises(ValueError, match="unknown pooling"):
         ops.Pool("min", size, strides, padding).out_shape(shape)
+
+
+def test_average_pooling_in_float32_stays_float32():
+    op = ops.Pool("average", (2,), (2,), "same").astype(np.float32).bind((5, 2))
+    y, _ = op.forward(np.ones((2, 5, 2), np.float32))
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, np.ones((2, 3, 2)))  # the last window holds one value, not two
+
+
+@pytest.mark.parametrize("how", ["average", "max"])
+@pytest.mark.parametrize("rank, shape, cf, keep", [(1, (4, 1), False, False), (2, (2, 3, 2), False, True),
+                                                   (2, (1, 2, 3), True, False), (1, (2, 3), True, True)])
+def test_global_pooling_over_the_spatial_axes(how, rank, shape, cf, keep):
+    axes = tuple(range(2, 2 + rank)) if cf else tuple(range(1, 1 + rank))
+    red = np.mean if how == "average" else np.max
+
+    def ref(x):
+        return red(x, axis=axes, keepdims=keep)
+    x = R.normal(size=(3, *shape))
+    op = ops.GlobalPool(how, rank, channels_first=cf, keepdims=keep)
+    check_linear(op, shape, ref, x)
+    if how == "max":  # tied maxima share the cotangent equally
+        xt = np.zeros((1, *shape))
+        bound = op.bind(shape)
+        _, saved = bound.forward(xt)
+        (v,) = bound.vjp(saved, np.ones((1, 1, *ref(xt).shape[1:])))
+        n_spatial = int(np.prod([shape[a - 1] for a in axes]))
+        np.testing.assert_allclose(v, np.full((1, 1, *shape), 1 / n_spatial), rtol=1e-15)
 
 
 # ---------------------------------------------------------------------------
@@ -522,8 +569,15 @@ def test_const_is_the_same_for_every_row_and_has_zero_derivatives():
 
 
 def check_linear(op, shape, ref, x):
+    """check_op, and the maps keep a float32 cotangent's and tangent's dtype."""
     bound, saved = check_op(op, shape, ref, x)
     assert bound.linear
+    out = ref(x).shape[1:]
+    y32, saved32 = bound.forward(x.astype(np.float32))  # a float32 run
+    assert y32.dtype == np.float32
+    (v,) = bound.vjp(saved32, np.ones((1, 2, *out), np.float32))
+    assert v.dtype == np.float32
+    assert bound.jvp(saved32, (np.ones((1, 2, *shape), np.float32),)).dtype == np.float32
     return bound
 
 
@@ -550,6 +604,8 @@ def test_take_refuses_axes_and_indices_out_of_range():
         with pytest.raises(ValueError, match=r"indices out of range \[0, 4\)"):
             ops.Take(indices=np.array(idx), axis=-1).out_shape((3, 4))
     assert ops.Take(indices=np.array([3, 0]), axis=-1).out_shape((3, 4)) == (3, 2)
+    assert ops.Take(indices=np.array([[2], [0]]), axis=-2).out_shape((3, 4)) == (2, 1, 4)  # the first axis
+    assert ops.Take(indices=np.array([1, 1, 0]), axis=-2).out_shape((2, 3, 5)) == (2, 3, 5)
 
 
 def test_strided_keeps_the_indices_of_every_axis():
@@ -578,6 +634,9 @@ def test_pad_fills_with_its_value_and_crops_back():
         with pytest.raises(ValueError, match="do not fit"):
             ops.Pad(pads=bad).out_shape((3, 4))
     assert ops.Pad(pads=((0, 0), (0, 2))).out_shape((3, 4)) == (3, 6)
+    bound = ops.Pad(pads=np.array([[1, 0], [2, 1]])).bind((3, 4))  # an ONNX loader's integer array
+    assert bound.pads == ((1, 0), (2, 1)) and all(type(v) is int for p in bound.pads for v in p)
+    assert json.loads(json.dumps(ops.op_config(bound)))["pads"] == [[1, 0], [2, 1]]
 
 
 @pytest.mark.parametrize("how", ["mean", "sum"])
