@@ -54,12 +54,14 @@ def check_op(op, shape, ref, x, rtol=1e-7, seeds=(3, 1)):
     for b, k in ((n, seeds[0]), (n, 1), (1, seeds[0])):
         g = R.normal(size=(b, k, *y_ref.shape[1:]))
         (vj,) = bound.vjp(saved, g)
+        assert vj.shape[1:] == (k, *shape)
         want = np.einsum("nko,nod->nkd", np.broadcast_to(g.reshape(b, k, -1), (n, k, J.shape[1])), J)
         np.testing.assert_allclose(np.broadcast_to(vj, (n, *vj.shape[1:])).reshape(want.shape), want,
                                    atol=rtol * scale)
     for b in (n, 1):
         t = R.normal(size=(b, seeds[1], *shape))
         jv = bound.jvp(saved, (t,))
+        assert jv.shape[1:] == (seeds[1], *y_ref.shape[1:])
         want = np.einsum("nod,nkd->nko", J, np.broadcast_to(t.reshape(b, seeds[1], -1), (n, seeds[1], J.shape[2])))
         np.testing.assert_allclose(np.broadcast_to(jv, (n, *jv.shape[1:])).reshape(want.shape), want,
                                    atol=rtol * scale)
@@ -790,5 +792,36 @@ def test_time_distributed_applies_its_chain_to_every_step():
     np.testing.assert_array_equal(restored.bind((2, 3, 3)).forward(x)[0], bound.forward(x)[0])
     with pytest.raises(ValueError, match="inside TimeDistributed"):
         ops.make_op("TimeDistributed", {"inner": [{"op": "TimeDistributed", "config": {}}]}, {})
+    assert ops.make_op("TimeDistributed", {}, {}).inner == ()  # a file's defaults: no ops, no config
+    assert isinstance(ops.make_op("TimeDistributed", {"inner": [{"op": "Identity"}]}, {}).inner[0], ops.Identity)
+    assert lin.out_shape((4, 3)) == (4, 2)
+    v32 = lin.vjp2(saved, g.astype(np.float32), (t.astype(np.float32),))[0]
+    assert v32.dtype == np.float32 and v32.shape == (2, 3, 2, 4, 3)
+
+
+def test_time_distributed_broadcasts_what_its_ops_give_for_every_row():
+    """A Const inside gives one row for all (B = 1): the chain broadcasts it to every step of every row;
+    a seed shared by the rows (B = 1) with as many seeds as rows (K = N) is broadcast too."""
+    W, b = R.normal(size=(3, 2)), R.normal(size=2)
+    value = R.normal(size=(2,))
+    cases = [((ops.Dense(kernel=W, bias=b, activation=Activation("tanh")), ops.Const(value=value)),
+              lambda x: np.broadcast_to(value, (*x.shape[:2], 2))),
+             ((ops.Const(value=np.array([0.5, 1.0, -1.0])), ops.Dense(kernel=W, bias=b, activation=Activation("tanh"))),
+              lambda x: np.broadcast_to(np.tanh(np.array([0.5, 1.0, -1.0]) @ W + b), (*x.shape[:2], 2))),
+             ((ops.Dense(kernel=W, bias=b, activation=Activation("tanh")),), lambda x: np.tanh(x @ W + b))]
+    for inner, ref in cases:
+        x = R.normal(size=(2, 4, 3))
+        bound, saved = check_op(ops.TimeDistributed(inner=inner), (4, 3), ref, x, seeds=(2, 2))
+        if not bound.linear:
+            check_second(bound, saved, (4, 3), ref, x)
+
+
+def test_time_distributed_scratch_counts_its_ops_scratch_for_every_step():
+    lstm = ops.Recurrent(cell="lstm", kernel=R.normal(size=(2, 8)), recurrent_kernel=R.normal(size=(2, 8)),
+                         bias=R.normal(size=8), return_sequences=True)
+    op = ops.TimeDistributed(inner=(lstm,)).bind((5, 3, 2))  # 5 steps of (3, 2) sequences
+    inner = op.inner[0]
+    assert inner.hess_scratch(4, 6) > 0  # the LSTM's own scratch counts, for every step
+    assert op.hess_scratch(4, 6) == 5 * (6 * 3 * 2 + inner.hess_scratch(4, 6))
     f32 = op.astype(np.float32)
     assert all(a.dtype == np.float32 for a in f32.arrays().values()) and len(f32.arrays()) == 3
