@@ -711,7 +711,10 @@ RNNS = [  # (cell, options, bias rows)
     ("lstm", dict(return_sequences=True), 0),
     ("gru", {}, 2), ("gru", dict(return_sequences=True, go_backwards=True), 0),
     ("gru", dict(reset_after=False), 1), ("gru", dict(reset_after=False, return_sequences=True), 0),
+    ("lstm", dict(activation="softsign", recurrent_activation="swish"), 1),  # derivatives that need a, not y
+    ("gru", dict(activation="swish", recurrent_activation="softsign", return_sequences=True), 2),
 ]
+ACTS = {"softsign": lambda a: a / (1 + np.abs(a)), "swish": lambda a: a * sig(a)}
 
 
 @pytest.mark.parametrize("case", range(len(RNNS)))
@@ -721,14 +724,36 @@ def test_recurrent_cells_against_kerases_equations(case):
     gates = {"simple": 1, "lstm": 4, "gru": 3}[cell] * u
     W, R_ = R.normal(size=(f, gates)) * 0.8, R.normal(size=(u, gates)) * 0.8
     b = None if rows == 0 else R.normal(size=(gates,) if rows == 1 else (2, gates)) * 0.5
-    op = ops.Recurrent(cell=cell, kernel=W, recurrent_kernel=R_, bias=b, **kw)
+    acts = {k: kw.pop(k) for k in ("activation", "recurrent_activation") if k in kw}
+    op = ops.Recurrent(cell=cell, kernel=W, recurrent_kernel=R_, bias=b, **kw,
+                       **{k: Activation(v) for k, v in acts.items()})
     ref = rnn_ref(cell, W, R_, b, reset_after=kw.get("reset_after", True), seq=kw.get("return_sequences", False),
-                  back=kw.get("go_backwards", False), reverse=kw.get("reverse_output", False))
-    x = R.normal(size=(3, steps, f))
+                  back=kw.get("go_backwards", False), reverse=kw.get("reverse_output", False),
+                  act=ACTS.get(acts.get("activation"), np.tanh), rec=ACTS.get(acts.get("recurrent_activation"), sig))
+    x = R.normal(size=(2, steps, f))  # two rows of three steps: rows and steps are not confused
     bound, saved = check_op(op, (steps, f), ref, x)
     assert not bound.linear
     check_second(bound, saved, (steps, f), ref, x)
     assert bound.hess_scratch(4, 6) > 0
+
+
+@pytest.mark.parametrize("cell, bias", [("lstm", False), ("gru", True), ("simple", False)])
+@pytest.mark.parametrize("steps", [1, 3])
+def test_recurrent_float32_runs_stay_float32(cell, bias, steps):
+    g = {"simple": 1, "lstm": 4, "gru": 3}[cell] * 2
+    W, R_ = R.normal(size=(2, g)), R.normal(size=(2, g))
+    b = R.normal(size=(2, g)) if bias else None
+    op = ops.Recurrent(cell=cell, kernel=W, recurrent_kernel=R_, bias=b, return_sequences=True)
+    x = R.normal(size=(2, steps, 2))
+    y64 = op.bind((steps, 2)).forward(x)[0]
+    b32 = op.astype(np.float32).bind((steps, 2))
+    y, saved = b32.forward(x.astype(np.float32))
+    assert y.dtype == np.float32 and all(v.dtype == np.float32 for v in saved.values())
+    np.testing.assert_allclose(y, y64, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y64, rnn_ref(cell, W, R_, b, seq=True)(x), rtol=1e-12, atol=1e-13)
+    (v,) = b32.vjp(saved, np.ones((2, 3, steps, 2), np.float32))
+    assert v.dtype == np.float32
+    assert b32.jvp(saved, (np.ones((2, 3, steps, 2), np.float32),)).dtype == np.float32
 
 
 def test_recurrent_refuses_cells_shapes_and_activations_that_do_not_fit():
@@ -741,8 +766,10 @@ def test_recurrent_refuses_cells_shapes_and_activations_that_do_not_fit():
     with pytest.raises(ValueError, match="not elementwise"):
         ops.Recurrent(**lstm, recurrent_activation=Activation("softmax")).out_shape((3, 2))
     for s in ((3, 3), (2,), (1, 3, 2)):
-        with pytest.raises(ValueError, match="features"):
+        with pytest.raises(ValueError, match=r"expects \(time steps, 2 features\)"):
             ops.Recurrent(**lstm).out_shape(s)
+    with pytest.raises(ValueError, match="do not make a lstm cell"):  # the input kernel alone is wrong
+        ops.Recurrent(**{**lstm, "kernel": np.zeros((2, 6))}).out_shape((3, 2))
     with pytest.raises(ValueError, match="do not make a gru cell"):
         ops.Recurrent(**{**lstm, "cell": "gru"}).out_shape((3, 2))
     with pytest.raises(ValueError, match="do not make a lstm cell"):
@@ -811,7 +838,8 @@ def test_time_distributed_broadcasts_what_its_ops_give_for_every_row():
              ((ops.Dense(kernel=W, bias=b, activation=Activation("tanh")),), lambda x: np.tanh(x @ W + b))]
     for inner, ref in cases:
         x = R.normal(size=(2, 4, 3))
-        bound, saved = check_op(ops.TimeDistributed(inner=inner), (4, 3), ref, x, seeds=(2, 2))
+        for seeds in ((2, 2), (8, 8)):  # K = N, and K = N T (the steps as rows)
+            bound, saved = check_op(ops.TimeDistributed(inner=inner), (4, 3), ref, x, seeds=seeds)
         if not bound.linear:
             check_second(bound, saved, (4, 3), ref, x)
 
