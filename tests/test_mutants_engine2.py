@@ -154,3 +154,49 @@ def test_astype_casts_every_parameter_once_and_caches():
     assert all(a.dtype == np.float64 for n in model.nodes[1:] for a in n.op.arrays().values())
     assert m32._cast == {} and model.astype(np.float64).nodes[2].op.kernel.dtype == np.float64
     assert model.n_params() == 3 * 4 + 4 + 4 * 2 + 2
+
+
+def test_n_params_counts_a_first_layer_that_holds_parameters():
+    b = GraphBuilder([], d=3)  # explicit slices (NPZ graphs): node 1 may be any layer
+    h = b.add("d", dense(3, 2), [0], "Dense")
+    model = b.finish([h])
+    assert model.n_params() == 3 * 2 + 2
+
+
+def test_logits_of_a_model_already_cast_are_cast_afresh():
+    model = mlp([3, 4, 2], ["tanh", "sigmoid"])
+    X = R.normal(size=(2, 3))
+    model.astype(np.float32)  # fills the cast cache of the model with its sigmoid
+    lg = model.logits()
+    W1, b1 = model.nodes[2].op.kernel, model.nodes[2].op.bias
+    W2, b2 = model.nodes[3].op.kernel, model.nodes[3].op.bias
+    np.testing.assert_allclose(lg.forward(X, dtype=np.float32), np.tanh(X @ W1 + b1) @ W2 + b2, rtol=1e-5)
+
+
+def test_chain_feeds_each_output_row_to_the_next_model():
+    m1 = mlp([3, 4], ["tanh"], seed=1)
+    b = GraphBuilder([("u", (2,)), ("v", (2,))])
+    m2 = b.finish([b.add("d", dense(4, 2, "sigmoid"), [b.add("c", ops.Concat(axis=-1), b.inputs, "Concatenate")],
+                         "Dense")])
+    m1.source["path"], m2.source["path"] = "first.h5", "second.h5"
+    both = graph.chain([m1, m2])
+    X = R.normal(size=(3, 3))
+    np.testing.assert_allclose(both.forward(X), m2.forward(m1.forward(X)), rtol=1e-14)
+    assert both.D == 3 and both.K == 2 and both.input_names == m1.input_names
+    assert both.output_names == m2.output_names
+    assert both.source == {"chain": [m1.source, m2.source]}
+    assert graph.input_names_from(both) == graph.NUMBERED  # the first model's, not the second's
+    assert graph.input_names_from(m2) == "the model's inputs"
+    assert graph.input_names_from(graph.chain([m2, mlp([2, 2], ["tanh"])])) == "the model's inputs"
+    assert graph.input_names_from(graph.Model(m1.nodes, [], [], {})) == graph.NUMBERED
+    assert graph.chain([m1]).source is m1.source
+    assert [n.inputs for n in both.nodes] == [(), (0,), (1,), (2,), (2,), (3, 4), (5,)]
+    with pytest.raises(ModelError, match="cannot chain: first.h5 has 4 outputs but second.h5 takes 3 inputs"):
+        graph.chain([m1, _with_path(mlp([3, 2], ["tanh"]), "second.h5")])
+    with pytest.raises(ModelError, match="cannot chain: model has 4 outputs but the next model takes 3 inputs"):
+        graph.chain([mlp([3, 4], ["tanh"]), mlp([3, 2], ["tanh"])])
+
+
+def _with_path(model, path):
+    model.source["path"] = path
+    return model
