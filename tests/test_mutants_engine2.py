@@ -71,8 +71,10 @@ def test_forward_pads_only_when_deterministic_and_gives_every_row():
 
 def test_shapes_must_be_positive_integers_within_the_limit():
     for shape in ((0,), (2, -1), (True,), (2.0,)):
-        with pytest.raises(ModelError, match="every dimension must be a positive integer"):
+        with pytest.raises(ModelError, match="^input 'x' has shape .*; every dimension must be a positive integer"):
             GraphBuilder([("x", shape)])
+    with pytest.raises(ModelError, match=r"^the model input has shape \(0,\); every dimension"):
+        GraphBuilder([], d=0)
     with pytest.raises(ModelError, match="values per row"):
         GraphBuilder([("x", (2**13, 2**13 + 1))])
     graph._check_shape((2**13, 2**13), "x")  # exactly the limit: accepted
@@ -89,6 +91,7 @@ def test_builder_names_inputs_and_outputs():
     assert b.input_names == ["a_0", "a_1", "b", "c_0", "c_1", "c_2", "c_3"]
     assert b.names_from == "the model's inputs"
     assert [b.nodes[i].op.start for i in b.inputs] == [0, 2, 3]
+    assert [n.kind for n in b.nodes] == ["Input", "InputLayer", "InputLayer", "InputLayer"]
     one = GraphBuilder([("x", (3,))])
     assert one.input_names == ["x0", "x1", "x2"] and one.names_from == graph.NUMBERED
     flat = GraphBuilder([], d=4)
