@@ -102,6 +102,8 @@ def test_builder_names_inputs_and_outputs():
     assert model.output_names == ["s", "t[0]", "t[1]", "t[2]"]
     assert model.source == {"input_names_from": "the model's inputs", "path": "m.h5"}
     assert isinstance(model.nodes[-1].op, ops.FlatConcat) and model.K == 4 and model.D == 7
+    assert model.nodes[-1].kind == "Output" and model.input_names == ["a_0", "a_1", "b", "c_0", "c_1", "c_2", "c_3"]
+    assert GraphBuilder([("a", (1,)), ("b", (2,))]).input_names == ["a", "b_0", "b_1"]  # two inputs: by name
     assert graph.input_names_from(model) == "the model's inputs"
     # pruned: input b is used by nothing and is dropped; the kept nodes are renumbered in order
     assert [n.name for n in model.nodes] == ["x", "a", "c", "s", "f", "t", "output"]
