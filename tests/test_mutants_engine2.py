@@ -111,6 +111,9 @@ def test_builder_names_inputs_and_outputs():
     X = R.normal(size=(2, 7))
     y = model.forward(X)
     np.testing.assert_allclose(y[:, :1], np.tanh(X[:, :2] @ model.nodes[3].op.kernel + model.nodes[3].op.bias))
+    unused_first = GraphBuilder([("a", (2,)), ("b", (1,))])
+    m1 = unused_first.finish([unused_first.add("e", dense(1, 2), [unused_first.inputs[1]], "Dense")])
+    assert [n.name for n in m1.nodes] == ["x", "b", "e"] and m1.D == 3  # input a dropped, x keeps all columns
     one_out = GraphBuilder([("x", (3,))])
     m2 = one_out.finish([one_out.add("y", ops.Reshape(shape=(1, 3)), one_out.inputs, "Reshape")])
     assert isinstance(m2.nodes[-1].op, ops.FlatConcat) and m2.output_names == ["y[0]", "y[1]", "y[2]"]
