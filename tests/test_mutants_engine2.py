@@ -48,6 +48,8 @@ def test_blocks_pad_the_last_one_with_its_last_row():
     plain = list(graph.blocks(X, 3, pad=False))
     np.testing.assert_array_equal(plain[2][2], X[6:])
     assert [len(b) for _, _, b in graph.blocks(X, 7)] == [7]
+    two = list(graph.blocks(X[:5], 3))[1]  # two rows left, padded with the last one
+    np.testing.assert_array_equal(two[2], X[[3, 4, 4]])
 
 
 def test_forward_pads_only_when_deterministic_and_gives_every_row():
