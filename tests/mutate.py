@@ -29,16 +29,27 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The numerical and IO core, and the tests that check each module's results (the fast selection).
 TESTS = {
-    "jacprop/engine.py": ["tests/test_engine.py", "tests/test_mutants_engine.py"],
-    "jacprop/graph.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_npz.py"],
+    "jacprop/engine.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_mutants_engine2.py"],
+    "jacprop/graph.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_npz.py",
+                         "tests/test_mutants_engine2.py"],
     # base.py also holds the ops' (de)serialisation, which the NPZ tests exercise
     "jacprop/ops/base.py": ["tests/test_ops.py", "tests/test_engine.py", "tests/test_mutants_engine.py",
                             "tests/test_npz.py", "tests/test_mutants_ops.py"],
     **{f"jacprop/ops/{m}.py": ["tests/test_ops.py", "tests/test_engine.py", "tests/test_mutants_ops.py"]
-       for m in ("structure", "dense", "norm", "merge", "spatial")},
+       for m in ("structure", "norm", "merge")},
+    **{f"jacprop/ops/{m}.py": ["tests/test_ops.py", "tests/test_engine.py", "tests/test_mutants_ops.py",
+                               "tests/test_mutants_ops2.py"]
+       for m in ("dense", "spatial")},
     "jacprop/ops/activations.py": ["tests/test_ops.py", "tests/test_constants.py", "tests/test_mutants_activations.py"],
-    "jacprop/ops/tensor.py": ["tests/test_onnx.py", "tests/test_ops.py"],
-    "jacprop/ops/tensor_index.py": ["tests/test_onnx.py", "tests/test_ops.py"],
+    "jacprop/ops/tensor.py": ["tests/test_onnx.py", "tests/test_ops.py", "tests/test_mutants_ops2.py"],
+    "jacprop/ops/tensor_index.py": ["tests/test_onnx.py", "tests/test_ops.py", "tests/test_mutants_ops2.py"],
+    "jacprop/ops/conv_variants.py": ["tests/test_ops.py", "tests/test_recurrent.py", "tests/test_mutants_ops2.py"],
+    "jacprop/ops/contract.py": ["tests/test_hessian_ops.py"],
+    "jacprop/ops/time_distributed.py": ["tests/test_recurrent.py", "tests/test_recurrent_hessian.py",
+                                        "tests/test_mutants_ops2.py"],
+    "jacprop/ops/recurrent.py": ["tests/test_recurrent.py", "tests/test_cudnn.py", "tests/test_mutants_ops2.py"],
+    "jacprop/ops/recurrent_second.py": ["tests/test_recurrent_hessian.py", "tests/test_mutants_ops2.py"],
+    "jacprop/parallel.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_mutants_engine2.py"],
     "jacprop/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py"],
     "jacprop/commands/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py"],
     "jacprop/io/reader.py": ["tests/test_holes_io.py", "tests/test_csv_fast.py", "tests/test_bad_inputs.py",
@@ -68,8 +79,10 @@ TESTS = {
 }
 CORE = list(TESTS)
 # Slow tests that send signals or fill pipes: they check the CLI's process handling, not numbers.
+# The RNN benchmark's smoke test runs benchmarks/, which the scratch copy does not hold.
 DESELECT = ["tests/test_bad_inputs.py::test_ctrl_c_exits_130_and_leaves_no_file",
-            "tests/test_bad_inputs.py::test_closed_pipe_ends_quietly"]
+            "tests/test_bad_inputs.py::test_closed_pipe_ends_quietly",
+            "tests/test_recurrent.py::test_bench_rnn_smoke"]
 
 
 def copy_tree(dest: Path) -> None:
@@ -82,7 +95,7 @@ def copy_tree(dest: Path) -> None:
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
 
 
-def configure(dest: Path, module: str, only_tests=None) -> None:
+def configure(dest: Path, module: str, only_tests=None, timeout_multiplier=2.0) -> None:
     tests = [t for t in (only_tests or TESTS[module]) if (ROOT / t).exists()]
     deselect = [a for t in DESELECT if t.split("::")[0] in tests for a in ("--deselect", t)]
     with open(dest / "pyproject.toml", "a") as f:
@@ -92,9 +105,11 @@ def configure(dest: Path, module: str, only_tests=None) -> None:
                 f"also_copy = {json.dumps(['sample_models'])}\n"
                 f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
                 f"pytest_add_cli_args = {json.dumps(['-p', 'no:cacheprovider', *deselect])}\n"
-                # a mutant is stopped after (t + 1) * 2 * multiplier CPU seconds, t its tests' time: mutmut's
-                # default 15 spends minutes on each mutant that loops forever (the reader has a dozen)
-                "timeout_multiplier = 2.0\n")
+                # a mutant is stopped after (t + 1) * 2 * multiplier CPU seconds or (t + 1) * multiplier WALL
+                # seconds, t its tests' time in the clean run: mutmut's default 15 spends minutes on each mutant
+                # that loops forever (the reader has a dozen); under load the wall limit calls slow survivors
+                # timeouts (--timeout-multiplier)
+                f"timeout_multiplier = {timeout_multiplier}\n")
 
 
 def counts(dest: Path, mutmut: str) -> dict:
@@ -110,6 +125,9 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default="/tmp/jacprop-mutate")
     p.add_argument("--mutmut", default=shutil.which("mutmut") or "mutmut")
     p.add_argument("--max-children", type=int, default=2)
+    p.add_argument("--timeout-multiplier", type=float, default=2.0,
+                   help="mutmut's timeout_multiplier (default 2; more on a loaded machine, where the wall-clock "
+                        "limit stops surviving mutants whose tests only ran slowly)")
     p.add_argument("--tests", nargs="+", metavar="FILE",
                    help="run only these test files (a quick lower bound of the score; default: TESTS)")
     p.add_argument("--mutants", nargs="+", default=[], metavar="GLOB",
@@ -127,7 +145,7 @@ def main(argv=None) -> int:
     for module in modules:
         dest = Path(args.workdir) / module.replace("/", "_").removesuffix(".py")
         copy_tree(dest)
-        configure(dest, module, args.tests)
+        configure(dest, module, args.tests, args.timeout_multiplier)
         start = time.monotonic()
         with open(dest / "mutmut.log", "w") as log:
             # one BLAS thread: mutmut's timeout is a CPU-time limit, and spinning BLAS threads spend CPU
