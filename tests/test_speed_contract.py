@@ -249,17 +249,22 @@ def test_dense_vjp_folds_the_seed_only_where_it_pays():
     from jacprop.ops import dense
 
     rng = np.random.default_rng(5)
-    big = ops.Dense(kernel=rng.normal(size=(96, 96)), activation=Activation("tanh")).bind((96,))
-    g = rng.normal(size=(1, 4, 96))  # M: 96 x 384 > FOLD_ALWAYS
-    assert g.size * 96 > dense.FOLD_ALWAYS
+    big = ops.Dense(kernel=rng.normal(size=(128, 128)), activation=Activation("tanh")).bind((128,))
+    g = rng.normal(size=(1, 8, 128))  # M: 128 x 1024 > FOLD_ALWAYS
+    assert g.size * 128 > dense.FOLD_ALWAYS
     for rows, fold in ((1, False), (dense.FOLD_MIN_ROWS - 1, False), (dense.FOLD_MIN_ROWS, True)):
-        x = rng.normal(size=(rows, 96))
+        x = rng.normal(size=(rows, 128))
         _, saved = big.forward(x)
         d = 1 - np.tanh(x @ big.kernel) ** 2
         if fold:
-            expected = (d @ np.einsum("kj,ij->jki", g[0], big.kernel).reshape(96, -1)).reshape(rows, 4, 96)
+            expected = (d @ np.einsum("kj,ij->jki", g[0], big.kernel).reshape(128, -1)).reshape(rows, 8, 128)
         else:
-            expected = ((g * d[:, None]).reshape(-1, 96) @ big.kernel.T).reshape(rows, 4, 96)
+            expected = ((g * d[:, None]).reshape(-1, 128) @ big.kernel.T).reshape(rows, 8, 128)
         (got,) = big.vjp(saved, g)
         np.testing.assert_allclose(got, np.einsum("kj,nj,ij->nki", g[0], d, big.kernel), rtol=1e-12, atol=1e-12)
         assert got.tobytes() == expected.tobytes(), (rows, fold)
+    small = ops.Dense(kernel=rng.normal(size=(8, 64)), activation=Activation("tanh")).bind((8,))
+    g, x = rng.normal(size=(1, 2, 64)), rng.normal(size=(1, 8))  # M: 64 x 16 <= FOLD_ALWAYS: folded at one row
+    d = 1 - np.tanh(x @ small.kernel) ** 2
+    (got,) = small.vjp(small.forward(x)[1], g)
+    assert got.tobytes() == (d @ np.einsum("kj,ij->jki", g[0], small.kernel).reshape(64, -1)).reshape(1, 2, 8).tobytes()

@@ -10,7 +10,7 @@ import numpy as np
 from .activations import ELEMENTWISE, Activation
 from .base import Op, dot_last, register
 
-FOLD_MIN_ROWS, FOLD_ALWAYS = 32, 2**13  # Dense.vjp folds the seed into the kernel from this many rows, or always
+FOLD_MIN_ROWS, FOLD_ALWAYS = 32, 2**16  # Dense.vjp folds the seed into the kernel from this many rows, or always
 # when the folded matrix has at most this many numbers
 
 
