@@ -15,16 +15,19 @@ The value pass y = f(x) itself is ``graph.forward``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import UsageError
-from .graph import DEFAULT_MEMORY, Model, block_rows, blocks, check_X, run_forward
+from .graph import DEFAULT_MEMORY, Model, block_rows, blocks, check_X, run_forward, serial_blas
 from .parallel import map_blocks
 
 MODES = ("auto", "reverse", "forward")
-SPLIT_MIN_ROWS = 32  # a non-deterministic call of 64 rows up to two blocks is cut in two halves
+SPLIT_MIN_ROWS = 32  # hessian: a non-deterministic call of 64 rows up to two blocks is cut in two halves
+SPLIT_HALF_ROWS, SPLIT_MIN_WORK = 128, 2**21  # jacobian: halves of this many rows and multiply-adds (``Plan.work``)
 
 
 def keep_freed_memory() -> bool:
@@ -58,17 +61,15 @@ def _select(index, n, what) -> np.ndarray:
     return index % n
 
 
-def reverse(model: Model, saved, outputs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def reverse(model: Model, saved, outputs: np.ndarray, out: np.ndarray | None = None, seed=None) -> np.ndarray:
     """dy_k/dx for the selected outputs: (B, len(outputs), D) with B in {1, N}.
 
     ``out``: a contiguous (N, len(outputs), D) array that the last product writes into when
-    its op can (see ``_writer``); the result is then a view of it."""
+    its op can (see ``_writer``); the result is then a view of it.  ``seed``: the plan's (``_seed``)."""
     nodes = model.nodes
-    writer = _writer(model) if out is not None else None
-    seed = np.zeros((1, len(outputs), model.K), _dtype(model))
-    seed[0, np.arange(len(outputs)), outputs] = 1
+    writer = model.memo("writer", lambda: _writer(model)) if out is not None else None
     cot = [None] * len(nodes)
-    cot[-1] = seed
+    cot[-1] = _seed(model, outputs, model.K) if seed is None else seed
     for i in range(len(nodes) - 1, 0, -1):
         if cot[i] is None:
             continue
@@ -77,6 +78,14 @@ def reverse(model: Model, saved, outputs: np.ndarray, out: np.ndarray | None = N
         for j, g in zip(nodes[i].inputs, grads):
             cot[j] = g if cot[j] is None else cot[j] + g
     return cot[0]
+
+
+def _seed(model: Model, picked: np.ndarray, size: int) -> np.ndarray:
+    """The identity seed (1, len(picked), size): dy_k/dy_l = delta_kl, read-only (plans share it)."""
+    seed = np.zeros((1, len(picked), size), _dtype(model))
+    seed[0, np.arange(len(picked)), picked] = 1
+    seed.flags.writeable = False
+    return seed
 
 
 def _writer(model: Model) -> int | None:
@@ -92,18 +101,20 @@ def _writer(model: Model) -> int | None:
         j = readers[0]
 
 
-def forward_mode(model: Model, saved, wrt: np.ndarray) -> np.ndarray:
+def forward_mode(model: Model, saved, wrt: np.ndarray, seed=None) -> np.ndarray:
     """dy/dx_i for the selected inputs: (B, len(wrt), K) with B in {1, N}."""
     nodes = model.nodes
-    seed = np.zeros((1, len(wrt), model.D), _dtype(model))
-    seed[0, np.arange(len(wrt)), wrt] = 1
-    tan = [seed]
+    tan = [_seed(model, wrt, model.D) if seed is None else seed]
     for i in range(1, len(nodes)):
         tan.append(nodes[i].op.jvp(saved[i], tuple(tan[j] for j in nodes[i].inputs)))
     return tan[-1]
 
 
 def _dtype(model: Model):
+    return model.memo("dtype", lambda: _first_float(model))
+
+
+def _first_float(model: Model):
     for n in model.nodes[1:]:
         for a in n.op.arrays().values():
             if a.dtype.kind == "f":
@@ -120,6 +131,76 @@ def choose_mode(model: Model, n_outputs: int, n_wrt: int, mode: str = "auto") ->
     return "reverse" if n_outputs <= n_wrt else "forward"
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a call computes, fixed by the (cast) model, the mode asked for and the selections: built once
+    and kept on the model (``Model.memo``), so that a one-row call does not select, seed or size again."""
+
+    mode: str
+    outputs: np.ndarray  # indices into the K outputs (all by default)
+    wrt: np.ndarray
+    pick_out: slice | np.ndarray  # what Y and J keep: slice(None), no copy, when all are wanted
+    pick_wrt: slice | np.ndarray
+    seed: np.ndarray  # (1, S, K) in reverse mode, (1, S, D) forward; read-only
+    work: int  # about the multiply-adds per row: S (parameters + values of every node)
+
+    @property
+    def n_seeds(self) -> int:
+        return self.seed.shape[1]
+
+
+def _key(index):
+    return None if index is None else tuple(np.asarray(index).reshape(-1).tolist())
+
+
+def plan(model: Model, mode="auto", outputs=None, wrt=None) -> Plan:
+    """The Plan for ``model`` (already cast to the call's dtype); raises UsageError on a bad mode or index."""
+    return model.memo(("plan", str(mode), _key(outputs), _key(wrt)), lambda: _make_plan(model, mode, outputs, wrt))
+
+
+def _make_plan(m: Model, mode, outputs, wrt) -> Plan:
+    pick_out = slice(None) if outputs is None else _select(outputs, m.K, "output")
+    pick_wrt = slice(None) if wrt is None else _select(wrt, m.D, "wrt")
+    outputs, wrt = _select(outputs, m.K, "output"), _select(wrt, m.D, "wrt")
+    mode = choose_mode(m, len(outputs), len(wrt), mode)
+    seed = _seed(m, outputs, m.K) if mode == "reverse" else _seed(m, wrt, m.D)
+    per_seed = sum(math.prod(n.shape) + (n.op.n_params() if n.op else 0) for n in m.nodes)
+    return Plan(mode, outputs, wrt, pick_out, pick_wrt, seed, max(1, seed.shape[1]) * per_seed)
+
+
+def _steps(m: Model, p: Plan, n_rows: int, dtype, memory, rows, deterministic) -> tuple[int, bool]:
+    """(rows per block, whether BLAS must be held to one thread for them).  A non-deterministic call of up to
+    two blocks is cut in two halves, for two cores, when a half is worth a thread: smaller halves cost more
+    CPU time than they save in wall time (``SPLIT_HALF_ROWS``, ``SPLIT_MIN_WORK``; benchmarks/RESULTS.md).
+    Not from the thread count, so the same bits for any."""
+    step = rows or m.memo(("rows", p.n_seeds, dtype, memory),
+                          lambda: block_rows(m, p.n_seeds, np.dtype(dtype).itemsize, memory))
+    if rows is None and not deterministic and 2 * SPLIT_HALF_ROWS <= n_rows < 2 * step \
+            and n_rows // 2 * p.work >= SPLIT_MIN_WORK:
+        step = -(-n_rows // 2)
+    return step, not serial_blas(m, step if deterministic else min(step, n_rows), p.n_seeds)
+
+
+def _jacobian_blocks(m: Model, p: Plan, X, step, hold, deterministic, out, threads):
+    """(start, Y, J, whether J was computed straight into ``out``) per block, on ``map_blocks``."""
+    reverse_mode, whole = p.mode == "reverse", isinstance(p.pick_wrt, slice)
+
+    def one(block):
+        start, n, Xc = block
+        values, saved = run_forward(m, Xc)
+        target = out[start : start + n] if out is not None and n == len(Xc) and whole and reverse_mode else None
+        if reverse_mode:
+            J = reverse(m, saved, p.outputs, target, p.seed)[:, :, p.pick_wrt]
+        else:
+            J = forward_mode(m, saved, p.wrt, p.seed)[:, :, p.pick_out].transpose(0, 2, 1)
+        if len(J) != len(Xc):  # the same for every row (a linear model)
+            J = np.broadcast_to(J, (len(Xc), *J.shape[1:]))
+        in_place = target is not None and np.shares_memory(J, target)  # an op wrote J into out (``_writer``)
+        return start, values[-1][:n, p.pick_out], J[:n], in_place
+
+    return map_blocks(one, blocks(X, step, deterministic), threads, hold)
+
+
 def iter_jacobian(
     model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY, rows=None,
     deterministic=False, out=None, threads=None,
@@ -131,28 +212,10 @@ def iter_jacobian(
     cores this process may use, ``parallel.workers``); the result does not depend on it."""
     m = model.astype(dtype)
     X = check_X(m, X, dtype)
-    pick_out = slice(None) if outputs is None else _select(outputs, m.K, "output")  # no copy when all are wanted
-    pick_wrt = slice(None) if wrt is None else _select(wrt, m.D, "wrt")
-    outputs, wrt = _select(outputs, m.K, "output"), _select(wrt, m.D, "wrt")
-    mode = choose_mode(m, len(outputs), len(wrt), mode)
-    n_seeds = len(outputs) if mode == "reverse" else len(wrt)
-    step = rows or block_rows(m, n_seeds, np.dtype(dtype).itemsize, memory)
-    if rows is None and not deterministic and 2 * SPLIT_MIN_ROWS <= len(X) < 2 * step:
-        step = -(-len(X) // 2)  # two halves, for two cores (not from the thread count: the same bits for any)
-
-    def one(block):
-        start, n, Xc = block
-        values, saved = run_forward(m, Xc)
-        if mode == "reverse":
-            direct = out is not None and n == len(Xc) and isinstance(pick_wrt, slice)
-            J = reverse(m, saved, outputs, out[start : start + n] if direct else None)[:, :, pick_wrt]
-        else:
-            J = forward_mode(m, saved, wrt)[:, :, pick_out].transpose(0, 2, 1)
-        if len(J) != len(Xc):  # the same for every row (a linear model)
-            J = np.broadcast_to(J, (len(Xc), *J.shape[1:]))
-        return start, values[-1][:n, pick_out], J[:n]
-
-    yield from map_blocks(one, blocks(X, step, deterministic), threads)
+    p = plan(m, mode, outputs, wrt)
+    step, hold = _steps(m, p, len(X), dtype, memory, rows, deterministic)
+    for start, Y, J, _ in _jacobian_blocks(m, p, X, step, hold, deterministic, out, threads):
+        yield start, Y, J
 
 
 def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.float64, memory=DEFAULT_MEMORY,
@@ -170,15 +233,13 @@ def jacobian(model: Model, X, mode="auto", outputs=None, wrt=None, dtype=np.floa
     ``threads``: blocks computed at once (default: every core this process may use); the result is
     the same bits for any number of threads.
     """
-    X = check_X(model, X, dtype)
-    k = len(_select(outputs, model.K, "output"))
-    d = len(_select(wrt, model.D, "wrt"))
-    Y, J = np.empty((len(X), k), dtype), np.empty((len(X), k, d), dtype)
-    for start, Yc, Jc in iter_jacobian(model, X, mode, outputs, wrt, dtype, memory, deterministic=deterministic, out=J,
-                                     threads=threads):
+    m = model.astype(dtype)
+    X = check_X(m, X, dtype)
+    p = plan(m, mode, outputs, wrt)
+    step, hold = _steps(m, p, len(X), dtype, memory, None, deterministic)
+    Y, J = np.empty((len(X), len(p.outputs)), dtype), np.empty((len(X), len(p.outputs), len(p.wrt)), dtype)
+    for start, Yc, Jc, in_place in _jacobian_blocks(m, p, X, step, hold, deterministic, J, threads):
         Y[start : start + len(Yc)] = Yc
-        dest = J[start : start + len(Jc)]
-        if not (Jc.ctypes.data == dest.ctypes.data and Jc.strides == dest.strides):  # not computed in place
-            dest[...] = Jc
+        if not in_place:
+            J[start : start + len(Jc)] = Jc
     return Y, J
-

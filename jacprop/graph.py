@@ -21,7 +21,7 @@ import numpy as np
 from . import ops
 from .errors import ModelError, UsageError
 from .ops import Activation
-from .parallel import map_blocks
+from .parallel import BLAS_SERIAL_K, BLAS_SERIAL_MNK, map_blocks
 
 DEFAULT_MEMORY = 256 * 2**20  # bytes of per-block state the value pass and the engine aim to stay within
 NUMBERED = "numbered by jacprop"  # where input names x0, x1, ... come from (Model.source["input_names_from"])
@@ -50,6 +50,7 @@ class Model:
     output_names: list[str]
     source: dict = field(default_factory=dict)
     _cast: dict = field(default_factory=dict, repr=False, compare=False)
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def D(self) -> int:
@@ -64,8 +65,20 @@ class Model:
         dtype = np.dtype(dtype)
         if dtype not in self._cast:
             nodes = [replace(n, op=n.op.astype(dtype) if n.op else None) for n in self.nodes]
-            self._cast[dtype] = replace(self, nodes=nodes, _cast={})
+            self._cast[dtype] = replace(self, nodes=nodes, _cast={}, _memo={})
         return self._cast[dtype]
+
+    def memo(self, key, make):
+        """make(), computed once per key: what a call derives from the nodes alone (block heights, the
+        engine's plans), kept so that a one-row call does not derive it again.  A model is not changed
+        after it is built (``astype`` and ``logits`` make new ones)."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            if len(self._memo) >= 64:  # many different selections: start again rather than grow
+                self._memo.clear()
+            value = self._memo[key] = make()
+            return value
 
     def forward(self, X, dtype=np.float64, deterministic=False) -> np.ndarray:
         """y = f(x) for every row of X (N, D); returns (N, K).  ``deterministic``: see ``blocks``."""
@@ -89,7 +102,7 @@ class Model:
                 nodes[i] = replace(node, op=replace(node.op, activation=Activation()))
             else:
                 raise ModelError(f"--logits: output layer {node.name!r} ({node.kind}) has no activation to remove")
-        return replace(self, nodes=nodes, _cast={})
+        return replace(self, nodes=nodes, _cast={}, _memo={})
 
 
 MAX_ROW_SIZE = 2**26  # values per row in any tensor: far beyond real models, and it bounds memory
@@ -218,6 +231,22 @@ def block_rows(model: Model, n_seeds: int, itemsize: int, memory: int = DEFAULT_
     return max(1, min(rows, int(memory // 2 // per_row)))
 
 
+def serial_blas(model: Model, rows: int, n_seeds: int) -> bool:
+    """True when no BLAS product of a block of ``rows`` rows and ``n_seeds`` seeds (forward, vjp, jvp) is large
+    enough for BLAS to run it on more than one thread (``parallel.BLAS_SERIAL_MNK``, ``BLAS_SERIAL_K``), from
+    each op's ``blas_bound``; False when an op does not say.  Such a block computes the same bits whatever
+    BLAS's thread setting, so ``map_blocks`` need not hold it to one thread."""
+    p, k = model.memo("blas_bound", lambda: _blas_bound(model))
+    return p is not None and rows * max(1, n_seeds) * p < BLAS_SERIAL_MNK and k <= BLAS_SERIAL_K
+
+
+def _blas_bound(model: Model) -> tuple[int | None, int]:
+    bounds = [n.op.blas_bound() for n in model.nodes[1:]]
+    if any(b is None for b in bounds):
+        return None, 0
+    return max((p for p, _ in bounds), default=0), max((k for _, k in bounds), default=0)
+
+
 def blocks(X: np.ndarray, step: int, pad: bool = True) -> Iterator[tuple[int, int, np.ndarray]]:
     """(start, rows, block) over X in blocks of ``step`` rows.  With ``pad`` the last one is
     padded with copies of its last row to the same height: BLAS may round a row differently
@@ -256,13 +285,14 @@ def forward(model: Model, X, dtype=np.float64, memory=DEFAULT_MEMORY, determinis
     returns (N, K).  ``deterministic``: pad the last block (see ``blocks``)."""
     m = model.astype(dtype)
     X = check_X(m, X, dtype)
-    step = block_rows(m, 0, np.dtype(dtype).itemsize, memory)
+    step = m.memo(("rows", 0, dtype, memory), lambda: block_rows(m, 0, np.dtype(dtype).itemsize, memory))
     out = np.empty((len(X), m.K), dtype)
 
     def one(block):
         start, n, Xb = block
         out[start : start + n] = run_forward(m, Xb)[0][-1][:n]
 
-    for _ in map_blocks(one, blocks(X, step, deterministic), threads):
+    hold = not serial_blas(m, step if deterministic else min(step, len(X)), 0)
+    for _ in map_blocks(one, blocks(X, step, deterministic), threads, hold):
         pass
     return out

@@ -35,6 +35,10 @@ import numpy as np
 _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_",
             "openblas_set_num_threads")
 _GETTERS = tuple(s.replace("set", "get") for s in _SETTERS)
+# OpenBLAS runs a matrix product of m x k by k x n on one thread while m k n < 2**19 (0.3.31, measured:
+# benchmarks/RESULTS.md; older versions up to m k n = 2**18), and a dot product of length k while k <= 10,000
+BLAS_SERIAL_MNK = 2**18
+BLAS_SERIAL_K = 10_000
 _lock = threading.Lock()
 _state = {"depth": 0, "saved": None}
 _blas = None  # (get, set) once looked up; () when not found
@@ -73,29 +77,37 @@ def _find_blas():
     return _blas
 
 
-@contextlib.contextmanager
-def one_blas_thread():
+class one_blas_thread:  # noqa: N801  (used as ``with one_blas_thread():``, like a function)
     """BLAS calls in this block (from any thread) run on one thread; the previous setting is
-    restored when the last nested user leaves.  Process-wide, like BLAS's own setting."""
-    blas = _find_blas()
-    if not blas:
-        with _threadpoolctl_limit():
-            yield
-        return
-    get, set_ = blas
-    with _lock:
-        if _state["depth"] == 0:
-            _state["saved"] = get()
-            if _state["saved"] != 1:
-                set_(1)
-        _state["depth"] += 1
-    try:
-        yield
-    finally:
+    restored when the last nested user leaves.  Process-wide, like BLAS's own setting.  A class,
+    not a generator: entered on every call of the engine, it costs ~0.5 us instead of ~2."""
+
+    __slots__ = ("_limit",)
+
+    def __enter__(self):
+        blas = _blas if _blas is not None else _find_blas()
+        self._limit = None
+        if not blas:
+            self._limit = _threadpoolctl_limit()
+            self._limit.__enter__()
+            return self
+        get, set_ = blas
+        with _lock:
+            if _state["depth"] == 0:
+                _state["saved"] = get()
+                if _state["saved"] != 1:
+                    set_(1)
+            _state["depth"] += 1
+        return self
+
+    def __exit__(self, *exc):
+        if self._limit is not None:
+            return self._limit.__exit__(*exc)
         with _lock:
             _state["depth"] -= 1
             if _state["depth"] == 0 and _state["saved"] not in (None, 1):
-                set_(_state["saved"])
+                _blas[1](_state["saved"])
+        return None
 
 
 @contextlib.contextmanager
@@ -130,23 +142,27 @@ def _get_pool(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def map_blocks(fn: Callable, items: Iterable, threads: int | None = None) -> Iterator:
+def map_blocks(fn: Callable, items: Iterable, threads: int | None = None, hold: bool = True) -> Iterator:
     """fn(item) for every item, in order, computed on ``threads`` threads (``workers()`` by
     default) with at most 2 x threads results alive at once (memory stays flat in N), BLAS on
-    one thread.  A single item, or one thread, runs in the caller's thread."""
-    n = workers() if threads is None else max(1, int(threads))
-    with one_blas_thread():
+    one thread.  A single item, or one thread, runs in the caller's thread.  ``hold=False``: the
+    caller knows that no BLAS product in fn is large enough for BLAS to thread (``BLAS_SERIAL_MNK``),
+    so BLAS runs one thread anyway and is left as it is (the same bits, without the hold's cost)."""
+    with one_blas_thread() if hold else contextlib.nullcontext():
         it = iter(items)
         first = next(it, _END)
         if first is _END:
             return
         second = next(it, _END)
-        if n == 1 or second is _END:
+        if second is _END:
             yield fn(first)
-            if second is not _END:
-                yield fn(second)
-                for item in it:
-                    yield fn(item)
+            return
+        n = workers() if threads is None else max(1, int(threads))
+        if n == 1:
+            yield fn(first)
+            yield fn(second)
+            for item in it:
+                yield fn(item)
             return
         pool = _get_pool(n)
         pending = deque([pool.submit(fn, first), pool.submit(fn, second)])

@@ -16,6 +16,12 @@ from jacprop.io import numtext, writers
 from jacprop.ops.activations import Activation
 
 
+def central_jacobian(model, X, h=1e-6):
+    """dy/dx by central differences, column by column: an independent reference."""
+    cols = [(graph.forward(model, X + h * e) - graph.forward(model, X - h * e)) / (2 * h) for e in np.eye(X.shape[1])]
+    return np.stack(cols, axis=-1)
+
+
 def mlp(sizes, seed=0, act="tanh"):
     rng = np.random.default_rng(seed)
     b = GraphBuilder([("x", (sizes[0],))])
@@ -86,9 +92,45 @@ def test_small_api_call_is_not_padded(monkeypatch):
     model = mlp(SHAPES["reverse"])
     engine.jacobian(model, np.zeros((1, 8)))
     engine.jacobian(model, np.zeros((100, 8)))
-    assert heights == [1, 50, 50]  # 100 rows: two halves, one per core
+    engine.jacobian(model, np.zeros((600, 8)))
+    assert heights == [1, 100, 300, 300]  # halves of 128 rows or more, one per core; smaller ones are not worth it
     engine.jacobian(model, np.zeros((1, 8)), deterministic=True)
     assert heights[-1] == graph.block_rows(model, 2, 8)
+    heights.clear()
+    monkeypatch.setattr(engine, "SPLIT_MIN_WORK", 600 // 2 * engine.plan(model).work + 1)  # a half not worth it
+    engine.jacobian(model, np.zeros((600, 8)))
+    assert heights == [600]
+
+
+def test_one_block_below_blas_threading_is_not_held_and_gives_the_pooled_bits(monkeypatch):
+    """A call whose products are all too small for OpenBLAS to thread leaves BLAS's setting alone (no hold, no
+    pool) and gives the bits of the same block computed held to one thread on the pool; a larger one is held."""
+    blas = parallel._find_blas()
+    if not blas:
+        pytest.skip("numpy's OpenBLAS not found")
+    get, set_ = blas
+    model = mlp((8, 64, 64, 2))
+    # rows x 2 seeds x the largest kernel (64 x 64) against 2**18: serial up to 31 rows
+    assert graph.serial_blas(model, 31, 2) and not graph.serial_blas(model, 32, 2)
+    assert graph.serial_blas(model, 63, 1) and not graph.serial_blas(model, 64, 0)  # the value pass: one "seed"
+    seen = []
+    real = engine.run_forward
+    monkeypatch.setattr(engine, "run_forward", lambda m, X: seen.append(get()) or real(m, X))
+    X = np.random.default_rng(3).normal(size=(31, 8))
+    before = get()
+    try:
+        set_(2)
+        fast = engine.jacobian(model, X)  # one block of 31 rows: BLAS left at 2 threads
+        engine.jacobian(model, np.concatenate([X, X])[:40])  # 40 rows x 2 x 4096 > 2**18: held
+        assert seen == [2, 1]
+        monkeypatch.setattr(graph, "BLAS_SERIAL_MNK", 0)  # nothing serial: the same blocks held, on the pool
+        pooled = list(engine.iter_jacobian(model, np.concatenate([X, X]), rows=31, threads=2))  # two blocks
+    finally:
+        set_(before)
+    assert seen[2:] == [1, 1]
+    for start, Y, J in pooled:
+        assert Y.tobytes() == fast[0].tobytes() and J.tobytes() == fast[1].tobytes(), start
+    np.testing.assert_allclose(fast[1], central_jacobian(model, X), rtol=1e-6, atol=1e-8)
 
 
 def test_block_height_rule():
@@ -198,3 +240,31 @@ def test_cli_output_is_the_same_for_any_thread_count(tmp_path):
         assert r.returncode == 0, r.stderr
         outs.append(r.stdout)
     assert outs[0] == outs[1] and outs[0].count(b"\n") > 1
+
+
+def test_dense_vjp_folds_the_seed_only_where_it_pays():
+    """Dense.vjp of a row-independent cotangent: h' @ M (M = the seed folded into the kernel, K times its size)
+    from FOLD_MIN_ROWS rows or when M is small; else (g h') @ kernel^T, which reads less for a few rows.
+    Each path's bits against the formula written here."""
+    from jacprop.ops import dense
+
+    rng = np.random.default_rng(5)
+    big = ops.Dense(kernel=rng.normal(size=(128, 128)), activation=Activation("tanh")).bind((128,))
+    g = rng.normal(size=(1, 8, 128))  # M: 128 x 1024 > FOLD_ALWAYS
+    assert g.size * 128 > dense.FOLD_ALWAYS
+    for rows, fold in ((1, False), (dense.FOLD_MIN_ROWS - 1, False), (dense.FOLD_MIN_ROWS, True)):
+        x = rng.normal(size=(rows, 128))
+        _, saved = big.forward(x)
+        d = 1 - np.tanh(x @ big.kernel) ** 2
+        if fold:
+            expected = (d @ np.einsum("kj,ij->jki", g[0], big.kernel).reshape(128, -1)).reshape(rows, 8, 128)
+        else:
+            expected = ((g * d[:, None]).reshape(-1, 128) @ big.kernel.T).reshape(rows, 8, 128)
+        (got,) = big.vjp(saved, g)
+        np.testing.assert_allclose(got, np.einsum("kj,nj,ij->nki", g[0], d, big.kernel), rtol=1e-12, atol=1e-12)
+        assert got.tobytes() == expected.tobytes(), (rows, fold)
+    small = ops.Dense(kernel=rng.normal(size=(8, 64)), activation=Activation("tanh")).bind((8,))
+    g, x = rng.normal(size=(1, 2, 64)), rng.normal(size=(1, 8))  # M: 64 x 16 <= FOLD_ALWAYS: folded at one row
+    d = 1 - np.tanh(x @ small.kernel) ** 2
+    (got,) = small.vjp(small.forward(x)[1], g)
+    assert got.tobytes() == (d @ np.einsum("kj,ij->jki", g[0], small.kernel).reshape(64, -1)).reshape(1, 2, 8).tobytes()

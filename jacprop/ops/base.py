@@ -14,7 +14,11 @@ Every op is a dataclass with
   caller's J); an op that does not use it returns a new array, and the caller copies;
 - ``jvp(saved, ts) -> t``: ts of shape (B, D, *in_shape), the tangent J @ t;
 - ``vjp_is_view``: True when the vjp returns a view of g (no arithmetic), so a caller's ``out``
-  can be handed on to the op before it.
+  can be handed on to the op before it;
+- ``blas_bound() -> (p, k) | None``: for R rows and S seeds, every BLAS product that forward, vjp and jvp
+  make has m k n <= R S p and an inner length <= k (the engine leaves BLAS's thread setting alone for a block
+  whose products are too small for BLAS to thread, ``graph.serial_blas``); None where the op does not say,
+  (0, 0) for an op that makes none (``blas_free``).
 
 Second order (Hessians, ``jacprop.second_order``): ``vjp2(saved, g, ts) -> one array per input``,
 of shape (B, K, D, *in_shape): the derivative of ``vjp(saved, g)`` with respect to the op's inputs in
@@ -76,6 +80,7 @@ class Op:
     in_shapes: tuple = field(default=(), kw_only=True, repr=False, compare=False)
     n_inputs = 1  # None = any number >= 2
     vjp_is_view = False
+    blas_free = False  # True: forward, vjp and jvp make no BLAS product (``blas_bound``)
     linear = False  # True: vjp independent of the inputs, no second-order term (see the module docstring)
     vjp2 = None  # the second-order rule, where the op has one
 
@@ -84,6 +89,10 @@ class Op:
 
     def bind(self, *shapes) -> Op:
         return dataclasses.replace(self, in_shapes=tuple(tuple(int(d) for d in s) for s in shapes))
+
+    def blas_bound(self) -> tuple[int, int] | None:
+        """(p, k) as the module docstring says; None: not known (BLAS is then held to one thread)."""
+        return (0, 0) if self.blas_free else None
 
     def arrays(self) -> dict:
         """The op's parameter arrays by field name."""

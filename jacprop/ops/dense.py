@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .activations import ELEMENTWISE, Activation
 from .base import Op, dot_last, register
+
+FOLD_MIN_ROWS, FOLD_ALWAYS = 32, 2**16  # Dense.vjp folds the seed into the kernel from this many rows, or always
+# when the folded matrix has at most this many numbers
 
 
 @register
@@ -42,15 +46,24 @@ class Dense(Op):
         """``out``: a contiguous (N, K, n_in) array to write the cotangent into (the engine
         passes the caller's J when this product is the last one); used when the result has N rows."""
         a, y = saved
-        small = g.size * len(self.kernel) <= 2**22
-        if g.shape[0] == 1 and g.ndim == 3 and a.ndim == 2 and small and self._elementwise():
+        folded = g.size * len(self.kernel)  # M's size below
+        fold = folded <= 2**22 and (len(a) >= FOLD_MIN_ROWS or folded <= FOLD_ALWAYS)
+        if g.shape[0] == 1 and g.ndim == 3 and a.ndim == 2 and fold and self._elementwise():
             # g is the same for every row (the seed): (g * h') @ kernel^T = h' @ M with
-            # M[j, (k, i)] = g[k, j] kernel[i, j], one product and no (rows, K, units) temporary.
+            # M[j, (k, i)] = g[k, j] kernel[i, j], one product and no (rows, K, units) temporary;
+            # M is K times the kernel, so for a few rows the plain product reads less (benchmarks/RESULTS.md).
             d = self.activation.derivative(a, y)
             flat = None if out is None else out.reshape(len(a), -1)
             return (np.matmul(d, self._folded(g[0]), out=flat).reshape(len(a), g.shape[1], -1),)
         gh = self.activation.vjp(a, y, g)
         return (dot_last(gh, self.kernel.T, out if out is not None and out.shape[:-1] == gh.shape[:-1] else None),)
+
+    def blas_bound(self):
+        """Per row and seed, x @ kernel, (g h') @ kernel^T and h' @ M (``vjp``) each multiply kernel.size numbers
+        for every position of the leading axes; inner lengths n_in or units."""
+        if not self.in_shapes:
+            return None
+        return math.prod(self.in_shapes[0][:-1]) * self.kernel.size, max(self.kernel.shape)
 
     def _elementwise(self):
         return self.activation.name in ELEMENTWISE and not self.activation.is_linear
@@ -92,6 +105,7 @@ class Act(Op):
     """y = h(x) for an activation of the table in activations.py."""
 
     activation: Activation = field(default_factory=Activation)
+    blas_free = True
 
     def forward(self, x):
         y = self.activation(x)

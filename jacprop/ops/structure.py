@@ -16,6 +16,7 @@ from .base import Linear, Op, register
 class Identity(Linear):
     """y = x.  Dropout, GaussianNoise and other train-only layers at inference."""
 
+    blas_free = True
     vjp_is_view = True
 
     def apply(self, x, constant=True):
@@ -33,6 +34,8 @@ class Transpose(Linear):
     Keras Permute, and Flatten(data_format="channels_first"), which moves the channels
     last before flattening.  The transpose applies the inverse permutation.
     """
+
+    blas_free = True
 
     perm: tuple = ()
 
@@ -57,6 +60,8 @@ class Transpose(Linear):
 @dataclass
 class Reshape(Linear):
     """y = x reshaped (row-major) to ``shape`` per row.  Flatten is shape (-1,)."""
+
+    blas_free = True
 
     shape: tuple = (-1,)
     in_shape: tuple = ()
@@ -88,6 +93,8 @@ class Reshape(Linear):
 @dataclass
 class Slice(Linear):
     """y = x[..., start:stop] reshaped to ``shape``: one model input taken from the flat row."""
+
+    blas_free = True
 
     start: int = 0
     stop: int = 0
@@ -125,6 +132,7 @@ class Slice(Linear):
 class FlatConcat(Op):
     """y = concatenation of the inputs, each flattened per row: the model's output vector."""
 
+    blas_free = True
     n_inputs = None
     linear = True
 
@@ -164,6 +172,8 @@ class FlatConcat(Op):
 class Concat(Op):
     """y = concatenation of the inputs along ``axis`` (negative)."""
 
+    blas_free = True
+
     axis: int = -1
     n_inputs = None
     linear = True
@@ -197,6 +207,8 @@ class Concat(Op):
 @dataclass
 class Repeat(Linear):
     """Keras RepeatVector(n): y[j] = x for j < n, (F,) -> (n, F); the transpose sums over the n copies."""
+
+    blas_free = True
 
     n: int = 1
 
