@@ -85,7 +85,7 @@ def copy_tree(dest: Path) -> None:
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
 
 
-def configure(dest: Path, module: str, only_tests=None) -> None:
+def configure(dest: Path, module: str, only_tests=None, multiplier: float = 2.0) -> None:
     tests = [t for t in (only_tests or TESTS[module]) if (ROOT / t).exists()]
     deselect = [a for t in DESELECT if t.split("::")[0] in tests for a in ("--deselect", t)]
     with open(dest / "pyproject.toml", "a") as f:
@@ -95,9 +95,11 @@ def configure(dest: Path, module: str, only_tests=None) -> None:
                 f"also_copy = {json.dumps(['sample_models'])}\n"
                 f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
                 f"pytest_add_cli_args = {json.dumps(['-p', 'no:cacheprovider', *deselect])}\n"
-                # a mutant is stopped after (t + 1) * 2 * multiplier CPU seconds, t its tests' time: mutmut's
-                # default 15 spends minutes on each mutant that loops forever (the reader has a dozen)
-                "timeout_multiplier = 2.0\n")
+                # a mutant is stopped after (t + 1) * 2 * multiplier CPU seconds, t its tests' time, and after
+                # (t + 1) * multiplier wall seconds (mutmut 3.8.1's fork runner): mutmut's default 15 spends
+                # minutes on each mutant that loops forever (the reader has a dozen); 2 calls tests that only
+                # ran slowly under nice on a loaded machine timeouts (--timeout-multiplier)
+                f"timeout_multiplier = {multiplier}\n")
 
 
 def counts(dest: Path, mutmut: str) -> dict:
@@ -113,6 +115,8 @@ def main(argv=None) -> int:
     p.add_argument("--workdir", default="/tmp/jacprop-mutate")
     p.add_argument("--mutmut", default=shutil.which("mutmut") or "mutmut")
     p.add_argument("--max-children", type=int, default=2)
+    p.add_argument("--timeout-multiplier", type=float, default=2.0,
+                   help="mutmut's timeout_multiplier (wall limit (t + 1) x this; raise it under load)")
     p.add_argument("--tests", nargs="+", metavar="FILE",
                    help="run only these test files (a quick lower bound of the score; default: TESTS)")
     args = p.parse_args(argv)
@@ -128,7 +132,7 @@ def main(argv=None) -> int:
     for module in modules:
         dest = Path(args.workdir) / module.replace("/", "_").removesuffix(".py")
         copy_tree(dest)
-        configure(dest, module, args.tests)
+        configure(dest, module, args.tests, args.timeout_multiplier)
         start = time.monotonic()
         with open(dest / "mutmut.log", "w") as log:
             # one BLAS thread: mutmut's timeout is a CPU-time limit, and spinning BLAS threads spend CPU
