@@ -56,3 +56,179 @@ def test_batch_size_is_the_smallest_integer_at_least_100_over_1_minus_p(text):
     assert mc.McOptions(level=float(text), samples=10**9).batch == max(10_000, j)
     assert mc.McOptions(level=float(text), samples=1234).batch == min(1234, max(10_000, j))
     assert mc.McOptions(level=float(text), samples=1234, digits=None).batch == 1234
+
+
+# --- uncertainty/curvature.py: the second-order moments against the trace formulas ------------------------------
+
+def sym_hessians(seed, n, k, d):
+    H = np.random.default_rng(seed).normal(size=(n, k, d, d))
+    return H + H.transpose(0, 1, 3, 2)
+
+
+def trace_moments(H, dx, corr=None, excess=None):
+    """shift_k = tr(H_k S) / 2, Cov_kl = tr(H_k S H_l S) / 2 + sum_i e_i H_k,ii H_l,ii u_i^4 / 4, S = D R D, per row."""
+    n, k, d, _ = H.shape
+    shift, cov = np.zeros((n, k)), np.zeros((n, k, k))
+    for r in range(n):
+        S = np.outer(dx[r], dx[r]) * (np.eye(d) if corr is None else corr)
+        for a in range(k):
+            shift[r, a] = 0.5 * np.trace(H[r, a] @ S)
+            for b in range(k):
+                cov[r, a, b] = 0.5 * np.trace(H[r, a] @ S @ H[r, b] @ S)
+                if excess is not None:
+                    cov[r, a, b] += 0.25 * sum(excess[i] * H[r, a, i, i] * H[r, b, i, i] * dx[r, i] ** 4
+                                               for i in range(d))
+    return shift, cov
+
+
+def test_excess_kurtosis_of_each_distribution_from_its_fourth_moment():
+    from jacprop.uncertainty.curvature import excess_kurtosis
+
+    # E z^4 of the unit-variance laws: rect on +-a, a = sqrt 3: a^4 / 5; triangular on +-a, a = sqrt 6: a^4 / 15;
+    # sqrt 2 sin(theta), theta uniform: 4 E sin^4 = 4 * 3/8; Student's t (NU > 4): 3 (NU - 2) / (NU - 4)
+    expect = [math.sqrt(3) ** 4 / 5, math.sqrt(6) ** 4 / 15, 4 * 3 / 8, 3 * (6.5 - 2) / (6.5 - 4), 3.0]
+    kinds = [("rect", 0.0), ("triangular", 0.0), ("arcsine", 0.0), ("t", 6.5), ("normal", 0.0)]
+    np.testing.assert_allclose(excess_kurtosis(kinds), np.array(expect) - 3, rtol=1e-14, atol=1e-15)
+    assert excess_kurtosis([("normal", 0.0), ("normal", 0.0)]) is None
+
+
+@pytest.mark.parametrize("nu,refused", [(4.0, True), (3.0, True), (4.01, False), (4.5, False)])
+def test_gum2_needs_a_t_with_more_than_four_degrees_of_freedom(nu, refused):
+    from jacprop.errors import UsageError
+    from jacprop.uncertainty.curvature import check_fourth_moments
+
+    kinds = (("normal", 0.0), ("t", nu))
+    if refused:
+        with pytest.raises(UsageError) as e:
+            check_fourth_moments(kinds, ["a", "b"])
+        assert str(e.value) == (f"--dist b=t:{nu:g} with --method gum2: a t with NU <= 4 has no fourth moment, so "
+                                "the second-order variance is infinite; use --method mc")
+    else:
+        check_fourth_moments(kinds, ["a", "b"])
+    check_fourth_moments(None, ["a", "b"])
+
+
+@pytest.mark.parametrize("cross", [False, True])
+@pytest.mark.parametrize("case", ["independent", "correlated", "rect"])
+def test_block_moments_in_several_hessian_blocks_over_the_uncertain_inputs(case, cross):
+    from jacprop.uncertainty.curvature import block_moments
+
+    n, k, d = 7, 2, 4
+    H = sym_hessians(1, n, k, d)
+    dx = np.abs(np.random.default_rng(2).normal(size=(n, d))) * 0.3
+    dx[:, 1] = 0  # no uncertainty: H over inputs 0, 2, 3 only
+    corr = kinds = excess = None
+    if case == "correlated":
+        corr = np.array([[1, 0.9, 0.4, 0], [0.9, 1, 0, 0], [0.4, 0, 1, -0.5], [0, 0, -0.5, 1.0]])
+    if case == "rect":
+        kinds = (("normal", 0.0), ("rect", 0.0), ("t", 9.0), ("arcsine", 0.0))
+        excess = np.array([0, -1.2, 6 / 5, -1.5])
+    asked = []
+
+    def hessian(wrt):  # three blocks of rows, H over wrt only
+        asked.append(list(wrt))
+        Hw = H[:, :, wrt][:, :, :, wrt]
+        return [(0, Hw[:3]), (3, Hw[3:4]), (4, Hw[4:])]
+
+    shift, var = block_moments((n, k), dx, corr, hessian, kinds, cross)
+    assert asked == [[0, 2, 3]]
+    want_shift, want_cov = trace_moments(H, dx, corr, excess)
+    np.testing.assert_allclose(shift, want_shift, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(var, want_cov if cross else np.einsum("nkk->nk", want_cov), rtol=1e-12, atol=1e-15)
+
+
+def test_block_moments_without_uncertainty_or_without_h():
+    from jacprop.errors import UsageError
+    from jacprop.uncertainty.curvature import block_moments
+
+    shift, var = block_moments((3, 2), np.zeros((3, 4)), None, None, None, True)
+    assert shift.shape == (3, 2) and var.shape == (3, 2, 2) and not shift.any() and not var.any()
+    shift, var = block_moments((3, 2), np.zeros((3, 4)), None, None)
+    assert var.shape == (3, 2) and not var.any()
+    with pytest.raises(UsageError, match="^--method gum2 and the Hessian index need H: give the model, or the npz "
+                                         "that `jacprop hessian` writes$"):
+        block_moments((3, 2), np.full((3, 4), 0.1), None, None)
+    dx = np.zeros((3, 4))
+    dx[1, 2] = np.nan  # a relative uncertainty of a NaN input: that input is still asked for, and its rows are NaN
+    H = sym_hessians(3, 3, 2, 4)
+    shift, var = block_moments((3, 2), dx, None, lambda wrt: [(0, H[:, :, wrt][:, :, :, wrt])])
+    assert np.isnan(shift[1]).all() and np.isnan(var[1]).all() and not shift[[0, 2]].any()
+
+
+def test_hessian_index_ratios():
+    from jacprop.uncertainty.curvature import hessian_index
+
+    var2 = np.array([[4.0, 0.0, 0.0, 9.0, -1e-30]])
+    shift = np.array([[-3.0, 0.0, 2.0, 0.0, 0.0]])
+    u = np.array([[2.0, 0.0, 0.0, 3.0, 1.0]])
+    sd, rel = hessian_index(var2, shift, u)
+    np.testing.assert_array_equal(sd, [[1.0, 0.0, 0.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(rel, [[1.5, 0.0, np.inf, 0.0, 0.0]])
+
+
+# --- commands/curvature.py: where H comes from -------------------------------------------------------------
+
+def test_block_hessian_reads_h_from_the_block_or_the_network():
+    from types import SimpleNamespace as NS
+
+    from jacprop.commands.curvature import block_hessian
+    from jacprop.errors import UsageError
+
+    H = sym_hessians(4, 3, 2, 4)
+    gum2 = NS(methods=("gum", "gum2"), check_linearity=False, hessian_index=True)
+    index = NS(methods=("gum",), check_linearity=True, hessian_index=True)
+    for s in (NS(methods=("gum", "mc"), check_linearity=False, hessian_index=True),
+              NS(methods=("gum",), check_linearity=True, hessian_index=False)):
+        assert block_hessian(s, NS(hessian=H, X=None), None, None) is None
+    for s in (gum2, index):
+        [(start, Hw)] = block_hessian(s, NS(hessian=H, X=None), None, None)([3, 1])
+        assert start == 0 and (Hw == H[:, :, [3, 1]][:, :, :, [3, 1]]).all()
+    diagonal = np.einsum("nkii->nki", H)
+    [(start, Hw)] = block_hessian(gum2, NS(hessian=diagonal, X=None), None, None)([2])
+    assert start == 0 and Hw.shape == (3, 2, 1, 1) and (Hw[:, :, 0, 0] == H[:, :, 2, 2]).all()
+    with pytest.raises(UsageError) as e:
+        block_hessian(gum2, NS(hessian=diagonal, X=None), None, None)([0, 2])
+    assert str(e.value) == ("--method gum2 from `jacprop hessian --diagonal`: the mixed terms d2y/dx_i dx_j of the "
+                            "inputs with uncertainty are missing; write H without --diagonal (or give one input an "
+                            "uncertainty)")
+    assert block_hessian(gum2, NS(hessian=None, X=None), None, None) is None
+    calls = []
+    network = NS(hessian=lambda X, outs, wrt: calls.append((X, outs, wrt)) or "blocks")
+    X = np.zeros((3, 4))
+    assert block_hessian(index, NS(hessian=None, X=X), network, [1])([0, 3]) == "blocks"
+    assert calls == [(X, [1], [0, 3])]
+
+
+def test_network_runs_the_model_deterministically_in_its_dtype_and_gives_h():
+    from pathlib import Path
+
+    import jacprop
+    from jacprop.commands.curvature import Network
+
+    root = Path(__file__).parent.parent / "sample_models"
+    model = jacprop.load(root / "bishop_tanh.npz")
+    X = np.loadtxt(root / "bishop_tanh.csv", delimiter=",", skiprows=1)
+    W1, b1, W2, b2 = (np.asarray(a, np.float64) for a in model_weights(root / "bishop_tanh.npz"))
+    y = np.tanh(X @ W1 + b1) @ W2 + b2  # the network written out
+    np.testing.assert_allclose(Network(model)(X), y, rtol=1e-14, atol=1e-15)
+    y32 = Network(model, "float32")(X)
+    assert y32.dtype == np.float32 and np.abs(y32 - y).max() < 1e-5 and np.abs(y32 - y).max() > 0
+    blocks = list(Network(model).hessian(X, [1], [0, 2]))
+    assert [start for start, _ in blocks] == [0]
+    H = blocks[0][1]
+    # H of y[1] by central differences of the Jacobian written out: J = (1 - t^2) W1 .. W2
+    def jac(Z):
+        t = np.tanh(Z @ W1 + b1)
+        return np.einsum("nm,im,mk->nki", 1 - t * t, W1, W2)
+    h = 1e-5
+    for j, i in enumerate([0, 2]):
+        e = np.zeros(3)
+        e[i] = h
+        col = (jac(X + e) - jac(X - e)) / (2 * h)  # d J_k,a / d x_i: (N, K, D)
+        np.testing.assert_allclose(H[:, 0, :, j], col[:, 1][:, [0, 2]], rtol=1e-6, atol=1e-8)
+
+
+def model_weights(path):
+    z = np.load(path, allow_pickle=False)
+    assert list(z["activations"]) == ["tanh", "linear"]
+    return z["W0"], z["b0"], z["W1"], z["b1"]
