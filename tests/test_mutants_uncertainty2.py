@@ -3,6 +3,9 @@ fixed here, and the mutants of propagate.py, uncertainty/ and commands/gates.py,
 survived the selection, each against a formula or a re-computation written in the test."""
 
 import math
+import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -232,3 +235,160 @@ def model_weights(path):
     z = np.load(path, allow_pickle=False)
     assert list(z["activations"]) == ["tanh", "linear"]
     return z["W0"], z["b0"], z["W1"], z["b1"]
+
+
+# --- uncertainty/inputs.py: --dx, --dist, --dof and covariances as the user gives them --------------------------
+
+NAMES = ["temp", "press", "flow"]
+
+
+def usage_error(fn, *args):
+    from jacprop.errors import UsageError
+
+    with pytest.raises(UsageError) as e:
+        fn(*args)
+    return str(e.value)
+
+
+def test_parse_dx_absolute_relative_by_name_index_and_for_all():
+    from jacprop.uncertainty.inputs import parse_dx
+
+    u = parse_dx(["0.5", "press=2%", "2=+.25e-1", "temp= 1.5 %"], NAMES)
+    # "0.5" sets all; press=2% replaces press's absolute; 2 is flow by index; temp= 1.5 % is relative
+    np.testing.assert_array_equal(u.absolute, [0.0, 0.0, 0.025])
+    np.testing.assert_array_equal(u.relative, [0.015, 0.02, 0.0])
+    assert u.columns == {} and u.corr is None and u.needs_x
+    u = parse_dx(["1e-3", "flow=7"], NAMES, ["press=col_p"], np.eye(3))
+    np.testing.assert_array_equal(u.absolute, [1e-3, 1e-3, 7.0])
+    assert not u.relative.any() and not u.needs_x and u.columns == {1: "col_p"} and (u.corr == np.eye(3)).all()
+    X = np.array([[2.0, -4.0, 1.0], [np.nan, 1.0, 3.0]])
+    dx = parse_dx(["temp=10%", "press=0.5"], NAMES, ["flow=f"]).dx(X, {2: np.array([0.1, 0.2])})
+    np.testing.assert_array_equal(dx[0], [0.2, 0.5, 0.1])
+    assert np.isnan(dx[1, 0]) and (dx[1, 1:] == [0.5, 0.2]).all()  # relative of a kept NaN input: NaN
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("3=0.1", "--dx 3=0.1: no input named '3'; the inputs are ['temp', 'press', 'flow']"),
+    ("speed=0.1", "--dx speed=0.1: no input named 'speed'; the inputs are ['temp', 'press', 'flow']"),
+    ("temp=abc", "--dx temp=abc: expected a number or a percentage (e.g. 0.01, temp=0.5, temp=2%)"),
+    ("temp=1e400", "--dx temp=1e400: an uncertainty must be finite and >= 0"),
+    ("-0.1", "--dx -0.1: an uncertainty must be finite and >= 0"),
+])
+def test_parse_dx_refusals(spec, message):
+    from jacprop.uncertainty.inputs import parse_dx
+
+    assert usage_error(parse_dx, [spec], NAMES) == message
+
+
+@pytest.mark.parametrize("column", ["flow", "speed=c"])
+def test_parse_dx_column_refusals(column):
+    from jacprop.uncertainty.inputs import parse_dx
+
+    assert usage_error(parse_dx, [], NAMES, [column]) == (
+        f"--dx-column {column}: expected INPUT=COLUMN with INPUT one of ['temp', 'press', 'flow']")
+
+
+@pytest.mark.parametrize("values,row,message", [
+    ([0.1, -0.2], 2, "row 12: uncertainty of input 'flow' is -0.2; it must be finite and >= 0"),
+    ([np.inf, 0.2], 1, "row 11: uncertainty of input 'flow' is inf; it must be finite and >= 0"),
+])
+def test_dx_refuses_negative_or_non_finite_columns(values, row, message):
+    from jacprop.uncertainty.inputs import parse_dx
+
+    u = parse_dx(["temp=1%"], NAMES, ["flow=f"])
+    X = np.ones((2, 3))
+    assert usage_error(u.dx, X, {2: np.array(values)}, np.array([11, 12]), NAMES) == message
+    bare = usage_error(u.dx, X, {2: np.array(values)})
+    assert bare == message.replace("row 1" + str(row), f"row {row}").replace("'flow'", "2")
+
+
+def test_dx_of_a_relative_uncertainty_refuses_nan_only_where_the_input_is_finite():
+    from jacprop.uncertainty.inputs import Uncertainty
+
+    u = Uncertainty(np.array([0.0, 0.1]), np.array([0.0, 0.0]), {})
+    X = np.array([[np.nan, 1.0]])
+    assert u.dx(X)[0, 1] == 0.1  # an absolute uncertainty ignores x
+    u = Uncertainty(np.array([0.0, np.nan]), np.array([0.0, 0.0]), {})
+    assert "uncertainty of input 1 is nan" in usage_error(u.dx, X)
+
+
+def test_per_input_options_by_name_index_and_for_all():
+    from jacprop.uncertainty.inputs import distributions_of, dof_of, parse_dof
+
+    assert distributions_of(["rect", "1=t:5", "flow=normal"], NAMES) == (("rect", 0.0), ("t", 5.0), ("normal", 0.0))
+    assert distributions_of(["normal", "temp=t:inf"], NAMES) is None
+    assert distributions_of([], NAMES) is None
+    assert dof_of(["press=4.5"], NAMES) == (math.inf, 4.5, math.inf)
+    assert dof_of(["9", "0=1"], NAMES) == (1.0, 9.0, 9.0)
+    assert dof_of([], NAMES) is None
+    assert parse_dof("inf", "x") == math.inf and parse_dof("1", "x") == 1.0
+    assert usage_error(dof_of, ["3=2"], NAMES) == "--dof 3=2: no input named '3'; the inputs are " \
+        "['temp', 'press', 'flow']"
+    assert usage_error(parse_dof, "0.99", "--dof a=0.99") == ("--dof a=0.99: degrees of freedom must be >= 1 (or "
+                                                               "inf), got 0.99")
+    assert usage_error(parse_dof, "nan", "--dof a=nan").endswith("got nan")
+    assert usage_error(parse_dof, "many", "--dof a=many") == ("--dof a=many: expected a number of degrees of "
+                                                               "freedom >= 1 (or inf)")
+
+
+def test_check_independent_names_the_correlated_input():
+    from jacprop.uncertainty.inputs import check_independent
+
+    corr = np.array([[1, 0, 0], [0, 1, 0.3], [0, 0.3, 1.0]])
+    normal, rect = ("normal", 0.0), ("rect", 0.0)
+    check_independent(None, (rect, rect, rect), (3.0, 3.0, 3.0), NAMES)
+    check_independent(corr, (rect, normal, normal), (3.0, math.inf, math.inf), NAMES)  # temp is uncorrelated
+    check_independent(corr, None, None, NAMES)
+    assert usage_error(check_independent, corr, (normal, normal, rect), None, NAMES) == (
+        "--dist flow=rect: a correlated input must be normal (jacprop has no copula); remove its correlation or "
+        "its --dist")
+    assert usage_error(check_independent, corr, None, (math.inf, 5.0, math.inf), NAMES) == (
+        "--dof press: Welch-Satterthwaite (JCGM 100 G.4) needs independent inputs, but press is correlated")
+
+
+def test_covariance_checks_and_split():
+    from jacprop.uncertainty.inputs import check_covariance, split_covariance
+
+    sigma = np.array([0.5, 0.0, 2.0])
+    R = np.array([[1, 0, -0.4], [0, 1, 0], [-0.4, 0, 1.0]])
+    cov = np.outer(sigma, sigma) * R
+    cov[0, 2] += 1e-12  # asymmetry below 1e-10 of the largest entry: symmetrised
+    got = check_covariance(cov, "c")
+    assert (got == got.T).all() and got[0, 2] == pytest.approx(-0.4, abs=1e-11)
+    s, r = split_covariance(got)
+    np.testing.assert_array_equal(s, sigma)
+    np.testing.assert_allclose(r, R, rtol=1e-11, atol=1e-12)
+    bad = np.eye(2)
+    bad[0, 1] = 0.5
+    assert usage_error(check_covariance, bad, "cov.csv") == ("cov.csv: not symmetric: entry (1, 2) is 0.5 but "
+                                                             "(2, 1) is 0.0")
+    assert usage_error(check_covariance, np.array([[1.0, 2.0], [2.0, 1.0]]), "c") == (
+        "c: not positive semi-definite (smallest eigenvalue -1)")
+    for m in (np.ones((2, 3)), np.ones(3), np.array([[1.0, np.nan], [np.nan, 1.0]])):
+        assert usage_error(check_covariance, m, "c") == (f"c: a covariance must be a finite square matrix, got "
+                                                          f"shape {m.shape}")
+    check_covariance(np.zeros((2, 2)), "c")  # all zero: symmetric and semi-definite
+
+
+# --- found through mutmut's "timeouts": jacprop in a forked child ------------------------------------------------
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
+def test_blocks_run_in_a_forked_child_after_the_parent_used_the_thread_pool():
+    """mutmut (and multiprocessing's fork start method) fork a process whose block pool has threads; the
+    child has none of them, so before the fix its first map_blocks waited forever."""
+    from jacprop import parallel
+
+    assert list(parallel.map_blocks(lambda i: i * i, range(6), threads=2)) == [i * i for i in range(6)]
+    pid = os.fork()
+    if pid == 0:  # the child: the same blocks on two threads again
+        os._exit(0 if list(parallel.map_blocks(lambda i: 3 * i + 1, range(6), threads=2)) == [1, 4, 7, 10, 13, 16]
+                 else 1)
+    for _ in range(200):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child's map_blocks did not finish in 10 s")
