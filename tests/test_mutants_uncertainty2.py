@@ -6,6 +6,7 @@ import math
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,8 +204,6 @@ def test_block_hessian_reads_h_from_the_block_or_the_network():
 
 
 def test_network_runs_the_model_deterministically_in_its_dtype_and_gives_h():
-    from pathlib import Path
-
     import jacprop
     from jacprop.commands.curvature import Network
 
@@ -392,3 +391,59 @@ def test_blocks_run_in_a_forked_child_after_the_parent_used_the_thread_pool():
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     pytest.fail("the forked child's map_blocks did not finish in 10 s")
+
+
+def wide_model(seed=0, d=300, m=64, k=3):
+    """y = tanh(x W + b) V + c with a wide input: BLAS rounds a row of a 1-row product differently from a row
+    of a taller one, so only padded blocks give a row the same bits however the rows were chunked."""
+    from jacprop import ops
+    from jacprop.graph import GraphBuilder
+    from jacprop.ops.activations import Activation
+
+    rng = np.random.default_rng(seed)
+    w = {"W": rng.normal(size=(d, m)), "b": rng.normal(size=m), "V": rng.normal(size=(m, k)), "c": rng.normal(size=k)}
+    g = GraphBuilder([("x", (d,))])
+    h = g.add("h", ops.Dense(kernel=w["W"], bias=w["b"], activation=Activation("tanh")), [g.inputs[0]], "Dense")
+    o = g.add("o", ops.Dense(kernel=w["V"], bias=w["c"], activation=Activation("linear")), [h], "Dense")
+    return g.finish([o]), w
+
+
+def test_network_gives_a_row_the_same_bits_in_any_chunk():
+    from jacprop.commands.curvature import Network
+
+    model, w = wide_model()
+    X = np.random.default_rng(1).normal(size=(9, 300))
+    net = Network(model)
+    y = net(X)
+    np.testing.assert_allclose(y, np.tanh(X @ w["W"] + w["b"]) @ w["V"] + w["c"], rtol=1e-12, atol=1e-12)
+    [(start, H)] = list(net.hessian(X, [0, 2], [0, 5]))
+    assert start == 0 and H.shape == (9, 2, 2, 2)
+    t = np.tanh(X @ w["W"] + w["b"])  # H_k,ij = sum_m V_mk tanh''(a_m) W_im W_jm, tanh'' = -2 t (1 - t^2)
+    want = np.einsum("nm,mk,im,jm->nkij", -2 * t * (1 - t * t), w["V"][:, [0, 2]], w["W"][[0, 5]], w["W"][[0, 5]])
+    np.testing.assert_allclose(H, want, rtol=1e-10, atol=1e-12)
+    for i in range(9):
+        assert (net(X[i : i + 1])[0] == y[i]).all()
+        assert (list(net.hessian(X[i : i + 1], [0, 2], [0, 5]))[0][1][0] == H[i]).all()
+
+
+def test_gum2_refusals_at_prepare_time_name_the_inputs(tmp_path):
+    from click.testing import CliRunner
+
+    from jacprop.cli import main
+
+    root = Path(__file__).parent.parent / "sample_models"
+    run = CliRunner().invoke
+    tanh = [str(root / "bishop_tanh.npz"), str(root / "bishop_tanh.csv")]
+    r = run(main, ["hessian", *tanh, "--format", "npz", "--diagonal", "-o", str(tmp_path / "d.npz")])
+    assert r.exit_code == 0, r.output
+    r = run(main, ["propagate", str(tmp_path / "d.npz"), "--dx", "temperature=5%", "--dx", "flow=0.1", "--method",
+                   "gum2"])
+    assert r.exit_code == 2 and r.stderr == (
+        "jacprop: error: --method gum2 from `jacprop hessian --diagonal`: the mixed terms d2y/dx_i dx_j of the inputs "
+        "with uncertainty (temperature, flow) are missing; write H without --diagonal\n")
+    one = run(main, ["propagate", str(tmp_path / "d.npz"), "--dx", "flow=5%", "--method", "gum2", "--format", "csv"])
+    assert one.exit_code == 0, one.output
+    r = run(main, ["propagate", *tanh, "--dx", "0.1", "--dist", "flow=t:4", "--method", "gum2"])
+    assert r.exit_code == 2 and r.stderr == (
+        "jacprop: error: --dist flow=t:4 with --method gum2: a t with NU <= 4 has no fourth moment, so the "
+        "second-order variance is infinite; use --method mc\n")
