@@ -6,6 +6,7 @@ import math
 import os
 import signal
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -155,8 +156,25 @@ def test_block_moments_without_uncertainty_or_without_h():
     dx = np.zeros((3, 4))
     dx[1, 2] = np.nan  # a relative uncertainty of a NaN input: that input is still asked for, and its rows are NaN
     H = sym_hessians(3, 3, 2, 4)
-    shift, var = block_moments((3, 2), dx, None, lambda wrt: [(0, H[:, :, wrt][:, :, :, wrt])])
+    asked = []
+    shift, var = block_moments((3, 2), dx, None,
+                               lambda wrt: asked.append(list(wrt)) or [(0, H[:, :, wrt][:, :, :, wrt])])
+    assert asked == [[2]]  # H over that input only (a diagonal H serves one input)
     assert np.isnan(shift[1]).all() and np.isnan(var[1]).all() and not shift[[0, 2]].any()
+
+
+def test_block_moments_of_perfectly_correlated_inputs():
+    """R = 1 1^T is singular: eigh gives an eigenvalue of -5e-16, which the square root must take as 0."""
+    from jacprop.uncertainty.curvature import block_moments
+
+    H = sym_hessians(5, 2, 2, 3)
+    dx = np.array([[0.1, 0.2, 0.3], [0.3, 0.1, 0.2]])
+    corr = np.ones((3, 3))
+    assert np.linalg.eigvalsh(corr).min() < 0  # the case
+    shift, cov = block_moments((2, 2), dx, corr, lambda wrt: [(0, H)], None, True)
+    want_shift, want_cov = trace_moments(H, dx, corr)
+    np.testing.assert_allclose(shift, want_shift, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(cov, want_cov, rtol=1e-12, atol=1e-15)
 
 
 def test_hessian_index_ratios():
@@ -168,6 +186,9 @@ def test_hessian_index_ratios():
     sd, rel = hessian_index(var2, shift, u)
     np.testing.assert_array_equal(sd, [[1.0, 0.0, 0.0, 1.0, 0.0]])
     np.testing.assert_array_equal(rel, [[1.5, 0.0, np.inf, 0.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0 / 0 and x / 0 are expected here: no RuntimeWarning on stderr
+        hessian_index(var2, shift, u)
 
 
 # --- commands/curvature.py: where H comes from -------------------------------------------------------------
