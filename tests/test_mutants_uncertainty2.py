@@ -468,3 +468,130 @@ def test_gum2_refusals_at_prepare_time_name_the_inputs(tmp_path):
     assert r.exit_code == 2 and r.stderr == (
         "jacprop: error: --dist flow=t:4 with --method gum2: a t with NU <= 4 has no fourth moment, so the "
         "second-order variance is infinite; use --method mc\n")
+
+
+# --- commands/gates.py: findings, gates and their messages -----------------------------------------------------
+
+def test_findings_count_everything_and_keep_the_first_twenty():
+    from jacprop.commands.gates import WORST_KEPT, Findings
+
+    assert WORST_KEPT == 20
+    f = Findings()
+    pairs = [(r, "y") for r in range(1, 16)]
+    f.flag(pairs)
+    f.flag([(r, "z") for r in range(16, 26)])
+    f.flag([(99, "w")])
+    assert f.n_flagged == 26 and f.flagged == pairs + [(r, "z") for r in range(16, 21)]
+    for kind in ("nonfinite", "capped"):
+        f.note(kind, list(range(18)))
+        f.note(kind, list(range(100, 105)))
+        f.note(kind, [7])
+        assert getattr(f, f"n_{kind}") == 24 and getattr(f, kind) == list(range(18)) + [100, 101]
+
+
+def test_violations_worst_first_nan_as_infinitely_far():
+    from jacprop.commands.gates import Findings
+
+    ratio = np.array([[1.0, 2.0], [np.nan, 0.5], [3.0, 2.0]])  # 1.0 is on the bound: no violation
+    value = np.array([[10.0, 20.0], [5.0, 1.0], [30.0, np.nan]])
+    f = Findings()
+    f.violate(ratio, value, np.array([10, 11, 12]), ["a", "b"], lambda n, k: f"{n}{k}")
+    assert f.n_violations == 4
+    assert f.violations == [(math.inf, 5.0, 11, "a", "10"), (3.0, 30.0, 12, "a", "20"),
+                            (2.0, math.inf, 12, "b", "21"), (2.0, 20.0, 10, "b", "01")]
+    big = Findings()
+    big.violate(np.arange(1.5, 31.5).reshape(30, 1), np.ones((30, 1)), np.arange(30), ["y"], lambda n, k: "")
+    assert big.n_violations == 30 and [v[2] for v in big.violations] == list(range(29, 9, -1))
+
+
+def test_merge_worst_orders_by_ratio_then_value():
+    from jacprop.commands.gates import merge_worst
+
+    v = [(2.0, 1.0, 1, "y", ""), (3.0, 0.5, 2, "y", ""), (2.0, 7.0, 3, "y", ""), (9.0, 0.1, 4, "y", "")]
+    assert [r[2] for r in merge_worst(v)] == [4, 2, 3, 1]
+    assert [r[2] for r in merge_worst(v, keep=2)] == [4, 2]
+
+
+def test_worst_nonlinearity_counts_nan_as_the_largest():
+    from jacprop.commands.gates import worst_nonlinearity
+
+    a = {"nonlinearity": np.array([[np.nan, 0.2]]), "nonlinearity_hess": np.array([[0.5, 0.1]]),
+         "shift_rel": np.array([[0.1, 0.3]]), "dy_gum": np.array([[9.0, 9.0]])}
+    nl, which, names = worst_nonlinearity(a)
+    assert names == ["nonlinearity", "nonlinearity_hess", "shift_rel"]
+    assert np.isnan(nl[0, 0]) and nl[0, 1] == 0.3 and which.tolist() == [[0, 2]]
+
+
+def gate_estimator(gate_dy=None, max_nl=None, require_valid=False, k=None, level=None):
+    from types import SimpleNamespace as NS
+
+    return NS(out_names=["a", "b"], gate_dy=gate_dy, max_nonlinearity=max_nl, require_valid=require_valid,
+              settings=NS(k=k, level=level))
+
+
+@pytest.mark.parametrize("m,label", [("gum", "GUM"), ("gum2", "gum2 (second order)")])
+def test_require_valid_flags_only_the_finite_failed_pairs(m, label):
+    from jacprop.commands.gates import Findings, apply_gates
+
+    a = {f"{m}_valid": np.array([[1.0, 0.0], [0.0, 0.0]]), f"{m}_d_low": np.array([[1.0, 2.0], [3.0, 4.0]]),
+         f"{m}_d_high": np.array([[0.5, 2.5], [0.25, 5.0]]), f"{m}_delta": np.array([[0.5, 0.25], [1.0, 2.0]])}
+    ok = np.array([[True, True], [False, True]])  # row 2 a is non-finite: reported elsewhere, not here
+    f = Findings()
+    apply_gates(gate_estimator(require_valid=True), a, np.array([5, 6]), ok, f)
+    why = "{} not validated by Monte Carlo: d_low {}, d_high {} > delta {}"
+    assert f.n_violations == 2 and [v[1:] for v in f.violations] == [
+        (5.0, 6, "b", why.format(label, 4, 5, 2)), (2.5, 5, "b", why.format(label, 2, 2.5, 0.25))]
+    assert min(v[0] for v in f.violations) > 1e308  # infinitely far (nan_to_num keeps inf as the largest float)
+
+
+def test_max_dy_scales_the_standard_uncertainties_by_k_and_names_the_worst():
+    from jacprop.commands.gates import Findings, apply_gates
+
+    y = np.zeros((2, 2))
+    a = {"y": y, "dy_linear": np.array([[-0.3, 0.0], [0.01, 0.0]]), "dy_gum": np.array([[0.1, 0.0], [0.05, 0.2]]),
+         "dy_mc": np.array([[0.11, 0.0], [0.04, 0.3]])}
+    ok = np.array([[True, True], [True, False]])
+    rows = np.array([1, 2])
+    bound = np.array([0.25, 0.0])  # b must be exactly 0: any nonzero estimate crosses it
+
+    def gate(a, **kw):
+        f = Findings()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # x / 0 and 0 / 0 are expected: no RuntimeWarning
+            apply_gates(gate_estimator(gate_dy=bound, **kw), a, rows, ok, f)
+        return f.n_violations, f.violations
+
+    # k from the arrays (per row, e.g. Student's t) before --coverage or --level
+    n, v = gate({**a, "k": np.array([[3.0, 3.0], [2.0, 2.0]])}, k=9.0, level=0.5)
+    assert n == 1 and v == [(pytest.approx(0.33 / 0.25), pytest.approx(0.33), 1, "a",
+                             "dy_mc x k=3 = 0.33 > --max-dy 0.25")]
+    n, v = gate(a, k=2.5)  # --coverage 2.5, no k column: dy_mc x 2.5 = 0.275 < dy_linear's 0.3
+    assert n == 1 and v[0][2:] == (1, "a", "dy_linear = 0.3 > --max-dy 0.25")
+    z = 1.6448536269514722  # the normal quantile at (1 + 0.9) / 2
+    n, v = gate({**a, "dy_linear": np.zeros((2, 2)), "dy_mc": np.array([[0.2, 0.0], [0.04, 0.3]])}, level=0.9)
+    assert n == 1 and v[0][1] == pytest.approx(0.2 * z, rel=1e-14) and v[0][4] == (
+        "dy_mc x k=1.64485 = 0.329 > --max-dy 0.25")
+    n, v = gate({**a, "dy_gum": np.array([[0.2, 0.0], [0.0, 0.0]]), "dy_linear": np.zeros((2, 2))})  # k = 1
+    assert n == 0
+    n, v = gate({**a, "dy_gum": np.array([[0.26, 0.0], [0.0, 0.0]]), "dy_linear": np.zeros((2, 2))})
+    assert n == 1 and v[0][4] == "dy_gum = 0.26 > --max-dy 0.25"
+    n, v = gate({**a, "dy_linear": np.array([[0.0, 1.0], [0.0, 0.0]])}, level=None)  # b: 1.0 over 0
+    assert n == 1 and v[0][0] > 1e308 and v[0][1:4] == (1.0, 1, "b") and v[0][4] == "dy_linear = 1 > --max-dy 0"
+
+
+def test_merge_findings_of_partitions():
+    from jacprop.commands.gates import merge_findings
+
+    parts = ["p1", "p2"]
+    results = [
+        {"flagged": [(1, "y")], "violations": [(2.0, 1.0, 3, "y", "w1")], "nonfinite": [(4, "y", "J")],
+         "capped": [5], "n_flagged": 7, "n_violations": 1, "n_nonfinite": 2, "n_capped": 1},
+        {"flagged": [(2, "z")], "violations": [(5.0, 1.0, 1, "z", "w2"), (2.0, 3.0, 9, "y", "w3")],
+         "capped": [8, 9], "n_flagged": 1, "n_violations": 4, "n_capped": 2},
+    ]
+    m = merge_findings(results, parts, lambda r, p: f"{r} of {p}")
+    assert m == {"n_flagged": 8, "flagged": [("1 of p1", "y"), ("2 of p2", "z")],
+                 "n_violations": 5, "violations": [(5.0, 1.0, "1 of p2", "z", "w2"), (2.0, 3.0, "9 of p2", "y", "w3"),
+                                                   (2.0, 1.0, "3 of p1", "y", "w1")],
+                 "n_nonfinite": 2, "nonfinite": [("4 of p1", "y", "J")],
+                 "n_capped": 3, "capped": ["5 of p1", "8 of p2", "9 of p2"]}
