@@ -595,3 +595,95 @@ def test_merge_findings_of_partitions():
                                                    (2.0, 1.0, "3 of p1", "y", "w1")],
                  "n_nonfinite": 2, "nonfinite": [("4 of p1", "y", "J")],
                  "n_capped": 3, "capped": ["5 of p1", "8 of p2", "9 of p2"]}
+
+
+def found(**given):
+    base = {"flagged": [], "violations": [], "nonfinite": [], "capped": [], "n_flagged": 0, "n_violations": 0,
+            "n_nonfinite": 0, "n_capped": 0}
+    return {**base, **given}
+
+
+def test_findings_outcome_lines_word_for_word():
+    from types import SimpleNamespace as NS
+
+    from jacprop.commands.gates import findings_outcome
+    from jacprop.uncertainty.montecarlo import McOptions
+
+    assert findings_outcome(found(), 0.1, False, ["a note"]) == findings_outcome(found(), 0.1, True, ["a note"])
+    out = findings_outcome(found(), 0.1, False, ["a note"])
+    assert out.code == 0 and out.notes == ["a note"]
+    nonfinite = [(r, "y", "J, dy_gum") for r in range(1, 23)]
+    out = findings_outcome(found(nonfinite=nonfinite, n_nonfinite=25), 0.1, True, [])
+    assert out.code == 0 and out.notes == [
+        "jacprop: warning: 25 (row, output) pairs have non-finite results (NaN or inf): "
+        + "; ".join(f"row {r} y: J, dy_gum" for r in range(1, 21)) + " ..."]
+    out = findings_outcome(found(nonfinite=nonfinite[:2], n_nonfinite=20), 0.1, True, [])
+    assert out.notes[0].endswith("row 2 y: J, dy_gum") and "..." not in out.notes[0]
+
+    settings = NS(samples=5000, validate=False, mc_options=lambda: McOptions(digits=2))
+    capped = found(capped=list(range(1, 23)), n_capped=23)
+    assert findings_outcome(capped, 0.1, True, [], settings).notes == []  # quiet
+    assert findings_outcome(capped, 0.1, False, []).notes == []  # no settings (a Dask part)
+    assert findings_outcome(capped, 0.1, False, [], settings).notes == [
+        "jacprop: note: 23 rows reached --samples 5000 before the Monte Carlo was stable to 2 significant digits: rows "
+        + ", ".join(map(str, range(1, 21))) + " ... (their standard errors say how far to trust them)"]
+    settings = NS(samples=7, validate=True, mc_options=lambda: McOptions(digits=3))
+    assert findings_outcome(found(capped=[4], n_capped=20), 0.1, False, [], settings).notes == [
+        "jacprop: note: 20 rows reached --samples 7 before the Monte Carlo was stable to 3 significant digits "
+        "(--validate runs it to one digit more than --digits): rows 4 (their standard errors say how far to trust "
+        "them; --validate's verdict there rests on a Monte Carlo less precise than delta)"]
+
+    flagged = [(r, "y") for r in range(1, 13)]
+    assert findings_outcome(found(flagged=flagged, n_flagged=12), 0.25, True, []).notes == []
+    out = findings_outcome(found(flagged=flagged, n_flagged=12), 0.25, False, ["n"])
+    assert out.code == 0 and out.notes == ["n", "jacprop: 12 (row, output) pairs depart from linearity by more than "
+                                           "--tol 0.25: " + ", ".join(f"row {r} y" for r in range(1, 11)) + " ..."]
+    out = findings_outcome(found(flagged=flagged[:10], n_flagged=10), 0.25, False, [])
+    assert out.notes[0].endswith("row 10 y")
+
+    one = [(2.0, 1.0, 3, "y", "dy_gum = 1 > --max-dy 0.5")]
+    out = findings_outcome(found(violations=one, n_violations=1), 0.1, True, [])
+    assert out.code == 1 and out.notes == ["jacprop: 1 (row, output) pairs exceed the bounds: row 3 y: dy_gum = 1 > "
+                                           "--max-dy 0.5"]
+    two = [(2.0, 1.0, 3, "y", "w3"), (5.0, 1.0, 4, "z", "w4")]
+    out = findings_outcome(found(violations=two, n_violations=2), 0.1, True, [])
+    assert out.notes == ["jacprop: 2 (row, output) pairs exceed the bounds, the worst first: row 4 z: w4; row 3 y: w3"]
+    many = [(float(i), 1.0, i, "y", f"w{i}") for i in range(1, 25)]
+    out = findings_outcome(found(violations=many, n_violations=30), 0.1, True, [])
+    assert out.code == 1 and out.notes == [
+        "jacprop: 30 (row, output) pairs exceed the bounds, the 20 worst first: "
+        + "; ".join(f"row {i} y: w{i}" for i in range(24, 4, -1)) + " ..."]
+
+
+@pytest.mark.parametrize("specs,bound", [(["0.5"], [0.5, 0.5]), (["b=2", "0.5"], [0.5, 0.5]),
+                                         (["0.5", "b=2"], [0.5, 2.0]), (["a=0"], [0.0, math.inf]),
+                                         (["1=3e-2"], [math.inf, 0.03])])
+def test_parse_gate_per_output(specs, bound):
+    from jacprop.commands.gates import parse_gate
+
+    assert parse_gate(specs, ["a", "b"], "--max-dy").tolist() == bound
+
+
+def test_parse_gate_refusals():
+    from jacprop.commands.gates import parse_gate
+
+    assert parse_gate([], ["a"], "--max-dy") is None and parse_gate(None, ["a"], "--max-dy") is None
+    assert usage_error(parse_gate, ["a=x"], ["a"], "--max-dy") == "--max-dy a=x: expected a number or OUTPUT=NUMBER"
+    for v in ("-1", "nan", "a=-0.5"):
+        assert usage_error(parse_gate, [v], ["a"], "--max-dy") == f"--max-dy {v}: the bound must be a number >= 0"
+    assert usage_error(parse_gate, ["c=1"], ["a", "b"], "--max-dy") == (
+        "--max-dy: 'c' is neither a name nor an index; the names are ['a', 'b']")
+
+
+def test_nonfinite_names_each_quantity_at_its_row_and_output():
+    from jacprop.commands.gates import nonfinite
+
+    y = np.array([[1.0, np.inf], [2.0, 3.0]])
+    J = np.zeros((2, 2, 3))
+    J[1, 0, 2] = np.nan
+    a = {"x": np.full((2, 3), np.nan), "y": y, "dy_gum": np.array([[np.nan, 1.0], [1.0, 1.0]]),
+         "nu_eff": np.full((2, 2), np.inf), "cov_y": np.zeros((2, 2, 2)), "budget": np.ones((2, 2, 3)),
+         "mc_converged": np.array([True, False]), "k": np.array(2.0)}
+    a["cov_y"][1, 1, 0] = np.inf
+    a["budget"][0, 0, 1] = np.nan
+    assert nonfinite(a, J) == {(0, 1): ["y"], (1, 0): ["J"], (0, 0): ["dy_gum", "budget"], (1, 1): ["cov_y"]}
