@@ -687,3 +687,28 @@ def test_nonfinite_names_each_quantity_at_its_row_and_output():
     a["cov_y"][1, 1, 0] = np.inf
     a["budget"][0, 0, 1] = np.nan
     assert nonfinite(a, J) == {(0, 1): ["y"], (1, 0): ["J"], (0, 0): ["dy_gum", "budget"], (1, 1): ["cov_y"]}
+
+
+@pytest.mark.parametrize("bound", [0.0, 0.4, math.inf])
+def test_max_nonlinearity_bounds_the_worst_index(bound):
+    from jacprop.commands.gates import Findings, apply_gates
+
+    a = {"nonlinearity": np.array([[0.0, 0.5], [2.0, 0.0], [np.inf, 0.1]]),
+         "nonlinearity_hess": np.array([[0.0, 0.1], [0.3, 0.45], [0.0, 0.0]]), "dy_gum": np.ones((3, 2))}
+    ok = np.array([[True, True], [True, True], [False, True]])  # row 3 a is non-finite: reported elsewhere
+    f = Findings()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # inf / inf and 0 / 0 are expected: no RuntimeWarning
+        apply_gates(gate_estimator(max_nl=bound), a, np.array([1, 2, 3]), ok, f)
+    why = "{} {} > --max-nonlinearity {:.4g}"
+    if bound == 0:  # every positive index is infinitely far over 0; an index of exactly 0 passes
+        assert f.n_violations == 4 and [v[1:] for v in f.violations] == [
+            (2.0, 2, "a", why.format("nonlinearity", 2, 0)), (0.5, 1, "b", why.format("nonlinearity", 0.5, 0)),
+            (0.45, 2, "b", why.format("nonlinearity_hess", 0.45, 0)), (0.1, 3, "b", why.format("nonlinearity", 0.1, 0))]
+    elif bound == 0.4:
+        assert f.n_violations == 3 and f.violations == [
+            (5.0, 2.0, 2, "a", why.format("nonlinearity", 2, 0.4)), (1.25, 0.5, 1, "b", why.format("nonlinearity", 0.5,
+                                                                                                    0.4)),
+            (pytest.approx(1.125), 0.45, 2, "b", why.format("nonlinearity_hess", 0.45, 0.4))]
+    else:
+        assert f.n_violations == 0
