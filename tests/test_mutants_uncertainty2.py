@@ -2,6 +2,7 @@
 fixed here, and the mutants of propagate.py, uncertainty/ and commands/gates.py, curvature.py that
 survived the selection, each against a formula or a re-computation written in the test."""
 
+import contextlib
 import math
 import os
 import signal
@@ -20,6 +21,15 @@ C = np.array([0.1, -7.0, 1e3])
 
 def linear(X):
     return X @ A.T + C
+
+
+@contextlib.contextmanager
+def no_runtime_warnings():
+    """numpy's warnings as errors, whatever np.seterr an earlier CLI test left (the CLI ignores them all): the
+    library itself must not warn (Python API users see numpy's warnings)."""
+    with warnings.catch_warnings(), np.errstate(all="warn"):
+        warnings.simplefilter("error")
+        yield
 
 
 # --- the mean of the draws: exact for equal draws, pairwise otherwise ---------------------------------------
@@ -186,8 +196,7 @@ def test_hessian_index_ratios():
     sd, rel = hessian_index(var2, shift, u)
     np.testing.assert_array_equal(sd, [[1.0, 0.0, 0.0, 1.0, 0.0]])
     np.testing.assert_array_equal(rel, [[1.5, 0.0, np.inf, 0.0, 0.0]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # 0 / 0 and x / 0 are expected here: no RuntimeWarning on stderr
+    with no_runtime_warnings():  # 0 / 0 and x / 0 are expected here: no RuntimeWarning on stderr
         hessian_index(var2, shift, u)
 
 
@@ -556,8 +565,7 @@ def test_max_dy_scales_the_standard_uncertainties_by_k_and_names_the_worst():
 
     def gate(a, **kw):
         f = Findings()
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # x / 0 and 0 / 0 are expected: no RuntimeWarning
+        with no_runtime_warnings():  # x / 0 and 0 / 0 are expected
             apply_gates(gate_estimator(gate_dy=bound, **kw), a, rows, ok, f)
         return f.n_violations, f.violations
 
@@ -697,8 +705,7 @@ def test_max_nonlinearity_bounds_the_worst_index(bound):
          "nonlinearity_hess": np.array([[0.0, 0.1], [0.3, 0.45], [0.0, 0.0]]), "dy_gum": np.ones((3, 2))}
     ok = np.array([[True, True], [True, True], [False, True]])  # row 3 a is non-finite: reported elsewhere
     f = Findings()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # inf / inf and 0 / 0 are expected: no RuntimeWarning
+    with no_runtime_warnings():  # inf / inf and 0 / 0 are expected
         apply_gates(gate_estimator(max_nl=bound), a, np.array([1, 2, 3]), ok, f)
     why = "{} {} > --max-nonlinearity {:.4g}"
     if bound == 0:  # every positive index is infinitely far over 0; an index of exactly 0 passes
