@@ -331,6 +331,39 @@ def test_dx_refuses_negative_or_non_finite_columns(values, row, message):
     assert bare == message.replace("row 1" + str(row), f"row {row}").replace("'flow'", "2")
 
 
+def test_dx_refuses_a_bad_column_value_whatever_x_holds():
+    """Only a relative uncertainty of a non-finite x may be NaN; an absolute one (a column) is checked even there,
+    and x = inf with a 0 relative uncertainty raises no numpy warning (0 * inf is never used)."""
+    from jacprop.uncertainty.inputs import parse_dx
+
+    X = np.array([[1.0, np.inf, np.nan]])
+    u = parse_dx(["temp=1%", "flow=0.5"], NAMES, ["press=p"])
+    with no_runtime_warnings():
+        np.testing.assert_array_equal(u.dx(X, {1: np.array([0.2])}), [[0.01, 0.2, 0.5]])
+    assert usage_error(u.dx, X, {1: np.array([-0.2])}, np.array([3]), NAMES) == (
+        "row 3: uncertainty of input 'press' is -0.2; it must be finite and >= 0")
+    u = parse_dx(["flow=1%"], NAMES, ["press=p"])
+    assert usage_error(u.dx, X, {1: np.array([np.nan])}, np.array([3]), NAMES) == (
+        "row 3: uncertainty of input 'press' is nan; it must be finite and >= 0")
+    assert np.isnan(u.dx(X, {1: np.array([0.1])})[0, 2])
+
+
+def test_split_covariance_sets_r_to_0_beside_a_zero_sigma_whatever_the_memory_held():
+    """R_ij for sigma_i = 0 is 0 by definition; numpy reuses freed small buffers, so NaN-filled ones freed just
+    before would show through entries that were never written."""
+    from jacprop.uncertainty.inputs import split_covariance
+
+    cov = np.diag([0.25, 0.0, 4.0])
+    cov[0, 2] = cov[2, 0] = -0.4
+    junk = [np.full((3, 3), np.nan) for _ in range(8)]
+    del junk
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sigma, R = split_covariance(cov)
+    np.testing.assert_array_equal(sigma, [0.5, 0.0, 2.0])
+    np.testing.assert_array_equal(R, [[1.0, 0.0, -0.4], [0.0, 1.0, 0.0], [-0.4, 0.0, 1.0]])
+
+
 def test_dx_of_a_relative_uncertainty_refuses_nan_only_where_the_input_is_finite():
     from jacprop.uncertainty.inputs import Uncertainty
 
@@ -345,6 +378,7 @@ def test_per_input_options_by_name_index_and_for_all():
     from jacprop.uncertainty.inputs import distributions_of, dof_of, parse_dof
 
     assert distributions_of(["rect", "1=t:5", "flow=normal"], NAMES) == (("rect", 0.0), ("t", 5.0), ("normal", 0.0))
+    assert distributions_of(["temp=rect"], NAMES) == (("rect", 0.0), ("normal", 0.0), ("normal", 0.0))
     assert distributions_of(["normal", "temp=t:inf"], NAMES) is None
     assert distributions_of([], NAMES) is None
     assert dof_of(["press=4.5"], NAMES) == (math.inf, 4.5, math.inf)
