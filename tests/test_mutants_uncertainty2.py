@@ -753,3 +753,36 @@ def test_max_nonlinearity_bounds_the_worst_index(bound):
             (pytest.approx(1.125), 0.45, 2, "b", why.format("nonlinearity_hess", 0.45, 0.4))]
     else:
         assert f.n_violations == 0
+
+
+# --- uncertainty/coverage.py -------------------------------------------------------------------------------
+
+def t_constant(nu):
+    """c of Student's t density c (1 + t^2 / nu)^(-(nu + 1) / 2)."""
+    return math.exp(math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2)) / math.sqrt(nu * math.pi)
+
+
+def test_t_central_against_the_integral_of_the_density_and_its_far_tail():
+    from jacprop.uncertainty.coverage import t_central
+
+    nu = 1.5
+    c = t_constant(nu)
+    x = np.linspace(0.0, 3.0, 20_001)  # Simpson's rule, error ~ h^4: below 1e-15 here
+    f = c * (1 + x * x / nu) ** (-(nu + 1) / 2)
+    simpson = (x[1] - x[0]) / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum())
+    assert t_central(3.0, nu) == pytest.approx(simpson, rel=1e-14)  # x = t^2 / (nu + t^2) = 0.86: y is used
+    t = 1e8  # P(T > t) = c nu^((nu + 1) / 2) t^-nu / nu (1 + O(t^-2)): 1 - x = nu / (nu + t^2) is lost in 1 - x
+    assert abs(t_central(t, nu) - (0.5 - c * nu ** ((nu + 1) / 2) * t**-nu / nu)) < 1e-16
+
+
+def test_welch_satterthwaite_formula_zero_and_infinite_terms():
+    from jacprop.uncertainty.coverage import welch_satterthwaite
+
+    terms = np.array([[0.3, -0.4, 0.0], [0.0, 0.0, 0.0], [1.0, 2.0, 2.0], [np.inf, 1.0, 0.0]])
+    dof = np.array([4.0, 9.0, math.inf])
+    with no_runtime_warnings():  # inf / inf (infinite term and dof) is expected
+        nu = welch_satterthwaite(terms, dof)
+    assert nu[0] == pytest.approx(0.25**2 / (0.3**4 / 4 + 0.4**4 / 9), rel=1e-15)
+    assert nu[1] == math.inf  # no uncertainty: infinitely many degrees of freedom
+    assert nu[2] == pytest.approx(81 / (1 / 4 + 16 / 9), rel=1e-15)  # the term with nu = inf adds to u only
+    assert np.isnan(nu[3]) and nu.dtype == np.float64
