@@ -786,3 +786,13 @@ def test_welch_satterthwaite_formula_zero_and_infinite_terms():
     assert nu[1] == math.inf  # no uncertainty: infinitely many degrees of freedom
     assert nu[2] == pytest.approx(81 / (1 / 4 + 16 / 9), rel=1e-15)  # the term with nu = inf adds to u only
     assert np.isnan(nu[3]) and nu.dtype == np.float64
+
+
+def test_findings_outcome_without_the_optional_counts_and_nonfinite_ignores_x():
+    from jacprop.commands.gates import findings_outcome, nonfinite
+
+    out = findings_outcome({"flagged": [], "violations": [], "n_flagged": 0, "n_violations": 0}, 0.1, False, [])
+    assert out.code == 0 and out.notes == []
+    y = np.ones((2, 2))
+    a = {"x": np.array([[np.nan, 1.0], [1.0, 1.0]]), "y": y, "dy_gum": np.ones((2, 2))}  # D = K: x has y's shape
+    assert nonfinite(a, np.zeros((2, 2, 2))) == {}
