@@ -791,8 +791,17 @@ def test_welch_satterthwaite_formula_zero_and_infinite_terms():
 def test_findings_outcome_without_the_optional_counts_and_nonfinite_ignores_x():
     from jacprop.commands.gates import findings_outcome, nonfinite
 
-    out = findings_outcome({"flagged": [], "violations": [], "n_flagged": 0, "n_violations": 0}, 0.1, False, [])
+    from types import SimpleNamespace as NS
+
+    from jacprop.uncertainty.montecarlo import McOptions
+
+    settings = NS(samples=5000, validate=False, mc_options=lambda: McOptions(digits=2))
+    out = findings_outcome({"flagged": [], "violations": [], "n_flagged": 0, "n_violations": 0}, 0.1, False, [],
+                           settings)
     assert out.code == 0 and out.notes == []
+    kept = [(r, "y", "J") for r in range(1, 21)]
+    out = findings_outcome(found(nonfinite=kept, n_nonfinite=21), 0.1, True, [])
+    assert out.notes[0].endswith("row 20 y: J ...")
     y = np.ones((2, 2))
     a = {"x": np.array([[np.nan, 1.0], [1.0, 1.0]]), "y": y, "dy_gum": np.ones((2, 2))}  # D = K: x has y's shape
     assert nonfinite(a, np.zeros((2, 2, 2))) == {}
