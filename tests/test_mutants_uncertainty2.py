@@ -789,10 +789,9 @@ def test_welch_satterthwaite_formula_zero_and_infinite_terms():
 
 
 def test_findings_outcome_without_the_optional_counts_and_nonfinite_ignores_x():
-    from jacprop.commands.gates import findings_outcome, nonfinite
-
     from types import SimpleNamespace as NS
 
+    from jacprop.commands.gates import findings_outcome, nonfinite
     from jacprop.uncertainty.montecarlo import McOptions
 
     settings = NS(samples=5000, validate=False, mc_options=lambda: McOptions(digits=2))
