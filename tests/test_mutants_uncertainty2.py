@@ -804,3 +804,60 @@ def test_findings_outcome_without_the_optional_counts_and_nonfinite_ignores_x():
     y = np.ones((2, 2))
     a = {"x": np.array([[np.nan, 1.0], [1.0, 1.0]]), "y": y, "dy_gum": np.ones((2, 2))}  # D = K: x has y's shape
     assert nonfinite(a, np.zeros((2, 2, 2))) == {}
+
+
+# --- propagate.py: the correlated paths against the formulas ----------------------------------------------------
+
+R3 = np.array([[1.0, 0.6, -0.2], [0.6, 1.0, 0.1], [-0.2, 0.1, 1.0]])
+
+
+def test_budget_and_gum_with_a_correlation_and_a_covariance():
+    import jacprop
+    from jacprop import propagate as P
+
+    J = np.random.default_rng(6).normal(size=(2, 2, 3))
+    dx = np.array([[0.1, 0.2, 0.3], [0.3, 0.0, 0.1]])
+    got = P.budget(J, dx, R3)
+    for n in range(2):
+        S = np.outer(dx[n], dx[n]) * R3
+        for k in range(2):
+            c = J[n, k]
+            u2 = c @ S @ c
+            np.testing.assert_allclose(got[n, k], c * (S @ c) / u2, rtol=1e-12)  # c_i (Sigma c)_i / u^2
+    np.testing.assert_allclose(got.sum(axis=-1), 1.0, rtol=1e-12)
+    cov = np.outer(dx[0], dx[0]) * R3
+    r = jacprop.propagate(J=J, cov=cov, methods=("gum",), output_cov=True, budget=True)
+    want = np.einsum("nki,ij,nlj->nkl", J, cov, J)
+    np.testing.assert_allclose(r["cov_y"], want, rtol=1e-12)
+    np.testing.assert_allclose(r["dy_gum"], np.sqrt(np.einsum("nkk->nk", want)), rtol=1e-12)
+    np.testing.assert_allclose(r["budget"][0], got[0], rtol=1e-12)
+    bad = cov.copy()
+    bad[0, 1] += 1e-3
+    assert usage_error(lambda: jacprop.propagate(J=J, cov=bad)) == (
+        f"cov: not symmetric: entry (1, 2) is {bad[0, 1]} but (2, 1) is {bad[1, 0]}")
+
+
+def test_linearity_index_over_the_correlated_u():
+    from jacprop import propagate as P
+
+    def f(X):
+        return np.stack([X[:, 0] ** 2 + X[:, 1], X[:, 0] * X[:, 2] - X[:, 1] ** 3], axis=1)
+
+    X = np.array([[0.5, -1.0, 2.0], [1.5, 0.3, -0.7]])
+    J = np.stack([np.stack([2 * X[:, 0], np.ones(2), np.zeros(2)], 1),
+                  np.stack([X[:, 2], -3 * X[:, 1] ** 2, X[:, 0]], 1)], axis=1)
+    dx = np.array([[0.1, 0.05, 0.2], [0.02, 0.1, 0.1]])
+    Y = f(X)
+    nl, plus, minus = P.linearity(f, X, Y, J, dx, R3)
+    for n in range(2):
+        u = np.sqrt(np.einsum("ki,ij,kj->k", J[n] * dx[n], R3, J[n] * dx[n]))
+        dep = np.zeros(2)
+        for i in range(3):
+            e = np.zeros(3)
+            e[i] = dx[n, i]
+            up = f(X[n : n + 1] + e)[0] - Y[n] - J[n, :, i] * dx[n, i]
+            down = Y[n] - f(X[n : n + 1] - e)[0] - J[n, :, i] * dx[n, i]
+            dep += np.maximum(np.abs(up), np.abs(down)) ** 2
+        np.testing.assert_allclose(nl[n], np.sqrt(dep) / (u + 1e-12 * (1 + np.abs(Y[n]))), rtol=1e-12)
+        np.testing.assert_allclose(plus[n], f(X[n : n + 1] + dx[n])[0] - Y[n], rtol=1e-12)
+        np.testing.assert_allclose(minus[n], Y[n] - f(X[n : n + 1] - dx[n])[0], rtol=1e-12)
