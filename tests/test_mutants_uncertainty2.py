@@ -624,12 +624,13 @@ def test_max_dy_scales_the_standard_uncertainties_by_k_and_names_the_worst():
 def test_merge_findings_of_partitions():
     from jacprop.commands.gates import merge_findings
 
-    parts = ["p1", "p2"]
+    parts = ["p1", "p2", "p3"]
     results = [
         {"flagged": [(1, "y")], "violations": [(2.0, 1.0, 3, "y", "w1")], "nonfinite": [(4, "y", "J")],
          "capped": [5], "n_flagged": 7, "n_violations": 1, "n_nonfinite": 2, "n_capped": 1},
         {"flagged": [(2, "z")], "violations": [(5.0, 1.0, 1, "z", "w2"), (2.0, 3.0, 9, "y", "w3")],
          "capped": [8, 9], "n_flagged": 1, "n_violations": 4, "n_capped": 2},
+        {"n_flagged": 0, "n_violations": 0},  # a part with none of the lists
     ]
     m = merge_findings(results, parts, lambda r, p: f"{r} of {p}")
     assert m == {"n_flagged": 8, "flagged": [("1 of p1", "y"), ("2 of p2", "z")],
