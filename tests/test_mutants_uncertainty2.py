@@ -862,3 +862,27 @@ def test_linearity_index_over_the_correlated_u():
         np.testing.assert_allclose(nl[n], np.sqrt(dep) / (u + 1e-12 * (1 + np.abs(Y[n]))), rtol=1e-12)
         np.testing.assert_allclose(plus[n], f(X[n : n + 1] + dx[n])[0] - Y[n], rtol=1e-12)
         np.testing.assert_allclose(minus[n], Y[n] - f(X[n : n + 1] - dx[n])[0], rtol=1e-12)
+
+
+def test_propagate_takes_dx_as_strings_relative_to_x():
+    import jacprop
+
+    J = np.random.default_rng(8).normal(size=(2, 2, 3))
+    X = np.array([[2.0, -4.0, 1.0], [1.0, 0.5, -3.0]])
+    names = ["temp", "press", "flow"]
+
+    def u(dx):
+        return np.sqrt(np.einsum("nki,ni->nk", J**2, dx**2))
+
+    r = jacprop.propagate(J=J, X=X, dx=["0.5", "press=10%", "2=0.25"], input_names=names)
+    np.testing.assert_allclose(r["dy_gum"], u(np.array([[0.5, 0.4, 0.25], [0.5, 0.05, 0.25]])), rtol=1e-14)
+    r = jacprop.propagate(J=J, dx="0.5")  # one string, no X: absolute only
+    np.testing.assert_allclose(r["dy_gum"], u(np.full((2, 3), 0.5)), rtol=1e-14)
+    r = jacprop.propagate(J=J, dx=["x1=1%"])  # no X and a relative uncertainty: |x| taken as 0
+    assert (r["dy_gum"] == 0).all()
+    r = jacprop.propagate(J=J, dx=[1, 2, 3])  # numbers in a list are numbers
+    np.testing.assert_allclose(r["dy_gum"], u(np.broadcast_to([1.0, 2.0, 3.0], (2, 3))), rtol=1e-14)
+    R = np.array([[1, 0.5, 0], [0.5, 1, 0], [0, 0, 1.0]])
+    r = jacprop.propagate(J=J, X=X, dx=["0.5"], corr=R, input_names=names)
+    a = J * 0.5
+    np.testing.assert_allclose(r["dy_gum"], np.sqrt(np.einsum("nki,ij,nkj->nk", a, R, a)), rtol=1e-14)
