@@ -886,3 +886,32 @@ def test_propagate_takes_dx_as_strings_relative_to_x():
     r = jacprop.propagate(J=J, X=X, dx=["0.5"], corr=R, input_names=names)
     a = J * 0.5
     np.testing.assert_allclose(r["dy_gum"], np.sqrt(np.einsum("nki,ij,nkj->nk", a, R, a)), rtol=1e-14)
+
+
+def test_propagate_api_y_from_the_model_nan_without_it_and_its_refusals():
+    import jacprop
+
+    model, w = wide_model(d=4, m=3, k=2)
+    X = np.random.default_rng(9).normal(size=(3, 4))
+    y = np.tanh(X @ w["W"] + w["b"]) @ w["V"] + w["c"]
+    _, J = jacprop.jacobian(model, X)
+    r = jacprop.propagate(J=J, dx=0.1)
+    assert r["y"].shape == (3, 2) and r["y"].dtype == np.float64 and np.isnan(r["y"]).all()
+    assert np.isnan(jacprop.propagate(J=J, X=X, dx=0.1)["y"]).all()
+    np.testing.assert_allclose(jacprop.propagate(model, X, J=J, dx=0.1)["y"], y, rtol=1e-13)
+    np.testing.assert_allclose(jacprop.propagate(model, X, dx=0.1)["y"], y, rtol=1e-13)
+    for args in ((), (model,)):
+        assert usage_error(jacprop.propagate, *args) == "give a model and X, or a Jacobian J"
+    for dx in ([-0.1, 0.0, 0.0, 0.0], [np.inf, 0.0, 0.0, 0.0], [np.nan, 0, 0, 0]):
+        assert usage_error(lambda dx=dx: jacprop.propagate(J=J, dx=dx)) == "dx: an uncertainty must be finite and >= 0"
+
+
+def test_propagate_api_gives_a_row_the_same_bits_in_any_chunk():
+    import jacprop
+
+    model, _ = wide_model()
+    X = np.random.default_rng(10).normal(size=(9, 300))
+    r = jacprop.propagate(model, X, dx=0.01, methods=("gum", "linear"))
+    for i in (0, 4, 8):
+        one = jacprop.propagate(model, X[i : i + 1], dx=0.01, methods=("gum", "linear"))
+        assert (one["dy_gum"][0] == r["dy_gum"][i]).all() and (one["dy_linear"][0] == r["dy_linear"][i]).all()
