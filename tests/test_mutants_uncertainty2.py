@@ -683,6 +683,12 @@ def test_findings_outcome_lines_word_for_word():
                                            "--tol 0.25: " + ", ".join(f"row {r} y" for r in range(1, 11)) + " ..."]
     out = findings_outcome(found(flagged=flagged[:10], n_flagged=10), 0.25, False, [])
     assert out.notes[0].endswith("row 10 y")
+    out = findings_outcome(found(flagged=flagged[:10], n_flagged=11), 0.25, False, [])
+    assert out.notes[0].endswith("row 10 y ...")
+    settings = NS(samples=7, validate=False, mc_options=lambda: McOptions(digits=1))
+    out = findings_outcome(found(capped=list(range(1, 21)), n_capped=21), 0.1, False, [], settings)
+    assert out.notes[0].endswith("rows " + ", ".join(map(str, range(1, 21))) + " ... (their standard errors say how "
+                                 "far to trust them)")
 
     one = [(2.0, 1.0, 3, "y", "dy_gum = 1 > --max-dy 0.5")]
     out = findings_outcome(found(violations=one, n_violations=1), 0.1, True, [])
