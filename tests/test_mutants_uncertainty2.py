@@ -838,6 +838,10 @@ def test_budget_and_gum_with_a_correlation_and_a_covariance():
     np.testing.assert_allclose(r["cov_y"], want, rtol=1e-12)
     np.testing.assert_allclose(r["dy_gum"], np.sqrt(np.einsum("nkk->nk", want)), rtol=1e-12)
     np.testing.assert_allclose(r["budget"][0], got[0], rtol=1e-12)
+    ints = [[4, 1, 0], [1, 9, 0], [0, 0, 1]]  # a covariance of Python integers is taken as float64
+    r = jacprop.propagate(J=J, cov=ints, methods=("gum",))
+    np.testing.assert_allclose(r["dy_gum"], np.sqrt(np.einsum("nki,ij,nkj->nk", J, np.array(ints, float), J)),
+                               rtol=1e-14)
     bad = cov.copy()
     bad[0, 1] += 1e-3
     assert usage_error(lambda: jacprop.propagate(J=J, cov=bad)) == (
