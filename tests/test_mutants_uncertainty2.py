@@ -925,3 +925,28 @@ def test_propagate_api_gives_a_row_the_same_bits_in_any_chunk():
     for i in (0, 4, 8):
         one = jacprop.propagate(model, X[i : i + 1], dx=0.01, methods=("gum", "linear"))
         assert (one["dy_gum"][0] == r["dy_gum"][i]).all() and (one["dy_linear"][0] == r["dy_linear"][i]).all()
+
+
+def test_tally_watches_the_first_gated_estimate():
+    from types import SimpleNamespace as NS
+
+    from jacprop import propagate as P
+    from jacprop.commands.gates import tally_of
+
+    def plan(methods=("gum", "mc"), gate=None, nl=None, **kw):
+        est = NS(gate_dy=gate, max_nonlinearity=nl, settings=P.Settings(methods=methods, **kw), out_names=["a", "b"])
+        return NS(estimator=est)
+
+    to_file, quiet, to_stdout = NS(quiet=False, path="o.csv"), NS(quiet=True, path="o.csv"), NS(quiet=False, path="-")
+    t = tally_of(plan(), to_file)
+    a = {"dy_gum": np.array([[1.0, 2.0]]), "dy_mc": np.zeros((1, 2))}
+    assert t.what == "dy_gum" and t.pick(a) is a["dy_gum"] and t.where(1) == "b" and t.where(0) == "a"
+    assert tally_of(plan(("mc", "linear")), to_file).what == "dy_linear"
+    assert tally_of(plan(("gum2",)), to_file).what == "dy_gum2"
+    assert tally_of(plan(("gum",), k=2.0), to_file).what == "dy_gum"  # before U_gum and k
+    assert tally_of(plan((), check_linearity=True), to_file).what == "nonlinearity"  # nothing gated: the first
+    assert tally_of(plan(()), to_file).what == "y"
+    assert tally_of(plan(), quiet) is None and tally_of(plan(gate=np.ones(2)), quiet) is None
+    assert tally_of(plan(), to_stdout) is None  # stderr is not a terminal under pytest, no -o, no gate
+    assert tally_of(plan(gate=np.ones(2)), to_stdout).what == "dy_gum"
+    assert tally_of(plan(nl=0.5), to_stdout).what == "dy_gum"
