@@ -132,6 +132,17 @@ def workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _forget_after_fork() -> None:
+    """In a forked child the pool's threads (and a lock another thread held) are gone: start afresh, or the
+    child's first map_blocks waits forever on a future no thread will run."""
+    global _lock, _pool, _pool_size
+    _lock, _pool, _pool_size = threading.Lock(), None, 0
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def _get_pool(n: int) -> ThreadPoolExecutor:
     global _pool, _pool_size
     with _lock:

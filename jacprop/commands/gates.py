@@ -18,7 +18,6 @@ from .. import propagate as P
 from ..errors import UsageError
 from .common import Outcome, Tally, resolve, show_tally
 
-GATED = ("dy_linear", "dy_gum", "dy_worst", "dy_mc")  # what --max-dy bounds (u-like ones times k)
 FINITE_ANYWAY = ("nu_eff",)  # inf is a legitimate value
 GATED = ("dy_linear", "dy_gum", "dy_gum2", "dy_worst", "dy_mc")  # what --max-dy bounds (u-like ones times k)
 U_LIKE = ("dy_gum", "dy_gum2", "dy_mc")  # standard uncertainties

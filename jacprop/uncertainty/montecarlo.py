@@ -4,12 +4,13 @@ Draws: x + dx * (R^1/2 z), z of unit variance from each input's distribution (``
 R the correlation matrix (normal inputs only).  A row's draws come from a generator seeded with
 (seed, row number), so a row's result does not depend on how rows are chunked.
 
-Adaptive procedure (JCGM 101 7.9): batches of M = max(10^4, ceil(100 / (1 - p))) draws (fewer when
-``samples`` is smaller); after each batch h >= 2 the standard deviation of the mean of the h batch
-values of y, u(y) and the two interval ends, s = std(batch values) / sqrt(h), is compared with the
-numerical tolerance delta = 10^l / 2 of u(y) written with ``digits`` significant digits,
-u = c 10^l (7.9.2); the row is done when 2 s <= delta for all four and every output.  ``samples``
-caps the draws of a row (rows that reach it are reported).  The results use all draws of the row.
+Adaptive procedure (JCGM 101 7.9): batches of M = max(10^4, J) draws, J the smallest integer
+>= 100 / (1 - p) for p as written in decimal (fewer when ``samples`` is smaller); after each batch
+h >= 2 the standard deviation of the mean of the h batch values of y, u(y) and the two interval
+ends, s = std(batch values) / sqrt(h), is compared with the numerical tolerance delta = 10^l / 2
+of u(y) written with ``digits`` significant digits, u = c 10^l (7.9.2); the row is done when
+2 s <= delta for all four and every output.  ``samples`` caps the draws of a row (rows that reach
+it are reported).  The results use all draws of the row.
 
 Standard errors, from the draws themselves (no Gaussian assumption):
 - of the standard deviation s: sqrt((m4 - s^4 (n - 3) / (n - 1)) / n) / (2 s), the delta method on
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -50,9 +52,11 @@ class McOptions:
 
     @property
     def batch(self) -> int:
+        """M = max(10^4, J), J the smallest integer >= 100 / (1 - p) (JCGM 101 7.9.2), in exact rational
+        arithmetic on p's shortest decimal (in floating point 100 / (1 - 0.9995) is 200000.00000002)."""
         if self.digits is None:
             return self.samples
-        return min(self.samples, max(10_000, math.ceil(100 / (1 - self.level))))
+        return min(self.samples, max(10_000, math.ceil(100 / (1 - Fraction(str(float(self.level)))))))
 
 
 def tolerance(u: np.ndarray, digits: int) -> np.ndarray:
@@ -84,10 +88,20 @@ def _take(sorted_y, index):
     return np.take_along_axis(sorted_y, np.asarray(index)[..., None, :], axis=-2)[..., 0, :]
 
 
+def mean_of_draws(ys: np.ndarray) -> np.ndarray:
+    """The mean of (..., n, K) draws over n: c + mean(y_i - c) with c the first draw, the deviations summed
+    pairwise (numpy sums pairwise only along a contiguous axis, so they are laid out (..., K, n)): exactly c
+    when all draws are equal, and an error ~ eps log2(n) max|y_i - c| otherwise."""
+    c = ys[..., :1, :]
+    dev = np.empty(ys.shape[:-2] + ys.shape[:-3:-1])
+    np.subtract(np.swapaxes(ys, -1, -2), np.swapaxes(c, -1, -2), out=dev)
+    return c[..., 0, :] + dev.mean(axis=-1)
+
+
 def summary(ys: np.ndarray, opts: McOptions) -> dict:
     """The figures of (..., n, K) draws: mean, std, lo, hi and their standard errors."""
     n = ys.shape[-2]
-    mean = ys.mean(axis=-2)
+    mean = mean_of_draws(ys)
     dev = ys - mean[..., None, :]
     var = (dev * dev).sum(axis=-2) / max(n - 1, 1)
     std = np.sqrt(var)
@@ -112,7 +126,7 @@ def _batch_figures(ys, opts: McOptions) -> dict:
     m = ys.shape[-2]
     s = np.sort(ys, axis=-2)
     lo_i, hi_i = interval_index(m, opts.level, s, opts.interval)
-    return {"mean": ys.mean(axis=-2), "std": ys.std(axis=-2, ddof=1), "lo": _take(s, lo_i), "hi": _take(s, hi_i)}
+    return {"mean": mean_of_draws(ys), "std": ys.std(axis=-2, ddof=1), "lo": _take(s, lo_i), "hi": _take(s, hi_i)}
 
 
 def _pooled_std(means, stds, m):
