@@ -27,7 +27,7 @@ from .parallel import map_blocks
 
 MODES = ("auto", "reverse", "forward")
 SPLIT_MIN_ROWS = 32  # hessian: a non-deterministic call of 64 rows up to two blocks is cut in two halves
-SPLIT_HALF_ROWS, SPLIT_MIN_WORK = 128, 2**21  # jacobian: halves of this many rows and multiply-adds (``Plan.work``)
+SPLIT_HALF_ROWS, SPLIT_MIN_WORK = 32, 2**21  # jacobian: halves of at least this many rows and multiply-adds (Plan.work)
 
 
 def keep_freed_memory() -> bool:

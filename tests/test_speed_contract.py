@@ -93,7 +93,12 @@ def test_small_api_call_is_not_padded(monkeypatch):
     engine.jacobian(model, np.zeros((1, 8)))
     engine.jacobian(model, np.zeros((100, 8)))
     engine.jacobian(model, np.zeros((600, 8)))
-    assert heights == [1, 100, 300, 300]  # halves of 128 rows or more, one per core; smaller ones are not worth it
+    assert heights == [1, 100, 300, 300]  # 100 rows of this small MLP: a half (50 x its work) is not worth a thread
+    heights.clear()
+    medium = mlp((32, 256, 256, 8))
+    engine.jacobian(medium, np.zeros((100, 32)))
+    engine.jacobian(medium, np.zeros((63, 32)))
+    assert heights == [50, 50, 63]  # halves of 32 rows or more, one per core, when their work is worth it
     engine.jacobian(model, np.zeros((1, 8)), deterministic=True)
     assert heights[-1] == graph.block_rows(model, 2, 8)
     heights.clear()
