@@ -24,7 +24,6 @@ import contextlib
 import ctypes
 import glob
 import os
-import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -193,54 +192,3 @@ def map_blocks(fn: Callable, items: Iterable, threads: int | None = None, hold: 
 
 
 _END = object()
-
-
-class Prefetch:
-    """The items of ``items``, in order, computed one step ahead on a thread of their own: the next chunk of
-    input is read and parsed (file reads and pyarrow's parser release the GIL) while the caller's engine works
-    on this one.  At most ``depth`` items wait, finished, beyond the one the caller holds.  An exception raised
-    by ``items`` reaches the caller after the items before it, as in a plain loop.  ``close()`` stops the
-    thread and waits for it, so that whatever ``items`` reads (a file) may be closed afterwards."""
-
-    _DONE = object()
-
-    def __init__(self, items: Iterable, depth: int = 1):
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._produce, args=(items,), name="jacprop-read", daemon=True)
-        self._thread.start()
-
-    def _put(self, entry) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(entry, timeout=0.05)
-                return True
-            except queue.Full:
-                pass
-        return False
-
-    def _produce(self, items: Iterable) -> None:
-        try:
-            for item in items:
-                if not self._put((item, None)):
-                    return
-            self._put((self._DONE, None))
-        except BaseException as exc:  # noqa: B036 (handed to the consumer, raised there)
-            self._put((self._DONE, exc))
-
-    def __iter__(self) -> Iterator:
-        try:
-            while True:
-                item, exc = self._queue.get()
-                if exc is not None:
-                    raise exc
-                if item is self._DONE:
-                    return
-                yield item
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join()

@@ -217,9 +217,8 @@ class RowBlock:
 
 
 def selected_chunks(reader, keep=None) -> Iterator[tuple]:
-    """The reader's chunks as (X, ids, rows, extra), only the rows ``keep`` (--rows) accepts; the next chunk
-    is read on a thread while the engine works on this one (the reader's ``close()`` stops it)."""
-    for chunk in reader.chunks(ahead=True):
+    """The reader's chunks as (X, ids, rows, extra), only the rows ``keep`` (--rows) accepts."""
+    for chunk in reader.chunks():
         X, ids, rows, extra = chunk.X, chunk.ids, chunk.rows, chunk.extra
         if keep is not None:
             mask = keep(rows)
@@ -228,7 +227,7 @@ def selected_chunks(reader, keep=None) -> Iterator[tuple]:
             extra = {k: v[mask] for k, v in extra.items()}
         del chunk
         yield X, ids, rows, extra
-        del X, ids, rows, extra  # this chunk and the one read ahead are the only ones alive
+        del X, ids, rows, extra  # before the reader makes the next chunk: one chunk alive at a time
 
 
 def jacobian_blocks(model, reader, mode, outputs, wrt, dtype, keep=None) -> Iterator[RowBlock]:
@@ -240,7 +239,7 @@ def jacobian_blocks(model, reader, mode, outputs, wrt, dtype, keep=None) -> Iter
             sl = slice(start, start + len(Y))
             extra_sl = {k: v[sl] for k, v in extra.items()}
             yield RowBlock(rows[sl], None if ids is None else ids[sl], X[sl], Y, J, extra_sl)
-        del X, ids, rows, extra  # this chunk and the one read ahead are the only ones alive
+        del X, ids, rows, extra  # before the reader makes the next chunk: one chunk alive at a time
 
 
 def open_output(fmt, output: OutputSpec, fields, meta, allowed=FORMATS):

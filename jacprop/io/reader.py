@@ -8,8 +8,7 @@ Speed: text is read in large pieces; a chunk whose lines are plain (ASCII, LF or
 character) is cut at its newlines with numpy and, when pyarrow is installed (the ``fast`` extra), parsed by pyarrow
 straight from its bytes.  Anything else goes line by line to ``numpy.loadtxt``, the reference, and a chunk loadtxt
 refuses (missing-value tokens, words) or reads as fewer rows (a quote left open runs on over line ends in loadtxt;
-here a row is a line) to a cell-by-cell parse that also locates errors.  All give the same float64 values.  The
-next chunk may be read on a thread while the caller computes on this one (``chunks(ahead=True)``).
+here a row is a line) to a cell-by-cell parse that also locates errors.  All give the same float64 values.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, UsageError, no_data_rows  # noqa: F401 (the commands import it from here)
-from ..parallel import Prefetch
 from . import dialect
 from .dialect import has_text  # noqa: F401 (cluster.partitions imports it from here)
 from .fastcsv import arrow_parse as _arrow_parse
@@ -74,8 +72,6 @@ class CsvReader:
     ``dialect.NA_VALUES``); ``on_invalid`` says what to do with NaN/inf cells: error (default), skip the row,
     or keep it.  ``comment``: a character starting a comment.
     """
-
-    _ahead: Prefetch | None = None  # the thread reading one chunk ahead (parallel.Prefetch), stopped by close()
 
     def __init__(self, path, delimiter=None, header=None, columns=None, id_column=None, on_invalid="error",
                  chunk_rows=CHUNK_ROWS, exclude=(), name=None, na_values=None, comment=None):
@@ -271,13 +267,8 @@ class CsvReader:
             self._left -= len(block)
         return block
 
-    def chunks(self, ahead: bool = False) -> Iterator[Chunk]:
-        """The rows in chunks of at most ``chunk_rows``; ``ahead``: the next one is read on a thread meanwhile, from
-        a seekable input only (a pipe's read may wait for ever, and a thread waiting there could not be stopped)."""
-        self._ahead = Prefetch(self._chunks()) if ahead and self._f.seekable() else None
-        return self._chunks() if self._ahead is None else iter(self._ahead)
-
-    def _chunks(self) -> Iterator[Chunk]:
+    def chunks(self) -> Iterator[Chunk]:
+        """Yield the rows in chunks of at most ``chunk_rows``."""
         while True:
             block = self._lines()
             if not len(block):
@@ -382,8 +373,6 @@ class CsvReader:
         self._tail, self._line, self._row, self._left = "", line_no, first_row, n_rows
 
     def close(self):
-        if self._ahead is not None:
-            self._ahead.close()
         if self._f is not sys.stdin:
             self._f.close()
 
