@@ -362,6 +362,9 @@ def test_average_pooling_in_float32_stays_float32():
     y, _ = op.forward(np.ones((2, 5, 2), np.float32))
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, np.ones((2, 3, 2)))  # the last window holds one value, not two
+    (g,) = op.vjp(None, np.ones((2, 1, 3, 2), np.float32))
+    assert g.dtype == np.float32  # the cotangent too (it came back float64: count was not cast)
+    np.testing.assert_array_equal(g[0, 0, :, 0], [0.5, 0.5, 0.5, 0.5, 1.0])  # 1/count of each value's window
 
 
 @pytest.mark.parametrize("how", ["average", "max"])

@@ -267,8 +267,8 @@ class Pool(Spatial):
         kp = math.prod(self.size)
         if self.how == "average":
             def spread(v):
-                spread = np.broadcast_to((v / self.count)[..., None, :], (*v.shape[:-1], kp, v.shape[-1]))
-                return self.window.scatter(spread)
+                share = (v / self.count.astype(v.dtype))[..., None, :]  # each window's value, 1/count to each input
+                return self.window.scatter(np.broadcast_to(share, (*v.shape[:-1], kp, v.shape[-1])))
             return (self._map(spread, g),)
         idx = saved
         v, lead = to_channels_last(g, len(self.size), self.channels_first)
