@@ -165,6 +165,19 @@ def test_blas_held_to_one_thread_only_inside():
         set_(before)
 
 
+def test_the_first_hold_in_a_fresh_process_finds_blas_and_holds_it():
+    """In a new process nothing has looked the BLAS library up yet: the first hold must (the test above runs
+    after other tests have found it), or BLAS would keep its two threads and their rounding."""
+    if not parallel._find_blas():
+        pytest.skip("numpy's OpenBLAS not found")
+    code = ("import numpy, jacprop.parallel as p\n"
+            "with p.one_blas_thread():\n    inside = p._find_blas()[0]()\n"
+            "print(inside, p._find_blas()[0]())")
+    r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OPENBLAS_NUM_THREADS": "2"},
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["1", "2"], r.stderr
+
+
 def test_an_error_in_a_worker_reaches_the_caller():
     def fn(i):
         if i == 5:
