@@ -93,7 +93,7 @@ def mean_of_draws(ys: np.ndarray) -> np.ndarray:
     pairwise (numpy sums pairwise only along a contiguous axis, so they are laid out (..., K, n)): exactly c
     when all draws are equal, and an error ~ eps log2(n) max|y_i - c| otherwise."""
     c = ys[..., :1, :]
-    dev = np.empty(ys.shape[:-2] + ys.shape[:-3:-1])
+    dev = np.empty((*ys.shape[:-2], ys.shape[-1], ys.shape[-2]))  # (..., K, n): n contiguous
     np.subtract(np.swapaxes(ys, -1, -2), np.swapaxes(c, -1, -2), out=dev)
     return c[..., 0, :] + dev.mean(axis=-1)
 
