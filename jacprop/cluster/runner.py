@@ -187,14 +187,16 @@ def _run(command, allowed, paths, spec_for, scheduler, workers) -> Outcome:
     headers = _open_all(local.model, inputs, replace(spec.inputs, extra_columns=extra))
     tally = command.tally_of(local, spec.output)  # the closing line, shown as the local run shows it
     options = {**local.reader.options(), "chunk_rows": CHUNK_ROWS or local.reader.chunk_rows}
-    with connect(scheduler, workers) as client:
-        job = partitions.Job(replace(local, model=None, reader=None), options, out.part_fmt,
-                             output.make_staging(out, scheduler is not None), len(inputs) > 1)
-        try:
+    job = None
+    try:
+        with connect(scheduler, workers) as client:
+            job = partitions.Job(replace(local, model=None, reader=None), options, out.part_fmt,
+                                 output.make_staging(out, scheduler is not None), len(inputs) > 1)
             results, parts = _compute(client, local, job, inputs, headers, spec.output.quiet)
             name = command.__name__.rpartition(".")[2]
             _place(out, job, parts, results, output.manifest(name, models, inputs, out, local.meta))
-        finally:
+    finally:  # after a local cluster's workers have stopped: a cancelled task still running may write a part
+        if job is not None:
             shutil.rmtree(job.staging, ignore_errors=True)
     return _outcome(command, spec, local, tally, job, results, parts)
 
