@@ -3,6 +3,7 @@ byte for byte, and the plain reader (no pyarrow, as in `pip install jacprop`) re
 without its newline and CR-only files, each checked against numbers parsed in the test."""
 
 import io
+import json
 import os
 import sys
 from pathlib import Path
@@ -170,3 +171,60 @@ def test_stdin_with_a_bom_non_ascii_ids_and_any_line_end(ending):
         assert np.array_equal(z["x"], X)
         assert z["ids"].tolist() == [f"rü{i}" for i in range(7)]
         assert z["input_names"].tolist() == HEADER.split(",")
+
+
+def _jsonl_records(n, x=True):
+    return [json.dumps({"row": i + 1, **({"x": [i, 2.0]} if x else {}), "y": [i / 8], "jacobian": [[i, -i / 2]],
+                        "input_names": ["p", "q"], "output_names": ["v"]}) for i in range(n)]
+
+
+def test_jsonl_read_back_skips_blank_lines_anywhere_and_names_the_physical_line(tmp_path):
+    from jacprop.errors import InputError
+    from jacprop.io.readback import read_jacobian
+
+    recs = _jsonl_records(5)
+    path = tmp_path / "j.jsonl"
+    path.write_text("\n  \n" + recs[0] + "\n\n" + "\n".join(recs[1:]) + "\n\n")  # blank lines 1, 2, 4, 9
+    s = read_jacobian(path)
+    parts = list(s.chunks)
+    rows, X, J = (np.concatenate([p[i] for p in parts]) for i in (0, 2, 4))
+    assert rows.tolist() == [1, 2, 3, 4, 5] and s.input_names == ["p", "q"]
+    np.testing.assert_array_equal(J[:, 0, 1], [-i / 2 for i in range(5)])
+    np.testing.assert_array_equal(X[:, 0], range(5))
+    recs[3] = recs[3].replace('"jacobian": [[3, -1.5]]', '"jacobian": [[3]]')
+    path.write_text("\n  \n" + recs[0] + "\n\n" + "\n".join(recs[1:]) + "\n")  # recs[3] is on line 7
+    with pytest.raises(InputError, match=r"j\.jsonl: line 7: malformed record \("):
+        list(read_jacobian(path).chunks)
+    path.write_text("\n\n" + '{"row": 1, "y": [1]}' + "\n")
+    with pytest.raises(InputError, match=r"j\.jsonl: line 3: not a `jacprop jacobian --format jsonl` record"):
+        read_jacobian(path)
+
+
+@pytest.mark.parametrize("row", ["0", "-2", "2.5", '"3"', "true", "[1]", "1" + "0" * 30])
+def test_jsonl_read_back_refuses_a_row_that_is_no_row_number(tmp_path, row):
+    from jacprop.errors import InputError
+    from jacprop.io.readback import read_jacobian
+
+    recs = _jsonl_records(3)
+    recs[2] = recs[2].replace('"row": 3', f'"row": {row}')
+    path = tmp_path / "j.jsonl"
+    path.write_text("\n".join(recs) + "\n")
+    refused = r"j\.jsonl: line 3: malformed record \(('row' is not a row number|Python int too large)"
+    with pytest.raises(InputError, match=refused):
+        list(read_jacobian(path).chunks)
+
+
+def test_jsonl_read_back_keeps_x_across_blocks_or_refuses(tmp_path, monkeypatch):
+    """x is in the stream when the first record has it: a later block starting without x is refused (it
+    would have been a block without X in a stream that says it has X)."""
+    from jacprop.errors import InputError
+    from jacprop.io import readback
+
+    monkeypatch.setattr(readback, "CHUNK_ROWS", 2)
+    path = tmp_path / "j.jsonl"
+    path.write_text("\n".join(_jsonl_records(2) + _jsonl_records(2, x=False)) + "\n")
+    with pytest.raises(InputError, match=r"j\.jsonl: line 3: malformed record \('x'\)"):
+        list(readback.read_jacobian(path).chunks)
+    path.write_bytes(("\n".join(_jsonl_records(2)) + "\n").encode() + b'{"row": 3, "y": [\xff]}\n')
+    with pytest.raises(InputError, match=r"j\.jsonl: not UTF-8 text"):
+        list(readback.read_jacobian(path).chunks)

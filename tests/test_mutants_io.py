@@ -252,7 +252,7 @@ def test_read_back_a_long_jsonl_in_chunks(tmp_path, monkeypatch):
     ("r0.csv", b"row,y,d(y)/d(a)\n0,2,3\n", "r0.csv: row 1: row 0.0 is not a row number"),
     ("j.jsonl", b'{"y": [1]}\n', "j.jsonl: line 1: not a `jacprop jacobian --format jsonl` record"),
     ("k.jsonl", b'{"row": 1, "y": [1], "jacobian": [[1]]}\n{"row": 2, "y": [1, 2], "jacobian": [[1]]}\n',
-     "k.jsonl: lines 1-2: malformed record"),
+     "k.jsonl: line 2: malformed record"),
     ("z.npz", b"PK\x03\x04broken", "z.npz: unreadable NPZ"),
 ])
 def test_read_back_refuses_what_jacobian_did_not_write(tmp_path, name, content, message):

@@ -537,12 +537,12 @@ def test_read_back_jsonl_with_names_ids_x_in_chunks_and_a_bad_record_named_by_it
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     with pytest.raises(InputError) as e:
         read_back(path)
-    assert str(e.value).startswith(f"{path}: lines 4-6: malformed record (")
+    assert str(e.value).startswith(f"{path}: line 5: malformed record (")  # the record's own line
     del recs[4]["jacobian"]
     path.write_text("".join(json.dumps(r) + "\n" for r in recs[3:]))  # the first record is fine, not the second
     with pytest.raises(InputError) as e:
         read_back(path)
-    assert str(e.value) == f"{path}: lines 1-3: malformed record ('jacobian')"
+    assert str(e.value) == f"{path}: line 2: malformed record ('jacobian')"
 
 
 @pytest.mark.parametrize("names", [

@@ -43,7 +43,7 @@ def read_jacobian(path) -> JacobianStream:
     """Sniff and open ``path`` ("-" = stdin); CSV and JSONL are read in chunks as they come."""
     stream = sys.stdin.buffer if str(path) == "-" else _open(path)
     where = input_name(path)
-    head = stream.peek(4)[:4]
+    head = stream.peek(64)[:64]
     if not head:
         raise InputError(f"{where}: empty input: expected what `jacprop jacobian` writes (csv, jsonl or npz)")
     if head.startswith(b"PK"):
@@ -94,45 +94,64 @@ def _hessian_of(arrays, J, where):
 
 
 def _jsonl(stream, where):
-    text = io.TextIOWrapper(stream, encoding="utf-8")
-    first_line = text.readline()
+    """JSON Lines records, blank lines skipped wherever they are; errors name the physical line."""
+    numbered = _numbered_records(io.TextIOWrapper(stream, encoding="utf-8"), where)
+    first_number, first_line = next(numbered)  # there is one: the input was sniffed by its "{"
     try:
         first = json.loads(first_line)
         k, d = len(first["jacobian"]), len(first["jacobian"][0])
     except (ValueError, KeyError, TypeError, IndexError) as e:
-        raise InputError(f"{where}: line 1: not a `jacprop jacobian --format jsonl` record ({e})") from None
-    has_id = "id" in first
+        what = "not a `jacprop jacobian --format jsonl` record"
+        raise InputError(f"{where}: line {first_number}: {what} ({e})") from None
+    has_id, has_x = "id" in first, "x" in first
     in_names, out_names = first.get("input_names"), first.get("output_names")
     if not (isinstance(in_names, list) and len(in_names) == d and isinstance(out_names, list) and len(out_names) == k):
         in_names, out_names = [f"x{i}" for i in range(d)], [f"y{j}" for j in range(k)]  # the older form: no names
 
     def chunks():
-        lines, number = [first_line], 1
-        for line in text:
-            if line.strip():
-                lines.append(line)
+        numbers, lines = [first_number], [first_line]
+        for number, line in numbered:
+            numbers.append(number)
+            lines.append(line)
             if len(lines) >= CHUNK_ROWS:
-                yield _jsonl_block(lines, number, where, k, d, has_id)
-                number += len(lines)
-                lines = []
+                yield _jsonl_block(lines, numbers, where, (k, d), has_id, has_x)
+                numbers, lines = [], []
         if lines:
-            yield _jsonl_block(lines, number, where, k, d, has_id)
+            yield _jsonl_block(lines, numbers, where, (k, d), has_id, has_x)
 
     return JacobianStream([str(n) for n in in_names], [str(n) for n in out_names], "id" if has_id else None,
-                          chunks(), "x" in first, file=stream)
+                          chunks(), has_x, file=stream)
 
 
-def _jsonl_block(lines, first_number, where, k, d, has_id):
+def _numbered_records(text, where):
+    """(physical line number, line) of every line that is not blank."""
+    try:
+        for number, line in enumerate(text, 1):
+            if line.strip():
+                yield number, line
+    except UnicodeDecodeError as e:
+        raise InputError(f"{where}: not UTF-8 text ({e.reason})") from None
+
+
+def _jsonl_block(lines, numbers, where, shape, has_id, has_x):
+    """rows, ids, X, Y (n, K), J (n, K, D) of the records; a malformed one is refused with its line."""
+    (k, d), n = shape, len(lines)
     try:
         objs = [json.loads(line) for line in lines]
-        rows = np.array([o["row"] for o in objs])
-        Y = np.array([o["y"] for o in objs], dtype=np.float64).reshape(len(objs), k)
-        J = np.array([o["jacobian"] for o in objs], dtype=np.float64).reshape(len(objs), k, d)
-        X = np.array([o["x"] for o in objs], dtype=np.float64).reshape(len(objs), d) if "x" in objs[0] else None
+        rows = [o["row"] for o in objs]
+        if not all(type(r) is int and r >= 1 for r in rows):  # bool is an int subclass: not a row number
+            raise ValueError("'row' is not a row number (an integer from 1)")
+        rows = np.array(rows, dtype=np.int64)
+        Y = np.array([o["y"] for o in objs], dtype=np.float64).reshape(n, k)
+        J = np.array([o["jacobian"] for o in objs], dtype=np.float64).reshape(n, k, d)
+        X = np.array([o["x"] for o in objs], dtype=np.float64).reshape(n, d) if has_x else None
         ids = np.array([str(o["id"]) for o in objs]) if has_id else None
-    except (ValueError, KeyError, TypeError) as e:
-        last = first_number + len(lines) - 1
-        raise InputError(f"{where}: lines {first_number}-{last}: malformed record ({e})") from None
+    except (ValueError, KeyError, TypeError, OverflowError) as e:
+        if n == 1:
+            raise InputError(f"{where}: line {numbers[0]}: malformed record ({e})") from None
+        for number, line in zip(numbers, lines):  # which record: the first that fails on its own
+            _jsonl_block([line], [number], where, shape, has_id, has_x)
+        raise InputError(f"{where}: lines {numbers[0]}-{numbers[-1]}: malformed records ({e})") from None
     return rows, ids, X, Y, J
 
 
