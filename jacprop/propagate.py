@@ -39,6 +39,16 @@ from .errors import UsageError
 from .uncertainty import montecarlo as mc
 from .uncertainty.coverage import coverage_factors, normal_quantile, welch_satterthwaite  # noqa: F401
 from .uncertainty.curvature import block_moments, check_fourth_moments, hessian_index
+from .uncertainty.first_order import (  # noqa: F401  (the public names of the formulas)
+    budget,
+    gum,
+    linear,
+    output_covariance,
+    quadratic_form,
+    scaled_terms,
+    terms,
+    worst,
+)
 from .uncertainty.inputs import (  # noqa: F401  (the public names of the input side)
     Uncertainty,
     check_covariance,
@@ -48,45 +58,6 @@ from .uncertainty.inputs import (  # noqa: F401  (the public names of the input 
     parse_dx,
     split_covariance,
 )
-
-
-def linear(J, dx):
-    """Delta y = J Delta x: (N, K)."""
-    return np.einsum("nki,ni->nk", J, dx)
-
-
-def _terms(J, dx):
-    return J * dx[:, None, :]  # c_i u_i: (N, K, D)
-
-
-def gum(J, dx, corr=None):
-    """u(y_k) = sqrt((J Sigma J^T)_kk), Sigma = diag(dx) R diag(dx): sqrt(sum_i J_ki^2 dx_i^2) when R = I."""
-    JD = _terms(J, dx)
-    if corr is None:
-        return np.sqrt(np.einsum("nki,nki->nk", JD, JD))
-    return np.sqrt(np.maximum(np.einsum("nki,ij,nkj->nk", JD, corr, JD), 0))
-
-
-def output_covariance(J, dx, corr=None):
-    """J Sigma J^T per row: (N, K, K)."""
-    JD = _terms(J, dx)
-    if corr is None:
-        return np.einsum("nki,nli->nkl", JD, JD)
-    return np.einsum("nki,ij,nlj->nkl", JD, corr, JD)
-
-
-def worst(J, dx):
-    """sum_i |J_ki| |dx_i|."""
-    return np.einsum("nki,ni->nk", np.abs(J), np.abs(dx))
-
-
-def budget(J, dx, corr=None):
-    """Share of u(y_k)^2 from each input, a_i (R a)_i / (a^T R a) with a_i = J_ki dx_i, i.e.
-    c_i (Sigma c)_i / u^2: (N, K, D), summing to 1 over inputs; 0 where u = 0."""
-    a = _terms(J, dx)
-    parts = a * a if corr is None else a * np.einsum("nki,ij->nkj", a, corr)
-    total = parts.sum(axis=-1, keepdims=True)
-    return np.divide(parts, total, out=np.zeros_like(parts), where=total > 0)
 
 
 def linearity(forward, X, Y, J, dx, corr=None):
@@ -181,7 +152,7 @@ def _linear(b: Block, s: Settings) -> dict:
 def _gum(b: Block, s: Settings) -> dict:
     u = gum(b.J, b.dx, b.corr)
     out = {"dy_gum": u}
-    nu = welch_satterthwaite(_terms(b.J, b.dx), np.asarray(s.dof)) if s.dof is not None else None
+    nu = welch_satterthwaite(scaled_terms(b.J, b.dx)[0], np.asarray(s.dof)) if s.dof is not None else None
     if s.expanded:
         k = np.full(u.shape, float(s.k)) if s.k is not None else np.broadcast_to(coverage_factors(s.level, nu), u.shape)
         out.update(U_gum=k * u, k=np.array(k, dtype=np.float64))
@@ -207,7 +178,9 @@ def second_order(b: Block, s: Settings, gaussian: bool = False):
 def _gum2(b: Block, s: Settings) -> dict:
     shift, var = second_order(b, s)
     cov = output_covariance(b.J, b.dx, b.corr) + var if s.output_cov else None
-    u = np.sqrt(np.maximum(np.einsum("nkk->nk", cov) if s.output_cov else gum(b.J, b.dx, b.corr) ** 2 + var, 0))
+    a, scale = scaled_terms(b.J, b.dx)  # u^2 = s^2 (|a / s|^2 + var / s^2): no under- or overflow in the squares
+    u = scale * np.sqrt(np.maximum(quadratic_form(a, b.corr) + (np.einsum("nkk->nk", var) if s.output_cov else var)
+                                   / scale / scale, 0))
     out = {"dy_gum2": u, "gum2_shift": shift}
     if s.expanded:
         k = float(s.k) if s.k is not None else normal_quantile((1 + s.level) / 2)
@@ -326,9 +299,9 @@ def propagate(model=None, X=None, dx=None, *, J=None, H=None, cov=None, corr=Non
     ``level``, samples (the Monte Carlo cap), seed, digits, interval, check_linearity, output_cov,
     budget, validate).  Returns arrays named as in the NPZ output (the CSV column stems): y, dy_gum,
     U_gum, k, nu_eff, dy_gum2, U_gum2, gum2_shift, cov_gum2, nonlinearity_hess, shift_rel, dy_linear,
-    dy_worst, dy_mc, dy_mc_se, mc_shift, mc_shift_se, mc_lo, mc_lo_se,
-    mc_hi, mc_hi_se, mc_samples, mc_converged, gum_d_low, gum_d_high, gum_delta, gum_valid (gum2_d_low, ...
-    for gum2),
+    dy_worst, dy_mc, dy_mc_se, mc_shift, mc_shift_se, mc_lo, mc_lo_se, mc_hi, mc_hi_se, mc_samples,
+    mc_converged, mc_unresolved (N, K: where the float grid is too coarse for the draws; their results NaN),
+    gum_d_low, gum_d_high, gum_delta, gum_valid (gum2_d_low, ... for gum2),
     nonlinearity, dy_plus, dy_minus, cov_y, cov_mc, budget, as computed.
     """
     if J is None:

@@ -627,7 +627,8 @@ def test_merge_findings_of_partitions():
     parts = ["p1", "p2", "p3"]
     results = [
         {"flagged": [(1, "y")], "violations": [(2.0, 1.0, 3, "y", "w1")], "nonfinite": [(4, "y", "J")],
-         "capped": [5], "n_flagged": 7, "n_violations": 1, "n_nonfinite": 2, "n_capped": 1},
+         "capped": [5], "n_flagged": 7, "n_violations": 1, "n_nonfinite": 2, "n_capped": 1,
+         "unresolved": [(6, "z")], "n_unresolved": 3},
         {"flagged": [(2, "z")], "violations": [(5.0, 1.0, 1, "z", "w2"), (2.0, 3.0, 9, "y", "w3")],
          "capped": [8, 9], "n_flagged": 1, "n_violations": 4, "n_capped": 2},
         {"n_flagged": 0, "n_violations": 0},  # a part with none of the lists
@@ -637,7 +638,8 @@ def test_merge_findings_of_partitions():
                  "n_violations": 5, "violations": [(5.0, 1.0, "1 of p2", "z", "w2"), (2.0, 3.0, "9 of p2", "y", "w3"),
                                                    (2.0, 1.0, "3 of p1", "y", "w1")],
                  "n_nonfinite": 2, "nonfinite": [("4 of p1", "y", "J")],
-                 "n_capped": 3, "capped": ["5 of p1", "8 of p2", "9 of p2"]}
+                 "n_capped": 3, "capped": ["5 of p1", "8 of p2", "9 of p2"],
+                 "n_unresolved": 3, "unresolved": [("6 of p1", "z")]}
 
 
 def found(**given):

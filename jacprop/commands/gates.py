@@ -37,17 +37,20 @@ class Findings:
     violations: list = field(default_factory=list)
     nonfinite: list = field(default_factory=list)
     capped: list = field(default_factory=list)
+    unresolved: list = field(default_factory=list)
     n_flagged: int = 0
     n_violations: int = 0
     n_nonfinite: int = 0
     n_capped: int = 0
+    n_unresolved: int = 0
 
     def flag(self, pairs) -> None:
         self.n_flagged += len(pairs)
         self.flagged.extend(pairs[: max(0, WORST_KEPT - len(self.flagged))])
 
     def note(self, kind: str, items) -> None:
-        """Append ``items`` to the list ``kind`` ('nonfinite' or 'capped'), keeping the first WORST_KEPT."""
+        """Append ``items`` to the list ``kind`` ('nonfinite', 'capped' or 'unresolved'), keeping the first
+        WORST_KEPT."""
         setattr(self, f"n_{kind}", getattr(self, f"n_{kind}") + len(items))
         kept = getattr(self, kind)
         kept.extend(items[: max(0, WORST_KEPT - len(kept))])
@@ -66,7 +69,7 @@ class Findings:
 
     def result(self) -> dict:
         """The kept findings of each kind and their counts (what a Dask partition sends back)."""
-        kinds = ("flagged", "violations", "nonfinite", "capped")
+        kinds = ("flagged", "violations", "nonfinite", "capped", "unresolved")
         return {**{k: list(getattr(self, k)) for k in kinds}, **{f"n_{k}": getattr(self, f"n_{k}") for k in kinds}}
 
 
@@ -161,6 +164,13 @@ def findings_outcome(found: dict, tol, quiet, notes, settings=None) -> Outcome:
         notes.append(f"jacprop: warning: {n_nonfinite} (row, output) pairs have non-finite results (NaN or inf): "
                      + "; ".join(f"row {r} {o}: {what}" for r, o, what in found["nonfinite"][:20])
                      + (" ..." if n_nonfinite > 20 else ""))
+    n_unresolved = found.get("n_unresolved", 0)
+    if n_unresolved:
+        notes.append(f"jacprop: warning: {n_unresolved} (row, output) pairs: the Monte Carlo cannot resolve the "
+                     "uncertainty (a grid step of x or y in the network's float type is more than 1/1024 of dx or u), "
+                     "so its results there are NaN (GUM's are not affected): "
+                     + ", ".join(f"row {r} {o}" for r, o in found["unresolved"][:10])
+                     + (" ..." if n_unresolved > 10 else ""))
     if n_capped and not quiet and settings is not None:
         digits = settings.mc_options().digits
         why = " (--validate runs it to one digit more than --digits)" if settings.validate else ""
@@ -186,7 +196,7 @@ def findings_outcome(found: dict, tol, quiet, notes, settings=None) -> Outcome:
 def merge_findings(results, parts, where) -> dict:
     """The findings of Dask partitions (``Findings.result()`` each) as one, rows named by ``where(row, part)``."""
     merged = {}
-    for name in ("flagged", "violations", "nonfinite", "capped"):
+    for name in ("flagged", "violations", "nonfinite", "capped", "unresolved"):
         merged[f"n_{name}"] = sum(r.get(f"n_{name}", 0) for r in results)
         if name == "capped":
             merged[name] = [where(r, p) for p, res in zip(parts, results) for r in res.get(name, [])]

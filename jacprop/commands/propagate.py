@@ -128,6 +128,7 @@ class Estimator:
         rows, outs = b.rows, self.out_names
         if self.settings.check_linearity:
             findings.flag([(int(rows[n]), outs[k]) for n, k in np.argwhere(worst_nonlinearity(a)[0] > self.tol)])
+        lost = a.pop("mc_unresolved", np.zeros(a["y"].shape, bool))  # NaN on purpose: said once, below
         bad = nonfinite(a, b.J)
         ok = np.ones(a["y"].shape, bool)
         for n, k in bad:
@@ -136,13 +137,21 @@ class Estimator:
             inf = np.where(ok, 0.0, np.inf)
             findings.violate(inf, inf, rows, outs, lambda n, k: f"non-finite {', '.join(bad[n, k])}")
         else:
-            findings.note("nonfinite", [(int(rows[n]), outs[k], ", ".join(bad[n, k])) for n, k in sorted(bad)])
+            said = [(n, k, rest) for (n, k), what in sorted(bad.items())
+                    if (rest := [q for q in what if not (lost[n, k] and _of_monte_carlo(q))])]
+            findings.note("nonfinite", [(int(rows[n]), outs[k], ", ".join(rest)) for n, k, rest in said])
+        findings.note("unresolved", [(int(rows[n]), outs[k]) for n, k in np.argwhere(lost)])
         if "mc_converged" in a:  # rows stopped by the cap (not those stopped by a NaN: reported above)
             capped = ~a.pop("mc_converged") & np.isfinite(a["dy_mc"]).all(axis=1)
             findings.note("capped", [int(r) for r in rows[capped]])
         apply_gates(self, a, rows, ok, findings)
         return rows, b.ids, a
 
+
+
+def _of_monte_carlo(quantity) -> bool:
+    """A Monte Carlo result, or a validation that compares with one."""
+    return quantity in P.MC_QUANTITIES or quantity.endswith(tuple(f"_{v}" for v in P.VALIDATION))
 
 
 def _outputs_of(forward, index):

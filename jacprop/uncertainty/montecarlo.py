@@ -22,6 +22,13 @@ Standard errors, from the draws themselves (no Gaussian assumption):
 Coverage intervals (JCGM 101 7.7): with q = pM rounded (q = floor(pM + 1/2)) of the sorted draws
 y_(1) <= ... <= y_(M), ``symmetric`` is [y_(r), y_(r+q)] with r = (M - q)/2 (or (M - q + 1)/2 when
 that is not an integer); ``shortest`` is the r with the smallest y_(r+q) - y_(r).
+
+Resolution: the draws are numbers of the network's dtype.  Where an input's grid step
+spacing(x_i) exceeds dx_i / 1024 (x = 9192631770 with dx = 1e-6 in float64: x + dx z falls on a
+few grid points), or an output's spacing(y_k) exceeds u_k / 1024 (y's own rounding is not small
+beside u), the draws cannot show the uncertainty: those results are NaN and ``mc_unresolved``
+says where (GUM, from J, is not affected).  At 1/1024, the grid's rounding changes u by about
+(1/1024)^2 / 24 < 10^-7 of itself, below the tolerance of --digits 6.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from ..errors import UsageError
 from .distributions import draws
 
 MEMORY = 256 * 2**20  # bytes of stored draws per group of rows
+GRID = 2.0**-10  # the most a grid step may be of dx_i (inputs) or of u (outputs): see Resolution
 
 
 @dataclass(frozen=True)
@@ -103,13 +111,16 @@ def summary(ys: np.ndarray, opts: McOptions) -> dict:
     n = ys.shape[-2]
     mean = mean_of_draws(ys)
     dev = ys - mean[..., None, :]
+    _, e = np.frexp(np.abs(dev).max(axis=-2, initial=0.0))
+    scale = np.ldexp(1.0, e - 1)  # a power of two: the moments of dev / scale neither under- nor overflow
+    dev = dev / scale[..., None, :]
     var = (dev * dev).sum(axis=-2) / max(n - 1, 1)
     std = np.sqrt(var)
     m4 = (dev**4).mean(axis=-2)
     var_s2 = np.maximum(m4 - var * var * (n - 3) / max(n - 1, 1), 0) / n
     with np.errstate(divide="ignore", invalid="ignore"):
         std_se = np.where(std > 0, np.sqrt(var_s2) / (2 * np.where(std > 0, std, 1)), 0.0)
-    std_se = np.where(np.isfinite(std), std_se, np.nan)
+    std, std_se = scale * std, scale * np.where(np.isfinite(std), std_se, np.nan)
     s = np.sort(ys, axis=-2)
     lo_i, hi_i = interval_index(n, opts.level, s, opts.interval)
     out = {"mean": mean, "std": std, "std_se": std_se, "mean_se": std / math.sqrt(n),
@@ -189,7 +200,8 @@ def monte_carlo(forward, X, dx, corr, rows, opts: McOptions) -> dict:
         # the symmetric root V sqrt(W) V^T: root @ root.T == R, also when R is singular, and block diagonal
         # where R is, so an uncorrelated (perhaps non-normal) input keeps its own draws unmixed
         root = (v * np.sqrt(np.maximum(w, 0))) @ v.T
-    y0 = np.asarray(forward(X), dtype=np.float64)
+    y_net = np.asarray(forward(X))
+    y0 = y_net.astype(np.float64)
     k = y0.shape[1]
     per_row = opts.samples * k * 8
     if per_row > 4 * MEMORY:
@@ -217,7 +229,22 @@ def monte_carlo(forward, X, dx, corr, rows, opts: McOptions) -> dict:
             out["mc_samples"][i] = count
             dev = ys - s["mean"][:, None, :]
             out["cov_mc"][i] = np.einsum("gnk,gnl->gkl", dev, dev) / max(count - 1, 1)
+    lost = unresolved(X, dx, y0, out["dy_mc"], y_net.dtype if y_net.dtype.kind == "f" else np.float64)
+    for q in names[:-1]:
+        out[q][lost] = np.nan
+    out["cov_mc"][lost[:, :, None] | lost[:, None, :]] = np.nan
+    out["mc_unresolved"] = lost
     return out
+
+
+def unresolved(X, dx, y, u, dtype) -> np.ndarray:
+    """(N, K) True where draws in ``dtype`` cannot show the uncertainty (the module's Resolution): at a row
+    with uncertainty where some input's spacing(x_i) > GRID dx_i, or output k's spacing(y_k) > GRID u_k."""
+    spacing = lambda a: np.spacing(np.abs(a).astype(dtype)).astype(np.float64)  # noqa: E731
+    has = dx > 0
+    coarse_x = (has & (spacing(X) > GRID * dx)).any(axis=1)
+    coarse_y = spacing(y) > GRID * u  # False where u or y is NaN: those are reported as such
+    return (coarse_x[:, None] | coarse_y) & has.any(axis=1)[:, None]
 
 
 def validate(y, u, k, lo, hi, digits: int, name: str = "gum") -> dict:
