@@ -111,6 +111,10 @@ CASES = [
     ("csv-not-a-number", "CSV: a non-numeric cell", None,
      text("n.csv", "temperature,pressure,flow\n1,2,3\n4,x7,6\n"), [],
      "n.csv: row 2 (line 3), column 'pressure': 'x7' is not a number"),
+    ("csv-decimal-comma", "CSV: decimal commas (a semicolon-separated export)", None,
+     text("dc.csv", "temperature;pressure;flow\n1,5;2,0;-3,25e2\n"), [],
+     "dc.csv: row 1 (line 2), column 'temperature': '1,5' is not a number (a decimal comma? jacprop reads "
+     "numbers with a point: 1.5)"),
     ("csv-nan", "CSV: NaN cell (default --on-invalid error)", None,
      text("nan.csv", "temperature,pressure,flow\n1,nan,3\n"), [],
      "nan.csv: row 1, column 'pressure': value nan is not finite"),

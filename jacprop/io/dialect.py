@@ -173,3 +173,13 @@ def has_text(line: bytes) -> bool:
     if s[0] < 0x80 and not 0x1C <= s[0] <= 0x1F:
         return True
     return bool(line.decode("utf-8", "replace").strip())
+
+
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+(?:[eE][+-]?\d+)?")
+
+
+def not_a_number(text: str) -> str:
+    """What a refused cell is called: ``'1,5' is not a number``, with a hint for a decimal comma."""
+    comma = _DECIMAL_COMMA.fullmatch(text.strip())
+    hint = " (a decimal comma? jacprop reads numbers with a point: 1.5)" if comma else ""
+    return f"{text[:40]!r} is not a number{hint}"

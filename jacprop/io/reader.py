@@ -338,7 +338,7 @@ class CsvReader:
                 try:
                     X[offset, j] = np.nan if text in na else float(text if "_" not in text else "?")
                 except ValueError:
-                    raise InputError(f"{where}, column {self.names[c]!r}: {cells[c][:40]!r} is not a number") from None
+                    raise InputError(f"{where}, column {self.names[c]!r}: {dialect.not_a_number(cells[c])}") from None
         return X
 
     @property
