@@ -228,3 +228,23 @@ def test_jsonl_read_back_keeps_x_across_blocks_or_refuses(tmp_path, monkeypatch)
     path.write_bytes(("\n".join(_jsonl_records(2)) + "\n").encode() + b'{"row": 3, "y": [\xff]}\n')
     with pytest.raises(InputError, match=r"j\.jsonl: not UTF-8 text"):
         list(readback.read_jacobian(path).chunks)
+
+
+def test_a_jacobian_csv_cut_inside_its_last_line_is_refused_not_read_as_a_shorter_number(tmp_path):
+    """`jacprop jacobian | jacprop propagate`: when the first command dies, the second may see a last
+    line cut inside a number (-0.65688417 of -0.656884176...), which parses.  What jacprop writes ends
+    with a line end, so the read-back refuses an input that does not."""
+    from jacprop.errors import InputError
+    from jacprop.io.readback import read_jacobian
+
+    full = "row,y,d(y)/d(a),d(y)/d(b)\n1,0.5,-0.6568841766471,2.25\n2,0.25,1.5,-3.125\n"
+    for ending in ("\n", "\r\n"):
+        path = tmp_path / "j.csv"
+        path.write_bytes(full.replace("\n", ending).encode())
+        parts = list(read_jacobian(path).chunks)
+        np.testing.assert_array_equal(np.concatenate([p[4] for p in parts])[:, 0], [[-0.6568841766471, 2.25],
+                                                                                   [1.5, -3.125]])
+    for cut in (len(full) - 1, len(full) - 4, full.index("-3.125") + 2, full.index("66471") + 2):
+        path.write_text(full[:cut])
+        with pytest.raises(InputError, match=r"j\.csv: the input ends inside a line: it was cut short"):
+            list(read_jacobian(path).chunks)

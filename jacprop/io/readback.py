@@ -155,10 +155,31 @@ def _jsonl_block(lines, numbers, where, shape, has_id, has_x):
     return rows, ids, X, Y, J
 
 
+class _EndChecked(io.RawIOBase):
+    """A binary stream that may not end inside a line: what `jacprop jacobian` writes ends with a line end,
+    so a last line without one was cut short (the command before the pipe stopped), and its last number
+    may be a prefix of the one written (-0.65688417 of -0.6568841766...)."""
+
+    def __init__(self, raw, where):
+        self.raw, self.where, self.last = raw, where, b"\n"
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        n = self.raw.readinto(b)
+        if n:
+            self.last = bytes(b[n - 1 : n])
+        elif self.last not in (b"\n", b"\r"):
+            raise InputError(f"{self.where}: the input ends inside a line: it was cut short (did the command before "
+                             "the pipe fail?)")
+        return n
+
+
 def _csv(stream, where):
     from .reader import CsvReader
 
-    reader = CsvReader(stream, name=where, on_invalid="keep", chunk_rows=CHUNK_ROWS,  # NaN rows pass through
+    reader = CsvReader(io.BufferedReader(_EndChecked(stream, where)), name=where, on_invalid="keep", chunk_rows=CHUNK_ROWS,  # NaN rows pass through
                        delimiter=",", header=True)
     header = reader.names
     j_cols = [(c, m[1], m[2]) for c in header if (m := _J_COLUMN.match(c))]

@@ -111,6 +111,7 @@ CASES = [
     ("csv-ragged", None, text("r.csv", "temperature,pressure,flow\n1,2,3\n1,2\n"), []),
     ("csv-extra-field", None, text("e.csv", "temperature,pressure,flow\n1,2,3\n1,2,3,4\n"), []),
     ("csv-not-a-number", None, text("n.csv", "temperature,pressure,flow\n1,2,3\n4,x7,6\n"), []),
+    ("csv-decimal-comma", None, text("dc.csv", "temperature;pressure;flow\n1,5;2,0;-3,25e2\n"), []),
     ("csv-nan", None, text("nan.csv", "temperature,pressure,flow\n1,nan,3\n"), []),
     ("csv-inf-all-skipped", None, text("inf.csv", "temperature,pressure,flow\n1,inf,3\n"), ["--on-invalid", "skip"]),
     ("csv-duplicate-names", None, text("d.csv", "a,a,b\n1,2,3\n"), []),
