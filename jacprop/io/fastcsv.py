@@ -14,7 +14,6 @@ def arrow_parse(data: bytes, n_rows, n_columns, usecols, delimiter, na_values=()
     of numbers (ragged rows, words, quotes around a newline): numpy then decides."""
     try:
         import pyarrow as pa
-        import pyarrow.compute as pc
         from pyarrow import csv as pacsv
     except ImportError:
         return None
@@ -36,7 +35,9 @@ def arrow_parse(data: bytes, n_rows, n_columns, usecols, delimiter, na_values=()
     X = np.empty((n_rows, len(usecols)))
     for j, c in enumerate(usecols):  # straight from the float64 buffers (to_numpy would import pandas)
         column = table.column(wanted.index(c))
-        if column.null_count:
+        if column.null_count:  # pyarrow.compute only here: its import costs a CLI run 30 ms
+            import pyarrow.compute as pc
+
             column = pc.fill_null(column, np.nan)
         X[:, j] = np.concatenate([np.frombuffer(a.buffers()[1], np.float64, len(a), 8 * a.offset)
                                   for a in column.chunks])
