@@ -179,7 +179,8 @@ class _EndChecked(io.RawIOBase):
 def _csv(stream, where):
     from .reader import CsvReader
 
-    reader = CsvReader(io.BufferedReader(_EndChecked(stream, where)), name=where, on_invalid="keep", chunk_rows=CHUNK_ROWS,  # NaN rows pass through
+    checked = io.BufferedReader(_EndChecked(stream, where))
+    reader = CsvReader(checked, name=where, on_invalid="keep", chunk_rows=CHUNK_ROWS,  # NaN rows pass through
                        delimiter=",", header=True)
     header = reader.names
     j_cols = [(c, m[1], m[2]) for c in header if (m := _J_COLUMN.match(c))]
