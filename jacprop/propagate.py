@@ -61,23 +61,32 @@ from .uncertainty.inputs import (  # noqa: F401  (the public names of the input 
 
 
 def linearity(forward, X, Y, J, dx, corr=None):
-    """(nonlinearity, f(x+dx) - f(x), f(x) - f(x-dx)) per row and output: the departure along
-    each input separately, combined in quadrature, over u (see the module's docstring); the
-    last two move every input at once (what a plot of J dx against f shows)."""
+    """(nonlinearity, f(x+dx) - f(x), f(x) - f(x-dx), unresolved) per row and output: the departure along
+    each input separately, combined in quadrature, over u (see the module's docstring); the next two move
+    every input at once (what a plot of J dx against f shows).  At rows where the float grid of an input is
+    too coarse for its dx (``montecarlo.coarse_inputs``: x + dx may be x itself), the three are NaN and
+    ``unresolved`` is True (y's own rounding is beside the 1e-12 (1 + |y|) that ``scale`` adds to u)."""
     n, d = X.shape
     steps = np.zeros((2 * d + 2, n, d))
     for i in range(d):
         steps[2 * i, :, i], steps[2 * i + 1, :, i] = dx[:, i], -dx[:, i]
     steps[-2], steps[-1] = dx, -dx
-    f = np.asarray(forward((X[None] + steps).reshape(-1, d)), dtype=np.float64).reshape(2 * d + 2, n, -1)
+    f_net = np.asarray(forward((X[None] + steps).reshape(-1, d)))
+    f = f_net.astype(np.float64).reshape(2 * d + 2, n, -1)
+    E = np.stack([np.maximum(np.abs(f[2 * i] - Y - J[:, :, i] * dx[:, i : i + 1]),
+                             np.abs(Y - f[2 * i + 1] - J[:, :, i] * dx[:, i : i + 1])) for i in range(d)], axis=-1)
+    E, e_scale = scaled_terms(E, np.ones((n, d)))  # sum_i e_i^2 over a power of two, as gum's
     departure = np.zeros_like(Y)
-    for i in range(d):
-        jdx = J[:, :, i] * dx[:, i : i + 1]
-        e = np.maximum(np.abs(f[2 * i] - Y - jdx), np.abs(Y - f[2 * i + 1] - jdx))
-        departure = departure + e * e
+    for i in range(d):  # in input order
+        departure = departure + E[..., i] * E[..., i]
     u = gum(J, dx, corr)
     scale = u + 1e-12 * (1 + np.abs(Y))  # rounding in f(x +- dx) - f(x) is ~1e-16 |y|
-    return np.sqrt(departure) / scale, f[-2] - Y, Y - f[-1]
+    out = [e_scale * np.sqrt(departure) / scale, f[-2] - Y, Y - f[-1]]
+    lost = np.broadcast_to(mc.coarse_inputs(X, dx, f_net.dtype if f_net.dtype.kind == "f" else np.float64)[:, None],
+                           Y.shape)
+    for a in out:
+        a[lost] = np.nan
+    return (*out, lost)
 
 
 # ---------------------------------------------------------------------------
@@ -220,17 +229,21 @@ def quantities(s: Settings) -> list[str]:
 
 def estimate(b: Block, s: Settings, with_budget: bool = False) -> dict:
     """Every asked-for estimate for one block, as (N, K) arrays by name (``cov_y``, ``cov_mc`` (N, K, K),
-    ``budget`` (N, K, D), ``mc_converged`` (N,)); ``with_budget`` adds the budget even when not asked for."""
+    ``budget`` (N, K, D), ``mc_converged`` (N,), ``unresolved`` (N, K) with mc or the linearity check);
+    ``with_budget`` adds the budget even when not asked for."""
     out = {}
     for m in s.methods:
         out.update(METHODS[m](b, s))
+    lost = out.pop("mc_unresolved", False)
     if "gum" in s.validated:
         out.update(mc.validate(b.Y, out["dy_gum"], out["k"], out["mc_lo"], out["mc_hi"], s.digits))
     if "gum2" in s.validated:  # about y = f(x) as JCGM 101 8 (and 9.4's higher-order GUF) do, not y + shift
         k = normal_quantile((1 + s.level) / 2)
         out.update(mc.validate(b.Y, out["dy_gum2"], k, out["mc_lo"], out["mc_hi"], s.digits, "gum2"))
     if s.check_linearity:
-        out["nonlinearity"], out["dy_plus"], out["dy_minus"] = linearity(b.forward, b.X, b.Y, b.J, b.dx, b.corr)
+        out["nonlinearity"], out["dy_plus"], out["dy_minus"], lost_here = linearity(b.forward, b.X, b.Y, b.J, b.dx,
+                                                                                    b.corr)
+        lost = lost | lost_here
         if s.hessian_index:
             shift, var = second_order(b, s, gaussian=True)
             var = np.einsum("nkk->nk", var) if s.output_cov else var
@@ -241,6 +254,8 @@ def estimate(b: Block, s: Settings, with_budget: bool = False) -> dict:
         del out["cov_mc"]
     if s.budget or with_budget:
         out["budget"] = budget(b.J, b.dx, b.corr)
+    if lost is not False:
+        out["unresolved"] = lost
     return out
 
 
@@ -300,7 +315,8 @@ def propagate(model=None, X=None, dx=None, *, J=None, H=None, cov=None, corr=Non
     budget, validate).  Returns arrays named as in the NPZ output (the CSV column stems): y, dy_gum,
     U_gum, k, nu_eff, dy_gum2, U_gum2, gum2_shift, cov_gum2, nonlinearity_hess, shift_rel, dy_linear,
     dy_worst, dy_mc, dy_mc_se, mc_shift, mc_shift_se, mc_lo, mc_lo_se, mc_hi, mc_hi_se, mc_samples,
-    mc_converged, mc_unresolved (N, K: where the float grid is too coarse for the draws; their results NaN),
+    mc_converged, unresolved (N, K: where the float grid is too coarse for Monte Carlo's draws or the linearity
+    check's steps; their results NaN),
     gum_d_low, gum_d_high, gum_delta, gum_valid (gum2_d_low, ... for gum2),
     nonlinearity, dy_plus, dy_minus, cov_y, cov_mc, budget, as computed.
     """

@@ -75,6 +75,8 @@ TESTS = {
                                         "tests/test_mutants_uncertainty2.py"]
        for m in ("montecarlo", "coverage", "distributions", "inputs")},
     "jacprop/uncertainty/curvature.py": ["tests/test_gum2.py", "tests/test_mutants_uncertainty2.py"],
+    "jacprop/uncertainty/first_order.py": ["tests/test_extremes.py", "tests/test_propagate.py",
+                                           "tests/test_holes_propagate.py", "tests/test_mutants_uncertainty2.py"],
     "jacprop/commands/gates.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py",
                                   "tests/test_cli_propagate.py", "tests/test_gum2.py",
                                   "tests/test_mutants_uncertainty2.py"],

@@ -80,7 +80,7 @@ def test_monte_carlo_refuses_draws_the_float_grid_cannot_hold(tmp_path, x, dx, b
     model = _linear_model(tmp_path, 2.0, bias)
     out = jacprop.propagate(model, [[x]], dx, methods=("gum", "mc"), digits=1, samples=40_000)
     assert out["dy_gum"][0, 0] == 2 * dx
-    assert out["mc_unresolved"][0, 0] == (not resolved)
+    assert out["unresolved"][0, 0] == (not resolved)
     if resolved:  # y = 2x + b: the draws' std is 2 dx, to its standard error
         assert abs(out["dy_mc"][0, 0] - 2 * dx) < 4 * out["dy_mc_se"][0, 0]
     else:
@@ -98,8 +98,42 @@ def test_unresolved_monte_carlo_is_said_once_and_fails_a_gate(tmp_path):
     p = subprocess.run(cmd, capture_output=True, text=True)
     assert p.returncode == 0
     lines = [line for line in p.stderr.splitlines() if "warning" in line]
-    assert len(lines) == 1 and "1 (row, output) pairs: the Monte Carlo cannot resolve" in lines[0], p.stderr
+    assert len(lines) == 1 and "1 (row, output) pairs: the float grid is too coarse" in lines[0], p.stderr
     assert lines[0].endswith(": row 1 y"), lines[0]  # the only output of a one-unit NPZ model is named y
     rows = p.stdout.splitlines()
     assert rows[1].split(",")[2] == "nan" and float(rows[2].split(",")[2]) == pytest.approx(2e-6, rel=0.05)
     assert subprocess.run(cmd + ["--max-dy", "1"], capture_output=True).returncode == 1
+
+
+def test_the_linearity_check_refuses_steps_the_float_grid_cannot_hold(tmp_path):
+    """x = 9192631770, dx = 1e-6: x + dx == x, so f(x + dx) - f(x) = 0 would read as a departure of J dx =
+    u (nonlinearity 1 for a linear model); NaN instead, and the gate fails on it.  dx = 1e-2 is linear: 0."""
+    model = _linear_model(tmp_path, 2.0, 0.0)
+    for dx, lost in ((1e-6, True), (1e-2, False)):
+        out = jacprop.propagate(model, [[9192631770.0], [0.5]], dx, check_linearity=True)
+        assert out["unresolved"].ravel().tolist() == [lost, False]
+        assert np.isnan(out["nonlinearity"][0, 0]) == lost and np.isnan(out["dy_plus"][0, 0]) == lost
+        assert out["nonlinearity"][1, 0] < 1e-9 and out["dy_plus"][1, 0] == pytest.approx(2 * dx)
+        if not lost:  # only y's rounding: a few grid steps of y = 1.8e10 over u = 2 dx
+            assert out["nonlinearity"][0, 0] < 4 * np.spacing(2 * 9192631770.0) / (2 * dx)
+
+
+def test_the_linearity_index_does_not_overflow():
+    """At dx = 1e300 the tanh network is flat on both sides: f(x +- dx_i) - f(x) is bounded, so each departure
+    e_i is |J_i| dx_i up to that bound and the index sqrt(sum e_i^2) / u is 1 (its squares used to overflow: inf)."""
+    model = jacprop.load(SAMPLE)
+    X = np.loadtxt("sample_models/bishop_tanh.csv", delimiter=",", skiprows=1)
+    with np.errstate(over="ignore"):  # the Hessian index beside it overflows to inf: (H dx^2)^2 is 1e1200
+        out = jacprop.propagate(model, X, 1e300, check_linearity=True)
+    np.testing.assert_allclose(out["nonlinearity"], 1.0, rtol=1e-12)
+
+
+def test_budget_of_one_input_is_all_of_u_whatever_its_scale():
+    """One uncertain input: its share is 1 (also when its term is a power of two, where the scaled sum of
+    squares is exactly 1, and with a correlation that makes u smaller than either term)."""
+    J1 = np.array([[[1.0, 0.0], [0.25, 0.0]]])
+    for dx in ([[0.5, 0.3]], [[2.0**-700, 1.0]], [[3.0, 7.0]]):
+        np.testing.assert_array_equal(P.budget(J1, np.array(dx))[0, :, 0], [1.0, 1.0])
+    R = np.array([[1.0, -0.9], [-0.9, 1.0]])
+    b = P.budget(np.array([[[1.0, 1.0]]]), np.array([[1.0, 1.0]]), R)[0, 0]  # u^2 = 2 - 1.8 = 0.2
+    np.testing.assert_allclose(b, [0.5, 0.5], rtol=1e-12)

@@ -861,7 +861,8 @@ def test_linearity_index_over_the_correlated_u():
                   np.stack([X[:, 2], -3 * X[:, 1] ** 2, X[:, 0]], 1)], axis=1)
     dx = np.array([[0.1, 0.05, 0.2], [0.02, 0.1, 0.1]])
     Y = f(X)
-    nl, plus, minus = P.linearity(f, X, Y, J, dx, R3)
+    nl, plus, minus, lost = P.linearity(f, X, Y, J, dx, R3)
+    assert not lost.any()
     for n in range(2):
         u = np.sqrt(np.einsum("ki,ij,kj->k", J[n] * dx[n], R3, J[n] * dx[n]))
         dep = np.zeros(2)

@@ -166,9 +166,9 @@ def findings_outcome(found: dict, tol, quiet, notes, settings=None) -> Outcome:
                      + (" ..." if n_nonfinite > 20 else ""))
     n_unresolved = found.get("n_unresolved", 0)
     if n_unresolved:
-        notes.append(f"jacprop: warning: {n_unresolved} (row, output) pairs: the Monte Carlo cannot resolve the "
-                     "uncertainty (a grid step of x or y in the network's float type is more than 1/1024 of dx or u), "
-                     "so its results there are NaN (GUM's are not affected): "
+        notes.append(f"jacprop: warning: {n_unresolved} (row, output) pairs: the float grid is too coarse for the "
+                     "uncertainty (a step of x or y in the network's float type is more than 1/1024 of dx or u), so "
+                     "the Monte Carlo and linearity-check results there are NaN (GUM's are not affected): "
                      + ", ".join(f"row {r} {o}" for r, o in found["unresolved"][:10])
                      + (" ..." if n_unresolved > 10 else ""))
     if n_capped and not quiet and settings is not None:

@@ -151,8 +151,8 @@ def compute(spec: PlotSpec):
         data.update(dx=d, dy_gum=P.gum(J, d), budget=P.budget(J, d))
         if spec.kind == "linearity":
             data["dy_linear"] = P.linear(J, d)
-            _, data["dy_plus"], data["dy_minus"] = P.linearity(lambda A: model.forward(A, deterministic=True), X, Y,
-                                                               J, d)
+            _, data["dy_plus"], data["dy_minus"], _ = P.linearity(lambda A: model.forward(A, deterministic=True), X,
+                                                                  Y, J, d)
     if spec.kind == "interactions":
         data["hessian"] = _hessian(model, X)
     return data, model

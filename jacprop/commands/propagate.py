@@ -128,7 +128,7 @@ class Estimator:
         rows, outs = b.rows, self.out_names
         if self.settings.check_linearity:
             findings.flag([(int(rows[n]), outs[k]) for n, k in np.argwhere(worst_nonlinearity(a)[0] > self.tol)])
-        lost = a.pop("mc_unresolved", np.zeros(a["y"].shape, bool))  # NaN on purpose: said once, below
+        lost = a.pop("unresolved", np.zeros(a["y"].shape, bool))  # NaN on purpose: said once, below
         bad = nonfinite(a, b.J)
         ok = np.ones(a["y"].shape, bool)
         for n, k in bad:
@@ -138,7 +138,7 @@ class Estimator:
             findings.violate(inf, inf, rows, outs, lambda n, k: f"non-finite {', '.join(bad[n, k])}")
         else:
             said = [(n, k, rest) for (n, k), what in sorted(bad.items())
-                    if (rest := [q for q in what if not (lost[n, k] and _of_monte_carlo(q))])]
+                    if (rest := [q for q in what if not (lost[n, k] and _of_steps(q))])]
             findings.note("nonfinite", [(int(rows[n]), outs[k], ", ".join(rest)) for n, k, rest in said])
         findings.note("unresolved", [(int(rows[n]), outs[k]) for n, k in np.argwhere(lost)])
         if "mc_converged" in a:  # rows stopped by the cap (not those stopped by a NaN: reported above)
@@ -149,9 +149,10 @@ class Estimator:
 
 
 
-def _of_monte_carlo(quantity) -> bool:
-    """A Monte Carlo result, or a validation that compares with one."""
-    return quantity in P.MC_QUANTITIES or quantity.endswith(tuple(f"_{v}" for v in P.VALIDATION))
+def _of_steps(quantity) -> bool:
+    """A result of the network at x + dx: Monte Carlo's, a validation against it, the linearity check's."""
+    return (quantity in P.MC_QUANTITIES or quantity in P.LINEARITY
+            or quantity.endswith(tuple(f"_{v}" for v in P.VALIDATION)))
 
 
 def _outputs_of(forward, index):

@@ -240,11 +240,17 @@ def monte_carlo(forward, X, dx, corr, rows, opts: McOptions) -> dict:
 def unresolved(X, dx, y, u, dtype) -> np.ndarray:
     """(N, K) True where draws in ``dtype`` cannot show the uncertainty (the module's Resolution): at a row
     with uncertainty where some input's spacing(x_i) > GRID dx_i, or output k's spacing(y_k) > GRID u_k."""
-    spacing = lambda a: np.spacing(np.abs(a).astype(dtype)).astype(np.float64)  # noqa: E731
-    has = dx > 0
-    coarse_x = (has & (spacing(X) > GRID * dx)).any(axis=1)
-    coarse_y = spacing(y) > GRID * u  # False where u or y is NaN: those are reported as such
-    return (coarse_x[:, None] | coarse_y) & has.any(axis=1)[:, None]
+    coarse_y = _spacing(y, dtype) > GRID * u  # False where u or y is NaN: those are reported as such
+    return (coarse_inputs(X, dx, dtype)[:, None] | coarse_y) & (dx > 0).any(axis=1)[:, None]
+
+
+def coarse_inputs(X, dx, dtype) -> np.ndarray:
+    """(N,) True at rows where some input with dx_i > 0 has spacing(x_i) > GRID dx_i in ``dtype``."""
+    return ((dx > 0) & (_spacing(X, dtype) > GRID * dx)).any(axis=1)
+
+
+def _spacing(a, dtype):
+    return np.spacing(np.abs(a).astype(dtype)).astype(np.float64)
 
 
 def validate(y, u, k, lo, hi, digits: int, name: str = "gum") -> dict:
