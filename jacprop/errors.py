@@ -25,7 +25,10 @@ def one_line(e) -> str:
     return " ".join(str(e).split())
 
 
-def no_data_rows(where: str | None, skipped: int = 0) -> InputError:
-    """The one error for an input without data rows (``where``: the file, "N inputs", or None)."""
+def no_data_rows(where: str | None, skipped: int = 0, unselected: int = 0) -> InputError:
+    """The one error for an input without data rows (``where``: the file, "N inputs", or None); ``unselected``:
+    rows read but not among --rows."""
     prefix = f"{where}: " if where else ""
-    return InputError(f"{prefix}no data rows" + (f" ({skipped} skipped for NaN/inf values)" if skipped else ""))
+    why = [f"{skipped} skipped for NaN/inf values"] if skipped else []
+    why += [f"{unselected} rows read, none among --rows"] if unselected else []
+    return InputError(f"{prefix}no data rows" + (f" ({'; '.join(why)})" if why else ""))

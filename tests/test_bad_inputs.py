@@ -282,6 +282,8 @@ CASES = [
      "Invalid value for '--rows': expected row numbers and ranges"),
     ("opt-rows-reversed", "--rows 5-2", None, None, ["--rows", "5-2"],
      "Invalid value for '--rows': '5-2' is not a range"),
+    ("opt-rows-beyond", "--rows past the last row", None, None, ["--rows", "99"],
+     "no data rows (6 rows read, none among --rows)"),
     ("opt-rows-text", "propagate --rows first", None, None, ["propagate", "--dx", "0.1", "--rows", "first"],
      "Invalid value for '--rows': expected row numbers and ranges"),
     ("opt-max-rows-negative", "--max-rows -1", None, None, ["--max-rows", "-1"],

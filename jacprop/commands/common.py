@@ -306,7 +306,8 @@ def stream_to(writer, blocks, produce, show_progress=False, source=None, tally: 
                     tally.add(rows, arrays)
                 advance(len(rows))
         if writer.n == 0:
-            raise no_data_rows(getattr(source, "path", None), getattr(source, "skipped", 0))
+            skipped = getattr(source, "skipped", 0)
+            raise no_data_rows(getattr(source, "path", None), skipped, getattr(source, "rows_read", 0) - skipped)
         writer.close()
     except JacpropError as e:
         writer.out.abort()

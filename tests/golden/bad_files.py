@@ -197,6 +197,7 @@ CASES = [
     ('opt-rows-empty', None, None, ['--rows', '']),
     ('opt-rows-comma', None, None, ['--rows', '1,,3']),
     ('opt-rows-reversed', None, None, ['--rows', '5-2']),
+    ('opt-rows-beyond', None, None, ['--rows', '99']),
     ('opt-rows-text', None, None, ['propagate', '--dx', '0.1', '--rows', 'first']),
     ('opt-max-rows-negative', None, None, ['--max-rows', '-1']),
     ('opt-workers-zero', None, None, ['--engine', 'dask', '--workers', '0']),
