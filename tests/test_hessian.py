@@ -146,8 +146,8 @@ def test_block_height_keeps_one_tangent_in_cache():
 
     small = mlp([8, 64, 64, 2], ["tanh", "tanh", "linear"])
     medium = mlp([32, 256, 256, 8], ["tanh", "tanh", "linear"])
-    assert TANGENT_CACHE // (8 * 8 * 64) == 512 == hessian_rows(small, 2, 8, 8)
-    assert TANGENT_CACHE // (8 * 32 * 256) == 32 == hessian_rows(medium, 8, 32, 8)
+    assert TANGENT_CACHE // (8 * 8 * 64) == 128 == hessian_rows(small, 2, 8, 8)
+    assert TANGENT_CACHE // (8 * 32 * 256) == 8 == hessian_rows(medium, 8, 32, 8)
     assert hessian_rows(small, 2, 8, 8, memory=2**20) == 2**20 // (8 * 5486)  # the budget's per-row count binds
     wide_in = mlp([784, 128, 10], ["tanh", "linear"])  # the input's 784 is the seed's, not a row's tangent
     assert hessian_rows(wide_in, 10, 32, 8) > TANGENT_CACHE // (8 * 32 * 784)
