@@ -42,9 +42,10 @@ from .parallel import map_blocks
 # "Hessians"): small (W = 8, 64 units) 1.29x faster at 512 rows than at 2,048; medium (W = 32, 256 units) ~2x at
 # 32 than at 167 (its term's (rows, K W, 256) temporary also stays under malloc's 32 MB mmap threshold); wide-out
 # and wide-in unchanged (their budget gives fewer rows already).  2 MB was chosen then (Zen 5); on an AMD EPYC
-# Zen 4 (1 MB L2, SkylakeX kernels; 1 thread, CPU time per call, 2026-12-04, `/tmp` script over TANGENT_CACHE)
-# 512 KB was the fastest of 256 KB..2 MB on all four shapes: small N = 1,000 5.9 / 15.8 ms (128 / 512 rows),
-# N = 10,000 60 / 87 ms; medium 492 / 553 ms; wide-out 141 / 160 ms; wide-in (wrt 32) 158 / 195 ms.
+# Zen 4 (1 MB L2, SkylakeX kernels; 1 thread, freed memory kept as the CLI and the benchmark keep it, CPU time per
+# call at N = 1,000, a `/tmp` script over TANGENT_CACHE, machine loaded) 512 KB against 2 MB: small 7.4 / 11.1 ms
+# (128 / 512 rows), wide-out 129 / 141 ms, wide-in (wrt 32) 175 / 181 ms, medium within the noise (474-628 /
+# 519-601 ms in two runs).  Without kept memory small was 7.4 / 15.5 ms (a fresh mmap per large temporary).
 TANGENT_CACHE = 2**19
 
 
