@@ -137,3 +137,13 @@ def test_budget_of_one_input_is_all_of_u_whatever_its_scale():
     R = np.array([[1.0, -0.9], [-0.9, 1.0]])
     b = P.budget(np.array([[[1.0, 1.0]]]), np.array([[1.0, 1.0]]), R)[0, 0]  # u^2 = 2 - 1.8 = 0.2
     np.testing.assert_allclose(b, [0.5, 0.5], rtol=1e-12)
+
+
+def test_each_row_and_output_has_its_own_scale():
+    """Rows of 1e-300 and 1 in one call: each (row, output) is scaled by its own power of two (one scale for
+    the whole block would underflow the small row's squares back to 0)."""
+    dx = DX * np.array([[1e-300], [1.0], [1e300]])
+    u = P.gum(J, dx, CORR)
+    for n, f in enumerate((1e-300, 1.0, 1e300)):
+        np.testing.assert_allclose(u[n], P.gum(J[n : n + 1], DX[n : n + 1], CORR)[0] * f, rtol=1e-15)
+    np.testing.assert_allclose(P.budget(J, dx)[0], P.budget(J, DX)[0], rtol=1e-15)
