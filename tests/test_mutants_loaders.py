@@ -1,0 +1,445 @@
+"""The loaders' weight mapping and config reading, against references made without jacprop (issue #20; helper
+mut-load's mutation run of jacprop/loaders/): TensorFlow's outputs stored beside the sample models, the weights
+read back with h5py or numpy here and the layer's formula written in the test.
+
+- A Keras config may leave out any argument at its Keras default (Keras' from_config then uses the
+  constructor's default): every sample, with each default-valued key deleted, must still give TensorFlow's
+  numbers.  The defaults below are the Keras 2 / 3 constructors' (keras.io, tensorflow.org API pages).
+- One-layer models written here with h5py in Keras 2's legacy HDF5 layout, each checked against its formula.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import jacprop
+from jacprop.errors import ModelError
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_models" / "keras"
+EXTRA = ROOT / "tests" / "data" / "keras"
+
+# ---------------------------------------------------------------------------
+# Keras' constructor defaults, per class (an argument at this value may be left out of a config)
+
+_CONV = {"strides": 1, "padding": "valid", "data_format": "channels_last", "dilation_rate": 1, "groups": 1,
+         "activation": "linear", "use_bias": True}
+_POOL = {"pool_size": 2, "padding": "valid", "data_format": "channels_last"}
+_GLOBAL = {"data_format": "channels_last", "keepdims": False}
+_RNN = {"activation": "tanh", "use_bias": True, "return_sequences": False, "return_state": False,
+        "go_backwards": False, "stateful": False, "time_major": False}
+DEFAULTS = {
+    "Dense": {"activation": "linear", "use_bias": True},
+    **dict.fromkeys(("Conv1D", "Conv2D"), _CONV),
+    **dict.fromkeys(("Conv1DTranspose", "Conv2DTranspose"), {**_CONV, "output_padding": None}),
+    **dict.fromkeys(("DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D"),
+                    {**_CONV, "depth_multiplier": 1}),
+    **dict.fromkeys(("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D"), _POOL),
+    **dict.fromkeys(("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
+                     "GlobalMaxPooling2D"), _GLOBAL),
+    "BatchNormalization": {"axis": -1, "epsilon": 1e-3, "center": True, "scale": True},
+    "LayerNormalization": {"axis": -1, "epsilon": 1e-3, "center": True, "scale": True, "rms_scaling": False},
+    "RMSNormalization": {"axis": -1, "epsilon": 1e-6},
+    "Normalization": {"axis": -1, "invert": False, "mean": None, "variance": None},
+    "Rescaling": {"offset": 0.0},
+    "Flatten": {"data_format": "channels_last"},
+    "Concatenate": {"axis": -1},
+    "Softmax": {"axis": -1},
+    "ReLU": {"max_value": None, "negative_slope": 0.0, "threshold": 0.0},
+    "LeakyReLU": {"alpha": 0.3, "negative_slope": 0.3},
+    "ELU": {"alpha": 1.0},
+    "PReLU": {"shared_axes": None},
+    "UpSampling1D": {"size": 2},
+    "UpSampling2D": {"size": 2, "data_format": "channels_last", "interpolation": "nearest"},
+    "ZeroPadding1D": {"padding": 1},
+    "ZeroPadding2D": {"padding": 1, "data_format": "channels_last"},
+    "Cropping1D": {"cropping": 1},
+    "Cropping2D": {"cropping": 0, "data_format": "channels_last"},
+    "SimpleRNN": _RNN,
+    **dict.fromkeys(("LSTM", "GRU"), {**_RNN, "recurrent_activation": "sigmoid"}),
+    **dict.fromkeys(("CuDNNLSTM", "CuDNNGRU"), {k: v for k, v in _RNN.items() if k not in ("activation", "use_bias")}),
+    "Bidirectional": {"merge_mode": "concat"},
+}
+
+
+def _flat(v):
+    """[1, 1] and [[1, 1], [1, 1]] are the scalar 1 (Keras' int-or-tuple arguments)."""
+    if isinstance(v, (list, tuple)):
+        items = [_flat(x) for x in v]
+        return items[0] if items and all(x == items[0] for x in items) and not isinstance(items[0], list) else items
+    return v
+
+
+def strip_defaults(layers, deleted):
+    """Delete every config key at its Keras default, in place, through nested models and wrappers."""
+    for entry in layers:
+        cls, cfg = entry.get("class_name"), entry.get("config")
+        if isinstance(cfg, list):  # Keras <= 2.2 Sequential
+            strip_defaults(cfg, deleted)
+            continue
+        if not isinstance(cfg, dict):
+            continue
+        if isinstance(cfg.get("layers"), list):
+            strip_defaults(cfg["layers"], deleted)
+        for key in ("layer", "backward_layer"):
+            if isinstance(cfg.get(key), dict):
+                strip_defaults([cfg[key]], deleted)
+        if "pool_size" in DEFAULTS.get(cls, {}) and _flat(cfg.get("strides")) == _flat(cfg.get("pool_size", 2)):
+            del cfg["strides"]  # pooling strides default to pool_size
+            deleted.add(f"{cls}.strides")
+        for key, default in DEFAULTS.get(cls, {}).items():
+            if key in cfg and _flat(cfg[key]) == default:
+                del cfg[key]
+                deleted.add(f"{cls}.{key}")
+
+
+def _manifest():
+    doc = json.loads((SAMPLES / "manifest.json").read_text())
+    return doc["models"] if isinstance(doc, dict) else doc
+
+
+H5_CASES = [(m["name"], fmt, m) for m in _manifest() if m["expect"] == "ok" for fmt in m["files"]
+            if fmt.endswith(".h5")]
+
+
+def _ref(entry, fmt):
+    return np.load(SAMPLES / (entry.get("refs") or {}).get(fmt, entry.get("ref")))
+
+
+def _strip_file(src, dst):
+    shutil.copy(src, dst)
+    deleted = set()
+    with h5py.File(dst, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        strip_defaults([config], deleted)
+        f.attrs["model_config"] = json.dumps(config)
+    return deleted
+
+
+ALL_DELETED = set()
+
+
+@pytest.mark.parametrize("name,fmt,entry", H5_CASES, ids=[f"{n}-{f}" for n, f, _ in H5_CASES])
+def test_a_sample_without_its_default_valued_config_keys_gives_tensorflows_numbers(tmp_path, name, fmt, entry):
+    path = tmp_path / f"m.{fmt}"
+    ALL_DELETED.update(_strip_file(SAMPLES / entry["files"][fmt], path))
+    ref = _ref(entry, fmt)
+    model = jacprop.load(path)
+    tol = entry.get("tolerance") or 1e-9
+    y, J = jacprop.jacobian(model, ref["x"])
+    assert np.abs(y - ref["y64"]).max() <= tol * np.abs(ref["y64"]).max()
+    assert np.abs(J - ref["jacobian"]).max() <= tol * max(1.0, np.abs(ref["jacobian"]).max())
+
+
+@pytest.mark.parametrize("tag,fmt", [("k2", "k2.h5"), ("k3", "k3.h5")])
+def test_the_extra_layers_without_their_default_valued_config_keys_give_tensorflows_numbers(tmp_path, tag, fmt):
+    path = tmp_path / f"m.{fmt}"
+    ALL_DELETED.update(_strip_file(EXTRA / f"extra.{fmt}", path))
+    ref = np.load(EXTRA / f"extra.{tag}.npz")
+    y, J = jacprop.jacobian(jacprop.load(path), ref["x"])
+    assert np.abs(y - ref["y64"]).max() <= 1e-9 * np.abs(ref["y64"]).max()
+    assert np.abs(J - ref["jacobian"]).max() <= 1e-9 * max(1.0, np.abs(ref["jacobian"]).max())
+
+
+# ---------------------------------------------------------------------------
+# One-layer models written here in Keras 2's legacy HDF5 layout
+
+
+def write_k2(path, shape, layers, version="2.15.0"):
+    """A Sequential Keras 2 .h5: ``layers`` = [(class, config, {weight name: array})], weights listed in order."""
+    entries = [{"class_name": "InputLayer", "config": {"batch_input_shape": [None, *shape], "name": "x"}}]
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = version
+        mw = f.create_group("model_weights")
+        for i, (cls, cfg, weights) in enumerate(layers):
+            name = cfg.get("name", f"l{i}")
+            entries.append({"class_name": cls, "config": {"name": name, **cfg}})
+            g = mw.create_group(name)
+            names = []
+            for w, arr in weights.items():
+                g[f"{name}/{w}:0"] = np.asarray(arr, dtype=np.float64)
+                names.append(f"{name}/{w}:0")
+            g.attrs["weight_names"] = [n.encode() for n in names]
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"name": "s", "layers": entries}})
+    return path
+
+
+def layer_nodes(model) -> list[str]:
+    """The names of the nodes the layers added (what ``jacprop inspect`` lists), without the input and output."""
+    return [n.name for n in model.nodes if n.kind not in ("Input", "InputLayer", "Output")]
+
+
+def load_error(path) -> str:
+    with pytest.raises(ModelError) as e:
+        jacprop.load(path)
+    return str(e.value)
+
+
+RNG = np.random.default_rng(2026)
+
+
+def run1(tmp_path, shape, cls, cfg, weights=None, x=None, version="2.15.0"):
+    """(model, x, y, J) of a one-layer model; x drawn in [-8, 8] unless given."""
+    path = write_k2(tmp_path / f"{cls}.h5", shape, [(cls, cfg, weights or {})], version)
+    model = jacprop.load(path)
+    x = RNG.uniform(-8, 8, size=(7, int(np.prod(shape)))) if x is None else x
+    y, J = jacprop.jacobian(model, x)
+    return model, x, y, J
+
+
+def refused(tmp_path, shape, cls, cfg, weights=None, version="2.15.0"):
+    path = write_k2(tmp_path / f"{cls}.h5", shape, [(cls, cfg, weights or {})], version)
+    msg = load_error(path)
+    prefix = f"{path}: layer '{cfg.get('name', 'l0')}' ({cls}): "
+    assert msg.startswith(prefix), msg
+    return msg[len(prefix):]
+
+
+# ---- Dense
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_dense_kernel_in_by_out_and_its_bias(tmp_path, use_bias):
+    K, b = RNG.normal(size=(3, 4)), RNG.normal(size=4)
+    w = {"kernel": K, **({"bias": b} if use_bias else {})}
+    _, x, y, J = run1(tmp_path, (3,), "Dense", {"units": 4, "activation": "tanh", "use_bias": use_bias}, w)
+    a = x @ K + (b if use_bias else 0)
+    np.testing.assert_allclose(y, np.tanh(a), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(J, (1 - np.tanh(a) ** 2)[:, :, None] * K.T[None], rtol=1e-12, atol=1e-15)
+
+
+def test_dense_weight_count_and_shape_errors(tmp_path):
+    K, b = RNG.normal(size=(3, 4)), RNG.normal(size=4)
+    cfg = {"units": 4, "use_bias": False}
+    assert refused(tmp_path, (3,), "Dense", cfg, {"kernel": K, "bias": b}) == \
+        "2 weights stored (l0/kernel:0, l0/bias:0), expected 1"
+    assert refused(tmp_path, (3,), "Dense", {"units": 4}, {"kernel": K}) == "missing weight 'bias'"
+    assert refused(tmp_path, (3,), "Dense", {"units": 4}, {"kernel": K, "bias": K}) == \
+        "weight 'bias' expected shape (4,), got (3, 4)"
+    assert refused(tmp_path, (3,), "Dense", {"units": 4}, {"kernel": K.T, "bias": b}) == \
+        "weight 'kernel' expected shape (3, 4), got (4, 3)"
+    assert refused(tmp_path, (3,), "Dense", {"units": 4}) == "missing weight 'kernel'"
+
+
+# ---- activations: strings, functions, layer objects
+
+
+def test_relu_layer_variants_against_their_formulas(tmp_path):
+    x = np.array([[-7.0, -0.5, 0.0, 0.3, 0.7, 5.5, 6.0, 7.5]])
+    cases = [({"max_value": 6.0}, np.clip(x, 0, 6), ((x > 0) & (x < 6)) * 1.0),  # Relu6Grad: 0 < a < 6
+             ({"max_value": 0.7}, np.clip(x, 0, 0.7), ((x > 0) & (x <= 0.7)) * 1.0),
+             ({"negative_slope": 0.1}, np.where(x > 0, x, float(np.float32(0.1)) * x),
+              np.where(x > 0, 1.0, float(np.float32(0.1)))),
+             ({"alpha": 0.1}, np.where(x > 0, x, float(np.float32(0.1)) * x),
+              np.where(x > 0, 1.0, float(np.float32(0.1)))),
+             ({"threshold": 0.0, "negative_slope": 0.0}, np.maximum(x, 0), (x > 0) * 1.0)]
+    for cfg, y_ref, d_ref in cases:
+        _, _, y, J = run1(tmp_path, (8,), "ReLU", cfg, x=x)
+        np.testing.assert_array_equal(y, y_ref, err_msg=str(cfg))
+        np.testing.assert_array_equal(J[0], np.diag(d_ref[0]), err_msg=str(cfg))
+
+
+def test_relu_layer_refusals(tmp_path):
+    assert refused(tmp_path, (3,), "ReLU", {"threshold": 0.5}) == \
+        "ReLU with threshold=0.5, negative_slope=0.0, max_value=None is not supported"
+    assert refused(tmp_path, (3,), "ReLU", {"negative_slope": 0.1, "max_value": 6.0}) == \
+        "ReLU with threshold=0.0, negative_slope=0.1, max_value=6.0 is not supported"
+
+
+def test_leaky_relu_and_elu_layers_use_keras_defaults(tmp_path):
+    x = np.array([[-3.0, -0.25, 0.5, 2.0]])
+    for cfg, slope in (({}, 0.3), ({"alpha": 0.05}, 0.05), ({"negative_slope": 0.25}, 0.25)):
+        _, _, y, _ = run1(tmp_path, (4,), "LeakyReLU", cfg, x=x)
+        np.testing.assert_array_equal(y, np.where(x > 0, x, float(np.float32(slope)) * x))
+    for cfg, alpha in (({}, 1.0), ({"alpha": 0.5}, 0.5)):
+        _, _, y, J = run1(tmp_path, (4,), "ELU", cfg, x=x)
+        np.testing.assert_allclose(y, np.where(x > 0, x, alpha * np.expm1(x)), rtol=1e-15)
+        np.testing.assert_allclose(np.diagonal(J[0]), np.where(x > 0, 1.0, alpha * np.exp(x))[0], rtol=1e-15)
+
+
+def _act_dense(tmp_path, activation, version="2.15.0", x=None):
+    K = np.eye(4)
+    return run1(tmp_path, (4,), "Dense", {"units": 4, "activation": activation, "use_bias": False}, {"kernel": K},
+                x=x, version=version)
+
+
+def test_activation_given_as_a_serialized_function_or_layer_object(tmp_path):
+    x = RNG.uniform(-4, 4, size=(5, 4))
+    for module in ("builtins", "keras.activations", "keras.src.activations", "tf_keras.activations",
+                   "tensorflow.python.keras.activations"):
+        spec = {"class_name": "function", "config": "tanh", "module": module, "registered_name": "tanh"}
+        _, _, y, _ = _act_dense(tmp_path, spec, x=x)
+        np.testing.assert_allclose(y, np.tanh(x), rtol=1e-15, err_msg=str(module))
+    spec = {"class_name": "ReLU", "config": {"max_value": 2.0}}
+    np.testing.assert_array_equal(_act_dense(tmp_path, spec, x=x)[2], np.clip(x, 0, 2))
+    spec = {"class_name": "LeakyReLU", "config": {"negative_slope": 0.5}}
+    np.testing.assert_array_equal(_act_dense(tmp_path, spec, x=x)[2], np.where(x > 0, x, 0.5 * x))
+    spec = {"class_name": "Softmax", "config": {"axis": -1}}
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(_act_dense(tmp_path, spec, x=x)[2], e / e.sum(axis=1, keepdims=True), rtol=1e-14)
+
+
+def test_activation_refusals_name_the_activation(tmp_path):
+    cfg = {"units": 4, "use_bias": False}
+    K = {"kernel": np.eye(4)}
+    custom = {"class_name": "function", "config": "swishy", "module": "my_package.acts", "registered_name": "my>swishy"}
+    assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": custom}, K) == \
+        "activation 'my>swishy' is a custom function; custom activations cannot be loaded"
+    custom = {"class_name": "function", "config": "swishy", "module": "__main__"}
+    assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": custom}, K) == \
+        "activation 'swishy' is a custom function; custom activations cannot be loaded"
+    assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": {"class_name": "Swish", "config": {}}}, K) == \
+        "activation 'Swish' is not supported"
+    assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": {"class_name": "X", "config": {},
+                                                                    "registered_name": "pkg>X"}}, K) == \
+        "activation 'pkg>X' is not supported"
+    assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": 3}, K) == "activation 3 is not supported"
+    assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": "nope"}, K) == "activation 'nope' is not supported"
+
+
+def test_hard_sigmoid_is_the_keras_versions_own(tmp_path):
+    x = np.array([[-4.0, -2.6, -1.0, 0.0, 1.0, 2.4, 2.9, 4.0]])
+    _, _, y2, _ = run1(tmp_path, (8,), "Activation", {"activation": "hard_sigmoid"}, x=x)
+    np.testing.assert_allclose(y2, np.clip(0.2 * x + 0.5, 0, 1), rtol=1e-15)
+    _, _, y3, _ = run1(tmp_path, (8,), "Activation", {"activation": "hard_sigmoid"}, x=x, version="3.6.0")
+    np.testing.assert_allclose(y3, np.clip(x + 3, 0, 6) / 6, rtol=1e-15)
+    _, _, yg, _ = run1(tmp_path, (8,), "Activation", {"activation": "gelu"}, x=x)
+    from math import erf
+    # exact gelu, not its tanh form (TensorFlow rounds 1/sqrt(2) to float32: within 1e-6 of erf here)
+    np.testing.assert_allclose(yg, [[0.5 * v * (1 + erf(v / np.sqrt(2))) for v in x[0]]], rtol=1e-6, atol=1e-300)
+
+
+# ---- normalisation layers: weights in Keras' order, against the formulas
+
+
+@pytest.mark.parametrize("scale,center", [(True, True), (False, True), (True, False), (False, False)])
+def test_batch_normalization_weights_in_keras_order(tmp_path, scale, center):
+    g, be, m, v = RNG.uniform(0.5, 2, 3), RNG.normal(size=3), RNG.normal(size=3), RNG.uniform(0.5, 2, 3)
+    w = {**({"gamma": g} if scale else {}), **({"beta": be} if center else {}), "moving_mean": m, "moving_variance": v}
+    cfg = {"axis": -1, "epsilon": 0.01, "scale": scale, "center": center}
+    _, x, y, J = run1(tmp_path, (3,), "BatchNormalization", cfg, w)
+    gg, bb = (g if scale else 1.0), (be if center else 0.0)
+    np.testing.assert_allclose(y, gg * (x - m) / np.sqrt(v + 0.01) + bb, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(J, np.broadcast_to(np.diag(gg / np.sqrt(v + 0.01) * np.ones(3)), J.shape), rtol=1e-13)
+
+
+def test_batch_normalization_on_a_middle_axis_and_axis_errors(tmp_path):
+    g, be, m, v = RNG.uniform(0.5, 2, 2), RNG.normal(size=2), RNG.normal(size=2), RNG.uniform(0.5, 2, 2)
+    w = {"gamma": g, "beta": be, "moving_mean": m, "moving_variance": v}
+    _, x, y, _ = run1(tmp_path, (2, 3), "BatchNormalization", {"axis": 1}, w)
+    xs = x.reshape(-1, 2, 3)
+    ref = g[:, None] * (xs - m[:, None]) / np.sqrt(v[:, None] + 1e-3) + be[:, None]
+    np.testing.assert_allclose(y, ref.reshape(len(x), -1), rtol=1e-13, atol=1e-14)
+    assert refused(tmp_path, (2, 3), "BatchNormalization", {"axis": 3}, w) == \
+        "axis 3 is the batch axis or out of range for per-row shape (2, 3)"
+    assert refused(tmp_path, (2, 3), "BatchNormalization", {"axis": 0}, w) == \
+        "axis 0 is the batch axis or out of range for per-row shape (2, 3)"
+    assert refused(tmp_path, (2, 3), "BatchNormalization", {"axis": [1, 2]}, w) == "axis [1, 2]: one axis expected"
+
+
+@pytest.mark.parametrize("scale,center", [(True, True), (False, True), (True, False), (False, False)])
+def test_layer_normalization_weights_and_options(tmp_path, scale, center):
+    g, be = RNG.uniform(0.5, 2, 4), RNG.normal(size=4)
+    w = {**({"gamma": g} if scale else {}), **({"beta": be} if center else {})}
+    cfg = {"axis": -1, "epsilon": 0.01, "scale": scale, "center": center}
+    _, x, y, _ = run1(tmp_path, (4,), "LayerNormalization", cfg, w)
+    xhat = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 0.01)
+    np.testing.assert_allclose(y, xhat * (g if scale else 1) + (be if center else 0), rtol=1e-12, atol=1e-13)
+
+
+def test_layer_normalization_rms_scaling_and_an_int_axis_over_the_last_of_two(tmp_path):
+    g = RNG.uniform(0.5, 2, 3)
+    # rms_scaling: gamma only (Keras 3), the variance centred, x not
+    _, x, y, _ = run1(tmp_path, (2, 3), "LayerNormalization", {"axis": -1, "rms_scaling": True, "epsilon": 0.01},
+                      {"gamma": g})
+    xs = x.reshape(-1, 2, 3)
+    np.testing.assert_allclose(y, (xs / np.sqrt(xs.var(2, keepdims=True) + 0.01) * g).reshape(len(x), -1),
+                               rtol=1e-12)
+    _, x, y, _ = run1(tmp_path, (2, 3), "LayerNormalization", {"axis": 2, "center": False}, {"gamma": g})
+    xs = x.reshape(-1, 2, 3)
+    xhat = (xs - xs.mean(2, keepdims=True)) / np.sqrt(xs.var(2, keepdims=True) + 1e-3)
+    np.testing.assert_allclose(y, (xhat * g).reshape(len(x), -1), rtol=1e-12, atol=1e-13)
+
+
+def test_rms_normalization_scale_and_default_epsilon(tmp_path):
+    s = RNG.uniform(0.5, 2, 3)
+    _, x, y, _ = run1(tmp_path, (2, 3), "RMSNormalization", {"axis": -1}, {"scale": s}, version="3.10.0")
+    xs = x.reshape(-1, 2, 3)
+    np.testing.assert_allclose(y, (xs / np.sqrt((xs ** 2).mean(2, keepdims=True) + 1e-6) * s).reshape(len(x), -1),
+                               rtol=1e-13)
+    x = np.full((1, 6), 1e-4)  # where epsilon matters
+    _, _, y, _ = run1(tmp_path, (2, 3), "RMSNormalization", {}, {"scale": np.ones(3)}, x=x, version="3.10.0")
+    np.testing.assert_allclose(y, 1e-4 / np.sqrt(1e-8 + 1e-6), rtol=1e-13)
+    assert refused(tmp_path, (2, 3), "RMSNormalization", {}, {"scale": np.ones(2)}, version="3.10.0") == \
+        "weight 'scale' expected shape (3,), got (2,)"
+
+
+def test_normalization_from_its_weights_over_an_axis_none_and_inverted(tmp_path):
+    m, v = RNG.normal(size=3), RNG.uniform(0.5, 2, 3)
+    w = {"mean": m, "variance": v, "count": np.array(10.0)}
+    _, x, y, _ = run1(tmp_path, (2, 3), "Normalization", {"axis": -1}, w)
+    xs = x.reshape(-1, 2, 3)
+    np.testing.assert_allclose(y, ((xs - m) / np.sqrt(v)).reshape(len(x), -1), rtol=1e-13, atol=1e-14)
+    _, x, y, _ = run1(tmp_path, (2, 3), "Normalization", {"axis": -1, "invert": True}, w)
+    np.testing.assert_allclose(y, (x.reshape(-1, 2, 3) * np.sqrt(v) + m).reshape(len(x), -1), rtol=1e-13)
+    w0 = {"mean": np.array(0.5), "variance": np.array(4.0), "count": np.array(3.0)}
+    _, x, y, _ = run1(tmp_path, (2, 3), "Normalization", {"axis": None}, w0)
+    np.testing.assert_allclose(y, (x - 0.5) / 2, rtol=1e-15)
+    w2 = {"mean": RNG.normal(size=2), "variance": RNG.uniform(0.5, 2, 2), "count": np.array(3.0)}
+    _, x, y, _ = run1(tmp_path, (2, 3), "Normalization", {"axis": 1}, w2)
+    ref = (x.reshape(-1, 2, 3) - w2["mean"][:, None]) / np.sqrt(w2["variance"])[:, None]
+    np.testing.assert_allclose(y, ref.reshape(len(x), -1), rtol=1e-13, atol=1e-14)
+    assert refused(tmp_path, (2, 3), "Normalization", {"axis": -1}, {"mean": m, "variance": v}) == \
+        "missing weight 'count'"
+    assert refused(tmp_path, (2, 3), "Normalization", {"axis": -1}, {**w, "variance": np.ones(2)}) == \
+        "weight 'variance' expected shape (3,), got (2,)"
+    assert refused(tmp_path, (2, 3), "Normalization", {"axis": -1}, {**w, "mean": np.ones(2)}) == \
+        "weight 'mean' expected shape (3,), got (2,)"
+
+
+def test_normalization_from_its_config(tmp_path):
+    _, x, y, _ = run1(tmp_path, (3,), "Normalization", {"mean": [0.1, 0.2, 0.3], "variance": [1.0, 4.0, 9.0],
+                                                        "axis": -1, "invert": False})
+    np.testing.assert_allclose(y, (x - [0.1, 0.2, 0.3]) / [1, 2, 3], rtol=1e-15)
+    assert refused(tmp_path, (3,), "Normalization", {"mean": [0.1, 0.2], "variance": [1.0, 4.0]}) == \
+        "mean/variance in the config do not fit shape (3,)"
+
+
+def test_rescaling_per_channel_in_float32(tmp_path):
+    _, x, y, _ = run1(tmp_path, (2,), "Rescaling", {"scale": [0.3, 2.0], "offset": [0.1, -0.7]})
+    s, o = np.float32([0.3, 2.0]).astype(float), np.float32([0.1, -0.7]).astype(float)
+    np.testing.assert_array_equal(y, x * s + o)
+    _, x, y, _ = run1(tmp_path, (2,), "Rescaling", {"scale": 0.3})
+    np.testing.assert_array_equal(y, x * float(np.float32(0.3)))
+    _, x, y, _ = run1(tmp_path, (2,), "Rescaling", {"offset": 0.25})  # scale left out: Keras' 1.0
+    np.testing.assert_array_equal(y, x + 0.25)
+
+
+# ---- PReLU, Flatten: several ops, named after the layer
+
+
+def test_prelu_with_shared_axes_and_the_names_of_its_ops(tmp_path):
+    alpha = RNG.uniform(0.1, 0.9, (1, 3))
+    model, x, y, J = run1(tmp_path, (2, 3), "PReLU", {"shared_axes": [1]}, {"alpha": alpha})
+    xs = x.reshape(-1, 2, 3)
+    np.testing.assert_allclose(y, np.where(xs > 0, xs, alpha * xs).reshape(len(x), -1), rtol=1e-15)
+    assert layer_nodes(model) == ["l0/1", "l0/2", "l0/3", "l0/4", "l0"]
+    assert refused(tmp_path, (2, 3), "PReLU", {"shared_axes": [1]}, {"alpha": np.ones((2, 3))}) == \
+        "weight 'alpha' expected shape (1, 3), got (2, 3)"
+
+
+def test_flatten_channels_first_moves_the_channels_last(tmp_path):
+    model, x, y, _ = run1(tmp_path, (2, 3, 4), "Flatten", {"data_format": "channels_first"})
+    np.testing.assert_array_equal(y, x.reshape(-1, 2, 3, 4).transpose(0, 2, 3, 1).reshape(len(x), -1))
+    assert layer_nodes(model) == ["l0/1", "l0"]
+    model, x, y, _ = run1(tmp_path, (5,), "Flatten", {"data_format": "channels_first"})  # nothing to move
+    np.testing.assert_array_equal(y, x)
+    assert layer_nodes(model) == ["l0"]
+    model, x, y, _ = run1(tmp_path, (2, 3), "Flatten", {})
+    np.testing.assert_array_equal(y, x)
+    assert refused(tmp_path, (2, 3), "GlobalAveragePooling1D", {"data_format": "channels_middle"}) == \
+        "data_format 'channels_middle' is not supported"
