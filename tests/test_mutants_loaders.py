@@ -443,3 +443,148 @@ def test_flatten_channels_first_moves_the_channels_last(tmp_path):
     np.testing.assert_array_equal(y, x)
     assert refused(tmp_path, (2, 3), "GlobalAveragePooling1D", {"data_format": "channels_middle"}) == \
         "data_format 'channels_middle' is not supported"
+
+
+# ---- convolutions, pooling, merges (built by factories at import: mutmut's forked runs never see their mutants)
+
+
+def conv_ref(x, K, b, strides, dilation, pad_before, out_len):
+    """Channels-last convolution written out: y[o, f] = sum_{k, c} xpad[o s + k d, c] K[k, c, f] + b[f]."""
+    rank = K.ndim - 2
+    xp = np.pad(x, [(0, 0), *[(p, 200) for p in pad_before], (0, 0)])
+    y = np.zeros((len(x), *out_len, K.shape[-1]))
+    for o in np.ndindex(*out_len):
+        for k in np.ndindex(*K.shape[:rank]):
+            idx = tuple(o[i] * strides[i] + k[i] * dilation[i] for i in range(rank))
+            y[(slice(None), *o)] += xp[(slice(None), *idx)] @ K[k]
+    return y + (0 if b is None else b)
+
+
+@pytest.mark.parametrize("cfg,out,pad", [
+    ({"kernel_size": 2, "strides": 1}, (3, 4), (0, 0)),
+    ({"kernel_size": [3, 2], "strides": [2, 1], "padding": "valid"}, (1, 4), (0, 0)),
+    ({"kernel_size": 3, "padding": "same"}, (4, 5), (1, 1)),
+    ({"kernel_size": 2, "dilation_rate": 2, "use_bias": False}, (2, 3), (0, 0)),
+])
+def test_conv2d_kernel_layout_strides_padding_dilation(tmp_path, cfg, out, pad):
+    size = (cfg["kernel_size"],) * 2 if isinstance(cfg["kernel_size"], int) else tuple(cfg["kernel_size"])
+    K, b = RNG.normal(size=(*size, 2, 3)), RNG.normal(size=3)
+    use_bias = cfg.get("use_bias", True)
+    w = {"kernel": K, **({"bias": b} if use_bias else {})}
+    _, x, y, _ = run1(tmp_path, (4, 5, 2), "Conv2D", {"filters": 3, "activation": "linear", **cfg}, w)
+    st, dl = cfg.get("strides", 1), cfg.get("dilation_rate", 1)
+    st = (st,) * 2 if isinstance(st, int) else tuple(st)
+    dl = (dl,) * 2 if isinstance(dl, int) else tuple(dl)
+    ref = conv_ref(x.reshape(-1, 4, 5, 2), K, b if use_bias else None, st, dl, pad, out)
+    np.testing.assert_allclose(y, ref.reshape(len(x), -1), rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_channels_first_and_its_activation(tmp_path):
+    K, b = RNG.normal(size=(2, 2, 3, 2)), RNG.normal(size=2)
+    cfg = {"filters": 2, "kernel_size": [2, 2], "data_format": "channels_first", "activation": "tanh"}
+    _, x, y, _ = run1(tmp_path, (3, 4, 4), "Conv2D", cfg, {"kernel": K, "bias": b})
+    xl = x.reshape(-1, 3, 4, 4).transpose(0, 2, 3, 1)
+    ref = np.tanh(conv_ref(xl, K, b, (1, 1), (1, 1), (0, 0), (3, 3))).transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(y, ref.reshape(len(x), -1), rtol=1e-12, atol=1e-12)
+
+
+def test_conv1d_causal_and_refusals(tmp_path):
+    K, b = RNG.normal(size=(3, 2, 2)), RNG.normal(size=2)
+    cfg = {"filters": 2, "kernel_size": 3, "padding": "causal", "dilation_rate": 2}
+    _, x, y, _ = run1(tmp_path, (6, 2), "Conv1D", cfg, {"kernel": K, "bias": b})
+    ref = conv_ref(x.reshape(-1, 6, 2), K, b, (1,), (2,), (4,), (6,))
+    np.testing.assert_allclose(y, ref.reshape(len(x), -1), rtol=1e-12, atol=1e-12)
+    w = {"kernel": K, "bias": b}
+    assert refused(tmp_path, (6, 2), "Conv1D", {**cfg, "groups": 2}, w) == "groups=2 is not supported (only groups=1)"
+    assert refused(tmp_path, (6, 2), "Conv1D", {**cfg, "padding": "full"}, w) == "padding 'full' is not supported"
+    assert refused(tmp_path, (6, 2, 1), "Conv2D", {**cfg, "padding": "causal"}, w) == \
+        "padding 'causal' is not supported"
+    assert refused(tmp_path, (6, 2, 1), "Conv1D", {**cfg, "padding": "valid"}, w) == \
+        "expects 1 spatial axes and channels, got shape (6, 2, 1)"
+    assert refused(tmp_path, (6, 2), "Conv1D", {**cfg, "padding": "valid"}, {"kernel": K}) == "missing weight 'bias'"
+    assert refused(tmp_path, (6, 2), "Conv1D", {**cfg, "padding": "valid", "filters": 3}, w) == \
+        "weight 'kernel' expected shape (3, 2, 3), got (3, 2, 2)"
+
+
+@pytest.mark.parametrize("cls,how", [("MaxPooling2D", np.max), ("AveragePooling2D", np.mean)])
+def test_pooling_2d_sizes_strides_and_channels_first(tmp_path, cls, how):
+    _, x, y, _ = run1(tmp_path, (4, 6, 2), cls, {"pool_size": [2, 3]})  # strides default to pool_size
+    xs = x.reshape(-1, 2, 2, 2, 3, 2)
+    np.testing.assert_allclose(y, how(xs, axis=(2, 4)).reshape(len(x), -1), rtol=1e-14)
+    _, x, y, _ = run1(tmp_path, (4, 6, 2), cls, {"pool_size": 2, "strides": 2})
+    xs = x.reshape(-1, 2, 2, 3, 2, 2)
+    np.testing.assert_allclose(y, how(xs, axis=(2, 4)).reshape(len(x), -1), rtol=1e-14)
+    _, x, y, _ = run1(tmp_path, (4, 6, 2), cls, {"pool_size": [2, 2], "strides": [1, 2]})
+    xs = x.reshape(-1, 4, 6, 2)
+    ref = np.stack([np.stack([how(xs[:, i:i + 2, 2 * j:2 * j + 2], axis=(1, 2)) for j in range(3)], 1)
+                    for i in range(3)], 1)
+    np.testing.assert_allclose(y, ref.reshape(len(x), -1), rtol=1e-14)
+    _, x, y, _ = run1(tmp_path, (2, 4, 6), cls, {"pool_size": [2, 3], "data_format": "channels_first"})
+    xs = x.reshape(-1, 2, 2, 2, 2, 3)
+    np.testing.assert_allclose(y, how(xs, axis=(3, 5)).reshape(len(x), -1), rtol=1e-14)
+
+
+def test_pooling_1d_and_same_padding(tmp_path):
+    _, x, y, _ = run1(tmp_path, (6, 2), "MaxPooling1D", {})  # pool_size 2, strides 2
+    np.testing.assert_array_equal(y, x.reshape(-1, 3, 2, 2).max(axis=2).reshape(len(x), -1))
+    _, x, y, _ = run1(tmp_path, (5, 1), "AveragePooling1D", {"pool_size": 2, "strides": 2, "padding": "same"})
+    xs = x.reshape(-1, 5)
+    ref = np.stack([xs[:, 0:2].mean(1), xs[:, 2:4].mean(1), xs[:, 4]], 1)  # the padding is not averaged
+    np.testing.assert_allclose(y, ref, rtol=1e-14)
+
+
+@pytest.mark.parametrize("how,fn", [("Average", np.mean), ("Max", np.max)])
+def test_global_pooling_keepdims_and_channels_first(tmp_path, how, fn):
+    _, x, y, _ = run1(tmp_path, (3, 4, 2), f"Global{how}Pooling2D", {})
+    np.testing.assert_allclose(y, fn(x.reshape(-1, 12, 2), axis=1), rtol=1e-14)
+    model, x, y, _ = run1(tmp_path, (3, 4, 2), f"Global{how}Pooling2D", {"keepdims": True})
+    np.testing.assert_allclose(y, fn(x.reshape(-1, 12, 2), axis=1), rtol=1e-14)
+    assert model.nodes[-2].shape == (1, 1, 2)
+    _, x, y, _ = run1(tmp_path, (2, 5), f"Global{how}Pooling1D", {"data_format": "channels_first"})
+    np.testing.assert_allclose(y, fn(x.reshape(-1, 2, 5), axis=2), rtol=1e-14)
+
+
+def write_k2_functional(path, inputs, layers, outputs, version="2.15.0"):
+    """A Functional Keras 2 .h5: inputs [(name, shape)], layers [(class, config, {w: array}, [input names])]."""
+    entries = [{"class_name": "InputLayer", "name": n, "config": {"batch_input_shape": [None, *s], "name": n},
+                "inbound_nodes": []} for n, s in inputs]
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = version
+        mw = f.create_group("model_weights")
+        for cls, cfg, weights, ins in layers:
+            entries.append({"class_name": cls, "name": cfg["name"], "config": cfg,
+                            "inbound_nodes": [[[i, 0, 0, {}] for i in ins]]})
+            g = mw.create_group(cfg["name"])
+            for w, arr in weights.items():
+                g[f"{cfg['name']}/{w}:0"] = arr
+            g.attrs["weight_names"] = [f"{cfg['name']}/{w}:0".encode() for w in weights]
+        config = {"class_name": "Functional", "config": {"name": "f", "layers": entries,
+                                                         "input_layers": [[n, 0, 0] for n, _ in inputs],
+                                                         "output_layers": [[o, 0, 0] for o in outputs]}}
+        f.attrs["model_config"] = json.dumps(config)
+    return path
+
+
+@pytest.mark.parametrize("cls,fn", [("Add", lambda a, b: a + b), ("Subtract", lambda a, b: a - b),
+                                    ("Multiply", lambda a, b: a * b), ("Average", lambda a, b: (a + b) / 2),
+                                    ("Maximum", np.maximum), ("Minimum", np.minimum)])
+def test_merge_layers(tmp_path, cls, fn):
+    path = write_k2_functional(tmp_path / "m.h5", [("a", (3,)), ("b", (3,))], [(cls, {"name": "m"}, {}, ["a", "b"])],
+                               ["m"])
+    x = RNG.normal(size=(5, 6))
+    np.testing.assert_allclose(jacprop.load(path).forward(x), fn(x[:, :3], x[:, 3:]), rtol=1e-15)
+
+
+def test_concatenate_axes(tmp_path):
+    for axis, ref in ((-1, lambda a, b: np.concatenate([a, b], 2)), (1, lambda a, b: np.concatenate([a, b], 1)),
+                      (2, lambda a, b: np.concatenate([a, b], 2))):
+        path = write_k2_functional(tmp_path / "c.h5", [("a", (2, 3)), ("b", (2, 3))],
+                                   [("Concatenate", {"name": "c", "axis": axis}, {}, ["a", "b"])], ["c"])
+        x = RNG.normal(size=(4, 12))
+        y = jacprop.load(path).forward(x)
+        np.testing.assert_array_equal(y, ref(x[:, :6].reshape(-1, 2, 3), x[:, 6:].reshape(-1, 2, 3)).reshape(4, -1))
+    path = write_k2_functional(tmp_path / "c.h5", [("a", (2, 3)), ("b", (2, 3))],
+                               [("Concatenate", {"name": "c"}, {}, ["a", "b"])], ["c"])
+    x = RNG.normal(size=(4, 12))
+    np.testing.assert_array_equal(jacprop.load(path).forward(x), np.concatenate(
+        [x[:, :6].reshape(-1, 2, 3), x[:, 6:].reshape(-1, 2, 3)], 2).reshape(4, -1))
