@@ -588,3 +588,139 @@ def test_concatenate_axes(tmp_path):
     x = RNG.normal(size=(4, 12))
     np.testing.assert_array_equal(jacprop.load(path).forward(x), np.concatenate(
         [x[:, :6].reshape(-1, 2, 3), x[:, 6:].reshape(-1, 2, 3)], 2).reshape(4, -1))
+
+
+# ---- keras_more: padding, cropping, upsampling, depthwise / separable / transposed convolutions
+
+
+def test_zero_padding_forms(tmp_path):
+    _, x, y, _ = run1(tmp_path, (3, 2), "ZeroPadding1D", {"padding": 1})
+    np.testing.assert_array_equal(y, np.pad(x.reshape(-1, 3, 2), [(0, 0), (1, 1), (0, 0)]).reshape(len(x), -1))
+    _, x, y, _ = run1(tmp_path, (3, 2), "ZeroPadding1D", {"padding": [1, 2]})
+    np.testing.assert_array_equal(y, np.pad(x.reshape(-1, 3, 2), [(0, 0), (1, 2), (0, 0)]).reshape(len(x), -1))
+    _, x, y, _ = run1(tmp_path, (3, 2), "ZeroPadding1D", {})
+    np.testing.assert_array_equal(y, np.pad(x.reshape(-1, 3, 2), [(0, 0), (1, 1), (0, 0)]).reshape(len(x), -1))
+    for pad, ref in ((2, [(2, 2), (2, 2)]), ([1, 2], [(1, 1), (2, 2)]), ([[1, 2], [0, 3]], [(1, 2), (0, 3)])):
+        _, x, y, _ = run1(tmp_path, (2, 3, 2), "ZeroPadding2D", {"padding": pad})
+        np.testing.assert_array_equal(y, np.pad(x.reshape(-1, 2, 3, 2), [(0, 0), *ref, (0, 0)]).reshape(len(x), -1))
+    _, x, y, _ = run1(tmp_path, (2, 2, 3), "ZeroPadding2D", {"padding": [[1, 0], [0, 2]],
+                                                             "data_format": "channels_first"})
+    np.testing.assert_array_equal(y, np.pad(x.reshape(-1, 2, 2, 3), [(0, 0), (0, 0), (1, 0), (0, 2)]).reshape(len(x),
+                                                                                                             -1))
+    assert refused(tmp_path, (2, 3, 2), "ZeroPadding2D", {"padding": [1, 2, 3]}) == \
+        "padding [1, 2, 3] does not give 2 axes"
+    assert refused(tmp_path, (2, 3, 2), "ZeroPadding2D", {"padding": [[1, -1], [0, 0]]}) == \
+        "padding [[1, -1], [0, 0]] must be non-negative pairs"
+    assert refused(tmp_path, (2, 3, 2), "ZeroPadding2D", {"padding": [[1, 1, 1], [0, 0]]}) == \
+        "padding [[1, 1, 1], [0, 0]] must be non-negative pairs"
+    assert refused(tmp_path, (2, 3), "ZeroPadding2D", {"padding": 1}) == \
+        "expects 2 spatial axes and channels, got shape (2, 3)"
+
+
+def test_cropping_forms(tmp_path):
+    _, x, y, _ = run1(tmp_path, (5, 2), "Cropping1D", {"cropping": [1, 2]})
+    np.testing.assert_array_equal(y, x.reshape(-1, 5, 2)[:, 1:3].reshape(len(x), -1))
+    _, x, y, _ = run1(tmp_path, (5, 2), "Cropping1D", {})  # Keras' default (1, 1)
+    np.testing.assert_array_equal(y, x.reshape(-1, 5, 2)[:, 1:4].reshape(len(x), -1))
+    _, x, y, _ = run1(tmp_path, (4, 5, 2), "Cropping2D", {"cropping": [[1, 0], [2, 1]]})
+    np.testing.assert_array_equal(y, x.reshape(-1, 4, 5, 2)[:, 1:, 2:4].reshape(len(x), -1))
+    _, x, y, _ = run1(tmp_path, (2, 4, 5), "Cropping2D", {"cropping": 1, "data_format": "channels_first"})
+    np.testing.assert_array_equal(y, x.reshape(-1, 2, 4, 5)[:, :, 1:3, 1:4].reshape(len(x), -1))
+    assert refused(tmp_path, (4, 2), "Cropping1D", {"cropping": [2, 2]}) == \
+        "cropping 2 + 2 leaves nothing of an axis of 4"
+    assert refused(tmp_path, (4, 2), "Cropping1D", {"cropping": [3, 1]}) == \
+        "cropping 3 + 1 leaves nothing of an axis of 4"
+    _, x, y, _ = run1(tmp_path, (4, 2), "Cropping1D", {"cropping": [3, 0]})
+    np.testing.assert_array_equal(y, x[:, 6:])
+
+
+def test_cropping2d_without_cropping_crops_nothing_as_keras_does(tmp_path):
+    """Keras' Cropping2D default is ((0, 0), (0, 0)) (Cropping1D's is (1, 1))."""
+    _, x, y, _ = run1(tmp_path, (4, 5, 2), "Cropping2D", {})
+    np.testing.assert_array_equal(y, x)
+
+
+def test_upsampling_nearest(tmp_path):
+    _, x, y, _ = run1(tmp_path, (3, 2), "UpSampling1D", {"size": 3})
+    np.testing.assert_array_equal(y, np.repeat(x.reshape(-1, 3, 2), 3, axis=1).reshape(len(x), -1))
+    _, x, y, _ = run1(tmp_path, (3, 2), "UpSampling1D", {})
+    np.testing.assert_array_equal(y, np.repeat(x.reshape(-1, 3, 2), 2, axis=1).reshape(len(x), -1))
+    _, x, y, _ = run1(tmp_path, (2, 3, 2), "UpSampling2D", {"size": [2, 3]})
+    ref = np.repeat(np.repeat(x.reshape(-1, 2, 3, 2), 2, axis=1), 3, axis=2)
+    np.testing.assert_array_equal(y, ref.reshape(len(x), -1))
+    _, x, y, _ = run1(tmp_path, (2, 3, 2), "UpSampling2D", {"size": 2, "data_format": "channels_first"})
+    ref = np.repeat(np.repeat(x.reshape(-1, 2, 3, 2), 2, axis=2), 2, axis=3)
+    np.testing.assert_array_equal(y, ref.reshape(len(x), -1))
+    assert refused(tmp_path, (2, 3, 2), "UpSampling2D", {"interpolation": "bicubic"}) == \
+        "interpolation 'bicubic' is not supported (nearest, bilinear)"
+    assert refused(tmp_path, (2, 3, 2), "UpSampling1D", {}) == "expects (steps, features), got shape (2, 3, 2)"
+
+
+def test_depthwise_conv2d_channel_order_c_times_m_plus_m(tmp_path):
+    K, b = RNG.normal(size=(2, 2, 3, 2)), RNG.normal(size=6)
+    _, x, y, _ = run1(tmp_path, (3, 4, 3), "DepthwiseConv2D", {"kernel_size": [2, 2], "depth_multiplier": 2,
+                                                                "activation": "tanh"},
+                      {"depthwise_kernel": K, "bias": b})
+    xs = x.reshape(-1, 3, 4, 3)
+    ref = np.zeros((len(x), 2, 3, 6))
+    for c in range(3):
+        for m in range(2):
+            ref[..., c * 2 + m] = conv_ref(xs[..., c:c + 1], K[:, :, c:c + 1, m:m + 1], None, (1, 1), (1, 1),
+                                           (0, 0), (2, 3))[..., 0]
+    np.testing.assert_allclose(y, np.tanh(ref + b).reshape(len(x), -1), rtol=1e-12, atol=1e-13)
+    _, x, y, _ = run1(tmp_path, (5, 2), "DepthwiseConv1D", {"kernel_size": 2, "strides": 2, "use_bias": False},
+                      {"depthwise_kernel": K[0, :, :2, :1]})
+    xs = x.reshape(-1, 5, 2)
+    ref = np.stack([xs[:, 2 * o:2 * o + 2] * K[0, :, :2, 0] for o in range(2)], 1).sum(2)
+    np.testing.assert_allclose(y, ref.reshape(len(x), -1), rtol=1e-12, atol=1e-13)
+    assert refused(tmp_path, (5, 2), "DepthwiseConv1D", {"kernel_size": 2, "padding": "causal"},
+                   {"depthwise_kernel": K[0, :, :2, :1], "bias": b[:2]}) == "padding 'causal' is not supported"
+
+
+def test_separable_conv1d_is_depthwise_then_pointwise(tmp_path):
+    dw, pw, b = RNG.normal(size=(3, 2, 2)), RNG.normal(size=(1, 4, 3)), RNG.normal(size=3)
+    cfg = {"filters": 3, "kernel_size": 3, "depth_multiplier": 2, "activation": "tanh", "padding": "same"}
+    model, x, y, _ = run1(tmp_path, (5, 2), "SeparableConv1D", cfg,
+                          {"depthwise_kernel": dw, "pointwise_kernel": pw, "bias": b})
+    xs = np.pad(x.reshape(-1, 5, 2), [(0, 0), (1, 1), (0, 0)])
+    mid = np.zeros((len(x), 5, 4))
+    for c in range(2):
+        for m in range(2):
+            mid[..., c * 2 + m] = sum(xs[:, k:k + 5, c] * dw[k, c, m] for k in range(3))
+    np.testing.assert_allclose(y, np.tanh(mid @ pw[0] + b).reshape(len(x), -1), rtol=1e-12, atol=1e-13)
+    assert layer_nodes(model) == ["l0/1", "l0"]
+    _, x, y, _ = run1(tmp_path, (5, 2), "SeparableConv1D", {**cfg, "use_bias": False, "padding": "valid"},
+                      {"depthwise_kernel": dw, "pointwise_kernel": pw})
+    xs = x.reshape(-1, 5, 2)
+    mid = np.zeros((len(x), 3, 4))
+    for c in range(2):
+        for m in range(2):
+            mid[..., c * 2 + m] = sum(xs[:, k:k + 3, c] * dw[k, c, m] for k in range(3))
+    np.testing.assert_allclose(y, np.tanh(mid @ pw[0]).reshape(len(x), -1), rtol=1e-12, atol=1e-13)
+
+
+def test_conv1d_transpose_valid_and_its_refusals(tmp_path):
+    K, b = RNG.normal(size=(3, 2, 4)), RNG.normal(size=2)  # (k, filters, C_in)
+    _, x, y, _ = run1(tmp_path, (4, 4), "Conv1DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2},
+                      {"kernel": K, "bias": b})
+    xs = x.reshape(-1, 4, 4)
+    ref = np.zeros((len(x), 4 * 2 + 1, 2))
+    for i in range(4):
+        for j in range(3):
+            ref[:, i * 2 + j] += xs[:, i] @ K[j].T
+    np.testing.assert_allclose(y, (ref + b).reshape(len(x), -1), rtol=1e-12, atol=1e-13)
+    w = {"kernel": K, "bias": b}
+    assert refused(tmp_path, (4, 4), "Conv1DTranspose", {"filters": 2, "kernel_size": 3, "output_padding": 1}, w) \
+        == "output_padding and dilation_rate != 1 are not supported for a transposed convolution"
+    assert refused(tmp_path, (4, 4), "Conv1DTranspose", {"filters": 2, "kernel_size": 3, "dilation_rate": 2}, w) \
+        == "output_padding and dilation_rate != 1 are not supported for a transposed convolution"
+    assert refused(tmp_path, (4, 4), "Conv1DTranspose", {"filters": 2, "kernel_size": 3}, {"kernel": K}) == \
+        "missing weight 'bias'"
+
+
+def test_repeat_vector_and_identity_layers(tmp_path):
+    _, x, y, _ = run1(tmp_path, (3,), "RepeatVector", {"n": 4})
+    np.testing.assert_array_equal(y, np.tile(x, 4))
+    for cls in ("RandomFlip", "RandomRotation", "Identity", "Dropout", "GaussianNoise"):
+        _, x, y, _ = run1(tmp_path, (3,), cls, {})
+        np.testing.assert_array_equal(y, x)
