@@ -724,3 +724,185 @@ def test_repeat_vector_and_identity_layers(tmp_path):
     for cls in ("RandomFlip", "RandomRotation", "Identity", "Dropout", "GaussianNoise"):
         _, x, y, _ = run1(tmp_path, (3,), cls, {})
         np.testing.assert_array_equal(y, x)
+
+
+# ---- keras_recurrent: the cells written out step by step
+
+
+def _sig(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def rnn_ref(cls, x, W, U, b, reset_after=False, go_backwards=False, return_sequences=False, act=np.tanh,
+            rec=_sig):
+    """Keras' SimpleRNN / LSTM (gates i, f, c, o) / GRU (gates z, r, h) over x (N, T, F), written out here."""
+    n, steps, _ = x.shape
+    u = U.shape[0]
+    h, cstate = np.zeros((n, u)), np.zeros((n, u))
+    order = range(steps - 1, -1, -1) if go_backwards else range(steps)
+    seq = []
+    for t in order:
+        xt = x[:, t]
+        if cls == "SimpleRNN":
+            h = act(xt @ W + h @ U + (0 if b is None else b))
+        elif cls == "LSTM":
+            z = xt @ W + h @ U + (0 if b is None else b)
+            i, f, g, o = (z[:, k * u:(k + 1) * u] for k in range(4))
+            cstate = rec(f) * cstate + rec(i) * act(g)
+            h = rec(o) * act(cstate)
+        else:
+            bi, br = (np.zeros(3 * u), np.zeros(3 * u)) if b is None else (b[0], b[1]) if reset_after else (b, 0)
+            xz = xt @ W + bi
+            if reset_after:
+                hz = h @ U + br
+                z, r = rec(xz[:, :u] + hz[:, :u]), rec(xz[:, u:2 * u] + hz[:, u:2 * u])
+                hh = act(xz[:, 2 * u:] + r * hz[:, 2 * u:])
+            else:
+                z = rec(xz[:, :u] + h @ U[:, :u])
+                r = rec(xz[:, u:2 * u] + h @ U[:, u:2 * u])
+                hh = act(xz[:, 2 * u:] + (r * h) @ U[:, 2 * u:])
+            h = z * h + (1 - z) * hh
+        seq.append(h)
+    return np.stack(seq, 1) if return_sequences else h
+
+
+def _rnn_weights(cls, f, u, use_bias=True, reset_after=False):
+    g = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[cls]
+    W, U = RNG.normal(size=(f, g * u)) * 0.5, RNG.normal(size=(u, g * u)) * 0.5
+    b = (RNG.normal(size=(2, g * u)) if reset_after else RNG.normal(size=g * u)) * 0.5 if use_bias else None
+    return W, U, b
+
+
+@pytest.mark.parametrize("cls,opts", [
+    ("SimpleRNN", {}), ("SimpleRNN", {"go_backwards": True, "return_sequences": True}),
+    ("LSTM", {}), ("LSTM", {"use_bias": False, "return_sequences": True}),
+    ("GRU", {"reset_after": False}), ("GRU", {"reset_after": True, "go_backwards": True}),
+    ("GRU", {"reset_after": True, "use_bias": False}), ("GRU", {}),
+])
+def test_recurrent_layers_against_their_cells_written_out(tmp_path, cls, opts):
+    W, U, b = _rnn_weights(cls, 2, 3, opts.get("use_bias", True), opts.get("reset_after", False))
+    w = {"kernel": W, "recurrent_kernel": U, **({"bias": b} if b is not None else {})}
+    x = RNG.normal(size=(4, 5, 2))
+    _, _, y, _ = run1(tmp_path, (5, 2), cls, {"units": 3, **opts}, w, x=x.reshape(4, -1))
+    ref = rnn_ref(cls, x, W, U, b, opts.get("reset_after", False), opts.get("go_backwards", False),
+                  opts.get("return_sequences", False))
+    np.testing.assert_allclose(y, ref.reshape(4, -1), rtol=1e-12, atol=1e-13)
+
+
+def test_recurrent_activations_from_the_config(tmp_path):
+    W, U, b = _rnn_weights("LSTM", 2, 3)
+    x = RNG.normal(size=(4, 5, 2))
+    cfg = {"units": 3, "activation": "softsign", "recurrent_activation": "hard_sigmoid"}
+    _, _, y, _ = run1(tmp_path, (5, 2), "LSTM", cfg, {"kernel": W, "recurrent_kernel": U, "bias": b},
+                      x=x.reshape(4, -1))
+    ref = rnn_ref("LSTM", x, W, U, b, act=lambda a: a / (1 + np.abs(a)), rec=lambda a: np.clip(0.2 * a + 0.5, 0, 1))
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-13)
+
+
+def test_cudnn_layers_sum_or_split_their_biases(tmp_path):
+    x = RNG.normal(size=(4, 5, 2))
+    W, U, _ = _rnn_weights("LSTM", 2, 3)
+    b8 = RNG.normal(size=24) * 0.5
+    _, _, y, _ = run1(tmp_path, (5, 2), "CuDNNLSTM", {"units": 3}, {"kernel": W, "recurrent_kernel": U, "bias": b8},
+                      x=x.reshape(4, -1), version="2.2.4")
+    np.testing.assert_allclose(y, rnn_ref("LSTM", x, W, U, b8[:12] + b8[12:]), rtol=1e-12, atol=1e-13)
+    W, U, _ = _rnn_weights("GRU", 2, 3)
+    b6 = RNG.normal(size=18) * 0.5
+    _, _, y, _ = run1(tmp_path, (5, 2), "CuDNNGRU", {"units": 3, "return_sequences": True},
+                      {"kernel": W, "recurrent_kernel": U, "bias": b6}, x=x.reshape(4, -1), version="2.2.4")
+    ref = rnn_ref("GRU", x, W, U, b6.reshape(2, 9), reset_after=True, return_sequences=True)
+    np.testing.assert_allclose(y, ref.reshape(4, -1), rtol=1e-12, atol=1e-13)
+
+
+def test_recurrent_refusals(tmp_path):
+    W, U, b = _rnn_weights("LSTM", 2, 3)
+    w = {"kernel": W, "recurrent_kernel": U, "bias": b}
+    for key, reason in (("stateful", "refused: stateful=True carries state from one batch to the next, so a row's "
+                                     "outputs would depend on the rows before it"),
+                        ("return_state", "refused: return_state=True (the states as extra outputs) is not supported"),
+                        ("time_major", "refused: time_major=True is not supported")):
+        assert refused(tmp_path, (5, 2), "LSTM", {"units": 3, key: True}, w) == reason
+    assert refused(tmp_path, (5, 2, 1), "LSTM", {"units": 3}, w) == \
+        "expects (time steps, features) per row, got shape (5, 2, 1)"
+    assert refused(tmp_path, (5, 2), "LSTM", {"units": 3}, {"kernel": W, "recurrent_kernel": U}) == \
+        "2 weights stored, expected 3 (kernel, recurrent_kernel, bias)"
+    assert refused(tmp_path, (5, 2), "LSTM", {"units": 3}, {**w, "bias": b[:6]}) == \
+        "weight 'bias' expected shape (12,), got (6,)"
+    assert refused(tmp_path, (5, 2), "LSTM", {"units": 3}, {**w, "kernel": W[:, :6]}) == \
+        "weight 'kernel' expected shape (2, 12), got (2, 6)"
+    assert refused(tmp_path, (5, 2), "LSTM", {"units": 3, "activation": "softmax"}, w) == \
+        "activation 'softmax' is not elementwise; a recurrent cell needs one"
+    assert refused(tmp_path, (5, 2), "LSTM", {"units": 3, "recurrent_activation": "softmax"}, w) == \
+        "activation 'softmax' is not elementwise; a recurrent cell needs one"
+    assert refused(tmp_path, (5, 2), "Masking", {"mask_value": 0.0}) == (
+        "refused: masked time steps are not supported (jacprop reads every step of every row); remove the Masking "
+        "layer or give rows without masked steps to a model without it")
+
+
+def _wrapped(cls, cfg):
+    return {"class_name": cls, "config": {"name": f"inner_{cls.lower()}", **cfg}}
+
+
+@pytest.mark.parametrize("mode", ["concat", "sum", "mul", "ave"])
+def test_bidirectional_merge_modes_and_weight_halves(tmp_path, mode):
+    Wf, Uf, bf = _rnn_weights("GRU", 2, 3)
+    Wb, Ub, bb = _rnn_weights("GRU", 2, 3)
+    x = RNG.normal(size=(4, 5, 2))
+    cfg = {"layer": _wrapped("GRU", {"units": 3, "reset_after": False, "return_sequences": True}), "merge_mode": mode}
+    w = {"forward/kernel": Wf, "forward/recurrent_kernel": Uf, "forward/bias": bf,
+         "backward/kernel": Wb, "backward/recurrent_kernel": Ub, "backward/bias": bb}
+    model, _, y, _ = run1(tmp_path, (5, 2), "Bidirectional", cfg, w, x=x.reshape(4, -1))
+    f = rnn_ref("GRU", x, Wf, Uf, bf, return_sequences=True)
+    b = rnn_ref("GRU", x, Wb, Ub, bb, go_backwards=True, return_sequences=True)[:, ::-1]
+    ref = {"concat": np.concatenate([f, b], -1), "sum": f + b, "mul": f * b, "ave": (f + b) / 2}[mode]
+    np.testing.assert_allclose(y, ref.reshape(4, -1), rtol=1e-12, atol=1e-13)
+    assert layer_nodes(model) == ["l0/1", "l0/2", "l0"]
+
+
+def test_bidirectional_with_its_own_backward_layer_and_last_states(tmp_path):
+    W1, U1, b1 = _rnn_weights("SimpleRNN", 2, 3)
+    W2, U2, b2 = _rnn_weights("SimpleRNN", 2, 3)
+    x = RNG.normal(size=(4, 5, 2))
+    cfg = {"layer": _wrapped("SimpleRNN", {"units": 3}),
+           "backward_layer": _wrapped("SimpleRNN", {"units": 3, "go_backwards": True, "activation": "relu"})}
+    w = {"f/kernel": W1, "f/recurrent_kernel": U1, "f/bias": b1, "b/kernel": W2, "b/recurrent_kernel": U2,
+         "b/bias": b2}
+    _, _, y, _ = run1(tmp_path, (5, 2), "Bidirectional", cfg, w, x=x.reshape(4, -1))
+    ref = np.concatenate([rnn_ref("SimpleRNN", x, W1, U1, b1),
+                          rnn_ref("SimpleRNN", x, W2, U2, b2, go_backwards=True, act=lambda a: np.maximum(a, 0))], -1)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-13)
+
+
+def test_bidirectional_and_time_distributed_refusals(tmp_path):
+    W, U, b = _rnn_weights("SimpleRNN", 2, 3)
+    w = {"f/kernel": W, "f/recurrent_kernel": U, "f/bias": b, "b/kernel": W, "b/recurrent_kernel": U, "b/bias": b}
+    assert refused(tmp_path, (5, 2), "Bidirectional", {"layer": _wrapped("SimpleRNN", {"units": 3}),
+                                                       "merge_mode": None}, w) == \
+        "merge_mode None is not supported (concat, sum, mul, ave; None gives two outputs)"
+    assert refused(tmp_path, (5, 2), "Bidirectional", {"layer": _wrapped("Dense", {"units": 3})}, w) == \
+        "Bidirectional around Dense is not supported (SimpleRNN, LSTM, GRU)"
+    assert refused(tmp_path, (5, 2), "Bidirectional", {"layer": {"class_name": "SimpleRNN", "config": "?"}}, w) == \
+        "malformed wrapper config (no 'layer')"
+    assert refused(tmp_path, (5, 2), "TimeDistributed", {"layer": {"class_name": "Dense", "config": None}}) == \
+        "malformed wrapper config (no 'layer')"
+
+
+def test_time_distributed_dense_and_a_wrapped_chain(tmp_path):
+    K, b = RNG.normal(size=(2, 3)), RNG.normal(size=3)
+    x = RNG.normal(size=(4, 5, 2))
+    model, _, y, _ = run1(tmp_path, (5, 2), "TimeDistributed",
+                          {"layer": _wrapped("Dense", {"units": 3, "activation": "tanh"})},
+                          {"kernel": K, "bias": b}, x=x.reshape(4, -1))
+    np.testing.assert_allclose(y, np.tanh(x @ K + b).reshape(4, -1), rtol=1e-13)
+    assert layer_nodes(model) == ["l0"] and model.nodes[2].kind == "TimeDistributed(Dense)"
+    Kc, bc = RNG.normal(size=(2, 3, 2)), RNG.normal(size=2)
+    x = RNG.normal(size=(4, 5, 4, 3))
+    _, _, y, _ = run1(tmp_path, (5, 4, 3), "TimeDistributed", {"layer": _wrapped("Conv1D", {"filters": 2,
+                                                                                       "kernel_size": 2})},
+                      {"kernel": Kc, "bias": bc}, x=x.reshape(4, -1))
+    ref = np.stack([conv_ref(x[:, t], Kc, bc, (1,), (1,), (0,), (3,)) for t in range(5)], 1)
+    np.testing.assert_allclose(y, ref.reshape(4, -1), rtol=1e-12, atol=1e-13)
+    assert refused(tmp_path, (5, 2), "TimeDistributed", {"layer": _wrapped("Sequential", {"layers": []})}) == \
+        "TimeDistributed around Sequential is not supported"
+    assert refused(tmp_path, (5,), "TimeDistributed", {"layer": _wrapped("Flatten", {})}) == \
+        "expects (time steps, ...) per row, got shape (5,)"
