@@ -169,6 +169,61 @@ def test_the_same_thread_count_shares_one_pool_between_live_iterators():
     assert list(first) == list(range(1, 30))
 
 
+def test_threads_n_never_runs_more_than_n_blocks_at_once_on_jacprops_threads():
+    lock, running, most, names = threading.Lock(), [0], [0], set()
+
+    def fn(i):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            names.add(threading.current_thread().name)
+        threading.Event().wait(0.01)
+        with lock:
+            running[0] -= 1
+        return i
+
+    assert list(parallel.map_blocks(fn, range(24), threads=2)) == list(range(24))
+    assert most[0] <= 2 and names and all(n.startswith("jacprop_") for n in names), (most, names)
+
+
+def test_one_thread_or_one_item_runs_in_the_callers_thread():
+    me = threading.current_thread()
+    for threads in (1, 0):
+        assert all(t is me for t in parallel.map_blocks(lambda i: threading.current_thread(), range(5), threads))
+    assert list(parallel.map_blocks(lambda i: threading.current_thread(), [0], threads=4)) == [me]
+
+
+def test_at_most_two_results_per_thread_are_computed_ahead_of_the_consumer():
+    """The docstring's memory bound: when the consumer takes result k, at most k + 2 n blocks have been started."""
+    for n in (2, 3):
+        started, ahead = [0], []
+
+        def fn(i, started=started):
+            started[0] += 1
+            return i
+
+        for k, _ in enumerate(parallel.map_blocks(fn, range(40), threads=n)):
+            threading.Event().wait(0.02)  # the threads run whatever was submitted meanwhile
+            ahead.append(started[0] - k)
+        assert max(ahead) <= 2 * n, (n, ahead)
+
+
+def test_map_blocks_holds_blas_to_one_thread_unless_told_not_to():
+    """second_order.py calls map_blocks without ``hold``: the default must hold."""
+    blas = parallel._find_blas()
+    if not blas:
+        pytest.skip("numpy's OpenBLAS not found")
+    get, set_ = blas
+    before = get()
+    try:
+        set_(2)
+        assert set(parallel.map_blocks(lambda i: get(), range(6), threads=2)) == {1}
+        assert get() == 2
+        assert set(parallel.map_blocks(lambda i: get(), range(6), threads=2, hold=False)) == {2}
+    finally:
+        set_(before)
+
+
 def _mlp(seed=0):
     rng = np.random.default_rng(seed)
     b = GraphBuilder([("x", (6,))])
