@@ -206,7 +206,8 @@ def refused(tmp_path, shape, cls, cfg, weights=None, version="2.15.0"):
 def test_dense_kernel_in_by_out_and_its_bias(tmp_path, use_bias):
     K, b = RNG.normal(size=(3, 4)), RNG.normal(size=4)
     w = {"kernel": K, **({"bias": b} if use_bias else {})}
-    _, x, y, J = run1(tmp_path, (3,), "Dense", {"units": 4, "activation": "tanh", "use_bias": use_bias}, w)
+    model, x, y, J = run1(tmp_path, (3,), "Dense", {"units": 4, "activation": "tanh", "use_bias": use_bias}, w)
+    assert [(n.name, n.kind) for n in model.nodes if n.name == "l0"] == [("l0", "Dense")]  # what inspect lists
     a = x @ K + (b if use_bias else 0)
     np.testing.assert_allclose(y, np.tanh(a), rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(J, (1 - np.tanh(a) ** 2)[:, :, None] * K.T[None], rtol=1e-12, atol=1e-15)
@@ -297,6 +298,9 @@ def test_activation_refusals_name_the_activation(tmp_path):
     assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": {"class_name": "X", "config": {},
                                                                     "registered_name": "pkg>X"}}, K) == \
         "activation 'pkg>X' is not supported"
+    not_a_function = {"class_name": "Swish", "config": "tanh", "module": "keras.activations"}  # a name, not a config
+    assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": not_a_function}, K) == \
+        "activation 'Swish' is not supported"
     assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": 3}, K) == "activation 3 is not supported"
     assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": "nope"}, K) == "activation 'nope' is not supported"
 
@@ -906,3 +910,155 @@ def test_time_distributed_dense_and_a_wrapped_chain(tmp_path):
         "TimeDistributed around Sequential is not supported"
     assert refused(tmp_path, (5,), "TimeDistributed", {"layer": _wrapped("Flatten", {})}) == \
         "expects (time steps, ...) per row, got shape (5,)"
+
+
+# ---------------------------------------------------------------------------
+# NPZ weight lists and jacprop's schema, against numpy written in the test
+
+from jacprop.loaders import npz  # noqa: E402
+
+
+def npz_error(path, **options) -> str:
+    with pytest.raises(ModelError) as e:
+        npz.load(path, **options)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: "), msg
+    return msg[len(f"{path}: "):]
+
+
+@pytest.mark.parametrize("names", [("W0", "b0", "W1", "b1"), ("weight_1", "bias_1", "weight_2", "bias_2"),
+                                   ("kernel0", "B0", "w1", "b1"), ("W_0", "b_0", "weights1", "bias1")])
+def test_weight_list_names_and_an_out_by_in_matrix_told_by_its_bias(tmp_path, names):
+    W0, b0, W1, b1 = RNG.normal(size=(4, 3)), RNG.normal(size=4), RNG.normal(size=(4, 2)), RNG.normal(size=2)
+    np.savez(tmp_path / "w.npz", **dict(zip(names, (W0, b0, W1, b1))), activations=np.array(["tanh", "elu"]))
+    model = npz.load(tmp_path / "w.npz")
+    X = RNG.normal(size=(5, 3))
+    h = np.tanh(X @ W0.T + b0)  # W0 is (out, in): its bias has 4 entries, the chain starts from 3 inputs
+    a = h @ W1 + b1
+    np.testing.assert_allclose(model.forward(X), np.where(a > 0, a, np.expm1(a)), rtol=1e-13)
+    assert model.output_names == ["y[0]", "y[1]"] and [n.name for n in model.nodes if n.kind == "Dense"] == \
+        ["hidden_1", "y"]
+    assert model.source["format"] == "npz-weights" and model.source["path"] == str(tmp_path / "w.npz")
+
+
+def test_weight_list_elu_and_leaky_relu_take_their_usual_parameters(tmp_path):
+    """A name alone says elu with alpha 1 (Keras, TensorFlow, PyTorch) and leaky_relu with slope 0.2 (Keras' and
+    tf.nn.leaky_relu's default): before the fix both got 0, i.e. relu, silently."""
+    W0 = np.eye(3)
+    X = np.array([[-2.0, -0.5, 1.5]])
+    for act, ref in (("elu", np.where(X > 0, X, np.expm1(X))), ("leaky_relu", np.where(X > 0, X, 0.2 * X))):
+        np.savez(tmp_path / "a.npz", W0=W0, activations=np.array([act]))
+        np.testing.assert_allclose(npz.load(tmp_path / "a.npz").forward(X), ref, rtol=1e-15, err_msg=act)
+        np.savez(tmp_path / "b.npz", W0=W0, W1=W0)
+        np.testing.assert_allclose(npz.load(tmp_path / "b.npz", activation=act).forward(X), ref, rtol=1e-15)
+
+
+def test_weight_list_activation_options_and_integer_weights(tmp_path):
+    W0, W1 = np.array([[1, -2], [3, 4]]), np.array([[2], [-1]])
+    np.savez(tmp_path / "w.npz", W0=W0, W1=W1)
+    X = RNG.normal(size=(5, 2))
+    h = np.maximum(X @ W0, 0)
+    np.testing.assert_allclose(npz.load(tmp_path / "w.npz", activation="relu").forward(X), h @ W1, rtol=1e-14)
+    np.testing.assert_allclose(npz.load(tmp_path / "w.npz", activation="relu", output_activation="tanh").forward(X),
+                               np.tanh(h @ W1), rtol=1e-14)
+    np.savez(tmp_path / "one.npz", W0=W0)  # one layer: no hidden activation to ask for
+    np.testing.assert_allclose(npz.load(tmp_path / "one.npz").forward(X), X @ W0, rtol=1e-15)
+
+
+def test_weight_list_refusals(tmp_path):
+    def save(**arrays):
+        path = tmp_path / f"e{len(list(tmp_path.iterdir()))}.npz"
+        np.savez(path, **arrays)
+        return path
+
+    ok = {"W0": np.ones((3, 4)), "b0": np.ones(4)}
+    assert npz_error(save(**ok, W2=np.ones((4, 2)), activations=np.array(["relu", "linear"]))) == \
+        "weight indices [0, 2] have gaps"
+    assert npz_error(save(foo=np.ones(3), bar=np.ones(2))) == (
+        "no weights found: expected the jacprop schema, W0/b0/W1/b1... or PyTorch '<name>.weight' arrays; "
+        "found ['bar', 'foo']")
+    assert npz_error(save(**ok, extra=np.ones(2))) == (
+        "unexpected array(s) ['extra']: a weight list holds only weights, biases and 'activations' (other layers "
+        "need jacprop's schema: see `jacprop convert`)")
+    assert npz_error(save(**ok, activations=np.array(["relu", "linear"]))) == \
+        "'activations' names 2 activations for 1 layers"
+    assert npz_error(save(W0=np.ones((3, 4, 1)))) == "W0: expected a 2-D numeric weight matrix, got float64 (3, 4, 1)"
+    assert npz_error(save(W0=np.array([["a", "b"]]))) == "W0: expected a 2-D numeric weight matrix, got <U1 (1, 2)"
+    assert npz_error(save(W0=np.ones((3, 4)), b0=np.ones(5))) == \
+        "W0 of shape (3, 4) does not follow the previous layer (None outputs)"
+    assert npz_error(save(W0=np.ones((3, 4)), W1=np.ones((4, 2)), activations=np.array(["bogus", "linear"]))) \
+        .startswith("layer 'hidden_1': ")
+    torch = {"net.0.weight": np.ones((4, 3)), "net.0.bias": np.ones(5)}
+    assert npz_error(save(**torch)) == "net.0: bias expected shape (4,), got (5,)"
+    torch = {"a.weight": np.ones((4, 3)), "b.weight": np.ones((2, 5))}
+    assert npz_error(save(**torch), activation="relu") == \
+        "b: expects 5 inputs but the previous layer has 4 outputs"
+    assert npz_error(save(**{"a.weight": np.ones((4, 3)), "a.bias": np.ones(4), "c": np.ones(1)})) == (
+        "unexpected array(s) ['c']: a weight list holds only weights, biases and 'activations' (other layers need "
+        "jacprop's schema: see `jacprop convert`)")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 not a zip archive at all")
+    assert npz_error(bad).startswith("unreadable NPZ file (")
+
+
+def test_pytorch_names_and_the_output_layer(tmp_path):
+    w = {"enc.0.weight": RNG.normal(size=(4, 3)), "enc.0.bias": RNG.normal(size=4),
+         "head.weight": RNG.normal(size=(2, 4))}
+    np.savez(tmp_path / "t.npz", **w, activations=np.array(["sigmoid", "linear"]))
+    model = npz.load(tmp_path / "t.npz")
+    X = RNG.normal(size=(3, 3))
+    ref = (1 / (1 + np.exp(-(X @ w["enc.0.weight"].T + w["enc.0.bias"])))) @ w["head.weight"].T
+    np.testing.assert_allclose(model.forward(X), ref, rtol=1e-13)
+    assert [n.name for n in model.nodes if n.kind == "Dense"] == ["hidden_1", "y"]
+
+
+def test_names_arrays_of_a_weight_list(tmp_path):
+    W0 = RNG.normal(size=(2, 3))
+    np.savez(tmp_path / "n.npz", W0=W0, input_names=np.array(["p", "q"]), output_names=np.array(["u", "v", "w"]))
+    model = npz.load(tmp_path / "n.npz")
+    assert model.input_names == ["p", "q"] and model.output_names == ["u", "v", "w"]
+    assert model.source["input_names_from"] == "the NPZ file"
+    np.savez(tmp_path / "o.npz", W0=W0, output_names=np.array(["u", "v", "w"]))
+    assert npz.load(tmp_path / "o.npz").source["input_names_from"] == "numbered by jacprop"
+    for attr, value, shown in (("input_names", ["p"], "<U1 (1,)"), ("input_names", ["p", "p"], "<U1 (2,)"),
+                               ("output_names", [1, 2, 3], "int64 (3,)")):
+        np.savez(tmp_path / "b.npz", W0=W0, **{attr: np.array(value)})
+        size = 2 if attr == "input_names" else 3
+        assert npz_error(tmp_path / "b.npz") == f"{attr} must be {size} distinct strings, got {shown}"
+
+
+def _schema_file(path, spec, **arrays):
+    np.savez(path, __jacprop__=np.array(json.dumps(spec)), **arrays)
+    return path
+
+
+def test_schema_refusals_and_names(tmp_path):
+    dense = {"name": "d", "kind": "Dense", "op": "Dense", "inputs": [0], "config": {"activation": {"name": "tanh"}}}
+    K, b = RNG.normal(size=(2, 3)), RNG.normal(size=3)
+    base = {"format": "jacprop", "version": 1, "D": 2, "nodes": [dense]}
+    model = npz.load(_schema_file(tmp_path / "ok.npz", base, **{"1/kernel": K, "1/bias": b}))
+    X = RNG.normal(size=(4, 2))
+    np.testing.assert_allclose(model.forward(X), np.tanh(X @ K + b), rtol=1e-14)
+    assert model.source["input_names_from"] == "numbered by jacprop" and model.source["format"] == "jacprop-npz"
+    named = npz.load(_schema_file(tmp_path / "named.npz", {**base, "input_names": ["a", "b"],
+                                                           "output_names": ["u", "v", "w"]},
+                                  **{"1/kernel": K, "1/bias": b}))
+    assert named.input_names == ["a", "b"] and named.output_names == ["u", "v", "w"]
+    assert named.source["input_names_from"] == "the NPZ file"
+    named = npz.load(_schema_file(tmp_path / "from.npz", {**base, "input_names": ["a", "b"],
+                                                          "input_names_from": "given to jacprop convert"},
+                                  **{"1/kernel": K, "1/bias": b}))
+    assert named.source["input_names_from"] == "given to jacprop convert"
+    w = {"1/kernel": K, "1/bias": b}
+    assert npz_error(_schema_file(tmp_path / "v.npz", {**base, "version": 2}, **w)) == \
+        "unsupported schema 'jacprop' version 2"
+    assert npz_error(_schema_file(tmp_path / "f.npz", {**base, "format": "other"}, **w)) == \
+        "unsupported schema 'other' version 1"
+    assert npz_error(_schema_file(tmp_path / "i.npz", {**base, "nodes": [{**dense, "inputs": [1]}]}, **w)) == \
+        "node 1 ('d'): inputs [1] must name earlier nodes"
+    assert npz_error(_schema_file(tmp_path / "n.npz", {**base, "input_names": ["a"]}, **w)) == \
+        "input_names has 1 entries for a model of D=2, K=3"
+    assert npz_error(_schema_file(tmp_path / "o.npz", {**base, "output_names": ["a"]}, **w)) == \
+        "output_names has 1 entries for a model of D=2, K=3"
+    assert npz_error(_schema_file(tmp_path / "m.npz", {"format": "jacprop", "version": 1, "nodes": []}, **w)) \
+        .startswith("malformed jacprop schema (KeyError: ")
