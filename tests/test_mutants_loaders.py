@@ -1062,3 +1062,24 @@ def test_schema_refusals_and_names(tmp_path):
         "output_names has 1 entries for a model of D=2, K=3"
     assert npz_error(_schema_file(tmp_path / "m.npz", {"format": "jacprop", "version": 1, "nodes": []}, **w)) \
         .startswith("malformed jacprop schema (KeyError: ")
+
+
+def test_shape_errors_of_the_graph_name_the_file_and_the_layer(tmp_path):
+    path = write_k2_functional(tmp_path / "c.h5", [("a", (2, 3)), ("b", (3, 3))],
+                               [("Concatenate", {"name": "c", "axis": -1}, {}, ["a", "b"])], ["c"])
+    msg = load_error(path)
+    assert msg.startswith(f"{path}: layer 'c' (Concatenate): ") and "\n" not in msg, msg
+    path = write_k2_functional(tmp_path / "m.h5", [("a", (3,)), ("b", (4,))], [("Add", {"name": "m"}, {}, ["a", "b"])],
+                               ["m"])
+    msg = load_error(path)
+    assert msg.startswith(f"{path}: layer 'm' (Add): ") and "\n" not in msg, msg
+
+
+def test_time_distributed_errors_name_the_wrapped_layer(tmp_path):
+    cfg = {"layer": _wrapped("Dense", {"units": 3})}
+    assert load_error(write_k2(tmp_path / "td.h5", (5, 2), [("TimeDistributed", cfg, {"kernel": np.ones((3, 3)),
+                                                                                        "bias": np.ones(3)})])) \
+        .endswith(": layer 'inner_dense' (Dense): weight 'kernel' expected shape (2, 3), got (3, 3)")
+    assert refused(tmp_path, (5, 2, 3), "TimeDistributed", {"layer": _wrapped("PReLU", {})},
+                   {"alpha": np.ones((2, 3))}) == \
+        "TimeDistributed around PReLU: only layers that are a chain of ops are supported"
