@@ -1083,3 +1083,46 @@ def test_time_distributed_errors_name_the_wrapped_layer(tmp_path):
     assert refused(tmp_path, (5, 2, 3), "TimeDistributed", {"layer": _wrapped("PReLU", {})},
                    {"alpha": np.ones((2, 3))}) == \
         "TimeDistributed around PReLU: only layers that are a chain of ops are supported"
+
+
+def test_npz_messages_names_and_kinds(tmp_path):
+    import zipfile
+
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(bad, "w") as z:  # a .npy member whose header does not parse: not a pickle
+        z.writestr("a.npy", b"\x93NUMPY\x01\x00\x10\x00{garbage!!!!!!}\n")
+    assert npz_error(bad) == "unreadable NPZ file (Cannot parse header: '{garbage!!!!!!}\\n')"
+    np.savez(tmp_path / "many.npz", **{f"a{i}": np.ones(1) for i in range(10)})
+    assert npz_error(tmp_path / "many.npz") == (
+        "no weights found: expected the jacprop schema, W0/b0/W1/b1... or PyTorch '<name>.weight' arrays; found "
+        "['a0', 'a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'a7']")
+    np.savez(tmp_path / "extra.npz", W0=np.ones((2, 2)), **{f"z{i}": np.ones(1) for i in range(7)})
+    assert npz_error(tmp_path / "extra.npz").startswith("unexpected array(s) ['z0', 'z1', 'z2', 'z3', 'z4']: ")
+    np.savez(tmp_path / "two.npz", W0=np.ones((2, 2)), W1=np.ones((2, 2)))
+    assert npz_error(tmp_path / "two.npz") == (
+        "the file does not say which activations the hidden layers use; add an 'activations' array to it or give "
+        "--activation (e.g. --activation relu)")
+    model = npz.load(tmp_path / "two.npz", activation="tanh")
+    assert model.input_names == ["x0", "x1"] and [n.name for n in model.nodes][:1] == ["x"]
+    # a PyTorch prefix that itself ends in ".weight" loses it in the layer's name
+    w = {"enc.weight.weight": RNG.normal(size=(3, 2)), "enc.weight.bias": RNG.normal(size=3),
+         "head.weight": RNG.normal(size=(1, 3))}
+    np.savez(tmp_path / "t.npz", **w, activations=np.array(["tanh", "linear"]))
+    assert [n.name for n in npz.load(tmp_path / "t.npz").nodes if n.kind == "Dense"] == ["enc", "y"]
+    # a schema node without "kind" is of its op's kind
+    spec = {"format": "jacprop", "version": 1, "D": 2,
+            "nodes": [{"name": "d", "op": "Dense", "inputs": [0], "config": {"activation": {"name": "relu"}}}]}
+    model = npz.load(_schema_file(tmp_path / "k.npz", spec, **{"1/kernel": np.ones((2, 2)), "1/bias": np.ones(2)}))
+    assert [n.kind for n in model.nodes if n.name == "d"] == ["Dense"]
+
+
+def test_a_weight_list_in_float32_and_saved_gives_the_same_function(tmp_path):
+    W0, b0, W1 = RNG.normal(size=(3, 4)), RNG.normal(size=4), RNG.normal(size=(4, 2))
+    np.savez(tmp_path / "w.npz", W0=W0, b0=b0, W1=W1, activations=np.array(["relu", "sigmoid"]))
+    model = npz.load(tmp_path / "w.npz")
+    X = RNG.normal(size=(6, 3))
+    ref = 1 / (1 + np.exp(-(np.maximum(X @ W0 + b0, 0) @ W1)))
+    np.testing.assert_allclose(model.forward(X), ref, rtol=1e-14)
+    np.testing.assert_allclose(model.forward(X, dtype=np.float32), ref, rtol=1e-5)
+    npz.save(model, tmp_path / "s.npz")
+    assert npz.load(tmp_path / "s.npz").forward(X).tobytes() == model.forward(X).tobytes()
