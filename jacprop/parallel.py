@@ -143,11 +143,12 @@ if hasattr(os, "register_at_fork"):  # POSIX
 
 
 def _get_pool(n: int) -> ThreadPoolExecutor:
+    """The pool of ``n`` threads.  One of another size is dropped, not shut down: a block iterator still alive
+    (a lazily consumed ``iter_jacobian``) holds it and submits to it; its threads end when the last holder lets
+    it go."""
     global _pool, _pool_size
     with _lock:
         if _pool is None or _pool_size != n:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
             _pool, _pool_size = ThreadPoolExecutor(n, thread_name_prefix="jacprop"), n
         return _pool
 

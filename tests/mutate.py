@@ -49,7 +49,8 @@ TESTS = {
                                         "tests/test_mutants_ops2.py"],
     "jacprop/ops/recurrent.py": ["tests/test_recurrent.py", "tests/test_cudnn.py", "tests/test_mutants_ops2.py"],
     "jacprop/ops/recurrent_second.py": ["tests/test_recurrent_hessian.py", "tests/test_mutants_ops2.py"],
-    "jacprop/parallel.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_mutants_engine2.py"],
+    "jacprop/parallel.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_mutants_engine2.py",
+                            "tests/test_speed_contract.py", "tests/test_mutants_parallel.py"],
     "jacprop/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py", "tests/test_gum2.py",
                              "tests/test_mutants_uncertainty2.py"],
     "jacprop/commands/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py"],
@@ -81,10 +82,17 @@ TESTS = {
                                   "tests/test_cli_propagate.py", "tests/test_gum2.py",
                                   "tests/test_mutants_uncertainty2.py"],
     "jacprop/commands/curvature.py": ["tests/test_gum2.py", "tests/test_mutants_uncertainty2.py"],
-    "jacprop/loaders/keras_layers.py": ["tests/test_keras.py", "tests/test_holes_keras.py", "tests/test_constants.py"],
+    # the loaders' weight mapping: the samples Keras wrote (against TensorFlow's numbers), and the weights read back
+    # independently with h5py / numpy in tests/test_mutants_loaders.py
+    "jacprop/loaders/keras_layers.py": ["tests/test_keras.py", "tests/test_holes_keras.py", "tests/test_keras_old.py",
+                                        "tests/test_constants.py", "tests/test_recurrent.py", "tests/test_cudnn.py",
+                                        "tests/test_mutants_loaders.py"],
     "jacprop/loaders/keras_config.py": ["tests/test_keras.py", "tests/test_holes_keras.py"],
-    "jacprop/loaders/keras_recurrent.py": ["tests/test_recurrent.py", "tests/test_keras.py"],
-    "jacprop/loaders/npz.py": ["tests/test_npz.py"],
+    "jacprop/loaders/keras_recurrent.py": ["tests/test_recurrent.py", "tests/test_keras.py", "tests/test_cudnn.py",
+                                           "tests/test_keras_old.py", "tests/test_mutants_loaders.py"],
+    "jacprop/loaders/keras_more.py": ["tests/test_keras.py", "tests/test_keras_old.py", "tests/test_holes_keras.py",
+                                      "tests/test_mutants_loaders.py"],
+    "jacprop/loaders/npz.py": ["tests/test_npz.py", "tests/test_names.py", "tests/test_mutants_loaders.py"],
 }
 CORE = list(TESTS)
 # Slow tests that send signals or fill pipes: they check the CLI's process handling, not numbers.

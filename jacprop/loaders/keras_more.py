@@ -51,10 +51,11 @@ def _zero_padding(rank):
 
 def _cropping(rank):
     def build(c: Call) -> int:
-        """Steps cut from each end of each spatial axis (ops.tensor_index.Strided)."""
+        """Steps cut from each end of each spatial axis (ops.tensor_index.Strided).  Keras' defaults:
+        Cropping1D (1, 1), Cropping2D ((0, 0), (0, 0))."""
         c.weights()
         _, axes = _spatial(c, rank)
-        pairs = dict(zip(axes, _pairs(c, c.cfg.get("cropping", 1), rank, "cropping")))
+        pairs = dict(zip(axes, _pairs(c, c.cfg.get("cropping", 1 if rank == 1 else 0), rank, "cropping")))
         index = []
         for a in range(-len(c.shape), 0):
             lo, hi = pairs.get(a, (0, 0))

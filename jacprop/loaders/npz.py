@@ -15,6 +15,8 @@
       (out, in), ordered by the numbers in the names.
     Activations: an array ``activations`` (one name per layer) in the file, else the
     ``activation`` option for hidden layers and ``output_activation`` (default linear).
+    A name gives the activation's usual parameter: elu alpha 1, leaky_relu slope 0.2 (Keras'
+    and tf.nn.leaky_relu's default); other values need jacprop's schema.
     Optional string arrays ``input_names`` (D,) and ``output_names`` (K,) name the columns;
     input columns of a CSV are then matched to them by name.
 
@@ -36,6 +38,9 @@ from ..graph import GraphBuilder, Model, input_names_from
 from ..ops import Activation
 
 SCHEMA_KEY = "__jacprop__"
+# An activation named in a weight list: the parameter its name means where no value is given (ops.Activation's
+# alpha defaults to 0, which would make elu and leaky_relu relu)
+NAMED_PARAMETER = {"elu": 1.0, "leaky_relu": 0.2}
 _LAYER_NAME = re.compile(r"^(?:(?P<wp>w|weight|weights|kernel|W)_?(?P<wi>\d+)|(?P<bp>b|bias|B)_?(?P<bi>\d+))$")
 
 
@@ -192,7 +197,7 @@ def _load_weight_list(path, arrays, activation, output_activation) -> Model:
         name = "y" if n == len(layers) else name if name.endswith(".weight") else f"hidden_{n}"
         name = name.removesuffix(".weight")
         try:
-            op = ops.Dense(kernel=kernel, bias=bias, activation=Activation(act))
+            op = ops.Dense(kernel=kernel, bias=bias, activation=Activation(act, alpha=NAMED_PARAMETER.get(act, 0.0)))
         except ValueError as e:
             raise ModelError(f"{path}: layer {name!r}: {e}") from None
         node = b.add(name, op, [node], "Dense")
