@@ -9,6 +9,7 @@ read back with h5py or numpy here and the layer's formula written in the test.
 """
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -942,15 +943,22 @@ def test_weight_list_names_and_an_out_by_in_matrix_told_by_its_bias(tmp_path, na
 
 
 def test_weight_list_elu_and_leaky_relu_take_their_usual_parameters(tmp_path):
-    """A name alone says elu with alpha 1 (Keras, TensorFlow, PyTorch) and leaky_relu with slope 0.2 (Keras' and
-    tf.nn.leaky_relu's default): before the fix both got 0, i.e. relu, silently."""
+    """elu alone is alpha 1 (Keras, TensorFlow, PyTorch agree; before the fix both it and leaky_relu got 0, i.e. relu,
+    silently); NAME:VALUE gives the parameter; leaky_relu alone is refused (PyTorch 0.01, tf.nn 0.2, Keras 0.3)."""
     W0 = np.eye(3)
     X = np.array([[-2.0, -0.5, 1.5]])
-    for act, ref in (("elu", np.where(X > 0, X, np.expm1(X))), ("leaky_relu", np.where(X > 0, X, 0.2 * X))):
+    for act, ref in (("elu", np.where(X > 0, X, np.expm1(X))), ("elu:0.5", np.where(X > 0, X, 0.5 * np.expm1(X))),
+                     ("leaky_relu:0.01", np.where(X > 0, X, 0.01 * X)), ("leaky_relu:0.3", np.where(X > 0, X, 0.3 * X))):
         np.savez(tmp_path / "a.npz", W0=W0, activations=np.array([act]))
         np.testing.assert_allclose(npz.load(tmp_path / "a.npz").forward(X), ref, rtol=1e-15, err_msg=act)
         np.savez(tmp_path / "b.npz", W0=W0, W1=W0)
         np.testing.assert_allclose(npz.load(tmp_path / "b.npz", activation=act).forward(X), ref, rtol=1e-15)
+    for act, why in (("leaky_relu", "'leaky_relu' needs its slope, which the frameworks choose differently"),
+                     ("tanh:2", "only elu and leaky_relu take a parameter"), ("elu:x", "'x' is not a number"),
+                     ("leaky_relu:nan", "the parameter must be finite")):
+        np.savez(tmp_path / "a.npz", W0=W0, activations=np.array([act]))
+        with pytest.raises(ModelError, match=re.escape(why)):
+            npz.load(tmp_path / "a.npz")
 
 
 def test_weight_list_activation_options_and_integer_weights(tmp_path):

@@ -15,8 +15,9 @@
       (out, in), ordered by the numbers in the names.
     Activations: an array ``activations`` (one name per layer) in the file, else the
     ``activation`` option for hidden layers and ``output_activation`` (default linear).
-    A name gives the activation's usual parameter: elu alpha 1, leaky_relu slope 0.2 (Keras'
-    and tf.nn.leaky_relu's default); other values need jacprop's schema.
+    ``NAME:VALUE`` gives an activation's parameter (``leaky_relu:0.01``, ``elu:0.5``).  elu alone is
+    alpha 1 (Keras, TensorFlow and PyTorch agree); leaky_relu alone is refused: its slope is 0.01 in
+    PyTorch, 0.2 in tf.nn and keras.activations, 0.3 in Keras' LeakyReLU layer.
     Optional string arrays ``input_names`` (D,) and ``output_names`` (K,) name the columns;
     input columns of a CSV are then matched to them by name.
 
@@ -39,8 +40,8 @@ from ..ops import Activation
 
 SCHEMA_KEY = "__jacprop__"
 # An activation named in a weight list: the parameter its name means where no value is given (ops.Activation's
-# alpha defaults to 0, which would make elu and leaky_relu relu)
-NAMED_PARAMETER = {"elu": 1.0, "leaky_relu": 0.2}
+# alpha defaults to 0, which would make elu and leaky_relu relu); None: the frameworks disagree, it must be given
+NAMED_PARAMETER = {"elu": 1.0, "leaky_relu": None}
 _LAYER_NAME = re.compile(r"^(?:(?P<wp>w|weight|weights|kernel|W)_?(?P<wi>\d+)|(?P<bp>b|bias|B)_?(?P<bi>\d+))$")
 
 
@@ -197,13 +198,33 @@ def _load_weight_list(path, arrays, activation, output_activation) -> Model:
         name = "y" if n == len(layers) else name if name.endswith(".weight") else f"hidden_{n}"
         name = name.removesuffix(".weight")
         try:
-            op = ops.Dense(kernel=kernel, bias=bias, activation=Activation(act, alpha=NAMED_PARAMETER.get(act, 0.0)))
+            op = ops.Dense(kernel=kernel, bias=bias, activation=_activation(act))
         except ValueError as e:
             raise ModelError(f"{path}: layer {name!r}: {e}") from None
         node = b.add(name, op, [node], "Dense")
     model = b.finish([node], source={"format": "npz-weights"})
     _names_from_arrays(path, arrays, model)
     return model
+
+
+def _activation(text: str) -> Activation:
+    """A weight list's activation: NAME or NAME:VALUE (the parameter of elu or leaky_relu)."""
+    name, colon, value = text.partition(":")
+    if colon:
+        if name not in NAMED_PARAMETER:
+            raise ValueError(f"activation {text!r}: only {' and '.join(NAMED_PARAMETER)} take a parameter")
+        try:
+            alpha = float(value)
+        except ValueError:
+            raise ValueError(f"activation {text!r}: {value!r} is not a number") from None
+        if not np.isfinite(alpha):
+            raise ValueError(f"activation {text!r}: the parameter must be finite")
+        return Activation(name, alpha=alpha)
+    if name in NAMED_PARAMETER and NAMED_PARAMETER[name] is None:
+        raise ValueError(f"activation {name!r} needs its slope, which the frameworks choose differently "
+                         "(PyTorch 0.01, tf.nn and keras.activations 0.2, Keras' LeakyReLU layer 0.3): "
+                         f"write {name}:0.01, say")
+    return Activation(name, alpha=NAMED_PARAMETER.get(name, 0.0))
 
 
 def _names_from_arrays(path, arrays, model: Model) -> None:
