@@ -73,7 +73,13 @@ TESTS = {
                                         "tests/test_metrology.py", "tests/test_cli_propagate.py",
                                         "tests/test_cli_options.py", "tests/test_mutants_uncertainty.py",
                                         "tests/test_mutants_uncertainty2.py"]
-       for m in ("montecarlo", "coverage", "distributions", "inputs")},
+       for m in ("montecarlo", "distributions", "inputs")},
+    # coverage.py: its own fast tests first (mutmut runs the fastest first and stops at the first failure), so a
+    # mutant that makes the continued fraction or the Newton iteration spin fails in milliseconds
+    "jacprop/uncertainty/coverage.py": ["tests/test_mutants_coverage.py", "tests/test_propagate.py",
+                                        "tests/test_holes_propagate.py", "tests/test_metrology.py",
+                                        "tests/test_cli_propagate.py", "tests/test_cli_options.py",
+                                        "tests/test_mutants_uncertainty.py", "tests/test_mutants_uncertainty2.py"],
     "jacprop/uncertainty/curvature.py": ["tests/test_gum2.py", "tests/test_mutants_uncertainty2.py"],
     "jacprop/commands/gates.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py",
                                   "tests/test_cli_propagate.py", "tests/test_gum2.py",
