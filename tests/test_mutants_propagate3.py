@@ -327,3 +327,32 @@ def test_estimate_validates_gum_and_gum2_and_gives_the_hessian_index(output_cov)
     if output_cov:
         np.testing.assert_allclose(r["cov_y"], np.einsum("nki,ij,nlj->nkl", J, S, J), rtol=1e-12)
         np.testing.assert_allclose(np.einsum("nkk->nk", r["cov_mc"]), r["dy_mc"] ** 2, rtol=1e-12)
+
+
+def test_linearity_and_the_hessian_index_use_the_correlation_and_gaussian_moments():
+    w = weights(17)
+    model = named_model(w)
+    X = np.random.default_rng(18).normal(size=(2, 3))
+    dx = np.array([0.1, 0.2, 0.15])
+    J, H, Y = jac(w, X), hess(w, X), f(w, X)
+    S = np.outer(dx, dx) * R3
+    r = jacprop.propagate(model, X, dx=dx, corr=R3, check_linearity=True)
+    u = np.sqrt(np.einsum("nki,ij,nkj->nk", J, S, J))  # the correlated u
+    dep = np.zeros_like(Y)
+    for i in range(3):
+        e = np.zeros(3)
+        e[i] = dx[i]
+        up, down = f(w, X + e) - Y - J[:, :, i] * dx[i], Y - f(w, X - e) - J[:, :, i] * dx[i]
+        dep += np.maximum(np.abs(up), np.abs(down)) ** 2
+    np.testing.assert_allclose(r["nonlinearity"], np.sqrt(dep) / (u + 1e-12 * (1 + np.abs(Y))), rtol=1e-10)
+    var2 = 0.5 * np.einsum("nkij,jl,nklm,mi->nk", H, S, H, S)
+    np.testing.assert_allclose(r["nonlinearity_hess"], np.sqrt(var2) / u, rtol=1e-12)
+    np.testing.assert_allclose(r["shift_rel"], np.abs(0.5 * np.einsum("nkij,ji->nk", H, S)) / u, rtol=1e-12)
+    # the index is defined for Gaussian inputs whatever --dist says; gum2 beside it takes the rectangular input's
+    # fourth moment (so the two must not share the moments)
+    r = jacprop.propagate(model, X, dx=dx, dist={"temp": "rect"}, methods=("gum", "gum2"), check_linearity=True)
+    S = np.diag(dx**2)
+    u = np.sqrt(np.einsum("nki,ij,nkj->nk", J, S, J))
+    var2 = 0.5 * np.einsum("nkij,jl,nklm,mi->nk", H, S, H, S)
+    np.testing.assert_allclose(r["nonlinearity_hess"], np.sqrt(var2) / u, rtol=1e-12)
+    assert (np.abs(r["dy_gum2"] ** 2 - (u**2 + var2)) > 1e-9 * u**2).all()  # rect's excess kurtosis -6/5 shows
