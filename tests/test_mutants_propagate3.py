@@ -356,3 +356,16 @@ def test_linearity_and_the_hessian_index_use_the_correlation_and_gaussian_moment
     var2 = 0.5 * np.einsum("nkij,jl,nklm,mi->nk", H, S, H, S)
     np.testing.assert_allclose(r["nonlinearity_hess"], np.sqrt(var2) / u, rtol=1e-12)
     assert (np.abs(r["dy_gum2"] ** 2 - (u**2 + var2)) > 1e-9 * u**2).all()  # rect's excess kurtosis -6/5 shows
+
+
+def test_the_network_methods_need_x_as_well():
+    # bug found through mutant propagate 163: with a model and J but no X, mc and --check-linearity crashed with an
+    # AttributeError deep in the Monte Carlo instead of a usage error
+    w = weights(19)
+    model = named_model(w)
+    J = jac(w, np.zeros((2, 3)))
+    for kw in ({"methods": ("mc",)}, {"check_linearity": True}, {"methods": ("gum", "mc"), "validate": True}):
+        assert usage_error(lambda kw=kw: jacprop.propagate(model, J=J, dx=0.1, **kw)) == (
+            "--method mc and --check-linearity run the network at X: give X")
+    r = jacprop.propagate(model, J=J, dx=0.1)  # J alone is enough for gum
+    assert np.isnan(r["y"]).all() and r["dy_gum"].shape == (2, 2)
