@@ -369,3 +369,14 @@ def test_the_network_methods_need_x_as_well():
             "--method mc and --check-linearity run the network at X: give X")
     r = jacprop.propagate(model, J=J, dx=0.1)  # J alone is enough for gum
     assert np.isnan(r["y"]).all() and r["dy_gum"].shape == (2, 2)
+
+
+def test_a_float32_covariance_is_taken_at_its_exact_values():
+    # (C + C^T) / 2 keeps float32: without the float64 cast first, sigma and R would be computed in float32
+    J = np.random.default_rng(20).normal(size=(2, 2, 3))
+    cov = (np.outer([0.1, 0.3, 0.2], [0.1, 0.3, 0.2]) * R3).astype(np.float32)
+    exact = cov.astype(np.float64)
+    r = jacprop.propagate(J=J, cov=cov, output_cov=True)
+    np.testing.assert_allclose(r["dy_gum"], np.sqrt(np.einsum("nki,ij,nkj->nk", J, exact, J)), rtol=1e-14)
+    np.testing.assert_allclose(r["cov_y"], np.einsum("nki,ij,nlj->nkl", J, exact, J), rtol=1e-13)
+    assert r["dy_gum"].dtype == np.float64
