@@ -75,8 +75,10 @@ TESTS = {
                                         "tests/test_cli_options.py", "tests/test_mutants_uncertainty.py",
                                         "tests/test_mutants_uncertainty2.py"]
        for m in ("montecarlo", "distributions", "inputs")},
-    # coverage.py: its own fast tests first (mutmut runs the fastest first and stops at the first failure), so a
-    # mutant that makes the continued fraction or the Newton iteration spin fails in milliseconds
+    # coverage.py: with its own millisecond tests in the selection (mutmut runs the fastest covering test first and
+    # stops at the first failure) a mutant that breaks the continued fraction or the Newton iteration fails at once;
+    # one that only slows them still costs this selection's timeout: `--tests tests/test_mutants_coverage.py` judges
+    # all 529 in 2 minutes (tests/mutation-mut-prop.md)
     "jacprop/uncertainty/coverage.py": ["tests/test_mutants_coverage.py", "tests/test_propagate.py",
                                         "tests/test_holes_propagate.py", "tests/test_metrology.py",
                                         "tests/test_cli_propagate.py", "tests/test_cli_options.py",
