@@ -214,10 +214,10 @@ def test_a_model_without_second_order_rules_gives_linearity_without_the_hessian_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         r = jacprop.propagate(model, X, dx=0.05, check_linearity=True)
-    assert list(r) == ["y", "dy_gum", "nonlinearity", "dy_plus", "dy_minus"]
+    assert {"nonlinearity", "dy_plus", "dy_minus"} <= set(r) and not {"nonlinearity_hess", "shift_rel"} & set(r)
     np.testing.assert_allclose(r["dy_plus"], f(w, X + 0.05) - f(w, X), rtol=1e-12)
     full = jacprop.propagate(named_model(w), X, dx=0.05, check_linearity=True)  # with H: the index as well
-    assert list(full) == ["y", "dy_gum", "nonlinearity", "dy_plus", "dy_minus", "nonlinearity_hess", "shift_rel"]
+    assert set(full) == set(r) | {"nonlinearity_hess", "shift_rel"}
     np.testing.assert_array_equal(full["nonlinearity"], r["nonlinearity"])
     with pytest.raises(ModelError, match="has no second-order rule"):
         jacprop.propagate(model, X, dx=0.05, methods=("gum2",))
