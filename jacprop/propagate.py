@@ -338,6 +338,8 @@ def propagate(model=None, X=None, dx=None, *, J=None, H=None, cov=None, corr=Non
     s = settings_for(**settings, dist=distributions_of(specs["dist"], names), dof=dof_of(specs["dof"], names))
     if model is None and (set(s.methods) & set(NEEDS_NETWORK) or s.check_linearity):
         raise UsageError("--method mc and --check-linearity run the network: give the model")
+    if X is None and (set(s.methods) & set(NEEDS_NETWORK) or s.check_linearity):
+        raise UsageError("--method mc and --check-linearity run the network at X: give X")
     s, hessian = _hessian_source(model, X, H, s, n, J.shape[1], d, names)
     dxs, corr = _dx_rows(dx, cov, corr, names, X, n, d)
     check_independent(corr, s.dist, s.dof, names)

@@ -51,7 +51,8 @@ TESTS = {
     "jacprop/ops/recurrent_second.py": ["tests/test_recurrent_hessian.py", "tests/test_mutants_ops2.py"],
     "jacprop/parallel.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_mutants_engine2.py",
                             "tests/test_speed_contract.py", "tests/test_mutants_parallel.py"],
-    "jacprop/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py", "tests/test_gum2.py",
+    "jacprop/propagate.py": ["tests/test_mutants_propagate3.py", "tests/test_propagate.py",
+                             "tests/test_holes_propagate.py", "tests/test_gum2.py", "tests/test_extremes.py",
                              "tests/test_mutants_uncertainty2.py"],
     "jacprop/commands/propagate.py": ["tests/test_propagate.py", "tests/test_holes_propagate.py"],
     "jacprop/io/reader.py": ["tests/test_holes_io.py", "tests/test_csv_fast.py", "tests/test_bad_inputs.py",
@@ -74,7 +75,15 @@ TESTS = {
                                         "tests/test_metrology.py", "tests/test_cli_propagate.py",
                                         "tests/test_cli_options.py", "tests/test_mutants_uncertainty.py",
                                         "tests/test_mutants_uncertainty2.py"]
-       for m in ("montecarlo", "coverage", "distributions", "inputs")},
+       for m in ("montecarlo", "distributions", "inputs")},
+    # coverage.py: with its own millisecond tests in the selection (mutmut runs the fastest covering test first and
+    # stops at the first failure) a mutant that breaks the continued fraction or the Newton iteration fails at once;
+    # one that only slows them still costs this selection's timeout: `--tests tests/test_mutants_coverage.py` judges
+    # all 529 in 2 minutes (tests/mutation-mut-prop.md)
+    "jacprop/uncertainty/coverage.py": ["tests/test_mutants_coverage.py", "tests/test_propagate.py",
+                                        "tests/test_holes_propagate.py", "tests/test_metrology.py",
+                                        "tests/test_cli_propagate.py", "tests/test_cli_options.py",
+                                        "tests/test_mutants_uncertainty.py", "tests/test_mutants_uncertainty2.py"],
     "jacprop/uncertainty/curvature.py": ["tests/test_gum2.py", "tests/test_mutants_uncertainty2.py"],
     "jacprop/uncertainty/first_order.py": ["tests/test_extremes.py", "tests/test_propagate.py",
                                            "tests/test_holes_propagate.py", "tests/test_mutants_uncertainty2.py"],

@@ -947,8 +947,9 @@ def test_weight_list_elu_and_leaky_relu_take_their_usual_parameters(tmp_path):
     silently); NAME:VALUE gives the parameter; leaky_relu alone is refused (PyTorch 0.01, tf.nn 0.2, Keras 0.3)."""
     W0 = np.eye(3)
     X = np.array([[-2.0, -0.5, 1.5]])
-    for act, ref in (("elu", np.where(X > 0, X, np.expm1(X))), ("elu:0.5", np.where(X > 0, X, 0.5 * np.expm1(X))),
-                     ("leaky_relu:0.01", np.where(X > 0, X, 0.01 * X)), ("leaky_relu:0.3", np.where(X > 0, X, 0.3 * X))):
+    cases = (("elu", np.where(X > 0, X, np.expm1(X))), ("elu:0.5", np.where(X > 0, X, 0.5 * np.expm1(X))),
+             ("leaky_relu:0.01", np.where(X > 0, X, 0.01 * X)), ("leaky_relu:0.3", np.where(X > 0, X, 0.3 * X)))
+    for act, ref in cases:
         np.savez(tmp_path / "a.npz", W0=W0, activations=np.array([act]))
         np.testing.assert_allclose(npz.load(tmp_path / "a.npz").forward(X), ref, rtol=1e-15, err_msg=act)
         np.savez(tmp_path / "b.npz", W0=W0, W1=W0)
