@@ -1,0 +1,261 @@
+"""Second-order rules where the mutation run of issue #20 (tests/mutation-mut-second.md) found holes:
+recurrent_second.py (the recurrent cells' vjp2), second_order.py (the model-level Hessian) and engine.py.
+
+Every op and model is built inside its test (mutmut does not see mutants in code run at import).  Hessians are
+checked against central differences of the engine's J, (J(x + h e_j) - J(x - h e_j)) / 2h with h = 1e-5
+(error O(h^2 |J'''|) + O(1e-16 |J| / h), about 1e-10 here), and J and y against a forward written here
+(test_mutants_ops2.rnn_ref: Keras' cell equations step by step) and its central differences."""
+
+import numpy as np
+import pytest
+from test_mutants_ops2 import central_jac, rnn_ref, sig
+
+import jacprop
+from jacprop import ops
+from jacprop.graph import GraphBuilder
+from jacprop.ops import recurrent_second
+from jacprop.ops.activations import Activation
+
+H_J = 1e-5  # the step of the central differences of J
+
+
+def fd_hessian_of_j(model, X, h=H_J, **kw):
+    """H[n, k, i, j] = (J(x + h e_j) - J(x - h e_j))[n, k, i] / 2h, J = jacprop.jacobian(model, ., **kw)."""
+    cols = []
+    for j in range(X.shape[1]):
+        e = np.zeros(X.shape[1])
+        e[j] = h
+        cols.append((jacprop.jacobian(model, X + e, **kw)[1] - jacprop.jacobian(model, X - e, **kw)[1]) / (2 * h))
+    return np.stack(cols, axis=-1)
+
+
+def assert_scaled(got, want, tol):
+    """|got - want| <= tol max(1, max|want|), and want is not all zeros (not a vacuous comparison)."""
+    assert got.shape == want.shape
+    scale = max(1.0, np.abs(want).max())
+    assert np.abs(want).max() > 1e-3
+    assert np.abs(got - want).max() <= tol * scale, np.abs(got - want).max() / scale
+
+
+# ---------------------------------------------------------------------------
+# recurrent_second.py
+
+def softsign(a):
+    return a / (1 + np.abs(a))
+
+
+def swish(a):
+    return a * sig(a)
+
+
+def elu(alpha):
+    return lambda a: np.where(a > 0, a, alpha * np.expm1(np.minimum(a, 0)))
+
+
+def hard_sigmoid(a):  # Keras 3's: relu6(a + 3) / 6
+    return np.clip(a + 3, 0, 6) / 6
+
+
+REFS = {"softsign": softsign, "swish": swish, "tanh": np.tanh, "sigmoid": sig, "hard_sigmoid": hard_sigmoid}
+
+# (cell, activation, recurrent activation, options, bias rows): activations whose h' and h'' need a, not y
+# (softsign, swish), one with alpha (elu 0.7), a piecewise-linear gate (hard_sigmoid: h'' = 0, no rule)
+CELLS = [
+    ("simple", ("elu", 0.7), None, dict(return_sequences=True), 1),
+    ("simple", "softsign", None, {}, 0),
+    ("lstm", "softsign", "swish", dict(return_sequences=True), 1),
+    ("lstm", "swish", "hard_sigmoid", {}, 0),
+    ("gru", "swish", "softsign", dict(return_sequences=True), 2),
+    ("gru", "softsign", "swish", dict(reset_after=False, return_sequences=True), 1),
+    ("gru", "tanh", "hard_sigmoid", dict(reset_after=False), 0),
+]
+
+
+def _activation(spec):
+    if isinstance(spec, tuple):
+        return Activation(spec[0], alpha=spec[1]), elu(spec[1])
+    return Activation(spec), REFS[spec]
+
+
+def _cell(case, units=3, features=2, seed=0):
+    """(op, its reference forward) for CELLS[case]."""
+    cell, act, rec, kw, rows = CELLS[case]
+    rng = np.random.default_rng(seed)
+    gates = {"simple": 1, "lstm": 4, "gru": 3}[cell] * units
+    W, R = rng.normal(size=(features, gates)) * 0.7, rng.normal(size=(units, gates)) * 0.7
+    b = None if rows == 0 else rng.normal(size=(gates,) if rows == 1 else (2, gates)) * 0.4
+    a, a_ref = _activation(act)
+    extra = {} if rec is None else {"recurrent_activation": Activation(rec)}
+    op = ops.Recurrent(cell=cell, kernel=W, recurrent_kernel=R, bias=b, activation=a, **extra, **kw)
+    ref = rnn_ref(cell, W, R, b, act=a_ref, rec=sig if rec is None else REFS[rec],
+                  reset_after=kw.get("reset_after", True), seq=kw.get("return_sequences", False))
+    return op, ref
+
+
+def _alone(op, steps, features):
+    """A model that is the recurrent layer alone: its cotangent and its input's tangent are the engine's seeds,
+    one for every row (B = 1), while its saved values have N rows."""
+    b = GraphBuilder([("x", (steps, features))])
+    return b.finish([b.add("rnn", op, b.inputs, "RNN")])
+
+
+@pytest.mark.parametrize("case", range(len(CELLS)), ids=[f"{c[0]}-{c[1]}-{c[2]}-{i}" for i, c in enumerate(CELLS)])
+def test_recurrent_layer_alone_against_central_differences_of_j(case):
+    """N = 2 rows, D = 8 inputs (T = 4 steps of F = 2), K = 12 outputs (return_sequences) or 3: fewer rows than
+    inputs and outputs, and identity tangents that are zero at every step but one (0 / 0 where a tangent is
+    formed by dividing)."""
+    steps, features = 4, 2
+    op, ref = _cell(case, features=features)
+    model = _alone(op, steps, features)
+    X = np.random.default_rng(case).uniform(-1.5, 1.5, size=(2, steps * features))
+    Y, J, H = jacprop.hessian(model, X)
+    np.testing.assert_allclose(Y, ref(X.reshape(2, steps, features)).reshape(2, -1), rtol=0, atol=1e-13)
+    J_ref = central_jac(lambda A: ref(A.reshape(len(A), steps, features)).reshape(len(A), -1), X)
+    assert_scaled(J, J_ref, 1e-8)
+    assert_scaled(H, fd_hessian_of_j(model, X), 1e-7)
+    _, _, Hd = jacprop.hessian(model, X, diagonal=True)
+    np.testing.assert_allclose(Hd, np.diagonal(H, axis1=2, axis2=3), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", range(len(CELLS)), ids=[f"{c[0]}-{c[1]}-{c[2]}-{i}" for i, c in enumerate(CELLS)])
+def test_recurrent_vjp2_of_one_row_many_outputs_and_tangents(case):
+    """vjp2 with one row and cotangents and tangents per row (B = N = 1), K = 5 and W = 7 > N: against second
+    central differences of the reference, sum_o g_o H_o t."""
+    from test_mutants_ops2 import central_hessian
+
+    steps, features = 3, 2
+    op, ref = _cell(case, features=features, seed=10 + case)
+    bound = op.bind((steps, features))
+    rng = np.random.default_rng(20 + case)
+    x = rng.uniform(-1.5, 1.5, size=(1, steps, features))
+    y, saved = bound.forward(x)
+    g = rng.normal(size=(1, 5, *y.shape[1:]))
+    t = rng.normal(size=(1, 7, steps, features))
+    H = central_hessian(lambda A: ref(A.reshape(len(A), steps, features)).reshape(len(A), -1), x.reshape(1, -1))
+    want = np.einsum("nko,noij,ndj->nkdi", g.reshape(1, 5, -1), H, t.reshape(1, 7, -1))
+    (got,) = bound.vjp2(saved, g, (t,))
+    assert got.shape == (1, 5, 7, steps, features)
+    assert_scaled(got.reshape(want.shape), want, 1e-5)
+
+
+@pytest.mark.parametrize("case", range(len(CELLS)), ids=[f"{c[0]}-{c[1]}-{c[2]}-{i}" for i, c in enumerate(CELLS)])
+def test_a_float32_vjp2_computes_in_float32(case, monkeypatch):
+    """A float32 run keeps float32 throughout the second-order sweep, not only in its result: the step products'
+    tangents (``tangent_sweep``, the scratch ``hessian_rows`` budgets at 4 bytes a number), the first-order
+    cotangents and their tangents in every reverse step; and its result is the float64 one to float32 rounding."""
+    steps, features = 3, 2
+    op, _ = _cell(case, features=features, seed=30 + case)
+    rng = np.random.default_rng(40 + case)
+    x, g, t = rng.uniform(-1, 1, size=(2, steps, features)), None, rng.normal(size=(2, 3, steps, features))
+    b64, b32 = op.bind((steps, features)), op.astype(np.float32).bind((steps, features))
+    y64, saved64 = b64.forward(x)
+    y32, saved32 = b32.forward(x.astype(np.float32))
+    g = rng.normal(size=(2, 2, *y64.shape[1:]))
+    x32 = b32._order(saved32["x"])
+    dots = recurrent_second.tangent_sweep(b32, x32, b32._order(t.astype(np.float32)))
+    assert len(dots) == steps
+    assert {v.dtype for d in dots for v in d.values()} == {np.dtype(np.float32)}
+    seen = []
+    back2 = recurrent_second.BACK2[op.cell]
+
+    def checked(op_, at, dots_, dh, dc, tangents, dda, tr):
+        seen.append((dh.dtype, dda.dtype, *(np.asarray(v).dtype for v in tangents)))
+        return back2(op_, at, dots_, dh, dc, tangents, dda, tr)
+
+    monkeypatch.setitem(recurrent_second.BACK2, op.cell, checked)
+    (v32,) = b32.vjp2(saved32, g.astype(np.float32), (t.astype(np.float32),))
+    assert v32.dtype == np.float32
+    assert len(seen) == steps
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    assert all(s[0] == f32 and s[1] == f32 for s in seen), seen
+    # the tangents start as the scalars 0.0 (float64 as arrays) and are float32 arrays from the second step on
+    assert all(s[2] == f32 for s in seen[1:]) and seen[0][2:] == (f64, f64), seen
+    (v64,) = b64.vjp2(saved64, g, (t,))
+    np.testing.assert_allclose(v32, v64, rtol=0, atol=2e-5 * max(1.0, np.abs(v64).max()))
+
+
+@pytest.mark.parametrize("cell, n_products", [("simple", 1), ("lstm", 6), ("gru", 5)])
+def test_recurrent_scratch_is_w_t_products_u_plus_one_steps_buffers(cell, n_products):
+    """scratch = W T (#P) U + 4 W G U numbers per row, with T steps (not F features: here T = 5, F = 2)."""
+    u, gates = 3, {"simple": 1, "lstm": 4, "gru": 3}[cell] * 3
+    op = ops.Recurrent(cell=cell, kernel=np.zeros((2, gates)), recurrent_kernel=np.zeros((u, gates)))
+    for w in (1, 7):
+        assert recurrent_second.scratch(op, (5, 2), w) == w * 5 * n_products * u + 4 * w * gates
+    assert op.bind((5, 2)).hess_scratch(4, 7) == 7 * 5 * n_products * u + 4 * 7 * gates
+
+
+# ---------------------------------------------------------------------------
+# second_order.py
+
+def _mlp():
+    from models import mlp
+
+    return mlp([4, 6, 5, 3], ["tanh", "softplus", "swish"], seed=7)
+
+
+def test_tangents_without_a_direction_are_the_forward_mode_jacobian():
+    """``tangents`` with identity seeds: the last node's tangent is J^T over the wrt inputs (the engine's forward
+    mode, itself checked against central differences of f elsewhere), one seed shared by every row."""
+    from jacprop.graph import run_forward
+    from jacprop.second_order import tangents
+
+    model = _mlp()
+    X = np.random.default_rng(1).normal(size=(3, 4))
+    _, J = jacprop.jacobian(model, X, mode="forward")
+    for dtype, tol in ((np.float64, 1e-15), (np.float32, 1e-6)):
+        m = model.astype(dtype)
+        _, saved = run_forward(m, X.astype(dtype))
+        wrt = np.array([2, 0, 3])
+        tan = tangents(m, saved, wrt)
+        assert tan[0].shape == (1, 3, 4) and tan[0].dtype == dtype
+        np.testing.assert_array_equal(tan[0][0], np.eye(4)[wrt])
+        assert all(t.dtype == dtype for t in tan)
+        assert tan[-1].shape == (3, 3, 3)
+        np.testing.assert_allclose(tan[-1].transpose(0, 2, 1), J[:, :, wrt], rtol=0, atol=tol)
+
+
+def test_a_float32_hvp_is_float32_and_the_float64_one_to_rounding():
+    model = _mlp()
+    rng = np.random.default_rng(2)
+    X, u = rng.normal(size=(5, 4)), rng.normal(size=4)
+    _, _, Hu = jacprop.hvp(model, X, u)
+    Y32, J32, Hu32 = jacprop.hvp(model, X, u, dtype=np.float32)
+    assert Y32.dtype == J32.dtype == Hu32.dtype == np.float32
+    np.testing.assert_allclose(Hu32, Hu, rtol=0, atol=1e-5 * np.abs(Hu).max())
+    from jacprop.second_order import iter_hessian
+
+    parts = list(iter_hessian(model, X, dtype=np.float32, direction=u))
+    assert all(H.dtype == np.float32 and J.dtype == np.float32 for _, _, J, H in parts)
+    np.testing.assert_allclose(np.concatenate([H for *_, H in parts]), Hu32, rtol=0, atol=0)
+
+
+def test_per_row_directions_in_padded_blocks():
+    """A direction per row, in deterministic blocks of 4 rows over N = 7 (the last block: 3 rows padded to 4):
+    H u against central differences of J along each row's u, (J(x + h u) - J(x - h u)) / 2h, h = 1e-5, and
+    against H (the full Hessian) times u."""
+    from jacprop.second_order import iter_hessian
+
+    model = _mlp()
+    rng = np.random.default_rng(3)
+    X, U = rng.normal(size=(7, 4)), rng.normal(size=(7, 4))
+    got = np.empty((7, 3, 4))
+    starts = []
+    for start, _, _, Hu in iter_hessian(model, X, direction=U, rows=4, deterministic=True):
+        got[start : start + len(Hu)] = Hu
+        starts.append((start, len(Hu)))
+    assert starts == [(0, 4), (4, 3)]
+    h = H_J
+    want = (jacprop.jacobian(model, X + h * U)[1] - jacprop.jacobian(model, X - h * U)[1]) / (2 * h)
+    assert_scaled(got, want, 1e-8)
+    _, _, H = jacprop.hessian(model, X)
+    np.testing.assert_allclose(got, np.einsum("nkij,nj->nki", H, U), rtol=0, atol=1e-13)
+
+
+def test_a_direction_of_exact_fractions_is_converted_like_floats():
+    from fractions import Fraction
+
+    model = _mlp()
+    X = np.random.default_rng(4).normal(size=(2, 4))
+    _, _, want = jacprop.hvp(model, X, [0.5, -0.25, 1.0, 0.0])
+    _, _, got = jacprop.hvp(model, X, [Fraction(1, 2), Fraction(-1, 4), Fraction(1), Fraction(0)])
+    np.testing.assert_array_equal(got, want)
