@@ -29,8 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The numerical and IO core, and the tests that check each module's results (the fast selection).
 TESTS = {
-    "jacprop/engine.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_mutants_engine2.py",
-                          "tests/test_mutants_second.py"],
+    "jacprop/engine.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_mutants_engine2.py"],
     "jacprop/graph.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_npz.py",
                          "tests/test_mutants_engine2.py"],
     # base.py also holds the ops' (de)serialisation, which the NPZ tests exercise

@@ -227,6 +227,13 @@ def test_a_float32_hvp_is_float32_and_the_float64_one_to_rounding():
     parts = list(iter_hessian(model, X, dtype=np.float32, direction=u))
     assert all(H.dtype == np.float32 and J.dtype == np.float32 for _, _, J, H in parts)
     np.testing.assert_allclose(np.concatenate([H for *_, H in parts]), Hu32, rtol=0, atol=0)
+    _, _, H = jacprop.hessian(model, X)
+    for diagonal in (False, True):  # the full H and its diagonal: float32 blocks from float32 tangents
+        parts = list(iter_hessian(model, X, dtype=np.float32, diagonal=diagonal))
+        assert all(H32.dtype == np.float32 for *_, H32 in parts)
+        want = np.diagonal(H, axis1=2, axis2=3) if diagonal else H
+        np.testing.assert_allclose(np.concatenate([H32 for *_, H32 in parts]), want, rtol=0,
+                                   atol=1e-5 * np.abs(H).max())
 
 
 def test_per_row_directions_in_padded_blocks():
@@ -259,3 +266,31 @@ def test_a_direction_of_exact_fractions_is_converted_like_floats():
     _, _, want = jacprop.hvp(model, X, [0.5, -0.25, 1.0, 0.0])
     _, _, got = jacprop.hvp(model, X, [Fraction(1, 2), Fraction(-1, 4), Fraction(1), Fraction(0)])
     np.testing.assert_array_equal(got, want)
+
+
+def test_hvp_hands_deterministic_and_threads_to_the_blocks(monkeypatch):
+    """``deterministic`` (pad the last block: a row's bits independent of N) and ``threads`` reach the row blocks
+    and the pool; neither shows in the values (the same numbers by design), so they are watched where they act."""
+    from jacprop import second_order
+
+    seen = []
+    real_blocks, real_map = second_order.blocks, second_order.map_blocks
+
+    def blocks(X, step, pad):
+        seen.append(("pad", pad))
+        return real_blocks(X, step, pad)
+
+    def map_blocks(f, items, threads):
+        seen.append(("threads", threads))
+        return real_map(f, items, threads)
+
+    monkeypatch.setattr(second_order, "blocks", blocks)
+    monkeypatch.setattr(second_order, "map_blocks", map_blocks)
+    model = _mlp()
+    X, u = np.random.default_rng(5).normal(size=(3, 4)), np.array([1.0, 0.0, -1.0, 0.5])
+    _, _, Hu = jacprop.hvp(model, X, u, deterministic=True, threads=1)
+    assert seen == [("pad", True), ("threads", 1)]
+    seen.clear()
+    _, _, Hu2 = jacprop.hvp(model, X, u)
+    assert seen == [("pad", False), ("threads", None)]
+    np.testing.assert_allclose(Hu2, Hu, rtol=0, atol=1e-14)
