@@ -228,6 +228,7 @@ def test_a_float32_hvp_is_float32_and_the_float64_one_to_rounding():
     assert all(H.dtype == np.float32 and J.dtype == np.float32 for _, _, J, H in parts)
     np.testing.assert_allclose(np.concatenate([H for *_, H in parts]), Hu32, rtol=0, atol=0)
     _, _, H = jacprop.hessian(model, X)
+    assert all(a.dtype == np.float32 for a in jacprop.hessian(model, X, dtype=np.float32))
     for diagonal in (False, True):  # the full H and its diagonal: float32 blocks from float32 tangents
         parts = list(iter_hessian(model, X, dtype=np.float32, diagonal=diagonal))
         assert all(H32.dtype == np.float32 for *_, H32 in parts)
@@ -294,3 +295,87 @@ def test_hvp_hands_deterministic_and_threads_to_the_blocks(monkeypatch):
     _, _, Hu2 = jacprop.hvp(model, X, u)
     assert seen == [("pad", False), ("threads", None)]
     np.testing.assert_allclose(Hu2, Hu, rtol=0, atol=1e-14)
+    seen.clear()
+    _, _, H = jacprop.hessian(model, X)  # hessian's own defaults
+    assert seen == [("pad", False), ("threads", None)]
+    np.testing.assert_allclose(Hu2, np.einsum("nkij,j->nki", H, u), rtol=0, atol=1e-14)
+
+
+# ---------------------------------------------------------------------------
+# engine.py: blocks, halves and what reaches the pool
+
+def _wide():
+    """60 -> 300 -> 60: about 2.2e6 multiply-adds a row in reverse mode (60 seeds), so a call of 64 rows or more
+    (below two blocks) is cut in two halves, and its products are large enough for BLAS to thread (held)."""
+    from models import mlp
+
+    return mlp([60, 300, 60], ["tanh", "linear"], seed=3)
+
+
+def test_halves_block_heights_and_values():
+    """Non-deterministic N = 100: two halves of 50; deterministic: one block; rows=80 as asked; J against central
+    differences of the model's forward, (f(x + h e_i) - f(x - h e_i)) / 2h with h = 1e-6 max(1, |x_i|)."""
+    from helpers import central_jacobian
+
+    from jacprop.engine import iter_jacobian
+    from jacprop.graph import DEFAULT_MEMORY, block_rows
+
+    model = _wide()
+    assert block_rows(model, 60, 8, DEFAULT_MEMORY) >= 100  # N = 100 is below two blocks
+    X = np.random.default_rng(6).normal(size=(100, 60))
+    J_ref = central_jacobian(model.forward, X)
+    for kw, chunks in (({}, [(0, 50), (50, 50)]), ({"deterministic": True}, [(0, 100)]),
+                       ({"rows": 80}, [(0, 80), (80, 20)]), ({"rows": 80, "deterministic": True}, [(0, 80), (80, 20)])):
+        parts = list(iter_jacobian(model, X, **kw))
+        assert [(s, len(Y)) for s, Y, _ in parts] == chunks, kw
+        assert_scaled(np.concatenate([J for *_, J in parts]), J_ref, 1e-7)
+    _, J = jacprop.jacobian(model, X)
+    assert_scaled(J, J_ref, 1e-7)
+    _, J1 = jacprop.jacobian(model, X[:7])  # below the halves' minimum: one block
+    np.testing.assert_allclose(J1, J[:7], rtol=0, atol=1e-13)
+
+
+def test_the_pool_gets_the_blas_hold_the_padding_and_the_threads(monkeypatch):
+    """What neither the values nor the chunks show: BLAS held to one thread for blocks whose products BLAS would
+    thread (the same bits for any thread count), padding exactly when deterministic, the thread count as given."""
+    from jacprop import engine
+
+    seen = []
+    real_blocks, real_map = engine.blocks, engine.map_blocks
+
+    def blocks(X, step, pad):
+        seen.append(("pad", bool(pad)))
+        return real_blocks(X, step, pad)
+
+    def map_blocks(fn, items, threads, hold):
+        seen.append(("threads", threads, "hold", hold))
+        return real_map(fn, items, threads, hold)
+
+    monkeypatch.setattr(engine, "blocks", blocks)
+    monkeypatch.setattr(engine, "map_blocks", map_blocks)
+    from models import mlp
+
+    small = mlp([3, 5, 2], ["tanh", "linear"])
+    for model, hold in ((_wide(), True), (small, False)):
+        X = np.random.default_rng(7).normal(size=(5, model.D))
+        for call in (jacprop.jacobian, lambda m, X, **kw: list(engine.iter_jacobian(m, X, **kw))):
+            seen.clear()
+            call(model, X)
+            assert seen == [("pad", False), ("threads", None, "hold", hold)]
+            seen.clear()
+            call(model, X, deterministic=True, threads=1)
+            assert seen == [("pad", True), ("threads", 1, "hold", hold)]
+
+
+def test_plans_share_a_read_only_seed():
+    """The identity seed is kept on the model and shared by every call with that plan: read-only, so no op can
+    change it for the next call."""
+    from jacprop import engine
+
+    model = _wide()
+    for mode in ("reverse", "forward"):
+        p = engine.plan(model, mode)
+        assert not p.seed.flags.writeable
+        np.testing.assert_array_equal(p.seed[0], np.eye(60))
+        with pytest.raises(ValueError):
+            p.seed[0, 0, 0] = 2
