@@ -336,35 +336,43 @@ def test_halves_block_heights_and_values():
 
 
 def test_the_pool_gets_the_blas_hold_the_padding_and_the_threads(monkeypatch):
-    """What neither the values nor the chunks show: BLAS held to one thread for blocks whose products BLAS would
-    thread (the same bits for any thread count), padding exactly when deterministic, the thread count as given."""
+    """What neither the values nor the chunks show: deterministic blocks all of one height (``block_rows``,
+    padded; never halves), BLAS held to one thread exactly when a block's products are large enough for BLAS to
+    thread (a padded block counts at its full height), the thread count as given."""
+    from models import mlp
+
     from jacprop import engine
+    from jacprop.graph import DEFAULT_MEMORY, block_rows
 
     seen = []
     real_blocks, real_map = engine.blocks, engine.map_blocks
 
     def blocks(X, step, pad):
-        seen.append(("pad", bool(pad)))
+        seen.append(("blocks", step, bool(pad)))
         return real_blocks(X, step, pad)
 
     def map_blocks(fn, items, threads, hold):
-        seen.append(("threads", threads, "hold", hold))
+        seen.append(("pool", threads, hold))
         return real_map(fn, items, threads, hold)
 
     monkeypatch.setattr(engine, "blocks", blocks)
     monkeypatch.setattr(engine, "map_blocks", map_blocks)
-    from models import mlp
-
-    small = mlp([3, 5, 2], ["tanh", "linear"])
-    for model, hold in ((_wide(), True), (small, False)):
+    # (model, hold for 5 rows alone, hold for 5 rows padded to a block): the medium one's block of 5 rows is too
+    # small for BLAS to thread, its padded block of 512 is not
+    for model, hold, hold_padded in ((_wide(), True, True), (mlp([8, 32, 8], ["tanh", "linear"]), False, True),
+                                     (mlp([3, 5, 2], ["tanh", "linear"]), False, False)):
+        step = block_rows(model, model.K, 8, DEFAULT_MEMORY)
         X = np.random.default_rng(7).normal(size=(5, model.D))
         for call in (jacprop.jacobian, lambda m, X, **kw: list(engine.iter_jacobian(m, X, **kw))):
             seen.clear()
             call(model, X)
-            assert seen == [("pad", False), ("threads", None, "hold", hold)]
+            assert seen == [("blocks", step, False), ("pool", None, hold)]
             seen.clear()
             call(model, X, deterministic=True, threads=1)
-            assert seen == [("pad", True), ("threads", 1, "hold", hold)]
+            assert seen == [("blocks", step, True), ("pool", 1, hold_padded)]
+    seen.clear()
+    jacprop.jacobian(_wide(), np.zeros((100, 60)), deterministic=True)  # 100 rows: halves, were it not deterministic
+    assert seen == [("blocks", block_rows(_wide(), 60, 8, DEFAULT_MEMORY), True), ("pool", None, True)]
 
 
 def test_plans_share_a_read_only_seed():
@@ -379,3 +387,17 @@ def test_plans_share_a_read_only_seed():
         np.testing.assert_array_equal(p.seed[0], np.eye(60))
         with pytest.raises(ValueError):
             p.seed[0, 0, 0] = 2
+
+
+def test_a_single_index_and_nested_indices_select_like_a_flat_list():
+    from models import mlp
+
+    model = mlp([4, 6, 3], ["tanh", "softplus"], seed=8)
+    X = np.random.default_rng(9).normal(size=(3, 4))
+    _, J = jacprop.jacobian(model, X)
+    for outputs, wrt, ko, kw in ((1, None, [1], slice(None)), ([[2, 0]], 3, [2, 0], [3]),
+                                 (np.array([[1], [2]]), [[0, 2]], [1, 2], [0, 2])):
+        for mode in ("reverse", "forward"):
+            Y, Js = jacprop.jacobian(model, X, mode=mode, outputs=outputs, wrt=wrt)
+            np.testing.assert_allclose(Js, J[:, ko][:, :, kw], rtol=0, atol=1e-15)
+            assert Y.shape == (3, len(ko))
