@@ -228,7 +228,12 @@ def test_a_float32_hvp_is_float32_and_the_float64_one_to_rounding():
     assert all(H.dtype == np.float32 and J.dtype == np.float32 for _, _, J, H in parts)
     np.testing.assert_allclose(np.concatenate([H for *_, H in parts]), Hu32, rtol=0, atol=0)
     _, _, H = jacprop.hessian(model, X)
-    assert all(a.dtype == np.float32 for a in jacprop.hessian(model, X, dtype=np.float32))
+    Y32, J32, H32 = jacprop.hessian(model, X, dtype=np.float32)
+    assert Y32.dtype == J32.dtype == H32.dtype == np.float32
+    blocks32 = list(iter_hessian(model, X, dtype=np.float32))  # hessian() is these blocks put together, to the bit
+    assert all(y.dtype == j.dtype == np.float32 for _, y, j, _ in blocks32)
+    for got, i in ((Y32, 1), (J32, 2), (H32, 3)):
+        np.testing.assert_array_equal(got, np.concatenate([b[i] for b in blocks32]))
     for diagonal in (False, True):  # the full H and its diagonal: float32 blocks from float32 tangents
         parts = list(iter_hessian(model, X, dtype=np.float32, diagonal=diagonal))
         assert all(H32.dtype == np.float32 for *_, H32 in parts)
@@ -299,6 +304,89 @@ def test_hvp_hands_deterministic_and_threads_to_the_blocks(monkeypatch):
     _, _, H = jacprop.hessian(model, X)  # hessian's own defaults
     assert seen == [("pad", False), ("threads", None)]
     np.testing.assert_allclose(Hu2, np.einsum("nkij,j->nki", H, u), rtol=0, atol=1e-14)
+    seen.clear()
+    _, _, H1 = jacprop.hessian(model, X, deterministic=True, threads=1)
+    assert seen == [("pad", True), ("threads", 1)]
+    np.testing.assert_allclose(H1, H, rtol=0, atol=1e-14)
+    seen.clear()
+    list(second_order.iter_hessian(model, X))
+    assert seen == [("pad", False), ("threads", None)]
+
+
+def test_hessian_keeps_to_the_memory_it_is_given(monkeypatch):
+    """``memory`` sizes the blocks (``hessian_rows``): 1 byte, one row per block; the same values."""
+    from jacprop import second_order
+
+    steps = []
+    real_blocks = second_order.blocks
+    monkeypatch.setattr(second_order, "blocks", lambda X, step, pad: (steps.append(step), real_blocks(X, step, pad))[1])
+    model = _mlp()
+    X = np.random.default_rng(5).normal(size=(3, 4))
+    _, _, H = jacprop.hessian(model, X)
+    _, _, H1 = jacprop.hessian(model, X, memory=1)
+    assert steps == [second_order.hessian_rows(model, 3, 4, 8), 1]
+    np.testing.assert_allclose(H1, H, rtol=0, atol=1e-14)
+
+
+def test_iter_hessian_names_a_bad_selection_and_a_bad_combination():
+    from jacprop.errors import UsageError
+    from jacprop.second_order import iter_hessian
+
+    model, X = _mlp(), np.zeros((2, 4))
+    for kw, message in ((dict(outputs=[3]), "output indices must lie in [0, 3), got [3]"),
+                        (dict(wrt=[0, -5]), "wrt indices must lie in [0, 4), got [0, -5]"),
+                        (dict(direction=np.ones(4), diagonal=True),
+                         "direction and diagonal exclude each other: H u is a vector per output already"),
+                        (dict(direction=[1.0, np.nan, 0.0, 0.0]), "direction: every value must be finite")):
+        with pytest.raises(UsageError) as e:
+            list(iter_hessian(model, X, **kw))
+        assert str(e.value) == message
+
+
+def _budget(model, k, w, itemsize, memory, diagonal=False):
+    """hessian_rows' budget as its docstring states it: per row, 3 x every node's size (values and saved),
+    W x (every node's size + every nonlinear node's size) (tangents and their ``jvp_pre`` parts), 4 K x the largest
+    node (cotangents), 2 K W x the largest node (a term's temporary), 3 x H (K W W, or K W for the diagonal) and
+    the largest op scratch; and one tangent of the largest nonlinear node within TANGENT_CACHE bytes."""
+    import math
+
+    from jacprop.graph import MAX_BLOCK_ROWS
+    from jacprop.second_order import TANGENT_CACHE
+
+    sizes = [math.prod(n.shape) for n in model.nodes]
+    nonlinear = [math.prod(n.shape) for n in model.nodes[1:] if not n.op.linear]
+    scratch = max(n.op.hess_scratch(k, w) for n in model.nodes[1:])
+    h = k * w * (1 if diagonal else w)
+    per_row = itemsize * (3 * sum(sizes) + w * (sum(sizes) + sum(nonlinear)) + 4 * k * max(sizes)
+                          + 2 * k * w * max(sizes) + 3 * h + scratch)
+    cache = TANGENT_CACHE // (itemsize * w * max(nonlinear, default=1))
+    return max(1, min(MAX_BLOCK_ROWS, memory // per_row, cache))
+
+
+def test_the_block_budget_as_documented():
+    """A recurrent layer first (its scratch and its size count), then Dense layers; a linear model of 600 inputs
+    (the cache bound without a nonlinear node); a tiny one (the 2,048-row cap)."""
+    from models import mlp
+
+    from jacprop.graph import MAX_BLOCK_ROWS
+    from jacprop.second_order import hessian_rows
+
+    b = GraphBuilder([("x", (4, 2))])
+    op, _ = _cell(2)  # an LSTM over return_sequences: (4, 3)
+    r = b.add("lstm", op, b.inputs, "LSTM")
+    flat = b.add("flat", ops.Reshape(shape=(-1,)), [r], "Flatten")
+    d = b.add("d", ops.Dense(kernel=np.ones((12, 5)), activation=Activation("tanh")), [flat], "Dense")
+    rec = b.finish([b.add("out", ops.Dense(kernel=np.ones((5, 2))), [d], "Dense")])
+    assert rec.nodes[2].op.hess_scratch(2, 8) > 0  # node 1: the input's Slice
+    # memory binds in the first three (the diagonal's smaller H leaves room for more rows), the cache in the last
+    for (k, w, itemsize, memory, diagonal), rows in (((2, 8, 8, 2**20, False), 52), ((2, 8, 8, 2**20, True), 61),
+                                                     ((1, 3, 4, 10**5, True), 30), ((2, 32, 8, 2**30, False), 682)):
+        got = hessian_rows(rec, k, w, itemsize, memory, diagonal)
+        assert got == _budget(rec, k, w, itemsize, memory, diagonal) == rows, (k, w, itemsize, memory, diagonal, got)
+    wide = mlp([600, 2], ["linear"])
+    assert hessian_rows(wide, 2, 600, 8, 2**40) == _budget(wide, 2, 600, 8, 2**40) == 2**21 // (8 * 600)
+    tiny = mlp([1, 1], ["linear"])
+    assert hessian_rows(tiny, 1, 1, 8, 2**40) == MAX_BLOCK_ROWS
 
 
 # ---------------------------------------------------------------------------
