@@ -489,3 +489,36 @@ def test_a_single_index_and_nested_indices_select_like_a_flat_list():
             Y, Js = jacprop.jacobian(model, X, mode=mode, outputs=outputs, wrt=wrt)
             np.testing.assert_allclose(Js, J[:, ko][:, :, kw], rtol=0, atol=1e-15)
             assert Y.shape == (3, len(ko))
+
+
+def _refused(model):
+    from jacprop.errors import ModelError
+
+    with pytest.raises(ModelError) as e:
+        jacprop.hessian(model, np.zeros((1, model.D)))
+    return str(e.value)
+
+
+def test_rules_missing_inside_a_layer_are_refused_naming_it(monkeypatch):
+    """check_second_order looks inside TimeDistributed (its ops and their activations) and at a recurrent layer's
+    recurrent activation, not only at the layer's own op and activation."""
+    from jacprop.ops import activations, tensor
+
+    def td(*inner):
+        b = GraphBuilder([("x", (3, 2))])
+        return b.finish([b.add("td", ops.TimeDistributed(inner=inner), b.inputs, "TimeDistributed")])
+
+    jacprop.hessian(td(tensor.Pointwise(name="exp")), np.zeros((1, 6)))
+    monkeypatch.delitem(tensor.POINTWISE2, "exp")  # exp without its h'': an op without a second-order rule
+    assert _refused(td(tensor.Pointwise(name="exp"))) == "hessian: layer 'td' (TimeDistributed): op Pointwise has " \
+                                                         "no second-order rule"
+    dense = ops.Dense(kernel=np.ones((2, 2)), activation=Activation("softsign"))
+    jacprop.hessian(td(dense), np.zeros((1, 6)))  # it has one
+    op, _ = _cell(3)  # an LSTM with a swish cell and a hard_sigmoid gate
+    model = _alone(op, 4, 2)
+    jacprop.hessian(model, np.zeros((1, 8)))
+    monkeypatch.delitem(activations.SECOND, "softsign")
+    assert _refused(td(dense)) == "hessian: layer 'td' (TimeDistributed): activation 'softsign' has no " \
+                                  "second-order rule"
+    monkeypatch.delitem(activations.SECOND, "hard_sigmoid")
+    assert _refused(model) == "hessian: layer 'rnn' (RNN): activation 'hard_sigmoid' has no second-order rule"
