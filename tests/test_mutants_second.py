@@ -522,3 +522,21 @@ def test_rules_missing_inside_a_layer_are_refused_naming_it(monkeypatch):
                                   "second-order rule"
     monkeypatch.delitem(activations.SECOND, "hard_sigmoid")
     assert _refused(model) == "hessian: layer 'rnn' (RNN): activation 'hard_sigmoid' has no second-order rule"
+
+
+def test_hessian_halves_and_block_heights():
+    """iter_hessian over N = 100 rows (below two blocks): two halves of 50 unless deterministic (one block) or
+    ``rows`` is given (as asked); H against central differences of J in every case."""
+    from jacprop.second_order import hessian_rows, iter_hessian
+
+    model = _mlp()
+    assert hessian_rows(model, 3, 4, 8) >= 100
+    X = np.random.default_rng(11).normal(size=(100, 4))
+    H_ref = fd_hessian_of_j(model, X)
+    for kw, chunks in (({}, [(0, 50), (50, 50)]), ({"deterministic": True}, [(0, 100)]),
+                       ({"rows": 80}, [(0, 80), (80, 20)]), ({"rows": 80, "deterministic": True}, [(0, 80), (80, 20)])):
+        parts = list(iter_hessian(model, X, **kw))
+        assert [(s, len(H)) for s, _, _, H in parts] == chunks, kw
+        assert_scaled(np.concatenate([H for *_, H in parts]), H_ref, 1e-7)
+    _, _, H = jacprop.hessian(model, X)
+    assert_scaled(H, H_ref, 1e-7)
