@@ -540,3 +540,17 @@ def test_hessian_halves_and_block_heights():
         assert_scaled(np.concatenate([H for *_, H in parts]), H_ref, 1e-7)
     _, _, H = jacprop.hessian(model, X)
     assert_scaled(H, H_ref, 1e-7)
+
+
+def test_a_linear_model_gives_float32_zeros_in_float32():
+    """H = 0 without any second-order term (no nonlinear node): still in the run's dtype, in every form."""
+    from models import mlp
+
+    from jacprop.second_order import iter_hessian
+
+    model = mlp([3, 4, 2], ["linear", "relu"])
+    X = np.random.default_rng(12).normal(size=(4, 3))
+    for kw, shape in (({}, (4, 2, 3, 3)), ({"diagonal": True}, (4, 2, 3)), ({"direction": np.ones(3)}, (4, 2, 3))):
+        parts = list(iter_hessian(model, X, dtype=np.float32, **kw))
+        H = np.concatenate([p[3] for p in parts])
+        assert H.dtype == np.float32 and H.shape == shape and not H.any(), kw
