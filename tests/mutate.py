@@ -48,7 +48,11 @@ TESTS = {
     "jacprop/ops/time_distributed.py": ["tests/test_recurrent.py", "tests/test_recurrent_hessian.py",
                                         "tests/test_mutants_ops2.py"],
     "jacprop/ops/recurrent.py": ["tests/test_recurrent.py", "tests/test_cudnn.py", "tests/test_mutants_ops2.py"],
-    "jacprop/ops/recurrent_second.py": ["tests/test_recurrent_hessian.py", "tests/test_mutants_ops2.py"],
+    "jacprop/ops/recurrent_second.py": ["tests/test_recurrent_hessian.py", "tests/test_mutants_ops2.py",
+                                        "tests/test_mutants_second.py"],
+    # the model-level Hessians, H u and check --order 2 (not test_hessian_ops.py: the ops' own rules, 3x slower)
+    "jacprop/second_order.py": ["tests/test_hessian.py", "tests/test_hvp.py", "tests/test_hessian_check.py",
+                                "tests/test_mutants_second.py"],
     "jacprop/parallel.py": ["tests/test_engine.py", "tests/test_mutants_engine.py", "tests/test_mutants_engine2.py",
                             "tests/test_speed_contract.py", "tests/test_mutants_parallel.py"],
     "jacprop/propagate.py": ["tests/test_mutants_propagate3.py", "tests/test_propagate.py",
