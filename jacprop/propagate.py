@@ -44,6 +44,7 @@ from .uncertainty.first_order import (  # noqa: F401  (the public names of the f
     gum,
     linear,
     output_covariance,
+    power_of_two_scale,
     quadratic_form,
     scaled_terms,
     terms,
@@ -73,9 +74,11 @@ def linearity(forward, X, Y, J, dx, corr=None):
     steps[-2], steps[-1] = dx, -dx
     f_net = np.asarray(forward((X[None] + steps).reshape(-1, d)))
     f = f_net.astype(np.float64).reshape(2 * d + 2, n, -1)
-    E = np.stack([np.maximum(np.abs(f[2 * i] - Y - J[:, :, i] * dx[:, i : i + 1]),
-                             np.abs(Y - f[2 * i + 1] - J[:, :, i] * dx[:, i : i + 1])) for i in range(d)], axis=-1)
-    E, e_scale = scaled_terms(E, np.ones((n, d)))  # sum_i e_i^2 over a power of two, as gum's
+    jdx = terms(J, dx)  # (N, K, D)
+    plus, minus = (np.moveaxis(f[side : 2 * d : 2], 0, -1) for side in (0, 1))  # f(x +- dx_i e_i): (N, K, D)
+    E = np.maximum(np.abs(plus - Y[..., None] - jdx), np.abs(Y[..., None] - minus - jdx))
+    e_scale = power_of_two_scale(E)  # sum_i e_i^2 over a power of two, as gum's
+    E = E / e_scale[..., None]
     departure = np.zeros_like(Y)
     for i in range(d):  # in input order
         departure = departure + E[..., i] * E[..., i]

@@ -18,14 +18,19 @@ def terms(J, dx):
     return J * dx[:, None, :]
 
 
+def power_of_two_scale(a, axis=-1):
+    """s, a power of two with 1 <= max |a| / s < 2 along ``axis`` (1/2 where that max is 0 or not finite),
+    that axis dropped.  Dividing by a power of two is exact, so sums of squares (and fourth powers) of a / s
+    give the bits of a's own wherever a's do not under- or overflow, and the right value where they would (a u
+    of 1e-170 or 1e170)."""
+    _, e = np.frexp(np.abs(a).max(axis=axis, initial=0.0))
+    return np.ldexp(1.0, e - 1)
+
+
 def scaled_terms(J, dx):
-    """(a / s (N, K, D), s (N, K)): the terms a_i = c_i u_i over a power of two s with 1 <= max_i |a_i| / s < 2
-    (s = 1/2 where that max is 0 or not finite).  Dividing by a power of two is exact, so sums of squares (and
-    fourth powers) of a / s give the bits of a's own wherever a's do not under- or overflow, and the right value
-    where they would (a u of 1e-170 or 1e170)."""
+    """(a / s (N, K, D), s (N, K)): the terms a_i = c_i u_i over their ``power_of_two_scale``."""
     a = terms(J, dx)
-    _, e = np.frexp(np.abs(a).max(axis=-1, initial=0.0))
-    s = np.ldexp(1.0, e - 1)
+    s = power_of_two_scale(a)
     return a / s[..., None], s
 
 

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .distributions import draws
+from .first_order import power_of_two_scale
 
 MEMORY = 256 * 2**20  # bytes of stored draws per group of rows
 GRID = 2.0**-10  # the most a grid step may be of dx_i (inputs) or of u (outputs): see Resolution
@@ -111,8 +112,7 @@ def summary(ys: np.ndarray, opts: McOptions) -> dict:
     n = ys.shape[-2]
     mean = mean_of_draws(ys)
     dev = ys - mean[..., None, :]
-    _, e = np.frexp(np.abs(dev).max(axis=-2, initial=0.0))
-    scale = np.ldexp(1.0, e - 1)  # a power of two: the moments of dev / scale neither under- nor overflow
+    scale = power_of_two_scale(dev, axis=-2)  # the moments of dev / scale neither under- nor overflow
     dev = dev / scale[..., None, :]
     var = (dev * dev).sum(axis=-2) / max(n - 1, 1)
     std = np.sqrt(var)
