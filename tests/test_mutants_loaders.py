@@ -304,6 +304,12 @@ def test_activation_refusals_name_the_activation(tmp_path):
         "activation 'Swish' is not supported"
     assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": 3}, K) == "activation 3 is not supported"
     assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": "nope"}, K) == "activation 'nope' is not supported"
+    for internal in ("relu_max", "gelu_tanh", "hard_sigmoid_k2"):  # jacprop's names, not Keras': Keras refuses them
+        assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": internal}, K) == \
+            f"activation {internal!r} is not supported"
+        function = {"class_name": "function", "config": internal, "module": "keras.activations"}
+        assert refused(tmp_path, (4,), "Dense", {**cfg, "activation": function}, K) == \
+            f"activation {internal!r} is not supported"
 
 
 def test_hard_sigmoid_is_the_keras_versions_own(tmp_path):
@@ -381,6 +387,55 @@ def test_rms_normalization_scale_and_default_epsilon(tmp_path):
     np.testing.assert_allclose(y, 1e-4 / np.sqrt(1e-8 + 1e-6), rtol=1e-13)
     assert refused(tmp_path, (2, 3), "RMSNormalization", {}, {"scale": np.ones(2)}, version="3.10.0") == \
         "weight 'scale' expected shape (3,), got (2,)"
+
+
+def _central_differences(model, x, h=1e-6):
+    """dy/dx by central differences, (N, K, D): the reference for a Jacobian that no framework computed here."""
+    cols = [(model.forward(x + h * e) - model.forward(x - h * e)) / (2 * h) for e in np.eye(x.shape[1])]
+    return np.stack(cols, axis=-1)
+
+
+def test_layer_normalization_over_a_non_last_axis(tmp_path):
+    # Keras 2 and 3 reshape gamma and beta to the normalised axis (measured, Keras 3.15.1: within 7e-16 of this)
+    g, be = RNG.uniform(0.5, 2, 2), RNG.normal(size=2)
+    model, x, y, J = run1(tmp_path, (2, 3), "LayerNormalization", {"axis": [1], "epsilon": 0.01},
+                          {"gamma": g, "beta": be})
+    xs = x.reshape(-1, 2, 3)
+    xhat = (xs - xs.mean(1, keepdims=True)) / np.sqrt(xs.var(1, keepdims=True) + 0.01)
+    np.testing.assert_allclose(y, (xhat * g[:, None] + be[:, None]).reshape(len(x), -1), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(J, _central_differences(model, x), rtol=1e-6, atol=1e-7)
+    _, x, y, _ = run1(tmp_path, (2, 3), "LayerNormalization", {"axis": 1, "epsilon": 0.01, "rms_scaling": True},
+                      {"gamma": g})
+    xs = x.reshape(-1, 2, 3)
+    np.testing.assert_allclose(y, (xs / np.sqrt(xs.var(1, keepdims=True) + 0.01) * g[:, None]).reshape(len(x), -1),
+                               rtol=1e-12)
+
+
+def test_rms_normalization_over_a_non_last_axis_broadcasts_scale_as_keras_does(tmp_path):
+    # Keras 3 multiplies by scale with numpy's broadcasting, i.e. along the LAST axis, whichever axis it normalises
+    # over (measured, Keras 3.15.1: within 5e-16 of this formula on a (2, 2) row; a (3, 2) row fails in Keras)
+    s = RNG.uniform(0.5, 2, 2)
+    model, x, y, J = run1(tmp_path, (2, 2), "RMSNormalization", {"axis": [1], "epsilon": 0.01}, {"scale": s},
+                          version="3.10.0")
+    xs = x.reshape(-1, 2, 2)
+    ref = xs / np.sqrt((xs ** 2).mean(1, keepdims=True) + 0.01) * s
+    np.testing.assert_allclose(y, ref.reshape(len(x), -1), rtol=1e-13)
+    np.testing.assert_allclose(J, _central_differences(model, x), rtol=1e-6, atol=1e-7)
+    assert refused(tmp_path, (3, 2), "RMSNormalization", {"axis": [1]}, {"scale": np.ones(3)}, version="3.10.0") \
+        == "scale of shape (3,) does not broadcast against the row shape (3, 2) (Keras itself cannot call this layer)"
+    s6 = RNG.uniform(0.5, 2, (2, 3))  # over two axes: the scale of both
+    _, x, y, _ = run1(tmp_path, (2, 3), "RMSNormalization", {"axis": [1, 2], "epsilon": 0.5}, {"scale": s6},
+                      version="3.10.0")
+    xs = x.reshape(-1, 2, 3)
+    np.testing.assert_allclose(y, (xs / np.sqrt((xs ** 2).mean((1, 2), keepdims=True) + 0.5) * s6).reshape(len(x), -1),
+                               rtol=1e-13)
+
+
+def test_normalization_without_an_axis_key_normalises_the_last_axis(tmp_path):
+    m, v = RNG.normal(size=3), RNG.uniform(0.5, 2, 3)
+    _, x, y, _ = run1(tmp_path, (2, 3), "Normalization", {}, {"mean": m, "variance": v, "count": np.array(4.0)})
+    np.testing.assert_allclose(y, ((x.reshape(-1, 2, 3) - m) / np.sqrt(v)).reshape(len(x), -1), rtol=1e-13,
+                               atol=1e-14)
 
 
 def test_normalization_from_its_weights_over_an_axis_none_and_inverted(tmp_path):
@@ -997,6 +1052,9 @@ def test_weight_list_refusals(tmp_path):
         "W0 of shape (3, 4) does not follow the previous layer (None outputs)"
     assert npz_error(save(W0=np.ones((3, 4)), W1=np.ones((4, 2)), activations=np.array(["bogus", "linear"]))) \
         .startswith("layer 'hidden_1': ")
+    assert npz_error(save(W0=np.ones((3, 4)), W1=np.ones((4, 2)), activations=np.array(["relu_max", "linear"]))) \
+        == "layer 'hidden_1': activation 'relu_max' cannot be given in a weight list (its cap would be 0); " \
+        "relu6 is clip(a, 0, 6)"
     torch = {"net.0.weight": np.ones((4, 3)), "net.0.bias": np.ones(5)}
     assert npz_error(save(**torch)) == "net.0: bias expected shape (4,), got (5,)"
     torch = {"a.weight": np.ones((4, 3)), "b.weight": np.ones((2, 5))}

@@ -110,6 +110,11 @@ class Call:
 # Activations: strings, serialized functions, layer objects
 
 
+# jacprop's own names for variants that Keras spells with options (gelu approximate=True, Keras 2's
+# hard_sigmoid, ReLU(max_value)): no Keras version accepts them as strings, so a file that holds one is refused.
+INTERNAL_ACTIVATIONS = frozenset({"gelu_tanh", "hard_sigmoid_k2", "relu_max"})
+
+
 def activation(c: Call, spec, **kwargs) -> Activation:
     """An activation given as a string, a serialized function or an activation layer object.
 
@@ -133,7 +138,7 @@ def activation(c: Call, spec, **kwargs) -> Activation:
         if cls in ACTIVATION_LAYERS and isinstance(cfg, dict):
             return ACTIVATION_LAYERS[cls](c, cfg)
         raise c.fail(f"activation {spec.get('registered_name') or cls!r} is not supported")
-    if not isinstance(spec, str):
+    if not isinstance(spec, str) or spec in INTERNAL_ACTIVATIONS:
         raise c.fail(f"activation {spec!r} is not supported")
     name = {"hard_sigmoid": "hard_sigmoid" if c.keras3 else "hard_sigmoid_k2"}.get(spec, spec)
     if name == "gelu" and kwargs.get("approximate"):
@@ -240,11 +245,22 @@ def _layer_norm(c: Call) -> int:
 
 
 def _rms_norm(c: Call) -> int:
-    """Keras 3 RMSNormalization: x / sqrt(mean(x^2) + epsilon) * scale."""
+    """Keras 3 RMSNormalization: x / sqrt(mean(x^2 over ``axis``) + epsilon) * scale.
+
+    scale has the shape of the normalised axes but multiplies x with numpy's broadcasting, aligned with the
+    *last* axes (measured, Keras 3.15.1): over a non-last axis of a (2, 2) row, scale runs along the last
+    axis; where the shapes do not broadcast, Keras fails when called, and so do we, when loading."""
     axes = _norm_axes(c, c.cfg.get("axis", -1))
-    bshape = tuple(c.shape[a] if a in axes else 1 for a in range(-len(c.shape), 0))
     (scale,) = c.weights(("scale", tuple(c.shape[a] for a in axes)))
-    return c.add(ops.LayerNorm(axes=axes, epsilon=c.cfg.get("epsilon", 1e-6), gamma=scale.reshape(bshape), rms=True))
+    try:
+        fits = np.broadcast_shapes(scale.shape, c.shape) == c.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise c.fail(f"scale of shape {scale.shape} does not broadcast against the row shape {c.shape} "
+                     "(Keras itself cannot call this layer)")
+    gamma = scale.reshape((1,) * (len(c.shape) - scale.ndim) + scale.shape)
+    return c.add(ops.LayerNorm(axes=axes, epsilon=c.cfg.get("epsilon", 1e-6), gamma=gamma, rms=True))
 
 
 def _normalization(c: Call) -> int:

@@ -220,6 +220,9 @@ def _activation(text: str) -> Activation:
         if not np.isfinite(alpha):
             raise ValueError(f"activation {text!r}: the parameter must be finite")
         return Activation(name, alpha=alpha)
+    if name == "relu_max":  # jacprop's name for clip(a, 0, cap): with no cap given it would be 0 everywhere
+        raise ValueError("activation 'relu_max' cannot be given in a weight list (its cap would be 0); "
+                         "relu6 is clip(a, 0, 6)")
     if name in NAMED_PARAMETER and NAMED_PARAMETER[name] is None:
         raise ValueError(f"activation {name!r} needs its slope, which the frameworks choose differently "
                          "(PyTorch 0.01, tf.nn and keras.activations 0.2, Keras' LeakyReLU layer 0.3): "
