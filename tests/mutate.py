@@ -100,6 +100,8 @@ TESTS = {
     "jacprop/loaders/keras_layers.py": ["tests/test_keras.py", "tests/test_holes_keras.py", "tests/test_keras_old.py",
                                         "tests/test_constants.py", "tests/test_recurrent.py", "tests/test_cudnn.py",
                                         "tests/test_mutants_loaders.py"],
+    "jacprop/loaders/keras_norm.py": ["tests/test_keras.py", "tests/test_holes_keras.py", "tests/test_keras_old.py",
+                                      "tests/test_constants.py", "tests/test_mutants_loaders.py"],
     "jacprop/loaders/keras_config.py": ["tests/test_keras.py", "tests/test_holes_keras.py"],
     "jacprop/loaders/keras_recurrent.py": ["tests/test_recurrent.py", "tests/test_keras.py", "tests/test_cudnn.py",
                                            "tests/test_keras_old.py", "tests/test_mutants_loaders.py"],

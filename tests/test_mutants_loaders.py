@@ -778,6 +778,66 @@ def test_conv1d_transpose_valid_and_its_refusals(tmp_path):
         "missing weight 'bias'"
 
 
+def test_conv1d_transpose_without_bias_with_its_activation(tmp_path):
+    K = RNG.normal(size=(3, 2, 4))  # (k, filters, C_in)
+    xs = RNG.uniform(-0.5, 0.5, size=(7, 4, 4))  # tanh not saturated
+    _, x, y, _ = run1(tmp_path, (4, 4), "Conv1DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2,
+                                                            "use_bias": False, "activation": "tanh"}, {"kernel": K},
+                      x=xs.reshape(7, -1))
+    ref = np.zeros((len(x), 4 * 2 + 1, 2))
+    for i in range(4):
+        for j in range(3):
+            ref[:, i * 2 + j] += xs[:, i] @ K[j].T
+    np.testing.assert_allclose(y, np.tanh(ref).reshape(len(x), -1), rtol=1e-12, atol=1e-13)
+    assert refused(tmp_path, (4, 4), "Conv1DTranspose", {"filters": 2, "kernel_size": 3, "use_bias": False},
+                   {"kernel": K, "bias": np.ones(2)}) == "2 weights stored (l0/kernel:0, l0/bias:0), expected 1"
+
+
+@pytest.mark.parametrize("cls,cfg,weights", [
+    ("DepthwiseConv1D", {"kernel_size": 2, "depth_multiplier": 2, "dilation_rate": 2},
+     {"depthwise_kernel": RNG.normal(size=(2, 3, 2)), "bias": RNG.normal(size=6)}),
+    ("SeparableConv1D", {"filters": 2, "kernel_size": 2, "depth_multiplier": 2, "dilation_rate": 2},
+     {"depthwise_kernel": RNG.normal(size=(2, 3, 2)), "pointwise_kernel": RNG.normal(size=(1, 6, 2)),
+      "bias": RNG.normal(size=2)}),
+    ("Conv1DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2},
+     {"kernel": RNG.normal(size=(3, 2, 3)), "bias": RNG.normal(size=2)}),
+])
+def test_depthwise_separable_and_transposed_convolutions_channels_first(tmp_path, cls, cfg, weights):
+    # Keras' channels_first is channels_last on the transposed row, whatever the layer (TensorFlow transposes too)
+    x_cl = RNG.uniform(-1, 1, size=(5, 7, 3))  # (length 7, 3 channels)
+    _, _, y_cl, _ = run1(tmp_path, (7, 3), cls, cfg, weights, x=x_cl.reshape(5, -1))
+    _, _, y_cf, _ = run1(tmp_path, (3, 7), cls, {**cfg, "data_format": "channels_first"}, weights,
+                         x=np.swapaxes(x_cl, 1, 2).reshape(5, -1))
+    out_cl = y_cl.reshape(5, -1, 6 if cls == "DepthwiseConv1D" else 2)
+    np.testing.assert_array_equal(y_cf, np.swapaxes(out_cl, 1, 2).reshape(5, -1))
+
+
+def test_depthwise_and_separable_dilation_and_weight_names(tmp_path):
+    K = RNG.normal(size=(2, 2, 1))  # (k, C, m)
+    _, x, y, _ = run1(tmp_path, (5, 2), "DepthwiseConv1D", {"kernel_size": 2, "dilation_rate": 3, "use_bias": False},
+                      {"depthwise_kernel": K})
+    xs = x.reshape(-1, 5, 2)
+    ref = np.stack([xs[:, o] * K[0, :, 0] + xs[:, o + 3] * K[1, :, 0] for o in range(2)], 1)
+    np.testing.assert_allclose(y, ref.reshape(len(x), -1), rtol=1e-13, atol=1e-14)
+    assert refused(tmp_path, (5, 2), "DepthwiseConv1D", {"kernel_size": 2}, {}) == "missing weight 'depthwise_kernel'"
+    assert refused(tmp_path, (5, 2), "DepthwiseConv1D", {"kernel_size": 2}, {"depthwise_kernel": K}) == \
+        "missing weight 'bias'"
+    sep = {"filters": 2, "kernel_size": 2}
+    assert refused(tmp_path, (5, 2), "SeparableConv1D", sep, {}) == "missing weight 'depthwise_kernel'"
+    assert refused(tmp_path, (5, 2), "SeparableConv1D", sep, {"depthwise_kernel": K}) == \
+        "missing weight 'pointwise_kernel'"
+    assert refused(tmp_path, (5, 2), "SeparableConv1D", sep,
+                   {"depthwise_kernel": K, "pointwise_kernel": np.ones((1, 2, 2))}) == "missing weight 'bias'"
+    assert refused(tmp_path, (4, 4), "Conv1DTranspose", {"filters": 2, "kernel_size": 3}, {}) == \
+        "missing weight 'kernel'"
+
+
+def test_cropping_refusals_name_the_option(tmp_path):
+    assert refused(tmp_path, (5, 2), "Cropping1D", {"cropping": [1, 2, 3]}) == "cropping [1, 2, 3] does not give 1 axes"
+    assert refused(tmp_path, (4, 5, 2), "Cropping2D", {"cropping": [[1, -1], [0, 0]]}) == \
+        "cropping [[1, -1], [0, 0]] must be non-negative pairs"
+
+
 def test_repeat_vector_and_identity_layers(tmp_path):
     _, x, y, _ = run1(tmp_path, (3,), "RepeatVector", {"n": 4})
     np.testing.assert_array_equal(y, np.tile(x, 4))

@@ -877,6 +877,27 @@ def test_linearity_index_over_the_correlated_u():
         np.testing.assert_allclose(minus[n], Y[n] - f(X[n : n + 1] - dx[n])[0], rtol=1e-12)
 
 
+def test_linearity_flags_rows_the_models_own_float_grid_cannot_resolve():
+    """x = 1000 with dx = 1e-5: float32's spacing there is 6.1e-5 (x + dx rounds back to x), float64's 1.1e-13.
+    A float32 model gets NaN and ``unresolved`` at that row, the same function in float64 gets numbers."""
+    from jacprop import propagate as P
+
+    X = np.array([[1000.0, 1.0], [1.0, 2.0]])
+    dx = np.array([[1e-5, 1e-3], [1e-3, 1e-3]])
+    J = np.stack([np.stack([2 * X[:, 0], np.ones(2)], 1)], axis=1)  # f = x0^2 + x1
+    for dtype, coarse in ((np.float32, [True, False]), (np.float64, [False, False])):
+        def f(Z, dtype=dtype):
+            Z = Z.astype(dtype)
+            return (Z[:, :1] ** 2 + Z[:, 1:]).astype(dtype)
+
+        Y = f(X).astype(np.float64)
+        nl, plus, minus, lost = P.linearity(f, X, Y, J, dx)
+        assert lost[:, 0].tolist() == coarse, dtype
+        for a in (nl, plus, minus):
+            assert np.isnan(a[:, 0]).tolist() == coarse, dtype
+        np.testing.assert_allclose(plus[1], f(X[1:] + dx[1])[0] - Y[1], rtol=1e-5)
+
+
 def test_propagate_takes_dx_as_strings_relative_to_x():
     import jacprop
 

@@ -28,10 +28,10 @@ import numpy as np
 
 from ..errors import ModelError, one_line
 from ..graph import GraphBuilder, Model
-from . import keras_layers, keras_more, keras_recurrent
+from . import keras_layers, keras_more, keras_norm, keras_recurrent
 from .keras_layers import Call
 
-BUILDERS = {**keras_layers.BUILDERS, **keras_more.BUILDERS, **keras_recurrent.BUILDERS}
+BUILDERS = {**keras_layers.BUILDERS, **keras_norm.BUILDERS, **keras_more.BUILDERS, **keras_recurrent.BUILDERS}
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 WRAPPERS = {"Bidirectional": ("layer", "backward_layer"), "TimeDistributed": ("layer",)}
 INTEGER_INPUT = {"Embedding", "CategoryEncoding", "StringLookup", "IntegerLookup", "Hashing", "TextVectorization"}
